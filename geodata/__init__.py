@@ -1,0 +1,1 @@
+"""Spatial layers, point assignment and coordinate systems (pure, no Kafka/HTTP)."""

@@ -1,0 +1,1 @@
+"""Grid case-routing engine: domain core (pure, no I/O)."""

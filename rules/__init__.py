@@ -1,0 +1,1 @@
+"""Rule tables and the decision engine (pure, no Kafka/HTTP)."""
