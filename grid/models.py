@@ -337,6 +337,7 @@ class Case(BaseModel):
     arbitration: bool = False
     created_at: datetime
     updated_at: datetime
+    disposed_at: datetime | None = None
     closed_at: datetime | None = None
     closed_on_time: bool | None = None
     history: list[CaseEvent] = Field(default_factory=list)

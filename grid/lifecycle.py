@@ -1,0 +1,365 @@
+"""The case lifecycle as a pure state machine (decider pattern).
+
+* :func:`open_case` turns a located, decided report into the opening events.
+* :func:`decide` turns (case, command, now) into events, or raises :class:`IllegalTransition`.
+* :func:`evolve` folds one event into the case; :func:`replay` rebuilds a case from its events.
+
+``apply(case, command, now) -> (case, events)`` is ``decide`` followed by ``evolve``: the
+events are the only source of truth, so replaying the history gives back the same case.
+
+National flow: reported → filed | rejected | merged | triage; filed → dispatched → accepted →
+disposed → verified → closed; a failed verification sends the case to rework; a department's
+return sends it back for re-dispatch (twice or more → command-center arbitration); extensions
+are requested and granted; supervision orders and warnings apply to any open state; a
+self-disposable case with evidence closes itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from grid.models import (
+    TERMINAL_STATES,
+    Action,
+    Case,
+    CaseEvent,
+    CaseState,
+    Command,
+    Decision,
+    Placement,
+    Report,
+    Role,
+    WorkOrder,
+    case_id_for,
+)
+
+S = CaseState
+LEVELS = ("street", "district", "city")
+DISPOSABLE = (S.DISPATCHED, S.ACCEPTED, S.REWORK)
+
+
+class IllegalTransition(ValueError):
+    """A command that the case's current state does not allow."""
+
+    def __init__(self, state: CaseState, action: Action | str, detail: str = "") -> None:
+        self.state = state
+        self.action = Action(action)
+        msg = f"action {self.action.value!r} is not allowed in state {state.value!r}"
+        super().__init__(f"{msg}: {detail}" if detail else msg)
+
+
+class NotPermitted(IllegalTransition):
+    """A command by an actor or role that may not act on this case."""
+
+
+# action -> (roles allowed, states allowed); None = any open state
+RULES: dict[Action, tuple[frozenset[Role], frozenset[CaseState] | None]] = {
+    Action.FILE: (frozenset({"command_center"}), frozenset({S.REPORTED, S.TRIAGE})),
+    Action.CLASSIFY: (frozenset({"command_center"}), frozenset({S.TRIAGE})),
+    Action.REJECT: (frozenset({"command_center"}), frozenset({S.REPORTED, S.TRIAGE, S.FILED})),
+    Action.DISPATCH: (frozenset({"command_center", "system"}), frozenset({S.FILED, S.RETURNED})),
+    Action.ACCEPT: (frozenset({"department"}), frozenset({S.DISPATCHED})),
+    Action.DISPOSE: (frozenset({"department"}), frozenset(DISPOSABLE)),
+    Action.RETURN: (frozenset({"department"}), frozenset({S.DISPATCHED, S.ACCEPTED})),
+    Action.REQUEST_EXTENSION: (frozenset({"department"}), frozenset(DISPOSABLE)),
+    Action.GRANT_EXTENSION: (frozenset({"command_center"}), frozenset(DISPOSABLE)),
+    Action.DENY_EXTENSION: (frozenset({"command_center"}), frozenset(DISPOSABLE)),
+    Action.VERIFY: (frozenset({"supervisor"}), frozenset({S.DISPOSED})),
+    Action.CLOSE: (frozenset({"command_center"}), frozenset({S.VERIFIED})),
+    Action.SELF_DISPOSE: (
+        frozenset({"supervisor"}),
+        frozenset({S.REPORTED, S.TRIAGE, S.FILED, S.DISPATCHED}),
+    ),
+    Action.SUPERVISE: (frozenset({"command_center", "system"}), None),
+    Action.WARN: (frozenset({"system"}), None),
+    Action.MERGE: (frozenset({"system", "command_center"}), None),
+}
+
+
+def _event(case: Case | None, kind: str, to: CaseState, actor: str, role: Role, at: datetime,
+           reason: str = "", seq_offset: int = 0, case_id: str | None = None,
+           placement: Placement | None = None, **data: Any) -> CaseEvent:
+    cid = case_id or (case.case_id if case else "")
+    seq = (len(case.history) if case else 0) + 1 + seq_offset
+    where = placement or (case.placement if case else None)
+    return CaseEvent(
+        event_id=f"{cid}:{seq}", case_id=cid, seq=seq, type=kind,
+        state_from=case.state if case else None, state_to=to, actor=actor, role=role, at=at,
+        reason=reason, data={k: v for k, v in data.items() if v is not None},
+        district=where.district if where else None, street=where.street if where else None,
+    )
+
+
+def _dump(model: Any) -> Any:
+    return model.model_dump(mode="json", by_alias=True)
+
+
+def open_case(report: Report, placement: Placement, decision: Decision, now: datetime,
+              category: str | None = None, kind: str | None = None) -> tuple[Case, list[CaseEvent]]:
+    """Open a case for a new report: reported, then triage, self-closed, or filed + dispatched."""
+    cid = case_id_for(report.rid)
+    reported = CaseEvent(
+        event_id=f"{cid}:1", case_id=cid, seq=1, type="reported", state_from=None,
+        state_to=S.REPORTED, actor=report.reporter_id, role="supervisor" if
+        report.source == "supervisor" else "system", at=now, reason=f"source {report.source}",
+        data={"report": _dump(report), "placement": _dump(placement),
+              "type_code": decision.type_code, "category": category, "kind": kind},
+        district=placement.district, street=placement.street,
+    )
+    case = evolve(None, reported)
+    events = [reported]
+    if decision.handling == "triage":
+        nxt = [_event(case, "triaged", S.TRIAGE, "engine", "system", now,
+                      "unclassified: manual triage by the command center",
+                      decision=_dump(decision))]
+    elif decision.self_closed:
+        nxt = [_event(case, "self_closed", S.CLOSED, report.reporter_id, "supervisor", now,
+                      "self-disposal on the spot with evidence", decision=_dump(decision),
+                      evidence_photos=list(report.evidence_photos))]
+    else:
+        filed = _event(case, "filed", S.FILED, "engine", "system", now,
+                       f"rule {decision.winner}", decision=_dump(decision))
+        case = evolve(case, filed)
+        events.append(filed)
+        nxt = [_dispatch_event(case, decision.department or "command_center", "engine",
+                               "system", now, "auto-dispatch")]
+    for ev in nxt:
+        case = evolve(case, ev)
+    return case, events + nxt
+
+
+def _dispatch_event(case: Case, department: str, actor: str, role: Role, at: datetime,
+                    reason: str, **data: Any) -> CaseEvent:
+    n = case.dispatches + 1
+    return _event(case, "dispatched", S.DISPATCHED, actor, role, at, reason,
+                  department=department, work_order_id=f"{case.case_id}:{n}",
+                  priority=case.priority, tier=case.tier, **data)
+
+
+def _check(case: Case, cmd: Command) -> None:
+    roles, states = RULES[cmd.action]
+    if cmd.role not in roles:
+        raise NotPermitted(case.state, cmd.action,
+                           f"role {cmd.role!r} may not; allowed: {', '.join(sorted(roles))}")
+    if case.state in TERMINAL_STATES:
+        raise IllegalTransition(case.state, cmd.action, "the case is finished")
+    if states is not None and case.state not in states:
+        allowed = ", ".join(sorted(s.value for s in states))
+        raise IllegalTransition(case.state, cmd.action, f"allowed only in: {allowed}")
+    if cmd.role == "department" and cmd.actor != case.department:
+        raise NotPermitted(case.state, cmd.action,
+                           f"department {cmd.actor!r} is not responsible "
+                           f"(work order is with {case.department!r})")
+
+
+def already_applied(case: Case, command_id: str) -> bool:
+    """At-least-once delivery: a command seen before has no further effect."""
+    return any(e.data.get("command_id") == command_id for e in case.history)
+
+
+def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None = None,
+           extend: Callable[[datetime, timedelta, str], datetime] | None = None) -> list[CaseEvent]:
+    """Events that ``cmd`` causes on ``case`` at ``now``; [] if it was already applied.
+
+    ``decision`` is required for CLASSIFY (the rules' decision for the new type);
+    ``extend(due, extra, calendar)`` adds extension time in the case's
+    calendar (default: plain add).
+    """
+    if already_applied(case, cmd.command_id):
+        return []
+    if cmd.action is Action.MERGE and cmd.report_id in case.report_ids:
+        return []
+    _check(case, cmd)
+    at = cmd.at or now
+    base = dict(command_id=cmd.command_id)
+    ev = lambda kind, to, reason=cmd.reason, **d: _event(  # noqa: E731
+        case, kind, to, cmd.actor, cmd.role, at, reason, **base, **d)
+    a = cmd.action
+    if a is Action.FILE:
+        return [ev("filed", S.FILED, decision=_dump(decision) if decision else None)]
+    if a is Action.CLASSIFY:
+        if decision is None or cmd.type_code is None:
+            raise IllegalTransition(case.state, a, "classify needs a type_code")
+        filed = ev("classified", S.FILED, decision=_dump(decision), type_code=cmd.type_code)
+        after = evolve(case, filed)
+        dispatched = _dispatch_event(after, decision.department or "command_center", cmd.actor,
+                                     cmd.role, at, "dispatch after triage", **base)
+        return [filed, dispatched]
+    if a is Action.REJECT:
+        return [ev("rejected", S.REJECTED)]
+    if a is Action.DISPATCH:
+        dept = cmd.department or case.department
+        if not dept:
+            raise IllegalTransition(case.state, a, "no department to dispatch to")
+        kind = "redispatched" if case.state is S.RETURNED else "dispatched"
+        e = _dispatch_event(case, dept, cmd.actor, cmd.role, at, cmd.reason, **base)
+        return [e.model_copy(update={"type": kind})]
+    if a is Action.ACCEPT:
+        return [ev("accepted", S.ACCEPTED)]
+    if a is Action.DISPOSE:
+        if not cmd.evidence_photos and not cmd.reason.strip():
+            raise IllegalTransition(case.state, a, "disposal feedback needs evidence_photos "
+                                    "or a reason (e.g. 'transferred to legal proceedings')")
+        return [ev("disposed", S.DISPOSED, evidence_photos=list(cmd.evidence_photos))]
+    if a is Action.RETURN:
+        if not cmd.reason.strip():
+            raise IllegalTransition(case.state, a, "a return needs a reason")
+        out = [ev("returned", S.RETURNED, department=case.department)]
+        if case.returns + 1 >= 2:
+            after = evolve(case, out[0])
+            out.append(_event(after, "arbitration", S.RETURNED, "engine", "system", at,
+                              f"returned {case.returns + 1} times: command-center arbitration",
+                              **base))
+        return out
+    if a is Action.REQUEST_EXTENSION:
+        if not cmd.extension_minutes:
+            raise IllegalTransition(case.state, a, "extension_minutes is required")
+        return [ev("extension_requested", case.state, minutes=cmd.extension_minutes)]
+    if a in (Action.GRANT_EXTENSION, Action.DENY_EXTENSION):
+        if case.extension_requested_minutes is None and a is Action.DENY_EXTENSION:
+            raise IllegalTransition(case.state, a, "no extension was requested")
+        if a is Action.DENY_EXTENSION:
+            return [ev("extension_denied", case.state)]
+        minutes = cmd.extension_minutes or case.extension_requested_minutes
+        if not minutes:
+            raise IllegalTransition(case.state, a, "no extension requested or given")
+        calendar = case.decision.calendar if case.decision else "24h"
+        add = extend or (lambda due, extra, _cal: due + extra)
+        new = {k: add(v, timedelta(minutes=minutes), calendar).isoformat()
+               for k, v in case.deadlines.items() if k in ("dispose", "verify")}
+        return [ev("extension_granted", case.state, minutes=minutes, deadlines=new)]
+    if a is Action.VERIFY:
+        if cmd.passed is None:
+            raise IllegalTransition(case.state, a, "verify needs passed: true or false")
+        if cmd.passed:
+            return [ev("verified", S.VERIFIED)]
+        return [ev("rework", S.REWORK, department=case.department)]
+    if a is Action.CLOSE:
+        return [ev("closed", S.CLOSED)]
+    if a is Action.SELF_DISPOSE:
+        handling = case.decision.handling if case.decision else None
+        if handling not in (None, "self_disposable", "triage"):
+            raise IllegalTransition(case.state, a, f"{handling} cases cannot be self-disposed")
+        if not cmd.evidence_photos:
+            raise IllegalTransition(case.state, a,
+                                    "self-disposal needs at least one evidence photo")
+        return [ev("self_closed", S.CLOSED, evidence_photos=list(cmd.evidence_photos))]
+    if a is Action.SUPERVISE:
+        idx = LEVELS.index(case.level) if case.level in LEVELS else 0
+        level = LEVELS[min(idx + 1, len(LEVELS) - 1)]
+        key = f"{cmd.stage or 'dispose'}@{level}"
+        if key in case.supervised:
+            return []
+        return [ev("supervised", case.state, level=level, key=key, stage=cmd.stage)]
+    if a is Action.WARN:
+        if cmd.stage in case.warned:
+            return []
+        return [ev("warned", case.state, stage=cmd.stage)]
+    if a is Action.MERGE:
+        return [ev("merged", case.state, report_id=cmd.report_id)]
+    raise IllegalTransition(case.state, a, "unknown action")  # pragma: no cover
+
+
+def _parse(v: Any) -> datetime:
+    return v if isinstance(v, datetime) else datetime.fromisoformat(v)
+
+
+def evolve(case: Case | None, e: CaseEvent) -> Case:
+    """Fold one event into the case (the only way a case changes)."""
+    if e.type == "reported":
+        report = Report.model_validate(e.data["report"])
+        return Case(
+            case_id=e.case_id, state=S.REPORTED, report=report, report_ids=[report.rid],
+            placement=Placement.model_validate(e.data["placement"]),
+            type_code=e.data.get("type_code"), category=e.data.get("category"),
+            kind=e.data.get("kind"), created_at=e.at, updated_at=e.at, history=[e],
+        )
+    assert case is not None, "the first event of a case must be 'reported'"
+    u: dict[str, Any] = {"state": e.state_to, "updated_at": e.at, "history": [*case.history, e]}
+    d = e.data
+    if "decision" in d:
+        dec = Decision.model_validate(d["decision"])
+        u.update(decision=dec, department=dec.department, tier=dec.tier, priority=dec.priority,
+                 deadlines=dict(dec.deadlines), type_code=dec.type_code or case.type_code,
+                 level=dec.tier if dec.tier in LEVELS else "street")
+        if "type_code" in d:
+            u["type_code"] = d["type_code"]
+    t = e.type
+    if t in ("dispatched", "redispatched"):
+        u.update(department=d["department"], dispatches=case.dispatches + 1)
+    elif t == "disposed":
+        u["disposed_at"] = e.at
+    elif t == "returned":
+        u["returns"] = case.returns + 1
+    elif t == "arbitration":
+        u["arbitration"] = True
+    elif t == "rework":
+        u["reworks"] = case.reworks + 1
+    elif t == "extension_requested":
+        u["extension_requested_minutes"] = d["minutes"]
+    elif t == "extension_granted":
+        new = {k: _parse(v) for k, v in d["deadlines"].items()}
+        u.update(deadlines={**case.deadlines, **new}, extensions=case.extensions + 1,
+                 extension_requested_minutes=None)
+    elif t == "extension_denied":
+        u["extension_requested_minutes"] = None
+    elif t == "supervised":
+        u.update(level=d["level"], supervised=[*case.supervised, d["key"]])
+    elif t == "warned":
+        u["warned"] = [*case.warned, d.get("stage")]
+    elif t == "merged":
+        u["report_ids"] = [*case.report_ids, d["report_id"]]
+    elif t in ("closed", "self_closed"):
+        due = case.deadlines.get("dispose") or u.get("deadlines", {}).get("dispose")
+        done = case.disposed_at or e.at
+        u.update(closed_at=e.at, closed_on_time=due is None or done <= due)
+        if t == "self_closed":
+            u.update(tier="self", department=None)
+    return case.model_copy(update=u)
+
+
+def apply(case: Case, cmd: Command, now: datetime, **kw: Any) -> tuple[Case, list[CaseEvent]]:
+    """Decide and fold: the new case and the events the command produced."""
+    events = decide(case, cmd, now, **kw)
+    for e in events:
+        case = evolve(case, e)
+    return case, events
+
+
+def replay(events: Iterable[CaseEvent]) -> Case:
+    """Rebuild a case from its event history."""
+    case: Case | None = None
+    for e in events:
+        case = evolve(case, e)
+    if case is None:
+        raise ValueError("no events to replay")
+    return case
+
+
+def rejection_event(case: Case, cmd: Command, error: Exception, now: datetime) -> CaseEvent:
+    """A 'command_rejected' event for the event log; it does not change the case."""
+    return CaseEvent(
+        event_id=f"{case.case_id}:rejected:{cmd.command_id}", case_id=case.case_id, seq=0,
+        type="command_rejected", state_from=case.state, state_to=case.state, actor=cmd.actor,
+        role=cmd.role, at=now, reason=str(error),
+        data={"command_id": cmd.command_id, "action": cmd.action.value},
+        district=case.placement.district, street=case.placement.street,
+    )
+
+
+def work_order_for(case: Case, e: CaseEvent) -> WorkOrder:
+    """The work order a 'dispatched'/'redispatched' event issues to its department."""
+    p = case.placement
+    dec = case.decision
+    return WorkOrder(
+        work_order_id=e.data["work_order_id"], case_id=case.case_id,
+        department=e.data["department"], priority=case.priority, tier=case.tier,
+        type_code=case.type_code, handling=dec.handling if dec else "ordinary", issued_at=e.at,
+        due={k: v for k, v in case.deadlines.items() if k in ("dispose", "verify")},
+        lon=p.lon, lat=p.lat, district=p.district, street=p.street, cell=p.cell,
+        description=case.report.description, address=case.report.address,
+        rule=dec.winner if dec else None, closing_standard=dec.closing_standard if dec else "",
+        report_received_at=case.created_at,
+    )
