@@ -10,7 +10,7 @@ import click
 # name -> "module:attribute" of a click command or group
 SUBCOMMANDS: dict[str, str] = {
     "taxonomy": "grid.cli_core:taxonomy",
-    "schema": "grid.cli_core:schema",
+    "schema": "grid.cli_schema:schema",
 }
 
 
