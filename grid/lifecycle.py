@@ -99,7 +99,7 @@ def _dump(model: Any) -> Any:
 def open_case(report: Report, placement: Placement, decision: Decision, now: datetime,
               category: str | None = None, kind: str | None = None) -> tuple[Case, list[CaseEvent]]:
     """Open a case for a new report: reported, then triage, self-closed, or filed + dispatched."""
-    cid = case_id_for(report.rid)
+    cid = case_id_for(report.rid, placement.partition_key)
     reported = CaseEvent(
         event_id=f"{cid}:1", case_id=cid, seq=1, type="reported", state_from=None,
         state_to=S.REPORTED, actor=report.reporter_id, role="supervisor" if

@@ -58,9 +58,18 @@ class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def case_id_for(report_id: str) -> str:
-    """Deterministic case id for the report that opens a case (idempotent ingest)."""
-    return "C" + uuid.uuid5(CASE_NAMESPACE, report_id).hex[:16]
+def case_id_for(report_id: str, partition_key: str) -> str:
+    """Deterministic case id for the report that opens a case (idempotent ingest).
+
+    It starts with the street code (the partition key of case state), so a command that
+    names only the case id can be routed to the partition that owns the case.
+    """
+    return f"{partition_key}-{uuid.uuid5(CASE_NAMESPACE, report_id).hex[:12]}"
+
+
+def partition_key_of(case_id: str) -> str:
+    """The street (partition key) encoded in a case id."""
+    return case_id.split("-", 1)[0]
 
 
 class Point(Wire):
