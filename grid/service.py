@@ -1,0 +1,284 @@
+"""Service layer: the handlers the stream processor calls. Pure (no Kafka, no HTTP):
+inputs are bytes/models and the current case state, outputs are :class:`Effects` that the
+adapter in ``streams/`` publishes and stores.
+
+Two stages, so that case state can be partitioned by street:
+
+1. :meth:`Engine.intake` (stateless, batched): parse → locate (vectorised) → classify →
+   decide. Valid reports become :class:`Located` messages keyed by street; bad ones become
+   :class:`DeadLetter` entries with a machine-readable reason.
+2. :meth:`Engine.on_located` / :meth:`Engine.on_command` (stateful, per street partition):
+   idempotency by report id, duplicate merging, the case lifecycle, work orders and alerts.
+   :meth:`Engine.escalations` turns overdue deadlines into commands.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from grid import lifecycle
+from grid.intake import Rejection, parse_report
+from grid.models import (
+    Action,
+    Alert,
+    Case,
+    CaseEvent,
+    Command,
+    Decision,
+    Placement,
+    Report,
+    WorkOrder,
+)
+
+LOCATED_SCHEMA = "grid.located/1"
+DLQ_SCHEMA = "grid.dlq/1"
+
+
+class Located(BaseModel):
+    """A validated, located, classified and decided report (internal topic, keyed by street)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    schema_: str = Field(LOCATED_SCHEMA, alias="schema")
+    report: Report
+    placement: Placement
+    decision: Decision
+    category: str | None = None
+    kind: str | None = None
+    classification: dict[str, Any] | None = None  # when the type came from the classifier
+    received_at: datetime
+
+
+class DeadLetter(BaseModel):
+    """A rejected input on grid.reports.dlq.v1: reason, message, errors and the original bytes."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_: str = Field(DLQ_SCHEMA, alias="schema")
+    reason: str
+    message: str
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    report_id: str | None = None
+    received_at: datetime
+    original_b64: str  # the original bytes, base64
+    original_excerpt: str = ""
+
+
+@dataclass
+class Effects:
+    """What handling one input produced: the new case state and messages to publish."""
+
+    case: Case | None = None
+    events: list[CaseEvent] = field(default_factory=list)
+    work_orders: list[WorkOrder] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    merged_into: str | None = None  # case id a duplicate report was merged into
+    duplicate_delivery: bool = False  # the same report id was seen before
+
+
+def dead_letter(raw: bytes, reason: str, message: str, now: datetime,
+                errors: Sequence[dict[str, Any]] = (), report_id: str | None = None) -> DeadLetter:
+    return DeadLetter(
+        reason=reason, message=message, errors=list(errors), report_id=report_id,
+        received_at=now, original_b64=base64.b64encode(raw[:1_048_576]).decode(),
+        original_excerpt=raw[:200].decode("utf-8", "replace"),
+    )
+
+
+class Engine:
+    """Holds the loaded taxonomy, locator, rules and classifier; stateless between calls."""
+
+    def __init__(self, taxonomy: Any, locator: Any, ruleset: Any, classifier: Any = None,
+                 classify_threshold: float = 0.3) -> None:
+        from rules import decide  # local: keeps `grid` importable without the rules package
+
+        self.taxonomy = taxonomy
+        self.locator = locator
+        self.ruleset = ruleset
+        self._decide = decide
+        if classifier is None:
+            from grid.classifier import Classifier
+
+            classifier = Classifier(taxonomy)
+        self.classifier = classifier
+        self.classify_threshold = classify_threshold
+
+    @classmethod
+    def load(cls, geodata: str | None = None, rules_dir: str | None = None,
+             extra_taxonomy: Iterable[str] = ()) -> Engine:
+        from pathlib import Path
+
+        from geodata.locator import Locator
+        from grid.taxonomy import load_taxonomy
+        from rules import load_ruleset
+
+        taxonomy = load_taxonomy([Path(p) for p in extra_taxonomy])
+        return cls(taxonomy, Locator.load(geodata), load_ruleset(rules_dir))
+
+    # -- stage 1: stateless, batched -----------------------------------------------------
+
+    def intake(self, raws: Sequence[bytes],
+               now: datetime) -> tuple[list[Located], list[DeadLetter]]:
+        """Parse, locate (one vectorised call), classify and decide a batch of raw reports."""
+        reports: list[Report] = []
+        raw_of: list[bytes] = []
+        dead: list[DeadLetter] = []
+        for raw in raws:
+            r = parse_report(raw, taxonomy=self.taxonomy, now=now)
+            if isinstance(r, Rejection):
+                dead.append(dead_letter(raw, r.reason, r.message, now,
+                                        [e if isinstance(e, dict) else e.model_dump()
+                                         for e in r.errors], r.report_id))
+            else:
+                reports.append(r)
+                raw_of.append(raw)
+        if not reports:
+            return [], dead
+        placements = self.locator.locate_many(
+            [r.location.lon for r in reports], [r.location.lat for r in reports],
+            [r.location.crs for r in reports])
+        located: list[Located] = []
+        for raw, report, place in zip(raw_of, reports, placements, strict=True):
+            if place is None:
+                dead.append(dead_letter(
+                    raw, "outside_coverage",
+                    f"location ({report.location.lon}, {report.location.lat}, "
+                    f"{report.location.crs}) is outside every district this engine covers",
+                    now, report_id=report.rid))
+                continue
+            located.append(self.decide(report, place, now))
+        return located, dead
+
+    def decide(self, report: Report, place: Placement, now: datetime,
+               type_code: str | None = None) -> Located:
+        """Classify (if needed) and route one located report."""
+        classification = None
+        type_code = type_code or report.type_code
+        if type_code is None:
+            best = self.classifier.best(report.description, self.classify_threshold)
+            classification = {
+                "type_code": best.type_code if best else None,
+                "score": round(best.score, 3) if best else 0.0,
+                "matched": list(best.matched) if best else [],
+                "candidates": [c.type_code for c in self.classifier.classify(report.description)],
+            }
+            type_code = best.type_code if best else None
+        decision = self._decide(report, place, now, self.ruleset, taxonomy=self.taxonomy,
+                                type_code=type_code)
+        t = self.taxonomy.types.get(type_code) if type_code else None
+        return Located(report=report, placement=place, decision=decision,
+                       category=t.category if t else None, kind=t.kind if t else None,
+                       classification=classification, received_at=now)
+
+    # -- stage 2: stateful per street ----------------------------------------------------
+
+    def on_located(self, msg: Located, existing: Case | None, open_nearby: Iterable[Case],
+                   now: datetime) -> Effects:
+        """Open a case for a new report, merge a duplicate, or ignore a redelivery.
+
+        ``existing``: the case this report id already belongs to (redelivery), if any.
+        ``open_nearby``: open cases of the same street, candidates for duplicate merging.
+        """
+        if existing is not None:
+            return Effects(case=existing, duplicate_delivery=True)
+        from rules import find_duplicate
+
+        dup = None
+        if msg.decision.type_code and not msg.decision.self_closed:
+            dup = find_duplicate(msg.report, msg.placement, msg.decision.type_code,
+                                 open_nearby, self.ruleset)
+        if dup is not None:
+            cmd = Command(command_id=f"merge:{msg.report.rid}", case_id=dup.case_id,
+                          action=Action.MERGE, actor="engine", role="system",
+                          report_id=msg.report.rid, reason="duplicate report merged", at=now)
+            case, events = lifecycle.apply(dup, cmd, now)
+            return Effects(case=case, events=events, merged_into=dup.case_id)
+        case, events = lifecycle.open_case(msg.report, msg.placement, msg.decision, now,
+                                           msg.category, msg.kind)
+        return self._effects(case, events)
+
+    def on_command(self, cmd: Command, case: Case | None, now: datetime) -> Effects:
+        """Apply a command; an illegal one yields a ``command_rejected`` event, not an error."""
+        if case is None:
+            ev = CaseEvent(
+                event_id=f"{cmd.case_id}:rejected:{cmd.command_id}", case_id=cmd.case_id, seq=0,
+                type="command_rejected", state_from=None, state_to="rejected", actor=cmd.actor,
+                role=cmd.role, at=now, reason=f"unknown case {cmd.case_id!r}",
+                data={"command_id": cmd.command_id, "action": cmd.action.value})
+            return Effects(events=[ev])
+        decision = None
+        if cmd.action is Action.CLASSIFY and cmd.type_code:
+            decision = self.decide(case.report, case.placement, now, cmd.type_code).decision
+        try:
+            new, events = lifecycle.apply(case, cmd, now, decision=decision,
+                                          extend=self._extend)
+        except lifecycle.IllegalTransition as err:
+            return Effects(case=case, events=[lifecycle.rejection_event(case, cmd, err, now)])
+        return self._effects(new, events)
+
+    def escalations(self, case: Case, now: datetime) -> list[Command]:
+        """Warnings, supervision orders and arbitration that are due for ``case`` now."""
+        from rules.escalation import check_deadlines
+
+        out = []
+        for step in check_deadlines(case, now, self.ruleset):
+            action = Action.WARN if step.kind == "warning" else Action.SUPERVISE
+            if step.kind == "arbitration":
+                continue  # arbitration is raised by the lifecycle on the second return
+            out.append(Command(
+                command_id=f"{step.kind}:{case.case_id}:{step.stage}:{step.level or ''}",
+                case_id=case.case_id, action=action, actor="engine", role="system",
+                stage=step.stage, reason=step.reason, at=now, street=case.placement.street))
+        return out
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _extend(due: datetime, extra: Any, calendar: str) -> datetime:
+        from grid.deadlines import default_calendar, extend
+
+        return extend(due, extra, default_calendar(calendar))
+
+    def _effects(self, case: Case, events: list[CaseEvent]) -> Effects:
+        fx = Effects(case=case, events=events)
+        for e in events:
+            if e.type in ("dispatched", "redispatched"):
+                fx.work_orders.append(lifecycle.work_order_for(case, e))
+            alert = _alert_for(case, e)
+            if alert is not None:
+                fx.alerts.append(alert)
+        return fx
+
+
+def _alert_for(case: Case, e: CaseEvent) -> Alert | None:
+    p = case.placement
+    common = dict(case_id=case.case_id, priority=case.priority, at=e.at, district=p.district,
+                  street=p.street, type_code=case.type_code)
+    if e.type == "filed" and case.decision and case.decision.alert:
+        return Alert(alert_id=f"{e.event_id}:alert", kind="key_supervision", level=case.tier,
+                     message=f"key supervision: {case.type_code} at {p.street} — on site within "
+                             f"{case.decision.deadlines.get('dispose', '')}", **common)
+    if e.type == "warned":
+        return Alert(alert_id=f"{e.event_id}:alert", kind="warning", level=case.level,
+                     message=f"deadline warning for stage {e.data.get('stage')}", **common)
+    if e.type == "supervised":
+        return Alert(alert_id=f"{e.event_id}:alert", kind="supervision_order",
+                     level=e.data["level"],
+                     message=f"supervision order: {e.data.get('stage')} overdue, escalated to "
+                             f"{e.data['level']}", **common)
+    if e.type == "arbitration":
+        return Alert(alert_id=f"{e.event_id}:alert", kind="arbitration", level="district",
+                     message=e.reason, **common)
+    return None
+
+
+def dumps(model: BaseModel) -> bytes:
+    """Serialise a wire model (by alias, JSON mode) with orjson."""
+    return orjson.dumps(model.model_dump(mode="json", by_alias=True))

@@ -1,0 +1,110 @@
+"""Case state over Faust tables, plus an in-memory index of open cases per street.
+
+The tables are the durable truth (changelog-backed): ``cases`` (case_id → case JSON) and
+``report_index`` (report_id → case_id, for idempotent ingest). The open-case index is derived
+from ``cases`` and rebuilt after every rebalance; it serves duplicate search and the
+escalation timer without scanning the table on each event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+from grid.models import Case
+
+
+@dataclass(frozen=True, slots=True)
+class OpenEntry:
+    """What the index keeps of an open case: enough to filter before loading it."""
+
+    case_id: str
+    street: str
+    type_code: str | None
+    next_check: datetime | None  # when the earliest deadline's warning becomes due
+
+
+def encode_case(case: Case) -> bytes:
+    return orjson.dumps(case.model_dump(mode="json", by_alias=True))
+
+
+def decode_case(raw: bytes | None) -> Case | None:
+    return None if raw is None else Case.model_validate_json(raw)
+
+
+class CaseStore:
+    """Reads and writes cases in a table-like mapping and keeps the open index in step."""
+
+    def __init__(self, cases: MutableMapping, report_index: MutableMapping,
+                 owns_street=lambda street: True, warn_share: float = 0.8) -> None:
+        self.cases = cases
+        self.report_index = report_index
+        self.owns_street = owns_street
+        self.warn_share = warn_share
+        self._open: dict[str, dict[str, OpenEntry]] = {}
+        self._fresh = False
+
+    def invalidate(self) -> None:
+        """Called on rebalance: the index is rebuilt from the table on next use."""
+        self._fresh = False
+
+    def _ensure(self) -> None:
+        if self._fresh:
+            return
+        self._open.clear()
+        for _key, raw in list(self.cases.items()):
+            case = decode_case(raw)
+            if case is not None and case.is_open and self.owns_street(
+                    case.placement.partition_key):
+                self._index(case)
+        self._fresh = True
+
+    def _index(self, case: Case) -> None:
+        street = case.placement.partition_key
+        bucket = self._open.setdefault(street, {})
+        if case.is_open:
+            nxt = None
+            if case.deadlines:
+                due = min(case.deadlines.values())
+                nxt = case.created_at + (due - case.created_at) * self.warn_share
+            bucket[case.case_id] = OpenEntry(case.case_id, street, case.type_code, nxt)
+        else:
+            bucket.pop(case.case_id, None)
+
+    def get(self, case_id: str) -> Case | None:
+        return decode_case(self.cases.get(case_id.encode()))
+
+    def case_for_report(self, report_id: str) -> Case | None:
+        cid = self.report_index.get(report_id.encode())
+        return self.get(cid.decode()) if cid is not None else None
+
+    def put(self, case: Case, report_ids: list[str] = ()) -> None:
+        self._ensure()
+        self.cases[case.case_id.encode()] = encode_case(case)
+        for rid in report_ids:
+            self.report_index[rid.encode()] = case.case_id.encode()
+        self._index(case)
+
+    def open_cases(self, street: str, type_code: str | None = None) -> Iterator[Case]:
+        """Open cases of a street (optionally of one type), loaded from the table."""
+        self._ensure()
+        for entry in list(self._open.get(street, {}).values()):
+            if type_code is None or entry.type_code == type_code:
+                case = self.get(entry.case_id)
+                if case is not None and case.is_open:
+                    yield case
+
+    def due_for_check(self, now: datetime) -> Iterator[OpenEntry]:
+        """Open cases whose earliest warning time has come (escalation timer)."""
+        self._ensure()
+        for bucket in list(self._open.values()):
+            for entry in list(bucket.values()):
+                if entry.next_check is not None and entry.next_check <= now:
+                    yield entry
+
+    def open_count(self) -> int:
+        self._ensure()
+        return sum(len(b) for b in self._open.values())
