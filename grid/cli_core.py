@@ -40,8 +40,14 @@ def render_table(tax: Taxonomy) -> str:
     for t in tax.types.values():
         d = t.deadlines
         rows.append(
-            [t.code, t.name_zh, t.handling, t.department,
-             f"{d['dispatch']}/{d['dispose']} {t.calendar}", t.name_en]
+            [
+                t.code,
+                t.name_zh,
+                t.handling,
+                t.department,
+                f"{d['dispatch']}/{d['dispose']} {t.calendar}",
+                t.name_en,
+            ]
         )
     head = ["code", "name", "handling", "department", "dispatch/dispose", "name_en"]
     widths = [max(_width(r[i]) for r in [head, *rows]) for i in range(len(head))]
@@ -97,18 +103,26 @@ def classify(
     found = clf.classify(description, top=top)
     best = found[0] if found and found[0].score >= limit else None
     if as_json:
-        click.echo(json.dumps({
-            "best": best.type_code if best else None,
-            "threshold": limit,
-            "candidates": [
-                {"type_code": c.type_code, "score": c.score, "matched": c.matched}
-                for c in found
-            ],
-        }, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "best": best.type_code if best else None,
+                    "threshold": limit,
+                    "candidates": [
+                        {"type_code": c.type_code, "score": c.score, "matched": c.matched}
+                        for c in found
+                    ],
+                },
+                ensure_ascii=False,
+            )
+        )
         return
     for c in found:
         t = tax.types[c.type_code]
         names = f"{t.name_zh} ({t.name_en})"
         click.echo(f"{c.type_code}  {c.score:.3f}  {names}  {', '.join(c.matched)}")
-    click.echo(f"-> {best.type_code} {tax.types[best.type_code].name_zh}" if best
-               else f"-> unclassified (best score below {limit})")
+    click.echo(
+        f"-> {best.type_code} {tax.types[best.type_code].name_zh}"
+        if best
+        else f"-> unclassified (best score below {limit})"
+    )
