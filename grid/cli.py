@@ -10,6 +10,7 @@ import click
 # name -> "module:attribute" of a click command or group
 SUBCOMMANDS: dict[str, str] = {
     "taxonomy": "grid.cli_core:taxonomy",
+    "classify": "grid.cli_core:classify",
     "schema": "grid.cli_schema:schema",
 }
 
