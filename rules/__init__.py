@@ -1,1 +1,23 @@
-"""Rule tables and the decision engine (pure, no Kafka/HTTP)."""
+"""Rule tables and the decision engine (pure, no Kafka/HTTP).
+
+* :func:`load_ruleset` — a directory of YAML rule files, versioned by content hash.
+* :func:`decide` — route one located report: department, tier, priority, deadlines, alert.
+* :func:`find_duplicate` — the open case a report duplicates, if any.
+* :func:`rules.escalation.check_deadlines` — warnings, supervision orders, arbitration due now.
+"""
+
+from rules.duplicates import find_duplicate, haversine_m
+from rules.engine import decide
+from rules.escalation import EscalationStep, check_deadlines
+from rules.ruleset import RuleSet, RuleSetError, load_ruleset
+
+__all__ = [
+    "EscalationStep",
+    "RuleSet",
+    "RuleSetError",
+    "check_deadlines",
+    "decide",
+    "find_duplicate",
+    "haversine_m",
+    "load_ruleset",
+]

@@ -1,0 +1,36 @@
+"""Thin adapter to :mod:`grid.deadlines` (durations and the 24h/working calendars)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+
+@cache
+def calendar(kind: str) -> Any:
+    from grid.deadlines import default_calendar
+
+    return default_calendar(kind)
+
+
+@cache
+def duration(text: str) -> timedelta:
+    from grid.deadlines import parse_duration
+
+    return parse_duration(text)
+
+
+def due_at(start: datetime, limit: str | timedelta, kind: str) -> datetime:
+    """The time a limit (e.g. '2h', '3d') started at ``start`` runs out in calendar ``kind``."""
+    from grid.deadlines import due
+
+    span = duration(limit) if isinstance(limit, str) else limit
+    return due(start, span, calendar(kind))
+
+
+def share(start: datetime, deadline: datetime, now: datetime, kind: str) -> float:
+    """Share of the limit from ``start`` to ``deadline`` used up at ``now`` (calendar time)."""
+    from grid.deadlines import elapsed_share
+
+    return elapsed_share(start, deadline, now, calendar(kind))
