@@ -9,6 +9,8 @@ import click
 
 # name -> "module:attribute" of a click command or group
 SUBCOMMANDS: dict[str, str] = {
+    "route": "rules.cli:route",
+    "rules": "rules.cli:rules_group",
     "taxonomy": "grid.cli_core:taxonomy",
     "classify": "grid.cli_core:classify",
     "schema": "grid.cli_schema:schema",
