@@ -1,11 +1,11 @@
 """Keyword classifier: free-text description (Chinese or English) -> ranked type candidates.
 
 Scoring, per type (deterministic, no model files):
-- Chinese keywords match as substrings; a match weighs its length in characters
-  (1.5 for one character). A matched keyword inside a longer matched keyword of the
-  same type does not count twice.
-- English keywords match as whole token sequences (light plural stemming); a match
-  weighs 1.5 per token.
+- Chinese keywords (and the Chinese type name) match as substrings; a match weighs its
+  length in characters (1.5 for one character). A matched keyword inside a longer
+  matched keyword of the same type does not count twice.
+- English keywords (and the English type name) match as whole token sequences (crude
+  suffix stemming: ies, ing, ed, s); a match weighs 1.5 per token, longest first.
 - Fuzzy Chinese: each character bigram of the text that occurs in the type's keywords
   but in no matched keyword adds 0.4 (reported in ``matched`` as ``"~<bigram>"``).
 - Every weight is divided by sqrt(number of types sharing that keyword or bigram).
@@ -26,7 +26,7 @@ DEFAULT_THRESHOLD = 0.4  # score below this (raw < 1.33) -> unclassified, manual
 BIGRAM_WEIGHT = 0.4
 EN_TOKEN_WEIGHT = 1.5
 ZH_SINGLE_WEIGHT = 1.5
-MAX_PHRASE = 4
+MAX_PHRASE = 8  # longest English phrase looked up, in tokens
 
 _CJK = re.compile(r"[\u3400-\u9fff]+")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -86,12 +86,16 @@ class Classifier:
                 kw = normalize(kw).strip()
                 if kw:
                     zh[kw].add(t.code)
-            for kw in t.keywords_en:
+            for kw in [*t.keywords_en, t.name_en]:
                 phrase = tuple(tokens(kw))
                 if phrase:
                     en[phrase].add(t.code)
-                    self._en_label.setdefault(phrase, kw)
+                    self._en_label.setdefault(phrase, kw.lower())
         self._zh = {k: sorted(v) for k, v in zh.items()}
+        by_first: dict[str, list[str]] = defaultdict(list)
+        for kw in sorted(self._zh):
+            by_first[kw[0]].append(kw)
+        self._zh_by_first = dict(by_first)
         self._en = {k: sorted(v) for k, v in en.items()}
         big: dict[str, set[str]] = defaultdict(set)
         for kw, codes in self._zh.items():
@@ -106,10 +110,11 @@ class Classifier:
     def _raw(self, description: str) -> dict[str, tuple[float, list[str]]]:
         text = normalize(description)
         hits: dict[str, list[str]] = defaultdict(list)
-        for kw, codes in self._zh.items():
-            if kw in text:
-                for code in codes:
-                    hits[code].append(kw)
+        for ch in sorted(set(text) & self._zh_by_first.keys()):
+            for kw in self._zh_by_first[ch]:
+                if kw in text:
+                    for code in self._zh[kw]:
+                        hits[code].append(kw)
         scores: dict[str, float] = defaultdict(float)
         matched: dict[str, list[str]] = defaultdict(list)
         for code, kws in hits.items():

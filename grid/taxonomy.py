@@ -27,6 +27,7 @@ DURATION_RE = re.compile(r"^\d+(m|h|d)$")
 STAGES = ("file", "dispatch", "dispose", "verify")
 REQUIRED_STAGES = ("dispatch", "dispose")
 TOP_KEYS = ("departments", "categories", "types")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Calendar = Literal["24h", "working"]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -132,7 +133,7 @@ def _read(path: Path) -> dict[str, Any]:
     except OSError as e:
         raise TaxonomyError(f"{path}: cannot read: {e.strerror or e}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_LOADER)  # a safe loader (C if available)
     except yaml.YAMLError as e:
         raise TaxonomyError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
