@@ -9,11 +9,16 @@ import click
 
 # name -> "module:attribute" of a click command or group
 SUBCOMMANDS: dict[str, str] = {
+    "geodata": "geodata.cli:geodata",
+    "locate": "geodata.cli:locate",
     "route": "rules.cli:route",
     "rules": "rules.cli:rules_group",
     "taxonomy": "grid.cli_core:taxonomy",
     "classify": "grid.cli_core:classify",
     "schema": "grid.cli_schema:schema",
+    "worker": "streams.run:worker",
+    "up": "streams.run:up",
+    "simulate": "streams.simulate:simulate",
 }
 
 

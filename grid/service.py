@@ -96,7 +96,7 @@ class Engine:
     """Holds the loaded taxonomy, locator, rules and classifier; stateless between calls."""
 
     def __init__(self, taxonomy: Any, locator: Any, ruleset: Any, classifier: Any = None,
-                 classify_threshold: float = 0.3) -> None:
+                 classify_threshold: float | None = None) -> None:
         from rules import decide  # local: keeps `grid` importable without the rules package
 
         self.taxonomy = taxonomy
@@ -108,6 +108,8 @@ class Engine:
 
             classifier = Classifier(taxonomy)
         self.classifier = classifier
+        if classify_threshold is None:
+            from grid.classifier import DEFAULT_THRESHOLD as classify_threshold
         self.classify_threshold = classify_threshold
 
     @classmethod

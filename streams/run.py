@@ -1,0 +1,127 @@
+"""``grid worker`` (one worker on a real cluster) and ``grid up`` (the embedded default:
+broker + topics + worker + demo feed, stopped cleanly with Ctrl-C)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from streams.settings import Settings
+
+WORKER_OPTIONS = [
+    click.option("--broker", help="kafka://HOST:PORT[,HOST:PORT] (GRID_BROKER)"),
+    click.option("--geodata", help="layer directory (GRID_GEODATA; default: shipped Yangpu)"),
+    click.option("--rules", "rules_dir", help="rule-set directory (GRID_RULES; default shipped)"),
+    click.option("--web-port", type=int, help="HTTP port: API, dashboard, metrics (GRID_WEB_PORT)"),
+    click.option("--partitions", type=int, help="partitions per topic (GRID_PARTITIONS)"),
+    click.option("--data-dir", help="table state directory (GRID_DATA_DIR)"),
+    click.option("--clock", help="'system' or 'x<speed>' to run deadlines fast (GRID_CLOCK)"),
+]
+
+
+def worker_options(f):
+    for opt in reversed(WORKER_OPTIONS):
+        f = opt(f)
+    return f
+
+
+@click.command()
+@worker_options
+@click.option("--loglevel", default="warning", show_default=True)
+def worker(loglevel: str, rules_dir: str | None, **kw) -> None:
+    """Run one engine worker (joins the consumer group; scale by starting more)."""
+    from faust.worker import Worker
+
+    from streams.app import create_app
+
+    settings = Settings.from_env(rules=rules_dir, **kw)
+    grid_app = create_app(settings)
+    click.echo(f"grid worker: broker {settings.broker}, web http://{settings.web_host}:"
+               f"{settings.web_port}/", err=True)
+    Worker(grid_app.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def grid_home() -> Path:
+    home = Path(os.environ.get("GRID_HOME", Path.home() / ".grid"))
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+@click.command()
+@click.option("--broker", help="use this broker instead of starting the embedded one")
+@click.option("--demo/--no-demo", default=False, help="run the simulated report feed")
+@click.option("--rate", default=5.0, show_default=True, help="demo reports per second")
+@click.option("--web-port", type=int, default=6066, show_default=True)
+@click.option("--partitions", type=int, default=4, show_default=True)
+@click.option("--clock", default="system", show_default=True)
+@click.option("--geodata", help="layer directory (default: shipped Yangpu demo)")
+@click.option("--rules", "rules_dir", help="rule-set directory (default: shipped)")
+def up(broker: str | None, demo: bool, rate: float, web_port: int, partitions: int,
+       clock: str, geodata: str | None, rules_dir: str | None) -> None:
+    """Start the embedded engine: Tansu broker, topics, one worker, optional demo feed."""
+    from streams import topics as T
+    from streams.broker import EmbeddedBroker, bootstrap_of, ensure_topics
+
+    home = grid_home()
+    embedded = None
+    if broker is None:
+        embedded = EmbeddedBroker(log_path=home / "broker.log").start()
+        broker = embedded.url
+    bootstrap = bootstrap_of(broker)
+    ensure_topics(bootstrap, T.all_topics(partitions))
+    (home / "broker").write_text(broker + "\n")
+    env = dict(os.environ, GRID_BROKER=broker, GRID_WEB_PORT=str(web_port),
+               GRID_PARTITIONS=str(partitions), GRID_CLOCK=clock,
+               GRID_DATA_DIR=str(home / "data"), GRID_HOME=str(home))
+    if geodata:
+        env["GRID_GEODATA"] = geodata
+    if rules_dir:
+        env["GRID_RULES"] = rules_dir
+    procs: list[subprocess.Popen] = []
+    exe = [sys.executable, "-m", "grid.cli"]
+    procs.append(subprocess.Popen([*exe, "worker"], env=env))
+    if demo:
+        procs.append(subprocess.Popen(
+            [*exe, "simulate", "--rate", str(rate), "--duration", "0", "--respond"], env=env))
+    click.echo(f"""
+grid is up.
+  broker     {broker}   (embedded Tansu: {'yes' if embedded else 'no'})
+  dashboard  http://127.0.0.1:{web_port}/
+  API        http://127.0.0.1:{web_port}/api/v1/   (OpenAPI: /api/v1/openapi.json)
+  metrics    http://127.0.0.1:{web_port}/metrics
+  topics     {', '.join(t for t in T.all_topics())}
+  try        grid submit examples/manhole.json && grid tail {T.DISPATCH}
+Ctrl-C stops everything.""")
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while not stopping:
+            for p in procs:
+                if p.poll() is not None:
+                    click.echo(f"grid up: process {p.args} exited with {p.returncode}", err=True)
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if embedded is not None:
+            embedded.stop()
+        click.echo("grid up: stopped.")

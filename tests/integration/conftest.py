@@ -1,0 +1,104 @@
+"""A real engine worker (``grid worker`` subprocess) on the session's embedded broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from streams import topics as T
+from streams.broker import free_port
+from streams.kafka_io import collect, produce_json
+
+CLOCK_SPEED = 600  # one real second = ten engine minutes: a 2 h deadline passes in 12 s
+YANGPU = (121.5260, 31.2590)  # inside Yangpu (WGS-84)
+
+
+def make_report(type_code: str | None = "0101", lon: float = YANGPU[0], lat: float = YANGPU[1],
+                **kw) -> dict:
+    r = {"schema": "grid.report/1", "report_id": str(uuid.uuid4()), "source": "supervisor",
+         "reporter_id": "sup-test", "reported_at": datetime.now(UTC).isoformat(),
+         "location": {"lon": lon, "lat": lat, "crs": "wgs84"}, "type_code": type_code,
+         "description": "test report"}
+    if type_code is None:
+        r.pop("type_code")
+    r.update(kw)
+    return r
+
+
+class WorkerProc:
+    """A ``grid worker`` subprocess with its own app id, data dir and web port."""
+
+    def __init__(self, broker_url: str, tmp: Path, app_id: str, **env: str) -> None:
+        self.broker_url = broker_url
+        self.tmp = tmp
+        self.app_id = app_id
+        self.web_port = free_port()
+        self.env = dict(os.environ, GRID_BROKER=broker_url, GRID_APP_ID=app_id,
+                        GRID_WEB_PORT=str(self.web_port), GRID_PARTITIONS="4",
+                        GRID_DATA_DIR=str(tmp / "data"), GRID_CLOCK=f"x{CLOCK_SPEED}",
+                        GRID_TICK_SECONDS="0.5", **env)
+        self.log_path = tmp / f"worker-{app_id}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProc:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen([sys.executable, "-m", "grid.cli", "worker"],
+                                     env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+    def log_tail(self, n: int = 80) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+def submit(bootstrap: str, reports: list[dict | bytes]) -> None:
+    asyncio.run(produce_json(bootstrap, T.REPORTS, reports,
+                             key_fn=lambda r: r.get("report_id") if isinstance(r, dict) else None))
+
+
+def wait_for(bootstrap: str, topic: str, pred, n: int = 1, timeout: float = 60.0) -> list[dict]:
+    """Messages of ``topic`` that satisfy ``pred``, once at least ``n`` of them arrived."""
+    got = asyncio.run(collect(bootstrap, topic,
+                              lambda vs: sum(1 for v in vs if isinstance(v, dict) and pred(v)) >= n,
+                              timeout=timeout))
+    return [v for v in got if isinstance(v, dict) and pred(v)]
+
+
+@pytest.fixture(scope="session")
+def engine(broker, tmp_path_factory) -> Iterator[WorkerProc]:
+    """One worker for the session; waits until it has processed a probe report."""
+    tmp = tmp_path_factory.mktemp("engine")
+    w = WorkerProc(broker.url, tmp, f"grid-test-{uuid.uuid4().hex[:6]}").start()
+    probe = make_report("0701", description="probe")
+    submit(broker.bootstrap, [probe])
+    try:
+        wait_for(broker.bootstrap, T.CASE_EVENTS,
+                 lambda e: e.get("data", {}).get("report", {}).get("report_id")
+                 == probe["report_id"], timeout=90)
+    except TimeoutError:
+        w.stop()
+        pytest.fail(f"worker did not process a probe report in 90 s:\n{w.log_tail()}")
+    yield w
+    w.stop()

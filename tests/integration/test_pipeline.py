@@ -1,0 +1,141 @@
+"""The engine end to end on the real (embedded Tansu) broker, through a real worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from streams import topics as T
+from streams.kafka_io import collect, produce_json
+from tests.integration.conftest import make_report, submit, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def opened(bootstrap: str, report_id: str, timeout: float = 60) -> dict:
+    """The 'reported' case event of a report (gives the case id)."""
+    return wait_for(bootstrap, T.CASE_EVENTS,
+                    lambda e: e["type"] == "reported"
+                    and e["data"]["report"]["report_id"] == report_id, timeout=timeout)[0]
+
+
+def case_events(bootstrap: str, case_id: str, until_type: str, timeout: float = 60) -> list[dict]:
+    """All events of a case, read until one of type ``until_type`` arrives (same partition)."""
+    got = asyncio.run(collect(bootstrap, T.CASE_EVENTS, lambda vs: any(
+        v.get("case_id") == case_id and v.get("type") == until_type for v in vs),
+        timeout=timeout))
+    return [v for v in got if v.get("case_id") == case_id]
+
+
+def command(bootstrap: str, case_id: str, action: str, actor: str, role: str, **kw) -> None:
+    cmd = {"schema": "grid.command/1", "command_id": str(uuid.uuid4()), "case_id": case_id,
+           "action": action, "actor": actor, "role": role, **kw}
+    asyncio.run(produce_json(bootstrap, T.COMMANDS, [cmd],
+                             key_fn=lambda c: c["case_id"].split("-")[0]))
+
+
+def test_manhole_report_becomes_urgent_work_order_with_alert(broker, engine):
+    r = make_report("0101", component_id="SS-40021", description="井盖缺失")
+    submit(broker.bootstrap, [r])
+    case_id = opened(broker.bootstrap, r["report_id"])["case_id"]
+    wo = wait_for(broker.bootstrap, T.DISPATCH, lambda w: w["case_id"] == case_id)[0]
+    assert wo["priority"] == "urgent"
+    assert wo["department"] == "water"
+    assert wo["rule"]
+    alert = wait_for(broker.bootstrap, T.ALERTS,
+                     lambda a: a["case_id"] == case_id and a["kind"] == "key_supervision")[0]
+    assert alert["priority"] == "urgent"
+
+
+def test_bad_input_goes_to_dlq_and_good_reports_still_flow(broker, engine):
+    bad_id = str(uuid.uuid4())
+    bad = make_report("0101", report_id=bad_id)
+    bad["location"]["lat"] = 95.0
+    good = make_report("0601", description="路边有垃圾")
+    raw_junk = b'{"schema": "grid.report/1", "report_id": '
+    submit(broker.bootstrap, [raw_junk, bad, good])
+    dlq = wait_for(broker.bootstrap, T.DLQ,
+                   lambda d: d.get("report_id") == bad_id
+                   or d.get("original_excerpt", "").startswith('{"schema": "grid.report/1", '
+                                                               '"report_id": '), n=2)
+    reasons = {d["reason"] for d in dlq}
+    assert "validation" in reasons and "invalid_json" in reasons
+    by_id = next(d for d in dlq if d.get("report_id") == bad_id)
+    assert any("location.lat" in e["field"] for e in by_id["errors"])
+    assert opened(broker.bootstrap, good["report_id"])
+
+
+def test_same_report_twice_yields_one_case(broker, engine):
+    r = make_report("0602", description="楼道堆物")
+    submit(broker.bootstrap, [r, r])
+    marker = make_report("0601")  # processed after both copies (same street partition)
+    submit(broker.bootstrap, [marker])
+    opened(broker.bootstrap, marker["report_id"])
+    reported = wait_for(broker.bootstrap, T.CASE_EVENTS,
+                        lambda e: e["type"] == "reported"
+                        and e["data"]["report"]["report_id"] == r["report_id"])
+    assert len(reported) == 1
+    wos = wait_for(broker.bootstrap, T.DISPATCH, lambda w: w["case_id"] == reported[0]["case_id"])
+    assert len(wos) == 1
+
+
+def test_full_lifecycle_by_commands_ends_closed(broker, engine):
+    r = make_report("0101", component_id="DL-7781")
+    submit(broker.bootstrap, [r])
+    case_id = opened(broker.bootstrap, r["report_id"])["case_id"]
+    wo = wait_for(broker.bootstrap, T.DISPATCH, lambda w: w["case_id"] == case_id)[0]
+    dept = wo["department"]
+    assert dept == "power"
+    command(broker.bootstrap, case_id, "close", "cc", "command_center")  # illegal now
+    command(broker.bootstrap, case_id, "accept", dept, "department")
+    command(broker.bootstrap, case_id, "dispose", dept, "department",
+            evidence_photos=["https://img/x.jpg"])
+    command(broker.bootstrap, case_id, "verify", "sup-1", "supervisor", passed=True)
+    command(broker.bootstrap, case_id, "close", "cc", "command_center")
+    events = case_events(broker.bootstrap, case_id, "closed")
+    types = [e["type"] for e in sorted(events, key=lambda e: (e["seq"] or 10**6))]
+    rejected = [e for e in events if e["type"] == "command_rejected"]
+    assert rejected and "'close' is not allowed in state 'dispatched'" in rejected[0]["reason"]
+    history = [t for t in types if t != "command_rejected"]
+    assert history == ["reported", "filed", "dispatched", "accepted", "disposed", "verified",
+                       "closed"]
+
+
+def test_self_disposed_poster_closes_without_work_order(broker, engine):
+    r = make_report("0701", self_disposed=True, evidence_photos=["https://img/e.jpg"])
+    submit(broker.bootstrap, [r])
+    case_id = opened(broker.bootstrap, r["report_id"])["case_id"]
+    events = case_events(broker.bootstrap, case_id, "self_closed")
+    assert [e["type"] for e in events] == ["reported", "self_closed"]
+    marker = make_report("0101", component_id="SS-1")
+    submit(broker.bootstrap, [marker])
+    mid = opened(broker.bootstrap, marker["report_id"])["case_id"]
+    wos = wait_for(broker.bootstrap, T.DISPATCH, lambda w: w["case_id"] in (case_id, mid))
+    assert [w["case_id"] for w in wos] == [mid]
+
+
+def test_duplicate_report_is_merged(broker, engine):
+    first = make_report("0603", lon=121.5301, lat=31.2702, description="毁绿")
+    submit(broker.bootstrap, [first])
+    case_id = opened(broker.bootstrap, first["report_id"])["case_id"]
+    second = make_report("0603", lon=121.53025, lat=31.27025, description="毁绿 again")
+    submit(broker.bootstrap, [second])
+    merged = wait_for(broker.bootstrap, T.CASE_EVENTS,
+                      lambda e: e["case_id"] == case_id and e["type"] == "merged")
+    assert merged[0]["data"]["report_id"] == second["report_id"]
+
+
+def test_overdue_case_gets_supervision_order(broker, engine):
+    r = make_report("0101", component_id="RQ-5", lon=121.5150, lat=31.2950)
+    submit(broker.bootstrap, [r])
+    case_id = opened(broker.bootstrap, r["report_id"])["case_id"]
+    # 2 h on-site limit at 600x engine time passes in ~12 s; the timer then escalates
+    order = wait_for(broker.bootstrap, T.ALERTS,
+                     lambda a: a["case_id"] == case_id and a["kind"] == "supervision_order",
+                     timeout=90)[0]
+    assert order["level"] == "district"
+    warned = wait_for(broker.bootstrap, T.ALERTS,
+                      lambda a: a["case_id"] == case_id and a["kind"] == "warning")
+    assert warned
