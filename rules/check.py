@@ -122,6 +122,10 @@ def _meet(x: list[str] | None, y: list[str] | None) -> set[str] | None:
     return set(x) if y is None else set(x) & set(y)
 
 
+def _n(k: int) -> str:
+    return f"{k} condition" + ("" if k == 1 else "s")
+
+
 def _example(types: frozenset[str]) -> str:
     s = sorted(types)
     return ", ".join(s[:3]) + (f" (+{len(s) - 3} more)" if len(s) > 3 else "")
@@ -232,7 +236,7 @@ def _routing_logic(rs: RuleSet, logic: _Logic, res: CheckResult) -> None:
         if diff:
             res.errors.append(
                 f"conflict: {_at(rs, a)} and {_at(rs, b)} have equal precedence "
-                f"({a.match.specificity} conditions, precedence {a.precedence}), can both "
+                f"({_n(a.match.specificity)}, precedence {a.precedence}), can both "
                 f"match (e.g. type {_example(both)}) and set "
                 + "; ".join(f"{f} {ga[f]!r} vs {gb[f]!r}" for f in diff)
                 + ": add a condition or a higher precedence to one of them")
@@ -257,7 +261,7 @@ def _deadline_logic(rs: RuleSet, logic: _Logic, res: CheckResult) -> None:
         if both and any(getattr(a, f) != getattr(b, f) for f in bundle):
             res.errors.append(
                 f"conflict: {_at(rs, a)} and {_at(rs, b)} have equal precedence "
-                f"({a.match.specificity} conditions, precedence {a.precedence}), can both "
+                f"({_n(a.match.specificity)}, precedence {a.precedence}), can both "
                 f"match (e.g. type {_example(both)}) and give different deadlines: add a "
                 "condition or a higher precedence to one of them")
 
@@ -295,7 +299,8 @@ def _coverage(rs: RuleSet, tax: Any, streets: list[str], zones: tuple[str, ...],
 def _route_problem(d: dict[str, Any], depts: set[str]) -> str | None:
     dep = d["department"]
     if not dep:
-        return f"no department (winner {d['winner']})"
+        return ("no department: no matching routing rule sets one" if d["winner"] is None
+                else f"no department (set empty by {d['winner']})")
     if dep not in depts:
         return f"unknown department {dep!r} (from {d['winner']})"
     missing = [s for s in STAGES if s not in d["deadlines"]]

@@ -25,7 +25,7 @@ from typing import Any
 from grid.models import Decision, Placement, Report
 from rules.ruleset import RuleSet
 from rules.schema import PRIORITIES, STAGES, TYPE_REF, Match
-from rules.timing import due_at, duration
+from rules.timing import due_at, duration, scaled
 
 ROUTE_FIELDS = ("department", "tier", "priority", "alert", "closing_standard")
 ROUTE_DEFAULTS: dict[str, Any] = {"department": None, "tier": "street", "priority": "normal",
@@ -181,7 +181,8 @@ def route(facts: Facts, now: datetime, ruleset: RuleSet, taxonomy: Any) -> dict[
         lines.append(f"deadlines <- {rule.id} ({cal} calendar{scale}): "
                      + ", ".join(f"{s} {limits[s]}" for s in STAGES if s in limits))
     return {**out, "calendar": cal, "deadlines": deadlines, "rules": matched,
-            "winner": src["department"], "explanation": lines}
+            "winner": None if src["department"] == "default" else src["department"],
+            "explanation": lines}
 
 
 def stage_deadlines(now: datetime, limits: dict[str, str], calendar: str,
@@ -195,7 +196,8 @@ def stage_deadlines(now: datetime, limits: dict[str, str], calendar: str,
         if text is None:
             continue
         start = prev if text.startswith("+") else now
-        prev = out[s] = due_at(start, duration(text.lstrip("+")) * scale, calendar)
+        span = scaled(duration(text.lstrip("+")), scale, calendar)
+        prev = out[s] = due_at(start, span, calendar)
     return out
 
 

@@ -5,8 +5,9 @@ the case's ``warned`` (stages), ``supervised`` (``"stage@level"`` keys, as the l
 records them), ``level`` and ``arbitration`` fields: once the lifecycle has applied a step,
 the same call no longer returns it.
 
-* A stage still open (see :data:`OPEN_STAGES`) whose limit is used up to ``warn_at`` (e.g.
-  80 %) gets one warning.
+* Only the stage the case is working on (see :data:`CURRENT_STAGE`: dispose while it is
+  dispatched, verify once disposed, ...) is watched. When its limit is used up to
+  ``warn_at`` (e.g. 80 %) it gets one warning.
 * At the deadline it gets a supervision order one level up the ladder (street → district →
   city). If the stage stays overdue, a further order one more level up follows every
   ``reissue_after`` × the stage's limit; a case already at the top stays there and an order
@@ -28,16 +29,13 @@ from rules.ruleset import RuleSet
 from rules.timing import share
 
 S = CaseState
-# states in which a stage's work is still outstanding
-OPEN_STAGES: dict[str, frozenset[CaseState]] = {
-    "file": frozenset({S.REPORTED, S.TRIAGE}),
-    "dispatch": frozenset({S.REPORTED, S.TRIAGE, S.FILED, S.RETURNED}),
-    "dispose": frozenset({S.REPORTED, S.TRIAGE, S.FILED, S.RETURNED, S.DISPATCHED,
-                          S.ACCEPTED, S.REWORK}),
-    "verify": frozenset({S.REPORTED, S.TRIAGE, S.FILED, S.RETURNED, S.DISPATCHED,
-                         S.ACCEPTED, S.REWORK, S.DISPOSED}),
+# the stage a case is working on in each open state: only that stage is warned and supervised
+CURRENT_STAGE: dict[CaseState, str] = {
+    S.REPORTED: "file", S.TRIAGE: "file",
+    S.FILED: "dispatch", S.RETURNED: "dispatch",
+    S.DISPATCHED: "dispose", S.ACCEPTED: "dispose", S.REWORK: "dispose",
+    S.DISPOSED: "verify",
 }
-STAGE_ORDER = ("file", "dispatch", "dispose", "verify")
 
 
 @dataclass(frozen=True)
@@ -62,40 +60,19 @@ class EscalationStep:
 
 
 def check_deadlines(case: Case, now: datetime, ruleset: RuleSet) -> list[EscalationStep]:
-    """The escalation steps due for ``case`` at ``now`` (stage order; arbitration last)."""
+    """The escalation steps due for ``case`` at ``now`` (deadline step, then arbitration)."""
     if not case.is_open:
         return []
     cfg = ruleset.escalation
     calendar = case.decision.calendar if case.decision else "24h"
-    ladder = list(cfg.ladder)
-    level = case.level if case.level in ladder else ladder[0]
     steps: list[EscalationStep] = []
-    for stage in sorted(case.deadlines, key=_stage_pos):
-        due = case.deadlines[stage]
-        if case.state not in OPEN_STAGES.get(stage, frozenset()):
-            continue
-        used = share(case.created_at, due, now, calendar)
-        orders = [k for k in case.supervised if k == stage or k.startswith(stage + "@")]
-        if used < 1.0:
-            if used >= cfg.warn_at and stage not in case.warned and not orders:
-                steps.append(EscalationStep(
-                    "warning", stage, None, due,
-                    f"{stage} deadline {due.isoformat()} {used:.0%} used "
-                    f"(warn at {cfg.warn_at:.0%})", cfg.id))
-            continue
-        # overdue: the n-th order is due at deadline + (n-1) * reissue_after * limit
-        if orders and (cfg.reissue_after is None
-                       or used < 1.0 + len(orders) * cfg.reissue_after):
-            continue
-        target = ladder[min(ladder.index(level) + 1, len(ladder) - 1)]
-        key = f"{stage}@{target}"
-        if key in case.supervised:
-            continue  # already at the top of the ladder for this stage
-        steps.append(EscalationStep(
-            "supervision_order", stage, target, due,
-            f"{stage} overdue since {due.isoformat()}: supervision order, "
-            f"{level} -> {target}", cfg.id))
-        level = target
+    stage = CURRENT_STAGE.get(case.state)
+    due = case.deadlines.get(stage) if stage else None
+    if stage is not None and due is not None:
+        step = _deadline_step(case, stage, due, share(case.created_at, due, now, calendar),
+                              ruleset)
+        if step is not None:
+            steps.append(step)
     if case.returns >= cfg.arbitration_after_returns and not case.arbitration:
         steps.append(EscalationStep(
             "arbitration", None, None, None,
@@ -104,5 +81,24 @@ def check_deadlines(case: Case, now: datetime, ruleset: RuleSet) -> list[Escalat
     return steps
 
 
-def _stage_pos(stage: str) -> int:
-    return STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+def _deadline_step(case: Case, stage: str, due: datetime, used: float,
+                   ruleset: RuleSet) -> EscalationStep | None:
+    cfg = ruleset.escalation
+    orders = [k for k in case.supervised if k == stage or k.startswith(stage + "@")]
+    if used < 1.0:
+        if used >= cfg.warn_at and stage not in case.warned and not orders:
+            return EscalationStep("warning", stage, None, due,
+                                  f"{stage} deadline {due.isoformat()}: {used:.0%} of the "
+                                  f"limit used (warn at {cfg.warn_at:.0%})", cfg.id)
+        return None
+    # overdue: the n-th order for a stage is due at deadline + (n-1) * reissue_after * limit
+    if orders and (cfg.reissue_after is None or used < 1.0 + len(orders) * cfg.reissue_after):
+        return None
+    ladder = list(cfg.ladder)
+    level = case.level if case.level in ladder else ladder[0]
+    target = ladder[min(ladder.index(level) + 1, len(ladder) - 1)]
+    if f"{stage}@{target}" in case.supervised:
+        return None  # already at the top of the ladder for this stage
+    return EscalationStep("supervision_order", stage, target, due,
+                          f"{stage} overdue since {due.isoformat()}: supervision order, "
+                          f"{level} -> {target}", cfg.id)

@@ -34,3 +34,14 @@ def share(start: datetime, deadline: datetime, now: datetime, kind: str) -> floa
     from grid.deadlines import elapsed_share
 
     return elapsed_share(start, deadline, now, calendar(kind))
+
+
+def scaled(span: timedelta, factor: float, kind: str) -> timedelta:
+    """``span`` × ``factor`` in calendar time: in the working calendar '3d' × 0.5 is 1.5
+    working days (12 working hours with 8-hour days), not 36 hours."""
+    if factor == 1:
+        return span
+    cal = calendar(kind)
+    amount = cal.working_amount(span) * factor
+    amount = timedelta(minutes=round(amount / timedelta(minutes=1)))
+    return timedelta(days=amount // cal.day_length) + amount % cal.day_length
