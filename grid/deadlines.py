@@ -6,9 +6,10 @@
 
 Durations are ``"30m"``, ``"2h"``, ``"3d"``. In the working calendar a day means one
 *working day* (the length of the configured working hours), hours and minutes mean working
-hours and minutes: ``"3d"`` = 3 × 8 working hours with 09:00–17:00. Because a
-:class:`~datetime.timedelta` normalises ``24h`` to one day, ``"24h"`` also means one working
-day there; write ``"3d"`` for three working days.
+hours and minutes: ``"3d"`` = 3 × 8 working hours with 09:00–17:00, ``"25h"`` = 25 working
+hours. :func:`parse_duration` returns a :class:`Duration` (a timedelta that remembers its
+unit) for that; a plain timedelta counts its ``.days`` as working days and the rest as
+working time (``timedelta(minutes=4320)`` = 3 working days).
 
 All functions take timezone-aware datetimes (any offset) and return Asia/Shanghai times.
 """
@@ -40,8 +41,25 @@ CalendarKind = Literal["24h", "working"]
 
 # --- durations -----------------------------------------------------------------------------
 
-def parse_duration(text: str) -> timedelta:
-    """``"30m"`` / ``"2h"`` / ``"3d"`` -> timedelta; anything else raises ``ValueError``."""
+class Duration(timedelta):
+    """A timedelta written in one unit (``m``, ``h`` or ``d``): in the working calendar
+    ``"36h"`` is 36 working hours, while a plain ``timedelta(hours=36)`` is one working day
+    and 12 working hours. Arithmetic on it gives plain timedeltas."""
+
+    unit: str
+
+    def __new__(cls, value: timedelta, unit: str) -> Duration:
+        self = super().__new__(cls, value.days, value.seconds, value.microseconds)
+        self.unit = unit
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Duration, (timedelta(self.days, self.seconds, self.microseconds), self.unit)
+
+
+def parse_duration(text: str) -> Duration:
+    """``"30m"`` / ``"2h"`` / ``"3d"`` -> :class:`Duration` (a timedelta); anything else
+    raises ``ValueError``."""
     m = _DURATION_RE.match(text) if isinstance(text, str) else None
     if m is None:
         raise ValueError(
@@ -50,7 +68,7 @@ def parse_duration(text: str) -> timedelta:
     value = int(m.group(1)) * _UNITS[m.group(2)]
     if value > MAX_DURATION:
         raise ValueError(f"duration {text!r} is longer than {MAX_DURATION.days}d")
-    return value
+    return Duration(value, m.group(2))
 
 
 def format_duration(value: timedelta) -> str:
@@ -58,7 +76,8 @@ def format_duration(value: timedelta) -> str:
     if value < timedelta(0) or value % timedelta(minutes=1):
         raise ValueError(f"{value!r}: only whole, non-negative minutes can be written as a "
                          "duration")
-    for unit in ("d", "h", "m"):
+    units = ("h", "m") if isinstance(value, Duration) and value.unit != "d" else ("d", "h", "m")
+    for unit in units:
         if value % _UNITS[unit] == timedelta(0):
             return f"{value // _UNITS[unit]}{unit}"
     raise AssertionError("unreachable")  # pragma: no cover
@@ -156,9 +175,10 @@ class Calendar:
     # -- arithmetic
 
     def working_amount(self, duration: timedelta) -> timedelta:
-        """How much calendar time ``duration`` asks for: days are working days here."""
-        if self.kind == "24h":
-            return duration
+        """How much calendar time ``duration`` asks for: days are working days here, unless
+        it is a :class:`Duration` written in hours or minutes."""
+        if self.kind == "24h" or (isinstance(duration, Duration) and duration.unit != "d"):
+            return timedelta(duration.days, duration.seconds, duration.microseconds)
         return duration.days * self.day_length + timedelta(
             seconds=duration.seconds, microseconds=duration.microseconds)
 

@@ -181,17 +181,34 @@ def test_working_utc_input_uses_shanghai_hours() -> None:
         2026, 3, 9, 10, 0)
 
 
-def test_24h_in_working_calendar_is_one_working_day() -> None:
-    start = sh(2026, 3, 9, 9, 0)
-    assert due(start, parse_duration("24h"), W) == due(start, parse_duration("1d"), W)
+def test_written_hours_are_working_hours_plain_days_are_working_days() -> None:
+    start = sh(2026, 3, 9, 9, 0)  # Monday
     assert due(start, parse_duration("1d"), W) == sh(2026, 3, 9, 17, 0)
+    assert due(start, parse_duration("24h"), W) == sh(2026, 3, 11, 17, 0)  # 24 working hours
+    assert due(start, parse_duration("1440m"), W) == sh(2026, 3, 11, 17, 0)
+    # a plain timedelta (e.g. extension minutes) counts whole days as working days
+    assert due(start, timedelta(minutes=4320), W) == due(start, parse_duration("3d"), W)
+    assert due(start, timedelta(days=1, hours=2), W) == sh(2026, 3, 10, 11, 0)
+    # in the 24h calendar the spelling does not matter
+    assert due(start, parse_duration("24h"), H24) == due(start, parse_duration("1d"), H24)
+
+
+def test_duration_pickles_and_formats_in_its_unit() -> None:
+    import pickle
+
+    d = parse_duration("36h")
+    assert pickle.loads(pickle.dumps(d)).unit == "h" and pickle.loads(pickle.dumps(d)) == d
+    assert format_duration(d) == "36h" and format_duration(parse_duration("48h")) == "48h"
+    assert format_duration(timedelta(hours=48)) == "2d"
+    assert type(d + timedelta(0)) is timedelta
 
 
 def test_hours_and_days_in_working_calendar() -> None:
     start = sh(2026, 3, 9, 9, 0)
     assert due(start, parse_duration("10h"), W) == sh(2026, 3, 10, 11, 0)
     assert due(start, parse_duration("1d"), W) < due(start, parse_duration("10h"), W)
-    assert W.working_amount(parse_duration("36h")) == timedelta(hours=20)  # 1 day + 12h
+    assert W.working_amount(parse_duration("36h")) == timedelta(hours=36)
+    assert W.working_amount(timedelta(hours=36)) == timedelta(hours=20)  # 1 day + 12h
 
 
 def test_lunch_break_override() -> None:
@@ -353,7 +370,7 @@ def test_extend_adds_up(start: datetime, a: timedelta, b: timedelta) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(instants, st.sampled_from("mhd"), st.integers(0, 400), st.integers(0, 400))
+@given(instants, st.sampled_from("mhd"), st.integers(0, 366), st.integers(0, 366))
 def test_due_is_monotone_in_a_written_limit(start: datetime, unit: str, n: int, k: int) -> None:
     for cal in (W, H24):
         a, b = (parse_duration(f"{x}{unit}") for x in sorted((n, k)))
