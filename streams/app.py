@@ -81,8 +81,7 @@ class GridApp:
         app.timer(s.tick_seconds, name="escalation")(self._tick)
 
     def _warn_share(self) -> float:
-        esc = getattr(self.engine.ruleset, "escalation", None)
-        return float(getattr(esc, "warn_share", 0.8) or 0.8)
+        return float(self.engine.ruleset.escalation.warn_at)
 
     # -- partition ownership ------------------------------------------------------------
 
