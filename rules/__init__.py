@@ -9,15 +9,17 @@
 from rules.duplicates import find_duplicate, haversine_m
 from rules.engine import decide
 from rules.escalation import EscalationStep, check_deadlines
-from rules.ruleset import RuleSet, RuleSetError, load_ruleset
+from rules.ruleset import RuleSet, RuleSetError, current_version, load_ruleset, reload_if_changed
 
 __all__ = [
     "EscalationStep",
     "RuleSet",
     "RuleSetError",
     "check_deadlines",
+    "current_version",
     "decide",
     "find_duplicate",
     "haversine_m",
     "load_ruleset",
+    "reload_if_changed",
 ]

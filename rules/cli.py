@@ -35,6 +35,16 @@ def _read_json(path: str, what: str) -> Any:
         raise click.ClickException(f"{what} {path}: not valid JSON: {e}") from None
 
 
+def _locator(path: str | None) -> Any:
+    from geodata.locator import Locator
+    from geodata.schema import LayerError
+
+    try:
+        return Locator.load(path)
+    except (FileNotFoundError, LayerError) as e:
+        raise click.ClickException(f"geodata: {e}") from None
+
+
 def _load_rules(path: str | None) -> Any:
     from rules.ruleset import RuleSetError, load_ruleset
 
@@ -73,12 +83,13 @@ def route(report_path: str, now_text: str | None, rules_dir: str | None, geodata
     if placement_path:
         placement = Placement.model_validate(_read_json(placement_path, "placement"))
     else:
-        from geodata.locator import Locator, OutsideCoverage
+        from geodata.locator import OutsideCoverage
 
+        locator = _locator(geodata)
         try:
-            loc = report.location
-            placement = Locator.load(geodata).locate(loc.lon, loc.lat, loc.crs)
-        except (OutsideCoverage, FileNotFoundError) as e:
+            placement = locator.locate(report.location.lon, report.location.lat,
+                                       report.location.crs)
+        except OutsideCoverage as e:
             raise click.ClickException(str(e)) from None
     d = decide(report, placement, now, ruleset, taxonomy=taxonomy)
     out = {**d.model_dump(mode="json"), "placement": placement.model_dump(mode="json")}
@@ -106,14 +117,13 @@ def rules_group() -> None:
 @click.option("--geodata", default=None, help="Layer-set directory (default: shipped demo).")
 def check(rules_dir: str | None, geodata: str | None) -> None:
     """Validate a rule set and prove every type routes in every street; non-zero on errors."""
-    from geodata.locator import Locator
     from geodata.schema import ZONE_TYPES
     from grid.taxonomy import default_taxonomy
     from rules.check import check_ruleset
 
     ruleset = _load_rules(rules_dir)
     taxonomy = default_taxonomy()
-    locator = Locator.load(geodata)
+    locator = _locator(geodata)
     res = check_ruleset(ruleset, taxonomy, locator.streets(), ZONE_TYPES, locator.districts())
     n = {"routing": len(ruleset.routing), "raise": len(ruleset.raises),
          "deadline": len(ruleset.deadlines)}

@@ -84,12 +84,9 @@ def load_ruleset(path: str | Path | None = None) -> RuleSet:
     """Load and validate the rule set in ``path`` (a directory of YAML files, or one file);
     ``None`` loads the shipped default. Raises :class:`RuleSetError` listing every problem."""
     root = Path(path) if path is not None else DEFAULT_DIR
-    if root.is_file():
-        files, root = [root], root.parent
-    elif root.is_dir():
-        files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml"))
-    else:
+    if not root.exists():
         raise RuleSetError([f"{root}: no such rule file or directory"])
+    root, files = ruleset_files(root)
     if not files:
         raise RuleSetError([f"{root}: no *.yaml rule files"])
     problems: list[str] = []
@@ -152,3 +149,25 @@ def load_ruleset(path: str | Path | None = None) -> RuleSet:
         duplicates=singles.get("duplicates") or Duplicates(),
         origin=origin,
     )
+
+
+def ruleset_files(path: str | Path | None = None) -> tuple[Path, list[Path]]:
+    """The root directory and the rule files a rule set at ``path`` consists of."""
+    root = Path(path) if path is not None else DEFAULT_DIR
+    if root.is_file():
+        return root.parent, [root]
+    return root, sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml"))
+
+
+def current_version(path: str | Path | None = None) -> str:
+    """The content hash the files at ``path`` have now (cheap: no parsing)."""
+    root, files = ruleset_files(path)
+    return _version(files, root)
+
+
+def reload_if_changed(ruleset: RuleSet) -> RuleSet | None:
+    """A freshly loaded rule set if the files of ``ruleset`` changed, else ``None``.
+    Raises :class:`RuleSetError` if the changed files are invalid (keep the old set then)."""
+    if current_version(ruleset.path) == ruleset.version:
+        return None
+    return load_ruleset(ruleset.path)

@@ -106,3 +106,17 @@ def test_rules_are_sorted_strongest_first():
     rs = load_ruleset()
     keys = [r.sort_key for r in rs.routing]
     assert keys == sorted(keys) and rs.routing[-1].id == "route.base"
+
+
+def test_reload_if_changed(tmp_path):
+    from rules import reload_if_changed
+
+    shutil.copytree(load_ruleset().path, tmp_path / "rs")
+    rs = load_ruleset(tmp_path / "rs")
+    assert reload_if_changed(rs) is None
+    (tmp_path / "rs" / "zz-local.yaml").write_text(
+        "raise:\n  - id: area.local-fair\n    match: {street: '310110001'}\n"
+        "    priority: high\n", encoding="utf-8")
+    new = reload_if_changed(rs)
+    assert new is not None and new.version != rs.version
+    assert "area.local-fair" in new.rule_ids()
