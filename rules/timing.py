@@ -41,7 +41,7 @@ def scaled(span: timedelta, factor: float, kind: str) -> timedelta:
     working days (12 working hours with 8-hour days), not 36 hours."""
     if factor == 1:
         return span
-    cal = calendar(kind)
-    amount = cal.working_amount(span) * factor
-    amount = timedelta(minutes=round(amount / timedelta(minutes=1)))
-    return timedelta(days=amount // cal.day_length) + amount % cal.day_length
+    from grid.deadlines import Duration
+
+    amount = calendar(kind).working_amount(span) * factor
+    return Duration(timedelta(minutes=round(amount / timedelta(minutes=1))), "m")
