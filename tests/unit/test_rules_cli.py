@@ -57,7 +57,7 @@ def test_illegal_construction_enforcement(tmp_path):
     assert out["due"]["dispose"] > timedelta(days=40)
 
 
-def test_rural_zone(tmp_path):
+def test_rural_zone(tmp_path):  # the shipped Yangpu demo has no rural zone: given placement
     urban = route("rural_garbage.json", tmp_path=tmp_path)
     rural = route("rural_garbage.json", "rural", tmp_path=tmp_path)
     assert rural["due"]["dispose"] == 2 * urban["due"]["dispose"]
@@ -69,6 +69,37 @@ def test_near_hospital(tmp_path):
 
 def test_compound_corridor_clutter(tmp_path):
     out = route("corridor_clutter.json", "residential_compound", tmp_path=tmp_path)
+    assert (out["department"], out["tier"]) == ("property_management", "community")
+
+
+def report_in_zone(zone_type: str, name: str, tmp_path: Path) -> str:
+    """The fixture report moved to a point inside a zone of the shipped geodata."""
+    from geodata.locator import Locator
+
+    zones = Locator.load(None).layers["zones"]
+    point = zones[zones.zone_type == zone_type].iloc[0].geometry.representative_point()
+    data = json.loads((REPORTS / name).read_text(encoding="utf-8"))
+    data["location"] = {"lon": point.x, "lat": point.y, "crs": "wgs84"}
+    f = tmp_path / name
+    f.write_text(json.dumps(data), encoding="utf-8")
+    return str(f)
+
+
+def test_near_hospital_located_by_the_real_locator(tmp_path):
+    f = report_in_zone("hospital", "road_near_hospital.json", tmp_path)
+    res = CliRunner().invoke(main, ["route", "--report", f, "--now", NOW])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert "hospital" in out["placement"]["zones"]
+    assert out["priority"] == "high" and "area.hospital" in out["rules"]
+
+
+def test_compound_located_by_the_real_locator(tmp_path):
+    f = report_in_zone("residential_compound", "corridor_clutter.json", tmp_path)
+    res = CliRunner().invoke(main, ["route", "--report", f, "--now", NOW])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert "residential_compound" in out["placement"]["zones"]
     assert (out["department"], out["tier"]) == ("property_management", "community")
 
 
