@@ -1,0 +1,513 @@
+"""Read model of the case event log (grid.case-events.v1): pure, in memory.
+
+:class:`Projection` folds :class:`~grid.models.CaseEvent` objects or their JSON dicts into one
+:class:`CaseSummary` per case and keeps the aggregates the command center and the
+evaluation report (考核评价) need. Input is at-least-once: an event seen twice (same
+``event_id``, or a ``seq`` already applied) changes nothing; an event that arrives before
+its predecessors waits until they come.
+
+Evaluation figures (see docs/evaluation.md): for a period ``[start, end)`` the *cohort* of
+a department (or street) is the cases whose first work order was issued in the period,
+attributed to the department holding the case's last work order. Over the cohort:
+
+* closure rate 结案率 = closed / dispatched
+* on-time closure rate 按期结案率 = closed on time / closed
+* rework rate 返工率 = cases with ≥ 1 rework / cases disposed at least once
+* extension rate 延期率 = cases with ≥ 1 granted extension / dispatched
+
+plus ``open`` (cohort cases not closed, rejected or merged) and ``overdue`` (open and past
+the deadline of the stage they are working on, at ``now``). A rate is ``None`` when its
+denominator is 0.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+from collections import Counter, OrderedDict, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from grid.models import CaseEvent
+
+TZ = timezone(timedelta(hours=8), "CST")  # days are Shanghai days
+TERMINAL = frozenset({"closed", "rejected", "merged"})
+TIERS = ("self", "community", "street", "district", "city")
+ESCALATION_LEVELS = ("street", "district", "city")
+# the stage a case is working on in each open state (as rules.escalation.CURRENT_STAGE)
+CURRENT_STAGE: dict[str, str] = {
+    "reported": "file", "triage": "file", "filed": "dispatch", "returned": "dispatch",
+    "dispatched": "dispose", "accepted": "dispose", "rework": "dispose", "disposed": "verify",
+}
+WORK_ORDER_OPEN = frozenset({"dispatched", "accepted", "rework"})
+COUNTER_KEYS = ("reported", "filed", "self_closed", "dispatched", "closed", "overdue", "merged")
+HISTORY_FIELDS = ("event_id", "seq", "type", "state_from", "state_to", "actor", "role", "at",
+                  "reason")
+
+
+def _dt(v: Any) -> datetime | None:
+    if v is None or isinstance(v, datetime):
+        return v
+    return datetime.fromisoformat(v)
+
+
+def _iso(v: datetime | None) -> str | None:
+    return v.isoformat() if v is not None else None
+
+
+@dataclass(slots=True)
+class CaseSummary:
+    """What the read model keeps of one case (no full history, no report photos)."""
+
+    case_id: str
+    state: str = "reported"
+    type_code: str | None = None
+    category: str | None = None
+    kind: str | None = None
+    department: str | None = None
+    priority: str = "normal"
+    tier: str = "street"
+    level: str = "street"
+    handling: str | None = None
+    district: str | None = None
+    street: str | None = None
+    community: str | None = None
+    cell: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    source: str | None = None
+    description: str = ""
+    address: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    deadlines: dict[str, datetime] = field(default_factory=dict)
+    filed_at: datetime | None = None
+    dispatched_at: datetime | None = None  # first work order
+    disposed_at: datetime | None = None
+    closed_at: datetime | None = None
+    closed_on_time: bool | None = None
+    work_order_id: str | None = None
+    dispatches: int = 0
+    reworks: int = 0
+    extensions: int = 0
+    returns: int = 0
+    report_count: int = 1
+    alert: bool = False
+    self_closed: bool = False
+    arbitration: bool = False
+    supervisions: int = 0
+    warnings: int = 0
+    seq: int = 0  # last applied event
+
+    @property
+    def is_open(self) -> bool:
+        return self.state not in TERMINAL
+
+    @property
+    def stage(self) -> str | None:
+        """The stage the case is working on (None when finished or verified)."""
+        return CURRENT_STAGE.get(self.state)
+
+    def due(self) -> datetime | None:
+        stage = self.stage
+        return self.deadlines.get(stage) if stage else None
+
+    def lateness(self, now: datetime) -> timedelta | None:
+        """How far past its current stage's deadline an open case is (None if not overdue)."""
+        due = self.due()
+        if due is None or not self.is_open or due > now:
+            return None
+        return now - due
+
+    def to_dict(self, now: datetime | None = None) -> dict[str, Any]:
+        """JSON-ready dict (ISO timestamps); with ``now``: stage, due, overdue and lateness."""
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, datetime):
+                d[k] = v.isoformat()
+        d["deadlines"] = {k: v.isoformat() for k, v in self.deadlines.items()}
+        d["stage"] = self.stage
+        if now is not None:
+            late = self.lateness(now)
+            d["overdue"] = late is not None
+            d["late_seconds"] = round(late.total_seconds()) if late is not None else 0
+        return d
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Evaluation figures for one department or street over a period (see module doc)."""
+
+    key: str
+    dispatched: int = 0
+    closed: int = 0
+    closed_on_time: int = 0
+    disposed: int = 0
+    reworked: int = 0
+    extended: int = 0
+    open: int = 0
+    overdue: int = 0
+
+    @staticmethod
+    def _rate(num: int, den: int) -> float | None:
+        return round(num / den, 4) if den else None
+
+    @property
+    def closure_rate(self) -> float | None:
+        return self._rate(self.closed, self.dispatched)
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return self._rate(self.closed_on_time, self.closed)
+
+    @property
+    def rework_rate(self) -> float | None:
+        return self._rate(self.reworked, self.disposed)
+
+    @property
+    def extension_rate(self) -> float | None:
+        return self._rate(self.extended, self.dispatched)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(closure_rate=self.closure_rate, on_time_rate=self.on_time_rate,
+                 rework_rate=self.rework_rate, extension_rate=self.extension_rate)
+        return d
+
+
+def _cursor(c: CaseSummary) -> str:
+    raw = f"{_iso(c.created_at)}|{c.case_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _uncursor(cursor: str) -> tuple[datetime, str]:
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    at, cid = raw.split("|", 1)
+    return datetime.fromisoformat(at), cid
+
+
+class Projection:
+    """Cases, per-day counters and open-case aggregates folded from the event log.
+
+    ``category_of(type_code)`` (optional) fills the category of a case re-typed by
+    manual triage (``classified`` events carry only the type code).
+    ``keep_detail``: how many of the newest cases keep their decision and history.
+    """
+
+    def __init__(self, category_of: Any = None, keep_detail: int = 50_000,
+                 keep_alerts: int = 200) -> None:
+        self.cases: dict[str, CaseSummary] = {}
+        self.category_of = category_of
+        self.keep_detail = keep_detail
+        self.events_applied = 0
+        self._seen: set[str] = set()
+        self._pending: dict[str, dict[int, dict[str, Any]]] = {}
+        self._order: list[tuple[datetime, str]] = []  # (created_at, case_id), ascending
+        self._open: set[str] = set()
+        self._open_counts: Counter[tuple[str, str, str]] = Counter()  # (district, street, state)
+        self._days: dict[date, Counter[str]] = {}
+        self._detail: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.alerts: deque[dict[str, Any]] = deque(maxlen=keep_alerts)
+        self._alert_ids: set[str] = set()
+
+    # -- folding ---------------------------------------------------------------------------
+
+    def apply(self, event: CaseEvent | dict[str, Any]) -> bool:
+        """Fold one event; False when it was seen before (or waits for earlier events)."""
+        e = event.model_dump(mode="json", by_alias=True) if isinstance(event, CaseEvent) \
+            else event
+        eid = e.get("event_id")
+        if not eid or eid in self._seen:
+            return False
+        cid = e["case_id"]
+        seq = int(e.get("seq", 0))
+        case = self.cases.get(cid)
+        if seq == 0:  # command_rejected: history only, never a state change
+            self._seen.add(eid)
+            if case is not None:
+                self._history(cid, e)
+            return True
+        if case is None and e.get("type") != "reported":
+            self._pending.setdefault(cid, {})[seq] = e
+            return False
+        if case is not None and seq <= case.seq:
+            self._seen.add(eid)  # same position already applied (redelivery with a new id)
+            return False
+        if case is not None and seq > case.seq + 1:
+            self._pending.setdefault(cid, {})[seq] = e
+            return False
+        self._fold(e)
+        waiting = self._pending.get(cid)
+        while waiting:
+            nxt = waiting.pop(self.cases[cid].seq + 1, None)
+            if nxt is None:
+                break
+            if nxt["event_id"] not in self._seen:
+                self._fold(nxt)
+        if waiting is not None and not waiting:
+            self._pending.pop(cid, None)
+        return True
+
+    def apply_all(self, events: Iterable[CaseEvent | dict[str, Any]]) -> int:
+        return sum(1 for e in events if self.apply(e))
+
+    def _fold(self, e: dict[str, Any]) -> None:
+        self._seen.add(e["event_id"])
+        self.events_applied += 1
+        cid, t, at = e["case_id"], e["type"], _dt(e["at"])
+        d = e.get("data") or {}
+        c = self.cases.get(cid)
+        if c is None:
+            c = self._open_case(cid, e, d, at)
+        else:
+            self._count_open(c, -1)
+        c.seq = int(e["seq"])
+        c.state = e["state_to"]
+        c.updated_at = at
+        if "decision" in d:
+            dec = d["decision"]
+            c.department = dec.get("department")
+            c.tier, c.priority = dec.get("tier", c.tier), dec.get("priority", c.priority)
+            c.handling = dec.get("handling")
+            c.deadlines = {k: _dt(v) for k, v in (dec.get("deadlines") or {}).items()}
+            c.alert = bool(dec.get("alert"))
+            c.type_code = d.get("type_code") or dec.get("type_code") or c.type_code
+            c.level = c.tier if c.tier in ESCALATION_LEVELS else "street"
+            if cid in self._detail:
+                self._detail[cid]["decision"] = dec
+            if self.category_of and c.type_code and t == "classified":
+                c.category = self.category_of(c.type_code) or c.category
+        day = self._days.setdefault(at.astimezone(TZ).date(), Counter())
+        if t in ("filed", "classified"):
+            c.filed_at = c.filed_at or at
+            day["filed"] += 1
+        elif t in ("dispatched", "redispatched"):
+            c.department = d.get("department", c.department)
+            c.work_order_id = d.get("work_order_id")
+            c.dispatches += 1
+            c.dispatched_at = c.dispatched_at or at
+            day["dispatched"] += 1
+        elif t == "disposed":
+            c.disposed_at = at
+        elif t == "returned":
+            c.returns += 1
+        elif t == "arbitration":
+            c.arbitration = True
+        elif t == "rework":
+            c.reworks += 1
+        elif t == "extension_granted":
+            c.extensions += 1
+            c.deadlines.update({k: _dt(v) for k, v in (d.get("deadlines") or {}).items()})
+        elif t == "supervised":
+            c.level = d.get("level", c.level)
+            c.supervisions += 1
+        elif t == "warned":
+            c.warnings += 1
+        elif t == "merged":
+            c.report_count += 1
+            day["merged"] += 1
+        elif t in ("closed", "self_closed"):
+            due = c.deadlines.get("dispose")
+            c.closed_at = at
+            c.closed_on_time = due is None or (c.disposed_at or at) <= due
+            day["closed"] += 1
+            if t == "self_closed":
+                c.self_closed = True
+                c.tier, c.department = "self", None
+                day["self_closed"] += 1
+        elif t == "reported":
+            day["reported"] += 1
+        self._count_open(c, +1)
+        self._history(cid, e)
+
+    def _open_case(self, cid: str, e: dict[str, Any], d: dict[str, Any],
+                   at: datetime) -> CaseSummary:
+        r = d.get("report") or {}
+        p = d.get("placement") or {}
+        c = CaseSummary(
+            case_id=cid, type_code=d.get("type_code"), category=d.get("category"),
+            kind=d.get("kind"), district=p.get("district") or e.get("district"),
+            street=p.get("street") or e.get("street"), community=p.get("community"),
+            cell=p.get("cell"), lon=p.get("lon"), lat=p.get("lat"), source=r.get("source"),
+            description=r.get("description", ""), address=r.get("address"),
+            created_at=at, updated_at=at)
+        self.cases[cid] = c
+        bisect.insort(self._order, (at, cid))
+        self._detail_of(cid)["report"] = {k: r.get(k) for k in (
+            "report_id", "reporter_id", "reported_at", "source", "self_disposed",
+            "component_id")} | {"photos": len(r.get("photos") or ())}
+        return c
+
+    def _count_open(self, c: CaseSummary, sign: int) -> None:
+        if c.is_open:
+            self._open_counts[(c.district or "", c.street or "", c.state)] += sign
+            if sign > 0:
+                self._open.add(c.case_id)
+            else:
+                self._open.discard(c.case_id)
+
+    def _detail_of(self, cid: str) -> dict[str, Any]:
+        det = self._detail.get(cid)
+        if det is None:
+            det = self._detail[cid] = {"history": []}
+            while len(self._detail) > self.keep_detail:
+                self._detail.popitem(last=False)
+        return det
+
+    def _history(self, cid: str, e: dict[str, Any]) -> None:
+        if cid not in self._detail:
+            return
+        h = {k: e.get(k) for k in HISTORY_FIELDS}
+        data = {k: v for k, v in (e.get("data") or {}).items()
+                if k not in ("report", "placement", "decision")}
+        if data:
+            h["data"] = data
+        self._detail[cid]["history"].append(h)
+
+    def apply_alert(self, alert: dict[str, Any]) -> bool:
+        """Remember a recent alert (grid.alerts.v1) for the dashboard; idempotent."""
+        aid = alert.get("alert_id")
+        if not aid or aid in self._alert_ids:
+            return False
+        if len(self.alerts) == self.alerts.maxlen:
+            self._alert_ids.discard(self.alerts[0].get("alert_id"))
+        self._alert_ids.add(aid)
+        self.alerts.append(alert)
+        return True
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def get(self, case_id: str) -> CaseSummary | None:
+        return self.cases.get(case_id)
+
+    def detail(self, case_id: str, now: datetime | None = None) -> dict[str, Any] | None:
+        """Summary plus report facts, decision (rule, explanation) and history, if kept."""
+        c = self.cases.get(case_id)
+        if c is None:
+            return None
+        det = self._detail.get(case_id, {})
+        return {**c.to_dict(now), "report": det.get("report"), "decision": det.get("decision"),
+                "history": list(det.get("history", [])), "history_kept": case_id in self._detail}
+
+    def _iter_newest(self, cursor: str | None) -> Iterator[CaseSummary]:
+        end = len(self._order)
+        if cursor:
+            end = bisect.bisect_left(self._order, _uncursor(cursor))
+        for i in range(end - 1, -1, -1):
+            yield self.cases[self._order[i][1]]
+
+    def list(self, district: str | None = None, street: str | None = None,
+             state: str | Iterable[str] | None = None, overdue: bool | None = None,
+             department: str | None = None, now: datetime | None = None, limit: int = 50,
+             cursor: str | None = None) -> tuple[list[CaseSummary], str | None]:
+        """Cases newest first, filtered; returns (page, cursor of the next page or None).
+
+        ``state`` is a state, a list of states, or ``"open"`` (not closed/rejected/merged).
+        ``overdue`` needs ``now``. ``cursor`` is the opaque string a previous call returned.
+        """
+        if overdue is not None and now is None:
+            raise ValueError("overdue filter needs now")
+        states = {state} if isinstance(state, str) else set(state) if state else None
+        want_open = states is not None and "open" in states
+        out: list[CaseSummary] = []
+        for c in self._iter_newest(cursor):
+            if (district and c.district != district) or (street and c.street != street):
+                continue
+            if department and c.department != department:
+                continue
+            if states is not None and c.state not in states and not (want_open and c.is_open):
+                continue
+            if overdue is not None and (c.lateness(now) is not None) != overdue:
+                continue
+            if len(out) == limit:
+                return out, _cursor(out[-1])
+            out.append(c)
+        return out, None
+
+    def open_cases(self) -> Iterator[CaseSummary]:
+        return (self.cases[cid] for cid in self._open)
+
+    def overdue(self, now: datetime, district: str | None = None) -> list[CaseSummary]:
+        """Open cases past their current stage's deadline, latest first."""
+        late = [(c.lateness(now), c) for c in self.open_cases()
+                if district is None or c.district == district]
+        return [c for d, c in sorted((x for x in late if x[0] is not None),
+                                     key=lambda x: (-x[0].total_seconds(), x[1].case_id))]
+
+    def counters(self, day: date, now: datetime | None = None) -> dict[str, int]:
+        """Today's counters: reported (cases opened), filed, self_closed, dispatched (work
+        orders issued), closed (incl. self-closed), merged; overdue is open cases at ``now``."""
+        got = self._days.get(day, Counter())
+        out = {k: got.get(k, 0) for k in COUNTER_KEYS}
+        out["overdue"] = len(self.overdue(now)) if now is not None else 0
+        return out
+
+    def open_counts(self) -> dict[tuple[str, str, str], int]:
+        """Open cases per (district, street, state) — the grid_cases_open gauge."""
+        return {k: v for k, v in self._open_counts.items() if v > 0}
+
+    def tier_flow(self, day: date | None = None) -> dict[str, dict[str, int]]:
+        """Cases per loop (self/community/street/district/city): total, open, closed, and
+        how many were escalated by supervision orders. ``day``: cases opened that day."""
+        flow = {t: {"total": 0, "open": 0, "closed": 0, "escalated": 0} for t in TIERS}
+        for c in self.cases.values():
+            if day is not None and c.created_at.astimezone(TZ).date() != day:
+                continue
+            if c.state in ("rejected", "merged"):
+                continue
+            f = flow.setdefault(c.tier, {"total": 0, "open": 0, "closed": 0, "escalated": 0})
+            f["total"] += 1
+            f["open" if c.is_open else "closed"] += 1
+            f["escalated"] += c.supervisions > 0
+        return flow
+
+    def _figures(self, key_of: Any, start: datetime, end: datetime,
+                 now: datetime | None) -> dict[str, Figures]:
+        acc: dict[str, Counter[str]] = {}
+        for c in self.cases.values():
+            if c.dispatched_at is None or not start <= c.dispatched_at < end:
+                continue
+            key = key_of(c)
+            if key is None:
+                continue
+            a = acc.setdefault(key, Counter())
+            a["dispatched"] += 1
+            if c.state == "closed":
+                a["closed"] += 1
+                a["closed_on_time"] += bool(c.closed_on_time)
+            a["disposed"] += c.disposed_at is not None
+            a["reworked"] += c.reworks > 0
+            a["extended"] += c.extensions > 0
+            if c.is_open:
+                a["open"] += 1
+                a["overdue"] += now is not None and c.lateness(now) is not None
+        return {k: Figures(key=k, **v) for k, v in sorted(acc.items())}
+
+    def department_figures(self, start: datetime, end: datetime,
+                           now: datetime | None = None,
+                           district: str | None = None) -> dict[str, Figures]:
+        """Figures per department for cases first dispatched in ``[start, end)``."""
+        return self._figures(lambda c: (c.department or "command_center")
+                             if district is None or c.district == district else None,
+                             start, end, now)
+
+    def street_figures(self, start: datetime, end: datetime, now: datetime | None = None,
+                       district: str | None = None) -> dict[str, Figures]:
+        """Figures per street for cases first dispatched in ``[start, end)``."""
+        return self._figures(lambda c: (c.street or "")
+                             if district is None or c.district == district else None,
+                             start, end, now)
+
+    def work_orders(self, department: str) -> list[dict[str, Any]]:
+        """Open work orders of a department (dispatched, accepted or in rework), oldest first."""
+        out = []
+        for c in self.open_cases():
+            if c.department == department and c.state in WORK_ORDER_OPEN:
+                out.append({"work_order_id": c.work_order_id, "case_id": c.case_id,
+                            "department": department, "state": c.state,
+                            "priority": c.priority, "type_code": c.type_code,
+                            "street": c.street, "due": _iso(c.deadlines.get("dispose")),
+                            "dispatched_at": _iso(c.dispatched_at)})
+        return sorted(out, key=lambda w: (w["dispatched_at"] or "", w["case_id"]))
