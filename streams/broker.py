@@ -8,6 +8,7 @@ topics. It backs ``grid up`` and the integration tests; production uses Apache K
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -311,8 +312,18 @@ def ensure_topics(
     configs: Mapping[str, Mapping[str, str]] | None = None,
     timeout: float = 20.0,
 ) -> list[str]:
-    """Blocking :func:`create_topics` (do not call from inside a running event loop)."""
-    return asyncio.run(create_topics(bootstrap, topics, replication, configs, timeout))
+    """Blocking :func:`create_topics`. Inside a running event loop it runs in a helper
+    thread (blocking that loop meanwhile): prefer ``await create_topics(...)`` there."""
+
+    def run() -> list[str]:
+        return asyncio.run(create_topics(bootstrap, topics, replication, configs, timeout))
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
 
 
 # -- where is the broker? (``grid up`` records it; submit/tail/worker read it) ----------
