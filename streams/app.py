@@ -65,11 +65,8 @@ class GridApp:
         self.dispatch = app.topic(T.DISPATCH, partitions=n, **RAW)
         self.alerts = app.topic(T.ALERTS, partitions=n, **RAW)
         self.dlq = app.topic(T.DLQ, partitions=n, **RAW)
-        self.cases_table = app.Table("cases", partitions=n, key_type=bytes, value_type=bytes,
-                                     key_serializer="raw", value_serializer="raw")
-        self.report_table = app.Table("report-index", partitions=n, key_type=bytes,
-                                      value_type=bytes, key_serializer="raw",
-                                      value_serializer="raw")
+        self.cases_table = self._raw_table("cases")
+        self.report_table = self._raw_table("report-index")
         self.store = CaseStore(self.cases_table, self.report_table, self.owns_street,
                                warn_share=self._warn_share())
         app.on_rebalance_complete.connect(self._on_rebalance)
@@ -79,6 +76,13 @@ class GridApp:
         app.agent(app.topic(T.LOCATED, T.COMMANDS, partitions=n, **RAW),
                   name="cases")(self._cases)
         app.timer(s.tick_seconds, name="escalation")(self._tick)
+
+    def _raw_table(self, name: str) -> Any:
+        """A changelog-backed table of bytes → bytes (we serialise with orjson ourselves)."""
+        table = self.app.Table(name, partitions=self.settings.partitions, key_type=bytes,
+                               value_type=bytes)
+        table.key_serializer = table.value_serializer = "raw"
+        return table
 
     def _warn_share(self) -> float:
         return float(self.engine.ruleset.escalation.warn_at)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import os
 import signal
 import subprocess
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from streams import topics as T
@@ -19,11 +22,33 @@ from streams.broker import free_port
 from streams.kafka_io import collect, produce_json
 
 CLOCK_SPEED = 600  # one real second = ten engine minutes: a 2 h deadline passes in 12 s
-YANGPU = (121.5260, 31.2590)  # inside Yangpu (WGS-84)
 
 
-def make_report(type_code: str | None = "0101", lon: float = YANGPU[0], lat: float = YANGPU[1],
-                **kw) -> dict:
+@functools.cache
+def _lattice() -> list[tuple[float, float]]:
+    """Points ~300 m apart inside Yangpu cells, so test reports never merge by accident."""
+    from geodata.locator import Locator
+
+    loc = Locator.load(None)
+    minx, miny, maxx, maxy = loc.layers["communities"].total_bounds
+    grid = [(float(x), float(y)) for x in np.arange(minx, maxx, 0.003)
+            for y in np.arange(miny, maxy, 0.003)]
+    placed = loc.locate_many([p[0] for p in grid], [p[1] for p in grid], "wgs84")
+    return [p for p, pl in zip(grid, placed, strict=True) if pl is not None and pl.cell]
+
+
+_next_point = itertools.count()
+
+
+def fresh_point() -> tuple[float, float]:
+    pts = _lattice()
+    return pts[next(_next_point) % len(pts)]
+
+
+def make_report(type_code: str | None = "0101", lon: float | None = None,
+                lat: float | None = None, **kw) -> dict:
+    if lon is None or lat is None:
+        lon, lat = fresh_point()
     r = {"schema": "grid.report/1", "report_id": str(uuid.uuid4()), "source": "supervisor",
          "reporter_id": "sup-test", "reported_at": datetime.now(UTC).isoformat(),
          "location": {"lon": lon, "lat": lat, "crs": "wgs84"}, "type_code": type_code,
@@ -43,7 +68,7 @@ class WorkerProc:
         self.app_id = app_id
         self.web_port = free_port()
         self.env = dict(os.environ, GRID_BROKER=broker_url, GRID_APP_ID=app_id,
-                        GRID_WEB_PORT=str(self.web_port), GRID_PARTITIONS="4",
+                        GRID_WEB_PORT=str(self.web_port),
                         GRID_DATA_DIR=str(tmp / "data"), GRID_CLOCK=f"x{CLOCK_SPEED}",
                         GRID_TICK_SECONDS="0.5", **env)
         self.log_path = tmp / f"worker-{app_id}.log"
@@ -78,7 +103,7 @@ def submit(bootstrap: str, reports: list[dict | bytes]) -> None:
                              key_fn=lambda r: r.get("report_id") if isinstance(r, dict) else None))
 
 
-def wait_for(bootstrap: str, topic: str, pred, n: int = 1, timeout: float = 60.0) -> list[dict]:
+def wait_for(bootstrap: str, topic: str, pred, n: int = 1, timeout: float = 30.0) -> list[dict]:
     """Messages of ``topic`` that satisfy ``pred``, once at least ``n`` of them arrived."""
     got = asyncio.run(collect(bootstrap, topic,
                               lambda vs: sum(1 for v in vs if isinstance(v, dict) and pred(v)) >= n,
@@ -93,11 +118,17 @@ def engine(broker, tmp_path_factory) -> Iterator[WorkerProc]:
     w = WorkerProc(broker.url, tmp, f"grid-test-{uuid.uuid4().hex[:6]}").start()
     probe = make_report("0701", description="probe")
     submit(broker.bootstrap, [probe])
-    try:
-        wait_for(broker.bootstrap, T.CASE_EVENTS,
-                 lambda e: e.get("data", {}).get("report", {}).get("report_id")
-                 == probe["report_id"], timeout=90)
-    except TimeoutError:
+    for _ in range(30):  # up to 90 s: group join on Tansu takes a few seconds
+        if w.proc.poll() is not None:
+            pytest.fail(f"worker exited with {w.proc.returncode}:\n{w.log_tail()}")
+        try:
+            wait_for(broker.bootstrap, T.CASE_EVENTS,
+                     lambda e: e.get("data", {}).get("report", {}).get("report_id")
+                     == probe["report_id"], timeout=3)
+            break
+        except TimeoutError:
+            continue
+    else:
         w.stop()
         pytest.fail(f"worker did not process a probe report in 90 s:\n{w.log_tail()}")
     yield w
