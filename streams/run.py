@@ -41,10 +41,50 @@ def worker(loglevel: str, rules_dir: str | None, **kw) -> None:
     from streams.app import create_app
 
     settings = Settings.from_env(rules=rules_dir, **kw)
+    check_topics(settings)
     grid_app = create_app(settings)
+    from streams.dashboard import install_dashboard
+    from streams.metrics import install_metrics
+    from streams.readmodel import attach_read_model
+
+    attach_read_model(grid_app)  # grid_app.projection: the whole event log, in memory
+    install_metrics(grid_app)  # GET /metrics (domain + Faust engine metrics)
+    install_dashboard(grid_app)  # GET / and /dashboard/...
+    from streams.web import install
+
+    install(grid_app)  # HTTP API + Open311 on the worker's web server
     click.echo(f"grid worker: broker {settings.broker}, web http://{settings.web_host}:"
                f"{settings.web_port}/", err=True)
     Worker(grid_app.app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def check_topics(settings: Settings) -> None:
+    """Create missing topics; refuse to start when existing ones have another partition count
+    (case state is partitioned by street: every worker must agree on the count)."""
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from streams import topics as T
+    from streams.broker import bootstrap_of, ensure_topics
+
+    bootstrap = bootstrap_of(settings.broker)
+    ensure_topics(bootstrap, T.all_topics(settings.partitions), replication=settings.replication)
+
+    async def counts() -> dict[str, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            meta = await admin.describe_topics([T.LOCATED, T.COMMANDS])
+        finally:
+            await admin.close()
+        return {m["topic"]: len(m["partitions"]) for m in meta}
+
+    wrong = {t: n for t, n in asyncio.run(counts()).items() if n != settings.partitions}
+    if wrong:
+        raise click.ClickException(
+            f"topics {wrong} do not have {settings.partitions} partitions: "
+            "start the worker with --partitions (GRID_PARTITIONS) matching the topics")
 
 
 def grid_home() -> Path:
