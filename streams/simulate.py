@@ -19,7 +19,7 @@ from streams import topics as T
 def sample_points(locator, n: int, seed: int = 11) -> list[tuple[float, float]]:
     """``n`` WGS-84 points that fall in a cell of the loaded coverage (rejection sampling)."""
     rng = random.Random(seed)
-    minx, miny, maxx, maxy = locator.layers["communities"].total_bounds  # cells lie in communities
+    minx, miny, maxx, maxy = (float(v) for v in locator.layers["communities"].total_bounds)
     points: list[tuple[float, float]] = []
     for _ in range(50):
         lons = [rng.uniform(minx, maxx) for _ in range(4 * n)]
