@@ -199,6 +199,7 @@ class Projection:
     def __init__(self, category_of: Any = None, keep_detail: int = 50_000,
                  keep_alerts: int = 200) -> None:
         self.cases: dict[str, CaseSummary] = {}
+        self.reports: dict[str, str] = {}  # report_id -> case_id (opening and merged reports)
         self.category_of = category_of
         self.keep_detail = keep_detail
         self.events_applied = 0
@@ -307,6 +308,8 @@ class Projection:
             c.warnings += 1
         elif t == "merged":
             c.report_count += 1
+            if d.get("report_id"):
+                self.reports[d["report_id"]] = cid
             day["merged"] += 1
         elif t in ("closed", "self_closed"):
             due = c.deadlines.get("dispose")
@@ -334,6 +337,8 @@ class Projection:
             description=r.get("description", ""), address=r.get("address"),
             created_at=at, updated_at=at)
         self.cases[cid] = c
+        if r.get("report_id"):
+            self.reports[r["report_id"]] = cid
         bisect.insort(self._order, (at, cid))
         self._detail_of(cid)["report"] = {k: r.get(k) for k in (
             "report_id", "reporter_id", "reported_at", "source", "self_disposed",
@@ -381,6 +386,10 @@ class Projection:
 
     def get(self, case_id: str) -> CaseSummary | None:
         return self.cases.get(case_id)
+
+    def case_for_report(self, report_id: str) -> str | None:
+        """The case a report opened or was merged into (None: not seen yet)."""
+        return self.reports.get(report_id)
 
     def detail(self, case_id: str, now: datetime | None = None) -> dict[str, Any] | None:
         """Summary plus report facts, decision (rule, explanation) and history, if kept."""

@@ -1,0 +1,164 @@
+"""Prometheus metrics of a worker, served at ``GET /metrics`` on its web server.
+
+One :class:`~prometheus_client.CollectorRegistry` per worker holds
+
+* domain metrics (``grid_*``), fed by ``grid_app.listeners`` callbacks (intake and effects
+  of the engine) and, for open cases, read from the read model on each scrape;
+* engine metrics from Faust's Prometheus sensor (``faust_*``: messages, events, commits,
+  send latency, rebalances, offsets) plus ``grid_consumer_lag{topic,partition}``.
+
+Faust's sensor registers the ``/metrics`` page; it serves this same registry, so one
+scrape returns both. Labels are bounded: categories, departments, districts, streets,
+states, stages and levels come from the taxonomy, geodata and lifecycle, never case ids.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+CLOSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 4 * 3600, 12 * 3600, 86400, 3 * 86400,
+                 7 * 86400, 30 * 86400)
+PENDING_MAX = 100_000  # reports awaiting their work order (for dispatch latency)
+
+
+class GridMetrics:
+    """Domain metrics; :meth:`listener` is the ``grid_app.listeners`` callback."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.reports = Counter("grid_reports", "Reports accepted by intake",
+                               ["source", "category"], registry=r)
+        self.rejected = Counter("grid_reports_rejected", "Reports rejected to the DLQ",
+                                ["reason"], registry=r)
+        self.work_orders = Counter("grid_work_orders", "Work orders issued",
+                                   ["department", "priority"], registry=r)
+        self.dispatch_latency = Histogram(
+            "grid_dispatch_latency_seconds",
+            "Report received by intake to its automatic work order produced (wall clock)",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.close_duration = Histogram(
+            "grid_case_close_duration_seconds", "Case opened to closed (engine time)",
+            ["category"], buckets=CLOSE_BUCKETS, registry=r)
+        self.escalations = Counter("grid_escalations", "Supervision orders by level",
+                                   ["level"], registry=r)
+        self.self_closed = Counter("grid_self_closed", "Cases closed by self-disposal",
+                                   registry=r)
+        self.merged = Counter("grid_duplicates_merged", "Duplicate reports merged into a case",
+                              registry=r)
+        self.breaches = Counter(
+            "grid_deadline_breaches", "Stages that went overdue (first supervision order)",
+            ["department", "stage"], registry=r)
+        self.case_events = Counter("grid_case_events", "Case events produced by this worker",
+                                   ["type"], registry=r)
+        self.alerts = Counter("grid_alerts", "Alerts produced by this worker", ["kind"],
+                              registry=r)
+        self._received: OrderedDict[str, float] = OrderedDict()  # report id -> monotonic
+
+    def listener(self, kind: str, **kw: Any) -> None:
+        if kind == "intake":
+            self.on_intake(kw.get("located", ()), kw.get("dead", ()))
+        elif kind == "effects":
+            self.on_effects(kw["fx"])
+
+    def on_intake(self, located: Any, dead: Any) -> None:
+        now = time.monotonic()
+        for msg in located:
+            self.reports.labels(msg.report.source, msg.category or "unclassified").inc()
+            self._received[msg.report.rid] = now
+        while len(self._received) > PENDING_MAX:
+            self._received.popitem(last=False)
+        for d in dead:
+            self.rejected.labels(d.reason).inc()
+
+    def on_effects(self, fx: Any) -> None:
+        case = fx.case
+        opened = any(e.type == "reported" for e in fx.events)
+        if opened and case is not None:
+            t0 = self._received.pop(case.report.rid, None)
+            if t0 is not None and fx.work_orders:
+                self.dispatch_latency.observe(time.monotonic() - t0)
+        for wo in fx.work_orders:
+            self.work_orders.labels(wo.department, wo.priority).inc()
+        for a in fx.alerts:
+            self.alerts.labels(a.kind).inc()
+        for e in fx.events:
+            self.case_events.labels(e.type).inc()
+            if e.type == "merged":
+                self.merged.inc()
+            elif e.type == "supervised" and case is not None:
+                self.escalations.labels(e.data.get("level", "")).inc()
+                stage = e.data.get("stage") or "dispose"
+                orders = [k for k in case.supervised if k.startswith(stage + "@")]
+                if len(orders) <= 1:  # the first order for this stage: a breach
+                    self.breaches.labels(case.department or "none", stage).inc()
+            elif e.type in ("closed", "self_closed") and case is not None:
+                if e.type == "self_closed":
+                    self.self_closed.inc()
+                dur = (e.at - case.created_at).total_seconds()
+                self.close_duration.labels(case.category or "unclassified").observe(max(dur, 0))
+
+
+class OpenCasesCollector(Collector):
+    """``grid_cases_open{district,street,state}`` from the read model, at scrape time."""
+
+    def __init__(self, grid_app: Any) -> None:
+        self.grid_app = grid_app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = GaugeMetricFamily("grid_cases_open", "Open cases (read model of the whole log)",
+                              labels=["district", "street", "state"])
+        proj = getattr(self.grid_app, "projection", None)
+        if proj is not None:
+            for (district, street, state), n in sorted(proj.open_counts().items()):
+                g.add_metric([district, street, state], n)
+        yield g
+        ready = GaugeMetricFamily("grid_read_model_cases", "Cases held by the read model")
+        ready.add_metric([], len(proj.cases) if proj is not None else 0)
+        yield ready
+
+
+class LagCollector(Collector):
+    """``grid_consumer_lag{topic,partition}``: end offset minus committed offset."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = GaugeMetricFamily("grid_consumer_lag",
+                              "Messages not yet committed by this worker, per partition",
+                              labels=["topic", "partition"])
+        mon = getattr(self.app, "monitor", None)
+        ends = dict(getattr(mon, "tp_end_offsets", None) or {})
+        committed = dict(getattr(mon, "tp_committed_offsets", None) or {})
+        try:
+            assigned = set(self.app.consumer.assignment())
+        except Exception:  # before the consumer exists
+            assigned = set()
+        for tp in sorted(assigned, key=lambda t: (t.topic, t.partition)):
+            if tp in ends:
+                g.add_metric([tp.topic, str(tp.partition)],
+                             max(ends[tp] - committed.get(tp, 0), 0))
+        yield g
+
+
+def install_metrics(grid_app: Any) -> GridMetrics:
+    """Register domain and engine metrics and the single ``/metrics`` page of the worker."""
+    from faust.sensors.prometheus import setup_prometheus_sensors
+
+    metrics = GridMetrics()
+    metrics.registry.register(OpenCasesCollector(grid_app))
+    metrics.registry.register(LagCollector(grid_app.app))
+    # Faust's sensor: engine metrics in the same registry; it adds the /metrics page
+    setup_prometheus_sensors(grid_app.app, pattern="/metrics", registry=metrics.registry,
+                             name_prefix="faust")
+    grid_app.listeners.append(metrics.listener)
+    grid_app.metrics = metrics
+    return metrics
