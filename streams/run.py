@@ -50,13 +50,6 @@ def worker(loglevel: str, rules_dir: str | None, **kw) -> None:
     attach_read_model(grid_app)  # grid_app.projection: the whole event log, in memory
     install_metrics(grid_app)  # GET /metrics (domain + Faust engine metrics)
     install_dashboard(grid_app)  # GET / and /dashboard/...
-    from streams.dashboard import install_dashboard
-    from streams.metrics import install_metrics
-    from streams.readmodel import attach_read_model
-
-    attach_read_model(grid_app)  # grid_app.projection: the whole event log, in memory
-    install_metrics(grid_app)  # GET /metrics (domain + Faust engine metrics)
-    install_dashboard(grid_app)  # GET / and /dashboard/...
     from streams.web import install
 
     install(grid_app)  # HTTP API + Open311 on the worker's web server
