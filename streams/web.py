@@ -1,0 +1,894 @@
+"""HTTP API (``/api/v1``, JSON) and Open311 GeoReport v2 (``/open311/v2``) on the worker's
+Faust web server (aiohttp). :func:`install` registers the routes; see docs/api.md.
+
+* Writes (reports, actions) are validated here — :func:`grid.intake.parse_report`, the
+  token's role and scope (:mod:`grid.auth`), the pure lifecycle — and then produced to
+  ``grid.reports.v1`` / ``grid.commands.v1``; the engine applies them asynchronously.
+* A case lives in the table partition of its street. Reads of one case go to the worker that
+  owns that partition (Faust table routing: the ``cases`` table's assignment metadata); any
+  worker can answer, forwarding at most one hop.
+* Lists (cases, work orders, Open311 requests) come from the read model
+  (``grid_app.projection``, complete in every worker); without one, from local table state.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from aiohttp import web
+from pydantic import ValidationError
+
+from grid import auth, lifecycle, open311
+from grid.auth import Forbidden, Principal
+from grid.intake import Rejection, parse_report
+from grid.models import (
+    TERMINAL_STATES,
+    Action,
+    Case,
+    CaseState,
+    Command,
+    Report,
+    case_id_for,
+    partition_key_of,
+)
+from streams.app import partition_of
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+O311 = "/open311/v2"
+HOP = "X-Grid-Forwarded"  # set on a forwarded request: the owner answers, never forwards again
+MAX_BODY = 64 * 1024
+ACTION_WAIT = 5.0  # seconds to wait for the engine to apply an action (?wait=0: do not wait)
+PENDING_MAX = 10_000
+OPEN_WORK = (CaseState.DISPATCHED, CaseState.ACCEPTED, CaseState.REWORK)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpError(Exception):
+    """An error answer: status, JSON body and extra headers."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {"error": message, **extra}
+        self.headers = headers or {}
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> web.Response:
+    return web.Response(body=orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), status=status,
+                        headers=headers, content_type="application/json")
+
+
+def install(grid_app: Any) -> None:
+    """Register the API and Open311 routes on ``grid_app.app``'s web server."""
+    api = Api(grid_app)
+    router = grid_app.app.web.web_app.router
+    for method, path, handler in api.routes():
+        router.add_route(method, path, handler)
+    grid_app.api = api
+
+
+class Api:
+    """The handlers; state: the token registry and a bounded cache of accepted reports."""
+
+    def __init__(self, grid_app: Any, registry: auth.TokenRegistry | None = None) -> None:
+        self.g = grid_app
+        self.app = grid_app.app
+        self.taxonomy = grid_app.engine.taxonomy
+        self.registry = registry or auth.load_registry(departments=self.taxonomy.departments)
+        self.max_body = int(os.environ.get("GRID_API_MAX_BYTES", MAX_BODY))
+        self.action_wait = float(os.environ.get("GRID_API_ACTION_WAIT", ACTION_WAIT))
+        self.pending: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._keys: list[str] | None = None
+        if not len(self.registry):
+            log.warning("no API tokens configured (GRID_MODE=production): every API call is 401")
+
+    def routes(self) -> list[tuple[str, str, Handler]]:
+        a, o, w = API, O311, self._wrap
+        fmt = "{fmt:json|xml}"
+        return [
+            ("GET", a, w(self.index)),
+            ("GET", f"{a}/", w(self.index)),
+            ("GET", f"{a}/health", w(self.health)),
+            ("GET", f"{a}/openapi.json", w(self.openapi)),
+            ("GET", f"{a}/me", w(self.me)),
+            ("POST", f"{a}/reports", w(self.post_report)),
+            ("GET", f"{a}/reports/{{report_id}}", w(self.get_report)),
+            ("GET", f"{a}/cases", w(self.list_cases)),
+            ("GET", f"{a}/cases/{{case_id}}", w(self.get_case)),
+            ("POST", f"{a}/cases/{{case_id}}/actions", w(self.post_action)),
+            ("GET", f"{a}/work-orders", w(self.work_orders)),
+            ("GET", f"{o}/services.{fmt}", w(self.o311_services, open311_errors=True)),
+            ("POST", f"{o}/requests.{fmt}", w(self.o311_post, open311_errors=True)),
+            ("GET", f"{o}/requests.{fmt}", w(self.o311_list, open311_errors=True)),
+            ("GET", f"{o}/requests/{{rid}}.{fmt}", w(self.o311_get, open311_errors=True)),
+        ]
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _wrap(self, fn: Handler, open311_errors: bool = False) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                return await fn(request)
+            except HttpError as err:
+                if open311_errors:
+                    return self._o311_error(request, err.status, err.body["error"], err.headers)
+                return json_response(err.body, err.status, err.headers)
+            except Exception as err:  # never leak a traceback page
+                log.exception("API %s %s failed", request.method, request.path)
+                msg = f"internal error: {type(err).__name__}"
+                if open311_errors:
+                    return self._o311_error(request, 500, msg)
+                return json_response({"error": msg}, 500)
+        handler.__doc__ = fn.__doc__
+        return handler
+
+    def principal(self, request: web.Request, api_key: str | None = None) -> Principal:
+        token = auth.bearer_token(request.headers.get("Authorization"), api_key)
+        p = self.registry.lookup(token)
+        if p is None:
+            raise HttpError(401, "missing bearer token (Authorization: Bearer <token>)"
+                            if not token else "unknown bearer token",
+                            headers={"WWW-Authenticate": 'Bearer realm="grid"'})
+        return p
+
+    async def body(self, request: web.Request) -> bytes:
+        """The request body, refused with 413 beyond ``max_body`` (header or actual size)."""
+        limit = self.max_body
+        if request.content_length is not None and request.content_length > limit:
+            raise HttpError(413, f"the body has {request.content_length} bytes, more than the "
+                            f"{limit} allowed; send photos as URLs, not inline", limit=limit)
+        chunks, size = [], 0
+        while True:
+            chunk = await request.content.read(65536)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise HttpError(413, f"the body is larger than the {limit} bytes allowed",
+                                limit=limit)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def now(self) -> datetime:
+        return self.g.clock.now()
+
+    # -- partition ownership and forwarding ------------------------------------------------
+
+    def owner_of(self, street: str) -> str | None:
+        """URL of the worker that owns ``street``'s partition of the cases table; None when it
+        is this worker (or before any assignment is known)."""
+        try:
+            meta = self.app.router.table_metadata("cases")
+        except Exception:
+            return None
+        p = partition_of(street, self.g.settings.partitions)
+        me = _ident(str(self.app.conf.canonical_url))
+        for url, topics in meta.items():
+            if any(p in parts for parts in topics.values()):
+                return None if _ident(url) == me else url.rstrip("/")
+        return None
+
+    async def forward(self, url: str, request: web.Request, path: str | None = None,
+                      body: bytes | None = None) -> tuple[int, bytes, str]:
+        """GET ``path`` (default: this request's path and query) on the worker at ``url``;
+        POST when a ``body`` is given."""
+        headers = {HOP: "1"}
+        for h in ("Authorization", "Content-Type"):
+            if h in request.headers:
+                headers[h] = request.headers[h]
+        target = url + (path or str(request.rel_url))
+        method = "GET" if body is None else "POST"
+        try:
+            async with self.app.http_client.request(method, target, headers=headers,
+                                                    data=body) as resp:
+                return resp.status, await resp.read(), resp.content_type
+        except Exception as err:
+            raise HttpError(503, f"the worker owning this case ({url}) did not answer: "
+                            f"{type(err).__name__}") from err
+
+    async def load_case(self, case_id: str, request: web.Request) -> Case:
+        """The current case from the worker that owns it (local table or one hop)."""
+        street = partition_key_of(case_id)
+        owner = None if request.headers.get(HOP) else self.owner_of(street)
+        if owner is None:
+            case = self.g.store.get(case_id)
+            if case is None:
+                raise HttpError(404, f"no case {case_id!r}", case_id=case_id)
+            return case
+        status, body, _ = await self.forward(owner, request, f"{API}/cases/{case_id}")
+        if status != 200:
+            data = _loads(body)
+            raise HttpError(status, data.get("error", "error from owning worker")
+                            if isinstance(data, dict) else "error from owning worker")
+        return Case.model_validate_json(body)
+
+    # -- meta ----------------------------------------------------------------------------
+
+    async def index(self, request: web.Request) -> web.Response:
+        """Links to everything (no token needed)."""
+        return json_response({
+            "api": API, "openapi": f"{API}/openapi.json", "health": f"{API}/health",
+            "reports": f"{API}/reports", "cases": f"{API}/cases",
+            "work_orders": f"{API}/work-orders", "open311": f"{O311}/services.json",
+            "auth": "Authorization: Bearer <token>", "tokens": self.registry.origin})
+
+    async def health(self, request: web.Request) -> web.Response:
+        """This worker, its partitions of the cases table and the token source (no token)."""
+        try:
+            mine = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
+                          if tp.topic.endswith("-cases-changelog"))
+        except Exception:
+            mine = []
+        try:
+            meta = self.app.router.table_metadata("cases")
+            workers = {u: sorted(p for ps in t.values() for p in ps) for u, t in meta.items()}
+        except Exception:
+            workers = {}
+        return json_response({"status": "ok", "worker": str(self.app.conf.canonical_url),
+                              "app_id": self.g.settings.app_id, "partitions": mine,
+                              "partition_count": self.g.settings.partitions,
+                              "workers": workers, "tokens": self.registry.origin,
+                              "read_model": getattr(self.g, "projection", None) is not None})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """The OpenAPI document of this API."""
+        from streams.openapi import spec
+
+        return json_response(spec())
+
+    async def me(self, request: web.Request) -> web.Response:
+        """The caller's role and scope."""
+        return json_response(self.principal(request).public())
+
+    # -- reports -------------------------------------------------------------------------
+
+    async def accept_report(self, p: Principal, raw: bytes | dict[str, Any]) -> Report:
+        """Validate (422), check source and scope (403), produce; the accepted report."""
+        r = parse_report(raw, taxonomy=self.taxonomy, now=self.now(), max_bytes=self.max_body)
+        if isinstance(r, Rejection):
+            if r.reason == "too_large":
+                raise HttpError(413, r.message, limit=self.max_body)
+            raise HttpError(422, r.message, reason=r.reason, report_id=r.report_id,
+                            errors=[e.model_dump() for e in r.errors])
+        if r.source != p.source:
+            raise HttpError(403, f"token {p.name!r} submits reports with source {p.source!r}, "
+                            f"not {r.source!r}")
+        if p.role == "supervisor" and r.reporter_id != p.name:
+            raise HttpError(403, f"supervisor token {p.name!r} may not report as "
+                            f"{r.reporter_id!r}")
+        loc = r.location
+        place = self.g.engine.locator.locate_many([loc.lon], [loc.lat], [loc.crs])[0]
+        if place is None:
+            raise HttpError(422, f"location ({loc.lon}, {loc.lat}, {loc.crs}) is outside every "
+                            "district this engine covers", reason="outside_coverage",
+                            report_id=r.rid, errors=[{"field": "location",
+                                                      "message": "outside the covered area"}])
+        try:
+            auth.check_report(p, place)
+        except Forbidden as err:
+            raise HttpError(403, str(err)) from err
+        value = raw if isinstance(raw, bytes) else orjson.dumps(raw)
+        fut = await self.g.reports.send(key=r.rid.encode(), value=value)
+        await fut  # acknowledged by the broker before we answer
+        self.pending[r.rid] = r.model_dump(mode="json", by_alias=True)
+        while len(self.pending) > PENDING_MAX:
+            self.pending.popitem(last=False)
+        return r
+
+    async def post_report(self, request: web.Request) -> web.Response:
+        """Submit a report (wire format ``grid.report/1``); 202 with a link to follow it."""
+        p = self.principal(request)
+        if p.role not in auth.REPORTING_ROLES:
+            raise HttpError(403, f"role {p.role!r} may not submit reports")
+        r = await self.accept_report(p, await self.body(request))
+        url = f"{API}/reports/{r.rid}"
+        return json_response({"report_id": r.rid, "status": "accepted", "report_url": url,
+                              "open311_url": f"{O311}/requests/{r.rid}.json"},
+                             status=202, headers={"Location": url})
+
+    def report_street(self, rid: str) -> str | None:
+        """The partition key (street) of the case a report opened or joined, when it can be
+        known here: this worker's report index (an entry never changes once written), the read
+        model, or the report itself if this worker accepted it (located again)."""
+        cid = self.g.store.report_index.get(rid.encode())
+        if cid is not None:
+            return partition_key_of(cid.decode())
+        cid = self._projection_case_id(rid)
+        if cid is not None:
+            return partition_key_of(cid)
+        pending = self.pending.get(rid)
+        if pending is not None:
+            loc = pending["location"]
+            place = self.g.engine.locator.locate_many([loc["lon"]], [loc["lat"]],
+                                                      [loc["crs"]])[0]
+            return place.partition_key if place is not None else None
+        return None
+
+    def other_workers(self) -> list[str]:
+        try:
+            meta = self.app.router.table_metadata("cases")
+        except Exception:
+            return []
+        me = _ident(str(self.app.conf.canonical_url))
+        return [u.rstrip("/") for u in meta if _ident(u) != me]
+
+    async def ask_owner(self, rid: str, request: web.Request, path: str | None = None
+                        ) -> tuple[int, bytes, str, str] | None:
+        """Ask the worker owning report ``rid``'s case (status, body, content type, url);
+        None: answer here. When the street cannot be known here (no read model, report
+        accepted elsewhere), ask every other worker until one knows it."""
+        if request.headers.get(HOP):
+            return None
+        street = self.report_street(rid)
+        if street is not None:
+            owner = self.owner_of(street)
+            targets = [owner] if owner else []
+        else:
+            targets = self.other_workers()
+        for url in targets:
+            status, body, ctype = await self.forward(url, request, path)
+            if street is not None or status != 404:
+                return status, body, ctype, url
+        return None
+
+    async def relay(self, owner: str, request: web.Request) -> web.Response:
+        status, body, ctype = await self.forward(owner, request)
+        return web.Response(body=body, status=status, content_type=ctype or "application/json",
+                            headers={"X-Grid-Served-By": owner})
+
+    def _projection_case_id(self, rid: str) -> str | None:
+        """The case a report opened, from the read model: case ids are derived from the report
+        id and the street, so try every partition key the locator knows (a few hundred)."""
+        proj = getattr(self.g, "projection", None)
+        if proj is None:
+            return None
+        fn = getattr(proj, "case_for_report", None)
+        if callable(fn):
+            got = fn(rid)
+            if got is not None:
+                return got if isinstance(got, str) else _field(got, "case_id")
+        for key in self._partition_keys():
+            cid = case_id_for(rid, key)
+            if cid in proj.cases:
+                return cid
+        return None
+
+    def _partition_keys(self) -> list[str]:
+        if self._keys is None:
+            loc = self.g.engine.locator
+            self._keys = [*loc.streets(), *loc.districts(), "outside"]
+        return self._keys
+
+    def _projection_report_id(self, case_id: str) -> str | None:
+        proj = getattr(self.g, "projection", None)
+        detail = getattr(proj, "detail", None)
+        got = detail(case_id) if callable(detail) else None
+        return ((got or {}).get("report") or {}).get("report_id")
+
+    async def get_report(self, request: web.Request) -> web.Response:
+        """The case a report became (404 'not yet processed' before)."""
+        p = self.principal(request)
+        rid = _uuid(request.match_info["report_id"])
+        got = await self.ask_owner(rid, request)
+        if got is not None:
+            status, body, ctype, url = got
+            return web.Response(body=body, status=status, content_type=ctype,
+                                headers={"X-Grid-Served-By": url})
+        case = self.g.store.case_for_report(rid)
+        if case is None:
+            raise HttpError(404, f"report {rid} is not yet processed (or was rejected: see "
+                            f"grid.reports.dlq.v1); retry shortly", report_id=rid,
+                            processing="pending" if rid in self.pending else "unknown")
+        _guard(auth.check_read, p, case.placement, case.department)
+        return json_response({
+            "report_id": rid, "case_id": case.case_id, "case_url": f"{API}/cases/{case.case_id}",
+            "state": case.state.value, "merged": case.report.rid != rid})
+
+    # -- cases -----------------------------------------------------------------------------
+
+    async def get_case(self, request: web.Request) -> web.Response:
+        """One case: state, placement, decision with explanation, deadlines, history."""
+        p = self.principal(request)
+        case_id = request.match_info["case_id"]
+        owner = None if request.headers.get(HOP) else self.owner_of(partition_key_of(case_id))
+        if owner is not None:
+            return await self.relay(owner, request)
+        case = self.g.store.get(case_id)
+        if case is None:
+            raise HttpError(404, f"no case {case_id!r}", case_id=case_id)
+        _guard(auth.check_read, p, case.placement, case.department)
+        return json_response(self.case_json(case),
+                             headers={"X-Grid-Served-By": str(self.app.conf.canonical_url)})
+
+    def case_json(self, case: Case) -> dict[str, Any]:
+        out = case.model_dump(mode="json", by_alias=True)
+        out["overdue_stages"] = case.overdue_stages(self.now())
+        out["links"] = {"self": f"{API}/cases/{case.case_id}",
+                        "actions": f"{API}/cases/{case.case_id}/actions"}
+        return out
+
+    def summaries(self) -> Iterable[dict[str, Any]]:
+        """Case summaries from the read model, else from this worker's table state."""
+        proj = getattr(self.g, "projection", None)
+        if proj is not None:
+            now = self.now()
+            return (_as_dict(s, now) for s in list(proj.cases.values()))
+        out = []
+        for _k, raw in list(self.g.store.cases.items()):
+            case = Case.model_validate_json(raw)
+            out.append(summary_of(case))
+        return out
+
+    def _filtered(self, p: Principal, q: dict[str, str]) -> list[dict[str, Any]]:
+        now = self.now()
+        overdue = _bool(q.get("overdue"), "overdue")
+        states = {s for s in (q.get("state") or "").split(",") if s}
+        bad = states - {s.value for s in CaseState} - {"open"}
+        if bad:
+            raise HttpError(422, f"unknown state(s) {', '.join(sorted(bad))}", errors=[
+                {"field": "state", "message": "one of " + ", ".join(s.value for s in CaseState)
+                 + ", open"}])
+        dept = q.get("department")
+        if p.role == "department" and p.city_wide:
+            if dept and dept != p.department:
+                raise HttpError(403, f"department {p.department!r} may list only its own cases")
+            dept = p.department
+        rows = []
+        for s in self.summaries():
+            if q.get("district") and s.get("district") != q["district"]:
+                continue
+            if q.get("street") and s.get("street") != q["street"]:
+                continue
+            if dept and s.get("department") != dept:
+                continue
+            state = str(s.get("state"))
+            if states and state not in states and not ("open" in states and _open(state)):
+                continue
+            if overdue is not None and _is_overdue(s, now) != overdue:
+                continue
+            if not (p.role == "department" and p.city_wide) and not p.covers(s):
+                continue
+            rows.append(s)
+        return rows
+
+    async def list_cases(self, request: web.Request) -> web.Response:
+        """Cases filtered by district, street, state, overdue, department; newest first."""
+        p = self.principal(request)
+        q = dict(request.query)
+        rows = self._filtered(p, q)
+        return json_response(_page(rows, q, f"{API}/cases"))
+
+    async def work_orders(self, request: web.Request) -> web.Response:
+        """A department's open work orders (dispatched, accepted or in rework)."""
+        p = self.principal(request)
+        dept = request.query.get("department") or (p.department if p.role == "department"
+                                                   else None)
+        if not dept:
+            raise HttpError(422, "department is required", errors=[
+                {"field": "department", "message": "is required (a department id)"}])
+        if dept not in self.taxonomy.departments:
+            raise HttpError(422, f"unknown department {dept!r}", errors=[
+                {"field": "department", "message": "not a department id"}])
+        _guard(auth.check_work_orders, p, dept)
+        q = dict(request.query, department=dept,
+                 state=",".join(s.value for s in OPEN_WORK))
+        rows = []
+        for s in self._filtered(p, q):
+            n = s.get("dispatches") or 1
+            rows.append({"work_order_id": f"{s['case_id']}:{n}", **s})
+        return json_response(_page(rows, dict(request.query), f"{API}/work-orders"))
+
+    # -- actions ---------------------------------------------------------------------------
+
+    async def post_action(self, request: web.Request) -> web.Response:
+        """Validate an action against role, scope and the lifecycle; produce the command."""
+        p = self.principal(request)
+        case_id = request.match_info["case_id"]
+        raw = await self.body(request)
+        owner = None if request.headers.get(HOP) else self.owner_of(partition_key_of(case_id))
+        if owner is not None:  # the owner checks against its current state and waits there
+            status, body, ctype = await self.forward(owner, request, body=raw)
+            return web.Response(body=body, status=status, content_type=ctype,
+                                headers={"X-Grid-Served-By": owner})
+        data = _loads(raw)
+        if not isinstance(data, dict):
+            raise HttpError(422, "expected a JSON object with at least `action`",
+                            errors=[{"field": "body", "message": "not a JSON object"}])
+        allowed = {"action", "reason", "evidence_photos", "passed", "extension_minutes",
+                   "department", "type_code", "stage", "command_id"}
+        extra = sorted(set(data) - allowed)
+        if extra:
+            raise HttpError(422, f"unknown field(s) {', '.join(extra)}",
+                            errors=[{"field": k, "message": "is not an action field"}
+                                    for k in extra])
+        try:
+            action = Action(data.get("action"))
+            if action in (Action.MERGE, Action.WARN):
+                raise ValueError
+        except ValueError:
+            names = ", ".join(a.value for a in Action if a not in (Action.MERGE, Action.WARN))
+            raise HttpError(422, f"unknown action {data.get('action')!r}", errors=[
+                {"field": "action", "message": f"one of {names}"}]) from None
+        if action not in auth.ACTIONS_BY_ROLE[p.role]:  # before loading the case
+            _guard(auth.check_action, p, action, None, None)
+        case = await self.load_case(case_id, request)
+        _guard(auth.check_action, p, action, case.placement, case.department)
+        try:
+            cmd = Command.model_validate({
+                **data, "command_id": data.get("command_id") or str(uuid.uuid4()),
+                "case_id": case_id, "actor": p.actor, "role": p.role,
+                "street": case.placement.street})
+        except ValidationError as err:
+            raise HttpError(422, "invalid action", errors=[
+                {"field": ".".join(str(x) for x in e["loc"]), "message": e["msg"]}
+                for e in err.errors(include_url=False)]) from None
+        now = self.now()
+        decision = None
+        if action is Action.CLASSIFY and cmd.type_code:
+            if cmd.type_code not in self.taxonomy.types:
+                raise HttpError(422, f"unknown type code {cmd.type_code!r}", errors=[
+                    {"field": "type_code", "message": "not one of the 120 types"}])
+            decision = self.g.engine.decide(case.report, case.placement, now,
+                                            cmd.type_code).decision
+        try:
+            predicted = lifecycle.decide(case, cmd, now, decision=decision,
+                                         extend=self.g.engine._extend)
+        except lifecycle.NotPermitted as err:
+            raise HttpError(403, str(err), state=case.state.value, action=action.value) from None
+        except lifecycle.IllegalTransition as err:
+            raise HttpError(409, str(err), state=case.state.value, action=action.value) from None
+        key, value = self.g.command_bytes(cmd)
+        fut = await self.g.commands.send(key=key, value=value)
+        await fut
+        body: dict[str, Any] = {
+            "command_id": cmd.command_id, "case_id": case_id, "action": action.value,
+            "case_url": f"{API}/cases/{case_id}"}
+        wait = self.action_wait if request.query.get("wait", "1") not in ("0", "false") else 0
+        applied = await self._wait_applied(case, cmd.command_id, len(predicted), wait, request)
+        if applied is not None:
+            return json_response({**body, "status": "applied", "state": applied.state.value,
+                                  "events": [_ev(e) for e in applied.history
+                                             if e.data.get("command_id") == cmd.command_id]})
+        return json_response({**body, "status": "accepted", "state_before": case.state.value,
+                              "predicted_events": [_ev(e) for e in predicted]}, status=202)
+
+    async def _wait_applied(self, case: Case, command_id: str, n: int, wait: float,
+                            request: web.Request) -> Case | None:
+        """Poll the owning worker until the command's events are in the case (or time out)."""
+        import asyncio
+
+        if wait <= 0 or n == 0:
+            return None
+        deadline = time.monotonic() + wait
+        delay = 0.02
+        while time.monotonic() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+            try:
+                cur = await self.load_case(case.case_id, request)
+            except HttpError:
+                continue
+            if lifecycle.already_applied(cur, command_id):
+                return cur
+        return None
+
+    # -- Open311 GeoReport v2 --------------------------------------------------------------
+
+    def _o311_error(self, request: web.Request, status: int, message: str,
+                    headers: dict[str, str] | None = None) -> web.Response:
+        errors = [(status, message)]
+        if request.match_info.get("fmt") == "xml":
+            return web.Response(text=open311.errors_xml(errors), status=status,
+                                headers=headers, content_type="text/xml")
+        return json_response(open311.errors_json(errors), status, headers)
+
+    def _o311(self, request: web.Request, root: str, item: str, rows: list[dict[str, Any]],
+              status: int = 200) -> web.Response:
+        if request.match_info.get("fmt") == "xml":
+            return web.Response(text=open311.to_xml(root, item, rows), status=status,
+                                content_type="text/xml")
+        return json_response(rows, status)
+
+    async def o311_services(self, request: web.Request) -> web.Response:
+        """GeoReport v2 service list: the 120 types (``?lang=en`` for English names)."""
+        rows = open311.services(self.taxonomy, request.query.get("lang", "zh"))
+        return self._o311(request, "services", "service", rows)
+
+    async def o311_post(self, request: web.Request) -> web.Response:
+        """Create a service request (form-encoded or JSON); the report's source is the
+        api key's (citizen app, 12345 hotline)."""
+        raw = await self.body(request)
+        ctype = request.content_type or ""
+        if "json" in ctype:
+            params = _loads(raw)
+            if not isinstance(params, dict):
+                raise HttpError(400, "expected a JSON object of GeoReport parameters")
+        else:
+            try:
+                params = {k: v[0] for k, v in parse_qs(raw.decode("utf-8"),
+                                                      keep_blank_values=True).items()}
+            except UnicodeDecodeError:
+                raise HttpError(400, "the form is not UTF-8") from None
+        key = params.get("api_key") or request.query.get("api_key")
+        p = self.principal(request, api_key=str(key) if key else None)
+        if p.role not in auth.REPORTING_ROLES:
+            raise HttpError(403, f"api key of role {p.role!r} may not create requests")
+        try:
+            report = open311.report_from_request(params, source=p.source, reporter=p.name,
+                                                 now=self.now())
+        except open311.RequestError as err:
+            return self._o311_errors(request, err.errors)
+        if p.role == "supervisor":
+            report["reporter_id"] = p.name
+        try:
+            r = await self.accept_report(p, report)
+        except HttpError as err:
+            if err.status == 422 and err.body.get("errors"):
+                return self._o311_errors(request, [
+                    (400, f"{open311.param_of(e['field'])}: {e['message']}")
+                    for e in err.body["errors"]])
+            raise
+        t = self.taxonomy.types.get(r.type_code) if r.type_code else None
+        notice = (f"已受理：{t.name_zh}" if t else "已受理，待分类") + "；可凭编号查询处理进度"
+        return self._o311(request, "service_requests", "request", [
+            {"service_request_id": r.rid, "service_notice": notice,
+             "account_id": params.get("account_id")}], status=201)
+
+    def _o311_errors(self, request: web.Request, errors: list[tuple[int, str]]
+                     ) -> web.Response:
+        if request.match_info.get("fmt") == "xml":
+            return web.Response(text=open311.errors_xml(errors), status=400,
+                                content_type="text/xml")
+        return json_response(open311.errors_json(errors), 400)
+
+    async def _o311_row(self, rid: str, request: web.Request) -> dict[str, Any] | None:
+        got = await self.ask_owner(rid, request, f"{O311}/requests/{rid}.json")
+        if got is not None:
+            rows = _loads(got[1]) if got[0] == 200 else None
+            if rows:
+                return rows[0]
+            if rid not in self.pending:
+                return None
+            return open311.request_status(rid, None, self.taxonomy, self.pending[rid])
+        case = self.g.store.case_for_report(rid)
+        if case is None and rid not in self.pending:
+            return None
+        return open311.request_status(rid, case, self.taxonomy, self.pending.get(rid))
+
+    async def o311_get(self, request: web.Request) -> web.Response:
+        """One service request by id (the report id)."""
+        rid = _uuid(request.match_info["rid"], status=404)
+        row = await self._o311_row(rid, request)
+        if row is None:
+            raise HttpError(404, f"service request {rid} not found (or not processed yet)")
+        return self._o311(request, "service_requests", "request", [row])
+
+    async def o311_list(self, request: web.Request) -> web.Response:
+        """Service requests by ids, or by service_code, start/end date and status (≤ 1000,
+        default: the last 90 days)."""
+        q = request.query
+        if q.get("service_request_id"):
+            rows = []
+            for rid in q["service_request_id"].split(",")[:200]:
+                try:
+                    row = await self._o311_row(_uuid(rid.strip()), request)
+                except HttpError:
+                    row = None
+                if row is not None:
+                    rows.append(row)
+            return self._o311(request, "service_requests", "request", rows)
+        codes = {c for c in q.get("service_code", "").split(",") if c}
+        status = {s for s in q.get("status", "").split(",") if s}
+        if status - {"open", "closed"}:
+            raise HttpError(400, "status must be open, closed or both (comma-separated)")
+        try:
+            end = datetime.fromisoformat(q["end_date"]) if q.get("end_date") else self.now()
+            start = (datetime.fromisoformat(q["start_date"]) if q.get("start_date")
+                     else end - _days(90))
+        except ValueError:
+            raise HttpError(400, "start_date/end_date must be ISO 8601 with an offset, e.g. "
+                            "2026-05-01T00:00:00+08:00") from None
+        if start.tzinfo is None or end.tzinfo is None:
+            raise HttpError(400, "start_date/end_date need a UTC offset, e.g. +08:00")
+        rows = []
+        for s in self.summaries():
+            created = _dt(s.get("created_at"))
+            if created is None or not (start <= created <= end):
+                continue
+            if codes and s.get("type_code") not in codes:
+                continue
+            st = "open" if _open(str(s.get("state"))) else "closed"
+            if status and st not in status:
+                continue
+            rows.append(s)
+        rows.sort(key=lambda s: str(s.get("created_at")), reverse=True)
+        out = []
+        for s in rows[:1000]:
+            cid = s.get("case_id")
+            case = (self.g.store.get(cid) if cid and self.owner_of(partition_key_of(cid)) is None
+                    else None)
+            rid = s.get("report_id") or (case.report.rid if case else None) or \
+                self._projection_report_id(s["case_id"])
+            if case is not None and rid:
+                out.append(open311.request_status(rid, case, self.taxonomy))
+            elif rid:
+                out.append(_summary_request(rid, s, self.taxonomy))
+        return self._o311(request, "service_requests", "request", out)
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+def summary_of(case: Case) -> dict[str, Any]:
+    """A list row for a case (the same fields the read model's summaries carry)."""
+    p = case.placement
+    return {
+        "case_id": case.case_id, "report_id": case.report.rid, "state": case.state.value,
+        "type_code": case.type_code, "category": case.category, "kind": case.kind,
+        "department": case.department, "priority": case.priority, "tier": case.tier,
+        "level": case.level, "district": p.district, "street": p.street,
+        "community": p.community, "cell": p.cell, "patrol_area": p.patrol_area,
+        "lon": p.lon, "lat": p.lat, "description": case.report.description,
+        "address": case.report.address, "created_at": case.created_at.isoformat(),
+        "updated_at": case.updated_at.isoformat(), "dispatches": case.dispatches,
+        "deadlines": {k: v.isoformat() for k, v in case.deadlines.items()},
+        "closed_at": case.closed_at.isoformat() if case.closed_at else None,
+    }
+
+
+def _summary_request(rid: str, s: dict[str, Any], taxonomy: Any) -> dict[str, Any]:
+    code = s.get("type_code")
+    t = taxonomy.types.get(code) if code else None
+    dept = taxonomy.departments.get(s.get("department") or "")
+    state = str(s.get("state"))
+    open_ = _open(state)
+    due = (s.get("deadlines") or {}).get("dispose")
+    notes = open311.STATUS_NOTES.get(state, state)  # StrEnum keys match their values
+    return {
+        "service_request_id": rid, "status": "open" if open_ else "closed",
+        "status_notes": notes.format(agency=dept.name_zh if dept else "—"),
+        "service_name": t.name_zh if t else None, "service_code": code,
+        "description": s.get("description"),
+        "agency_responsible": dept.name_zh if dept else s.get("department"),
+        "service_notice": None, "requested_datetime": open311.iso(_dt(s.get("created_at"))),
+        "updated_datetime": open311.iso(_dt(s.get("updated_at"))),
+        "expected_datetime": open311.iso(_dt(due)) if open_ else None,
+        "address": s.get("address"), "address_id": None, "zipcode": None,
+        "lat": s.get("lat"), "long": s.get("lon"), "media_url": None,
+    }
+
+
+def _as_dict(s: Any, now: datetime) -> dict[str, Any]:
+    if isinstance(s, dict):
+        return s
+    if hasattr(s, "to_dict"):
+        return s.to_dict(now)
+    if hasattr(s, "model_dump"):
+        return s.model_dump(mode="json")
+    if is_dataclass(s):
+        return {k: (v.isoformat() if isinstance(v, datetime) else v)
+                for k, v in asdict(s).items()}
+    return dict(vars(s))
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _page(rows: list[dict[str, Any]], q: dict[str, str], base: str) -> dict[str, Any]:
+    """Newest first, keyset pagination: ``cursor`` is opaque (created_at and case id)."""
+    try:
+        limit = int(q.get("limit") or 50)
+    except ValueError:
+        raise HttpError(422, "limit must be an integer",
+                        errors=[{"field": "limit", "message": "1..500"}]) from None
+    if not 1 <= limit <= 500:
+        raise HttpError(422, "limit must be between 1 and 500",
+                        errors=[{"field": "limit", "message": "1..500"}])
+    key = lambda s: (str(s.get("created_at") or ""), str(s.get("case_id")))  # noqa: E731
+    rows = sorted(rows, key=key, reverse=True)
+    if q.get("cursor"):
+        try:
+            after = tuple(orjson.loads(base64.urlsafe_b64decode(q["cursor"].encode())))
+        except Exception:
+            raise HttpError(422, "invalid cursor", errors=[
+                {"field": "cursor", "message": "use next_cursor from the previous page"}]
+            ) from None
+        rows = [s for s in rows if key(s) < after]
+    page = rows[:limit]
+    nxt = None
+    if len(rows) > limit:
+        nxt = base64.urlsafe_b64encode(orjson.dumps(list(key(page[-1])))).decode()
+    return {"items": page, "count": len(page), "total": len(rows) if not q.get("cursor")
+            else None, "next_cursor": nxt}
+
+
+def _is_overdue(s: dict[str, Any], now: datetime) -> bool:
+    if "overdue" in s and isinstance(s["overdue"], bool):
+        return s["overdue"]
+    if not _open(str(s.get("state"))):
+        return False
+    return any((d := _dt(v)) is not None and d <= now
+               for v in (s.get("deadlines") or {}).values())
+
+
+def _open(state: str) -> bool:
+    return state not in {s.value for s in TERMINAL_STATES}
+
+
+def _dt(v: Any) -> datetime | None:
+    if isinstance(v, datetime):
+        return v
+    if isinstance(v, str):
+        try:
+            return datetime.fromisoformat(v)
+        except ValueError:
+            return None
+    return None
+
+
+def _days(n: int):
+    from datetime import timedelta
+
+    return timedelta(days=n)
+
+
+def _bool(v: str | None, name: str) -> bool | None:
+    if v is None or v == "":
+        return None
+    if v.lower() in ("1", "true", "yes"):
+        return True
+    if v.lower() in ("0", "false", "no"):
+        return False
+    raise HttpError(422, f"{name} must be true or false",
+                    errors=[{"field": name, "message": "true or false"}])
+
+
+def _uuid(v: str, status: int = 404) -> str:
+    try:
+        return str(uuid.UUID(v))
+    except ValueError:
+        raise HttpError(status, f"{v[:80]!r} is not a report id (a UUID)") from None
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise HttpError(422, f"invalid JSON: {err}", errors=[
+            {"field": "body", "message": "not valid JSON"}]) from None
+
+
+def _ev(e: Any) -> dict[str, Any]:
+    return e.model_dump(mode="json", by_alias=True)
+
+
+def _guard(check: Callable[..., None], *args: Any) -> None:
+    try:
+        check(*args)
+    except Forbidden as err:
+        raise HttpError(403, str(err)) from None
+
+
+def _ident(url: str) -> tuple[str, int]:
+    from yarl import URL
+
+    u = URL(url)
+    host = u.host or ""
+    if host in ("localhost", "0.0.0.0"):
+        host = "127.0.0.1"
+    return host, int(u.port or 80)
