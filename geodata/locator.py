@@ -144,7 +144,8 @@ class Locator:
         self.layers = layers
         d = layers["districts"].sort_values("code")
         self.district_names = {str(c): str(n) for c, n in zip(d["code"], d["name"], strict=True)}
-        self._template_cache: dict[int, dict[str, Any]] = {}  # (community, patrol) -> fields
+        # crs -> (community, patrol area) key -> the fields shared by its cells' placements
+        self._template_cache: dict[str | None, dict[int, dict[str, Any]]] = {}
         self._districts = _Polys.of(d)
         self._streets = _Polys.of(layers.get("streets"))
         self._communities = _Polys.of(layers.get("communities"))
@@ -315,7 +316,7 @@ class Locator:
         # grouped by template (cache-friendly), results put back in input order.
         npa = len(self._patrol_ids) + 1
         inv, ukey = pd.factorize((codes // 1000) * npa + self._patrol[cells[cov]] + 1)
-        cache = self._template_cache
+        cache = self._template_cache.setdefault(one_crs, {})
         templates: list[dict[str, Any] | None] = []
         for k in ukey.tolist():
             t = cache.get(k)
@@ -324,7 +325,7 @@ class Locator:
                 t = cache[k] = {
                     "district": comm[:6], "district_name": self.district_names.get(comm[:6]),
                     "street": comm[:9], "community": comm,
-                    "patrol_area": self._patrol_ids[pa] if pa >= 0 else None, "crs": None,
+                    "patrol_area": self._patrol_ids[pa] if pa >= 0 else None, "crs": one_crs,
                     "snapped_m": None, "cell": None, "lon": None, "lat": None, "zones": None,
                     "zone_ids": None}  # every key present: copies never resize
             templates.append(t)
@@ -354,7 +355,6 @@ class Locator:
             if t is None:
                 continue
             d = t.copy()
-            d["crs"] = one_crs
             if c:
                 d["cell"] = str(c)
             d["lon"] = lon
