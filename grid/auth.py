@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import click
 import yaml
 
 from grid.models import Action, Placement, Source
@@ -326,3 +327,12 @@ def describe(reg: TokenRegistry) -> str:
     for token, p in reg.demo.items():
         lines.append(f"  {token:<32} {p.role:<15} {p.department or p.scope_text()}")
     return "\n".join(lines)
+
+
+
+@click.command("tokens")
+def tokens() -> None:
+    """Show the API tokens this configuration gives (the demo set unless configured)."""
+    from grid.taxonomy import load_taxonomy
+
+    click.echo(describe(load_registry(departments=load_taxonomy().departments)))

@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "schema": "grid.cli_schema:schema",
     "worker": "streams.run:worker",
     "up": "streams.run:up",
+    "tokens": "grid.auth:tokens",
     "report": "grid.cli_report:report",
     "simulate": "streams.simulate:simulate",
     "submit": "streams.cli:submit",
