@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.broker import EmbeddedBroker, api_versions_ok, create_topics, ensure_topics
 from streams.kafka_io import collect, collect_records, consume, produce_json
+from streams.tansu import true_end_offsets
 from streams.topics import ALL_TOPICS
 
 
@@ -175,3 +176,18 @@ def test_memory_storage_starts_empty_after_restart(tmp_path):
         ensure_topics(b.bootstrap, {"kept": 1})
     with EmbeddedBroker(port=port, log_path=tmp_path / "2.log") as b2:
         assert ensure_topics(b2.bootstrap, {"kept": 1}) == ["kept"]
+
+
+async def test_tansu_end_offset_after_a_batch_is_corrected(broker, new_topic):
+    """Tansu's ListOffsets(latest) = last batch's base offset + 1; streams.tansu fixes it."""
+    topic = new_topic(partitions=1)
+    await produce_json(broker.bootstrap, topic, [{"n": i} for i in range(20)])  # one batch
+    tp = TopicPartition(topic, 0)
+    cons = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap)
+    await cons.start()
+    try:
+        reported = await cons.end_offsets([tp])
+    finally:
+        await cons.stop()
+    assert reported[tp] == 1, "Tansu fixed ListOffsets? then streams.tansu can go"
+    assert await true_end_offsets(broker.bootstrap, reported) == {tp: 20}
