@@ -20,8 +20,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 CLOSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 4 * 3600, 12 * 3600, 86400, 3 * 86400,
@@ -149,6 +150,37 @@ class LagCollector(Collector):
         yield g
 
 
+class MillisecondsAsSeconds(Collector):
+    """One of Faust's latency histograms (observed in ms) exposed in seconds, the base unit
+    (``promtool check metrics`` rejects ``_ms`` names): ``faust_x`` → ``faust_x_seconds``."""
+
+    def __init__(self, hist: Histogram) -> None:
+        self.hist = hist
+        self.name = hist._name.removesuffix("_ms") + "_seconds"
+
+    def collect(self) -> Iterator[Metric]:
+        for m in self.hist.collect():
+            out = Metric(self.name, m.documentation.replace(" in ms", "") + " (seconds)",
+                         m.type)
+            for smp in m.samples:
+                suffix = smp.name[len(m.name):]
+                labels, value = dict(smp.labels), smp.value
+                if labels.get("le") not in (None, "+Inf"):
+                    labels["le"] = floatToGoString(float(labels["le"]) / 1000)
+                if suffix == "_sum":
+                    value /= 1000
+                out.add_sample(self.name + suffix, labels, value, smp.timestamp)
+            yield out
+
+
+def _faust_latencies_in_seconds(app: Any, registry: CollectorRegistry) -> None:
+    fm = getattr(app.monitor, "_metrics", None)
+    for h in (fm or ()):
+        if isinstance(h, Histogram) and " ms" in getattr(h, "_documentation", ""):
+            registry.unregister(h)
+            registry.register(MillisecondsAsSeconds(h))
+
+
 def install_metrics(grid_app: Any) -> GridMetrics:
     """Register domain and engine metrics and the single ``/metrics`` page of the worker."""
     from faust.sensors.prometheus import setup_prometheus_sensors
@@ -159,6 +191,7 @@ def install_metrics(grid_app: Any) -> GridMetrics:
     # Faust's sensor: engine metrics in the same registry; it adds the /metrics page
     setup_prometheus_sensors(grid_app.app, pattern="/metrics", registry=metrics.registry,
                              name_prefix="faust")
+    _faust_latencies_in_seconds(grid_app.app, metrics.registry)
     grid_app.listeners.append(metrics.listener)
     grid_app.metrics = metrics
     return metrics
