@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.broker import bootstrap_of
+from streams.tansu import true_end_offsets
 
 KeyFn = Callable[[Any], "str | bytes | None"]
 
@@ -94,6 +95,18 @@ async def produce_json(
         await prod.stop()
 
 
+async def _partitions(
+    cons: AIOKafkaConsumer, topic: str, timeout: float | None
+) -> list[TopicPartition]:
+    deadline = time.monotonic() + (timeout if timeout is not None else 3600 * 24 * 365)
+    while True:
+        if topic in await cons.topics() and (parts := cons.partitions_for_topic(topic)):
+            return [TopicPartition(topic, p) for p in sorted(parts)]
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"topic {topic!r} does not exist")
+        await asyncio.sleep(0.5)
+
+
 async def consume(
     bootstrap: str,
     topic: str,
@@ -105,18 +118,29 @@ async def consume(
 
     Stops after ``timeout`` seconds in total, or ``idle`` seconds without a message;
     runs forever when both are None. Without ``from_beginning`` only messages
-    arriving after the partitions are assigned are seen.
+    produced after the call are seen. Waits for the topic to exist.
     """
     cons = AIOKafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap_of(bootstrap),
         group_id=None,
         enable_auto_commit=False,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        metadata_max_age_ms=2000,
+        auto_offset_reset="earliest",
     )
     await cons.start()
     start = last = time.monotonic()
+    try:
+        tps = await _partitions(cons, topic, timeout)
+        cons.assign(tps)
+        if not from_beginning:
+            # Seek to the true ends (Tansu's "latest" is wrong after a batch: streams.tansu).
+            ends = await true_end_offsets(
+                cons._client._bootstrap_servers, await cons.end_offsets(tps)
+            )
+            for tp, end in ends.items():
+                cons.seek(tp, end)
+    except BaseException:
+        await cons.stop()
+        raise
     try:
         while True:
             now = time.monotonic()
