@@ -143,11 +143,13 @@ class Engine:
                 raw_of.append(raw)
         if not reports:
             return [], dead
-        placements = self.locator.locate_many(
-            [r.location.lon for r in reports], [r.location.lat for r in reports],
-            [r.location.crs for r in reports])
+        placements, errors = self._locate(reports)
         located: list[Located] = []
-        for raw, report, place in zip(raw_of, reports, placements, strict=True):
+        for raw, report, place, err in zip(raw_of, reports, placements, errors, strict=True):
+            if err is not None:
+                dead.append(dead_letter(raw, "invalid_coordinates", f"location: {err}", now,
+                                        [{"field": "location", "message": err}], report.rid))
+                continue
             if place is None:
                 dead.append(dead_letter(
                     raw, "outside_coverage",
@@ -157,6 +159,27 @@ class Engine:
                 continue
             located.append(self.decide(report, place, now))
         return located, dead
+
+    def _locate(self, reports: Sequence[Report]) -> tuple[list, list[str | None]]:
+        """One vectorised call; if a coordinate is refused, locate one by one to isolate it."""
+        from geodata.coords import CoordinateError
+
+        lons = [r.location.lon for r in reports]
+        lats = [r.location.lat for r in reports]
+        crs = [r.location.crs for r in reports]
+        try:
+            return self.locator.locate_many(lons, lats, crs), [None] * len(reports)
+        except CoordinateError:
+            places: list = []
+            errors: list[str | None] = []
+            for lon, lat, c in zip(lons, lats, crs, strict=True):
+                try:
+                    places.append(self.locator.locate_many([lon], [lat], c)[0])
+                    errors.append(None)
+                except CoordinateError as err:
+                    places.append(None)
+                    errors.append(str(err))
+            return places, errors
 
     def decide(self, report: Report, place: Placement, now: datetime,
                type_code: str | None = None) -> Located:

@@ -1,0 +1,81 @@
+"""Service layer with the real taxonomy, locator and rules (pure: no broker)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from geodata.coords import CoordinateError
+from grid.models import Action, CaseState, Command
+from grid.service import Engine
+
+NOW = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine.load()
+
+
+def raw(type_code="0101", lon=121.5262, lat=31.2708, **kw) -> bytes:
+    r = {"schema": "grid.report/1", "report_id": str(uuid.uuid4()), "source": "supervisor",
+         "reporter_id": "s-1", "reported_at": NOW.isoformat(),
+         "location": {"lon": lon, "lat": lat, "crs": "wgs84"}, "type_code": type_code,
+         "description": "test"}
+    r.update(kw)
+    return orjson.dumps({k: v for k, v in r.items() if v is not None})
+
+
+def test_intake_batch_splits_good_bad_and_outside(engine):
+    located, dead = engine.intake(
+        [raw(component_id="SS-1"), b"{oops", raw(lon=116.4, lat=39.9),
+         raw(None, source="hotline_12345", description="小区楼道里堆满杂物")], NOW)
+    assert [d.reason for d in dead] == ["invalid_json", "outside_coverage"]
+    assert "outside every district" in dead[1].message
+    manhole, hotline = located
+    assert manhole.decision.department == "water" and manhole.decision.priority == "urgent"
+    assert manhole.placement.cell and len(manhole.placement.cell) == 15
+    assert hotline.classification["type_code"] == "0602"
+    assert hotline.decision.type_code == "0602"
+
+
+def test_unclassifiable_hotline_text_goes_to_triage_not_dlq(engine):
+    located, dead = engine.intake([raw(None, source="hotline_12345", description="qwzx")], NOW)
+    assert not dead
+    fx = engine.on_located(located[0], None, [], NOW)
+    assert fx.case.state is CaseState.TRIAGE and not fx.work_orders
+
+
+def test_refused_coordinate_is_isolated_to_its_report(engine, monkeypatch):
+    real = engine.locator.locate_many
+
+    def picky(lons, lats, crs):
+        if any(lon == 121.5 for lon in lons):
+            raise CoordinateError("refused for the test")
+        return real(lons, lats, crs)
+
+    monkeypatch.setattr(engine.locator, "locate_many", picky)
+    located, dead = engine.intake([raw(lon=121.5), raw()], NOW)
+    assert len(located) == 1
+    assert dead[0].reason == "invalid_coordinates" and "refused" in dead[0].message
+
+
+def test_redelivery_duplicate_and_illegal_command(engine):
+    (msg,), _ = engine.intake([raw("0603")], NOW)
+    fx = engine.on_located(msg, None, [], NOW)
+    case = fx.case
+    assert [e.type for e in fx.events] == ["reported", "filed", "dispatched"]
+    assert len(fx.work_orders) == 1
+    assert engine.on_located(msg, case, [], NOW).duplicate_delivery
+    (dup,), _ = engine.intake([raw("0603", lon=121.52622, lat=31.27082)], NOW)
+    fx2 = engine.on_located(dup, None, [case], NOW)
+    assert fx2.merged_into == case.case_id and fx2.case.report_ids[-1] == dup.report.rid
+    bad = Command(command_id="c1", case_id=case.case_id, action=Action.CLOSE, actor="cc",
+                  role="command_center")
+    fx3 = engine.on_command(bad, case, NOW)
+    assert fx3.events[0].type == "command_rejected" and fx3.case == case
+    missing = engine.on_command(bad.model_copy(update={"case_id": "310110001-x"}), None, NOW)
+    assert "unknown case" in missing.events[0].reason
