@@ -258,7 +258,7 @@ def _codes(v: Any, where: str) -> frozenset[str]:
 def demo_tokens(departments: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
     """The documented demo tokens (embedded mode only): token → entry."""
     out: dict[str, dict[str, Any]] = {
-        "demo-supervisor": dict(name="sup-demo", role="supervisor", districts=[DEMO_DISTRICT]),
+        "demo-supervisor": dict(name="sup-0042", role="supervisor", districts=[DEMO_DISTRICT]),
         "demo-supervisor-p14": dict(name="sup-p14", role="supervisor",
                                     patrol_areas=["310110012-P14"]),
         "demo-command-center": dict(name="yangpu-cc", role="command_center",
