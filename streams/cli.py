@@ -132,6 +132,9 @@ def summarize(value: Any) -> str:
         case "grid.alert/1":
             return (f"ALERT {v.get('kind')} {v.get('priority')} case {v.get('case_id')} "
                     f"{_clip(v.get('message', ''), 80)}")  # fmt: skip
+        case "grid.dlq/1":
+            return (f"DLQ {v.get('reason')}: {_clip(v.get('message', ''), 100)} "
+                    f"report {v.get('report_id') or '-'}")  # fmt: skip
         case "grid.command/1":
             return (f"command {v.get('action')} case {v.get('case_id')} by {v.get('role')} "
                     f"{v.get('actor')}")  # fmt: skip
