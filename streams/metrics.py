@@ -121,6 +121,17 @@ class OpenCasesCollector(Collector):
             for (district, street, state), n in sorted(proj.open_counts().items()):
                 g.add_metric([district, street, state], n)
         yield g
+        late = GaugeMetricFamily("grid_cases_overdue",
+                                 "Open cases past their current stage's deadline (engine clock)",
+                                 labels=["district", "street"])
+        if proj is not None:
+            counts: dict[tuple[str, str], int] = {}
+            for c in proj.overdue(self.grid_app.clock.now()):
+                key = (c.district or "", c.street or "")
+                counts[key] = counts.get(key, 0) + 1
+            for (district, street), n in sorted(counts.items()):
+                late.add_metric([district, street], n)
+        yield late
         ready = GaugeMetricFamily("grid_read_model_cases", "Cases held by the read model")
         ready.add_metric([], len(proj.cases) if proj is not None else 0)
         yield ready
