@@ -43,6 +43,8 @@ CURRENT_STAGE: dict[str, str] = {
 }
 WORK_ORDER_OPEN = frozenset({"dispatched", "accepted", "rework"})
 COUNTER_KEYS = ("reported", "filed", "self_closed", "dispatched", "closed", "overdue", "merged")
+DECISION_FIELDS = ("type_code", "department", "tier", "priority", "handling", "alert", "calendar",
+                   "winner", "rules", "ruleset_version", "closing_standard", "explanation")
 HISTORY_FIELDS = ("event_id", "seq", "type", "state_from", "state_to", "actor", "role", "at",
                   "reason")
 
@@ -196,14 +198,14 @@ class Projection:
     ``keep_detail``: how many of the newest cases keep their decision and history.
     """
 
-    def __init__(self, category_of: Any = None, keep_detail: int = 50_000,
+    def __init__(self, category_of: Any = None, keep_detail: int = 20_000,
                  keep_alerts: int = 200) -> None:
         self.cases: dict[str, CaseSummary] = {}
         self.reports: dict[str, str] = {}  # report_id -> case_id (opening and merged reports)
         self.category_of = category_of
         self.keep_detail = keep_detail
         self.events_applied = 0
-        self._seen: set[str] = set()
+        self._rejections: set[str] = set()  # ids of command_rejected events applied
         self._pending: dict[str, dict[int, dict[str, Any]]] = {}
         self._order: list[tuple[datetime, str]] = []  # (created_at, case_id), ascending
         self._open: set[str] = set()
@@ -216,37 +218,40 @@ class Projection:
     # -- folding ---------------------------------------------------------------------------
 
     def apply(self, event: CaseEvent | dict[str, Any]) -> bool:
-        """Fold one event; False when it was seen before (or waits for earlier events)."""
+        """Fold one event; False when it was applied before (or waits for earlier events).
+
+        Events of a case are identified by their position (``seq``), so a redelivery is
+        recognised without remembering every event id; only ``command_rejected`` events
+        (``seq`` 0, no state change) are remembered by id.
+        """
         e = event.model_dump(mode="json", by_alias=True) if isinstance(event, CaseEvent) \
             else event
         eid = e.get("event_id")
-        if not eid or eid in self._seen:
+        if not eid:
             return False
         cid = e["case_id"]
         seq = int(e.get("seq", 0))
         case = self.cases.get(cid)
         if seq == 0:  # command_rejected: history only, never a state change
-            self._seen.add(eid)
+            if eid in self._rejections:
+                return False
+            self._rejections.add(eid)
             if case is not None:
                 self._history(cid, e)
             return True
-        if case is None and e.get("type") != "reported":
-            self._pending.setdefault(cid, {})[seq] = e
-            return False
         if case is not None and seq <= case.seq:
-            self._seen.add(eid)  # same position already applied (redelivery with a new id)
-            return False
-        if case is not None and seq > case.seq + 1:
-            self._pending.setdefault(cid, {})[seq] = e
+            return False  # redelivered
+        if (case is None and e.get("type") != "reported") or (
+                case is not None and seq > case.seq + 1):
+            self._pending.setdefault(cid, {})[seq] = e  # wait for the events before it
             return False
         self._fold(e)
         waiting = self._pending.get(cid)
-        while waiting:
-            nxt = waiting.pop(self.cases[cid].seq + 1, None)
-            if nxt is None:
-                break
-            if nxt["event_id"] not in self._seen:
+        if waiting:
+            while (nxt := waiting.pop(self.cases[cid].seq + 1, None)) is not None:
                 self._fold(nxt)
+            for stale in [k for k in waiting if k <= self.cases[cid].seq]:
+                del waiting[stale]
         if waiting is not None and not waiting:
             self._pending.pop(cid, None)
         return True
@@ -255,7 +260,6 @@ class Projection:
         return sum(1 for e in events if self.apply(e))
 
     def _fold(self, e: dict[str, Any]) -> None:
-        self._seen.add(e["event_id"])
         self.events_applied += 1
         cid, t, at = e["case_id"], e["type"], _dt(e["at"])
         d = e.get("data") or {}
@@ -277,7 +281,7 @@ class Projection:
             c.type_code = d.get("type_code") or dec.get("type_code") or c.type_code
             c.level = c.tier if c.tier in ESCALATION_LEVELS else "street"
             if cid in self._detail:
-                self._detail[cid]["decision"] = dec
+                self._detail[cid]["decision"] = {k: dec.get(k) for k in DECISION_FIELDS}
             if self.category_of and c.type_code and t == "classified":
                 c.category = self.category_of(c.type_code) or c.category
         day = self._days.setdefault(at.astimezone(TZ).date(), Counter())

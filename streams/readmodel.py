@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 import orjson
@@ -138,7 +139,8 @@ def attach_read_model(grid_app: Any) -> ReadModel:
         t = tax.types.get(code)
         return t.category if t else None
 
-    projection = Projection(category_of=category_of)
+    keep = int(os.environ.get("GRID_READ_MODEL_DETAIL", "20000"))
+    projection = Projection(category_of=category_of, keep_detail=keep)
     rm = ReadModel(grid_app.settings.broker, projection)
     grid_app.projection = projection
     grid_app.read_model = rm

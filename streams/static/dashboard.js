@@ -382,6 +382,8 @@ async function openCase(id) {
   body.append(el("h4", {}, "时限 Deadlines"));
   body.append(kv(Object.entries(d.deadlines || {}).map(([k, v]) => [STAGE[k] || k, fmtTime(v)])));
   body.append(el("h4", {}, "处置过程 History"));
+  if (!d.history_kept) body.append(el("div", { class: "empty" },
+    "仅保留最近案件的过程 History is kept for recent cases only: see /api/v1/cases/" + d.case_id));
   body.append(el("ol", { class: "timeline" }, (d.history || []).map((h) =>
     el("li", {}, el("div", {}, el("b", {}, EVENT[h.type] || h.type), " → ", STATE[h.state_to] || h.state_to),
       el("div", { class: "when" }, fmtTime(h.at), " · ", h.actor, " (", h.role, ")"),
