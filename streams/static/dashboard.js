@@ -318,6 +318,20 @@ function renderFigures(s) {
   if (!rows.length) body.append(el("tr", {}, el("td", { class: "name zero", colspan: "8" }, "暂无派遣案件 No dispatched cases yet")));
 }
 
+function renderStreetRank(streets) {
+  const box = $("street-rank");
+  clear(box);
+  const rows = streets.filter((r) => r.open > 0).sort((a, b) => b.open - a.open).slice(0, 8);
+  const max = Math.max(1, ...rows.map((r) => r.open));
+  for (const r of rows) {
+    box.append(el("li", { title: `${r.key}: ${r.open} open, ${r.overdue} overdue` },
+      el("span", { class: "nm" }, r.name || r.key),
+      el("span", { class: "bar" }, el("span", { class: "open", style: `width:${(r.open / max) * 100}%` })),
+      el("span", { class: "n" + (r.overdue ? " late-n" : "") }, r.open)));
+  }
+  if (!rows.length) box.append(el("li", { class: "empty" }, "暂无 None"));
+}
+
 /* ---------- live feed ---------- */
 let feedCount = 0;
 function pushEvent(ev, c, fresh) {
@@ -403,6 +417,7 @@ async function refresh() {
   renderAlerts(s.alerts);
   renderOverdue(s.overdue, s.overdue_total);
   renderFigures(s);
+  renderStreetRank(s.streets);
   map.update(s.cells, s.markers);
 }
 let pending = null;
