@@ -136,6 +136,8 @@ grid is up.
   API        http://127.0.0.1:{web_port}/api/v1/   (OpenAPI: /api/v1/openapi.json)
   metrics    http://127.0.0.1:{web_port}/metrics
   topics     {', '.join(t for t in T.all_topics())}
+  tokens     demo-supervisor, demo-command-center, demo-viewer, demo-dept-<department>
+             (embedded mode only; all of them: grid tokens)
   try        grid submit examples/manhole.json && grid tail {T.DISPATCH}
 Ctrl-C stops everything.""")
     stopping = False
