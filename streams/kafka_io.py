@@ -100,7 +100,8 @@ async def _partitions(
 ) -> list[TopicPartition]:
     deadline = time.monotonic() + (timeout if timeout is not None else 3600 * 24 * 365)
     while True:
-        if topic in await cons.topics() and (parts := cons.partitions_for_topic(topic)):
+        cluster = await cons._client.fetch_all_metadata()  # fresh, not the cached view
+        if parts := cluster.partitions_for_topic(topic):
             return [TopicPartition(topic, p) for p in sorted(parts)]
         if time.monotonic() >= deadline:
             raise TimeoutError(f"topic {topic!r} does not exist")

@@ -219,3 +219,17 @@ def test_cli_submit_and_tail(broker, new_topic, tmp_path, monkeypatch):
     )
     values = [orjson.loads(line) for line in as_json.stdout.splitlines()]
     assert {v["key"] for v in values} == {rid, None}
+
+
+async def test_collect_waits_for_a_topic_created_later(broker):
+    topic = f"late-{uuid.uuid4().hex[:8]}"
+
+    async def create_and_produce() -> None:
+        await asyncio.sleep(1.5)
+        await create_topics(broker.bootstrap, {topic: 2})
+        await produce_json(broker.bootstrap, topic, [{"n": 1}])
+
+    producer_task = asyncio.create_task(create_and_produce())
+    got = await collect(broker.bootstrap, topic, until=lambda vs: len(vs) >= 1, timeout=30)
+    await producer_task
+    assert got == [{"n": 1}]
