@@ -39,7 +39,9 @@ def worker(loglevel: str, rules_dir: str | None, **kw) -> None:
     from faust.worker import Worker
 
     from streams.app import create_app
+    from streams.tansu import patch_end_offsets
 
+    patch_end_offsets()  # Tansu's ListOffsets is wrong after batches; Faust recovery needs it
     settings = Settings.from_env(rules=rules_dir, **kw)
     check_topics(settings)
     grid_app = create_app(settings)
