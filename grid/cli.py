@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "submit": "streams.cli:submit",
     "tail": "streams.cli:tail",
     "broker": "streams.cli:broker_cmd",
+    "bench": "bench.cli:bench",
 }
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks: engine vs raw Kafka baseline (``grid bench``), recovery, spatial."""

@@ -1,0 +1,89 @@
+"""``grid bench``: engine vs raw aiokafka baseline, dispatch latency, recovery; subcommands
+for single parts (``recovery``, ``spatial``). Add a subcommand with ``@bench.command()``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+@click.group(invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--reports", default=20_000, show_default=True,
+              help="reports for the throughput runs")
+@click.option("--rate", default=1000.0, show_default=True,
+              help="offered load for the latency run (reports/s)")
+@click.option("--duration", default=10.0, show_default=True,
+              help="seconds of offered load for the latency run")
+@click.option("--geodata", envvar="GRID_GEODATA",
+              help="layer directory, e.g. ~/.cache/grid/geodata/city (default: Yangpu demo)")
+@click.option("--broker", help="kafka://HOST:PORT instead of an embedded Tansu broker")
+@click.option("--partitions", default=8, show_default=True)
+@click.option("--recovery-events", default=1_000_000, show_default=True,
+              help="case events for the recovery measurement (0 = skip)")
+@click.pass_context
+def bench(ctx: click.Context, as_json: bool, reports: int, rate: float, duration: float,
+          geodata: str | None, broker: str | None, partitions: int,
+          recovery_events: int) -> None:
+    """Benchmark the engine against a raw aiokafka consume→parse→produce loop on the same
+    broker and message mix; dispatch latency at a fixed offered load; recovery time."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from bench.run import run
+
+    def log(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    res = run(reports=reports, rate=rate, duration=duration, geodata=geodata, broker=broker,
+              partitions=partitions, recovery_events=recovery_events, log=log)
+    if as_json:
+        click.echo(json.dumps(res, ensure_ascii=False))
+        return
+    click.echo(render(res))
+
+
+def render(res: dict) -> str:
+    b, e, lat, m = res["baseline"], res["engine"], res["latency"], res["machine"]
+    lines = [
+        f"machine: {m['nproc']} cores, {m['cpu']}, {m['ram_gb']} GB RAM, load {m['load_avg']}",
+        f"geodata: {res['geodata']} ({res['cells']:,} cells); {res['reports']:,} reports, "
+        f"{res['profile']['per_input']:.2f} output messages per report",
+        "",
+        f"{'':10} {'reports/s':>10} {'msgs/s':>10} {'CPU s':>7} {'peak RSS MB':>12} complete",
+        *(f"{name:10} {r['reports_per_s']:>10,.0f} {r['msgs_per_s']:>10,.0f} {r['cpu_s']:>7.1f} "
+          f"{r['peak_rss_mb']:>12,.0f} {r['complete']}"
+          for name, r in (("baseline", b), ("engine", e))),
+        f"ratio engine/baseline: {res['ratio']:.2f}",
+        "",
+        f"dispatch latency at {lat['offered_rate']:,.0f} reports/s offered "
+        f"(achieved {lat['achieved_rate']:,.0f}, {lat['work_orders']:,} work orders): "
+        f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms, "
+        f"max {lat['max_ms']} ms; worker CPU {lat['worker_cpu_share']:.0%} of a core",
+        f"worker peak RSS: {res['worker_peak_rss_mb']:,.0f} MB",
+    ]
+    if r := res.get("recovery"):
+        lines.append(f"recovery: {r['events']:,} case events ({r['cases']:,} cases) replayed in "
+                     f"{r['replay_s']} s ({r['replay_events_per_s']:,} events/s); "
+                     f"table index rebuild {r['table_index_s']} s")
+    return "\n".join(lines)
+
+
+@bench.command()
+@click.option("--events", default=1_000_000, show_default=True)
+@click.option("--geodata", envvar="GRID_GEODATA")
+def recovery(events: int, geodata: str | None) -> None:
+    """Time to rebuild case state from a log of case events."""
+    from bench.recovery import measure
+
+    click.echo(json.dumps(measure(events, geodata)))
+
+
+@bench.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def spatial(ctx: click.Context) -> None:
+    """Locator vs geopandas.sjoin (bench/spatial.py; arguments are passed through)."""
+    from bench.spatial import main
+
+    sys.exit(main(list(ctx.args)))

@@ -1,0 +1,158 @@
+"""``grid bench``: baseline vs engine on one broker and one message mix, plus latency.
+
+1. Profile: the pure engine runs in-process over a sample of the simulated stream; the
+   messages it produces per report (and their sizes) become the baseline's plan.
+2. Baseline: ``python -m bench.baseline`` (raw aiokafka consume → orjson → produce).
+3. Engine: a real ``grid worker`` subprocess (fresh app id) over the same reports.
+4. Latency: fresh reports offered at a fixed rate; report produced → work order read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench import driver, mix, procs
+from bench.baseline import IN_TOPIC, bench_topics, topic_of
+
+
+def machine() -> dict[str, Any]:
+    import psutil
+
+    model = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:  # pragma: no cover
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model,
+            "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "python": platform.python_version(), "load_avg": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _start_broker(broker: str | None):
+    from streams.broker import EmbeddedBroker
+
+    if broker:
+        return None, broker
+    b = EmbeddedBroker(ready_timeout=30).start()
+    return b, b.url
+
+
+async def _wait_ready(bootstrap: str, in_topic: str, events: str, dlq: str, probe: bytes,
+                      proc: procs.Proc, timeout: float = 120.0) -> None:
+    exp = driver.Expectation({mix.report_id_of(probe)}, 0)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if not proc.alive():
+            raise RuntimeError(f"process exited:\n{proc.tail()}")
+        out = await driver.throughput(bootstrap, in_topic, events, dlq, [probe], exp, 10.0)
+        if out.complete:
+            return
+    raise RuntimeError(f"no output for a probe within {timeout}s:\n{proc.tail()}")
+
+
+def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
+        geodata: str | None = None, broker: str | None = None, partitions: int = 8,
+        recovery_events: int = 1_000_000, log=print) -> dict[str, Any]:
+    """The whole benchmark; returns the results as one dict (see docs/BENCHMARKS.md)."""
+    from grid.service import Engine
+    from grid.simulator import BAD_INPUTS
+    from streams import topics as T
+    from streams.broker import bootstrap_of, ensure_topics, free_port
+
+    tmp = Path(tempfile.mkdtemp(prefix="grid-bench-"))
+    result: dict[str, Any] = {"machine": machine(), "reports": reports,
+                              "geodata": geodata or "shipped Yangpu demo set",
+                              "partitions": partitions}
+    t = time.perf_counter()
+    engine = Engine.load(geodata)
+    result["cells"] = engine.locator.n_cells
+    sim = mix.simulator(engine.locator)
+    raws = mix.messages(sim, reports)
+    profile = mix.output_profile(engine, raws[:5000])
+    result["profile"] = profile.as_dict()
+    profile_path = tmp / "profile.json"
+    profile_path.write_text(json.dumps(profile.as_dict()))
+    expect = driver.Expectation.of(raws, set(BAD_INPUTS))
+    probe_b, probe_e, *_ = (json.dumps(r).encode() for r in
+                            (sim.report(_now()), sim.report(_now())))
+    latency_raws = mix.messages(sim, int(rate * duration))
+    log(f"profile: {profile.per_input:.2f} messages per input ({time.perf_counter() - t:.1f} s)")
+    del engine
+
+    embedded, url = _start_broker(broker)
+    bootstrap = bootstrap_of(url)
+    try:
+        ensure_topics(bootstrap, T.all_topics(partitions) | bench_topics(partitions))
+        # -- baseline ------------------------------------------------------------------
+        base = procs.baseline(bootstrap, profile_path, f"bench-{uuid.uuid4().hex[:6]}", tmp)
+        try:
+            asyncio.run(_wait_ready(bootstrap, IN_TOPIC, topic_of("event"), topic_of("dlq"),
+                                    probe_b, base))
+            cpu0 = base.cpu_s()
+            out = asyncio.run(driver.throughput(bootstrap, IN_TOPIC, topic_of("event"),
+                                                topic_of("dlq"), raws, expect))
+            use = base.usage_since(cpu0)
+        finally:
+            base.stop()
+        result["baseline"] = _rates(out, reports, profile.per_input) | asdict(use)
+        log(f"baseline: {result['baseline']}")
+        # -- engine --------------------------------------------------------------------
+        app_id = f"bench-{uuid.uuid4().hex[:6]}"
+        w = procs.worker(url, app_id, tmp, geodata, partitions, free_port())
+        try:
+            asyncio.run(_wait_ready(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ, probe_e, w))
+            cpu0 = w.cpu_s()
+            out = asyncio.run(driver.throughput(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ,
+                                                raws, expect))
+            use = w.usage_since(cpu0)
+            result["engine"] = _rates(out, reports, profile.per_input) | asdict(use)
+            log(f"engine: {result['engine']}")
+            cpu0, t0 = w.cpu_s(), time.perf_counter()
+            lat = asyncio.run(driver.dispatch_latency(bootstrap, T.REPORTS, T.DISPATCH,
+                                                      latency_raws, rate))
+            use = w.usage_since(cpu0)
+            result["latency"] = asdict(lat) | {"worker_cpu_share": round(
+                use.cpu_s / (time.perf_counter() - t0), 2)}
+            log(f"latency: {result['latency']}")
+            result["worker_peak_rss_mb"] = w.peak_rss_mb()
+        finally:
+            w.stop()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    if recovery_events:
+        from bench.recovery import measure
+
+        result["recovery"] = measure(recovery_events, geodata)
+        log(f"recovery: {result['recovery']}")
+    b, e = result["baseline"]["reports_per_s"], result["engine"]["reports_per_s"]
+    result.update(baseline_rate=b, engine_rate=e, ratio=round(e / b, 3) if b else 0.0,
+                  p50_ms=result["latency"]["p50_ms"], p95_ms=result["latency"]["p95_ms"],
+                  p99_ms=result["latency"]["p99_ms"], offered_rate=rate,
+                  complete=result["baseline"]["complete"] and result["engine"]["complete"])
+    return result
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _rates(out: driver.Outcome, reports: int, per_input: float) -> dict[str, Any]:
+    rps = reports / out.seconds if out.seconds > 0 else 0.0
+    return {"seconds": round(out.seconds, 2), "reports_per_s": round(rps, 1),
+            "msgs_per_s": round(rps * (1 + per_input), 1), "complete": out.complete,
+            "accounted": out.accounted, "dlq": out.dlq, "missing": out.missing[:5]}
