@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from grid import lifecycle
@@ -37,6 +37,7 @@ from grid.models import (
     WorkOrder,
 )
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOCATED_SCHEMA = "grid.located/1"
 DLQ_SCHEMA = "grid.dlq/1"
 
@@ -287,9 +288,11 @@ def _alert_for(case: Case, e: CaseEvent) -> Alert | None:
     common = dict(case_id=case.case_id, priority=case.priority, at=e.at, district=p.district,
                   street=p.street, type_code=case.type_code)
     if e.type == "filed" and case.decision and case.decision.alert:
+        due = case.decision.deadlines.get("dispose")
+        by = f" — on site by {due.astimezone(SHANGHAI):%m-%d %H:%M}" if due else ""
         return Alert(alert_id=f"{e.event_id}:alert", kind="key_supervision", level=case.tier,
-                     message=f"key supervision: {case.type_code} at {p.street} — on site within "
-                             f"{case.decision.deadlines.get('dispose', '')}", **common)
+                     message=f"key supervision 重点监管: type {case.type_code} in street "
+                             f"{p.street}{by}", **common)
     if e.type == "warned":
         return Alert(alert_id=f"{e.event_id}:alert", kind="warning", level=case.level,
                      message=f"deadline warning for stage {e.data.get('stage')}", **common)
@@ -305,5 +308,5 @@ def _alert_for(case: Case, e: CaseEvent) -> Alert | None:
 
 
 def dumps(model: BaseModel) -> bytes:
-    """Serialise a wire model (by alias, JSON mode) with orjson."""
-    return orjson.dumps(model.model_dump(mode="json", by_alias=True))
+    """Serialise a wire model (by alias, JSON mode) to JSON bytes (pydantic-core)."""
+    return model.model_dump_json(by_alias=True).encode()

@@ -9,23 +9,37 @@
         ─▶ grid.case-events.v1, grid.dispatch.v1, grid.alerts.v1
     timer (every tick): open cases past their warning time ─▶ grid.commands.v1
 
-All messages are JSON bytes (orjson); the domain work is in :mod:`grid.service`.
+All messages are JSON bytes; the domain work is in :mod:`grid.service`.
+
+Throughput design (see docs/BENCHMARKS.md): both agents take batches; their output, and the
+changelog entries of the two tables, go through one plain aiokafka producer (:class:`Outbox`,
+batched, ``acks=all``) instead of Faust's per-message producer buffer. At-least-once holds:
+events of a batch are acked only after the batch's output is handed to that producer, and
+Faust flushes the producer before every offset commit (and on partition revocation), because
+:meth:`Outbox.attach` wraps ``app.producer.flush``. A failed delivery stops the worker before
+the commit, so the input is processed again after restart.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import weakref
 from datetime import datetime
 from typing import Any
 
 import faust
 import orjson
 from aiokafka.partitioner import murmur2
+from faust.streams import _current_event
 
 from grid.clock import Clock
 from grid.models import Command, partition_key_of
 from grid.service import Effects, Engine, Located, dead_letter, dumps
 from streams import topics as T
+from streams.broker import bootstrap_of
+from streams.fetchwait import set_fetch_wait
 from streams.settings import Settings
 from streams.state import CaseStore
 
@@ -39,6 +53,107 @@ def partition_of(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
+class Outbox:
+    """The agents' output: queued while handling a batch, produced in :meth:`drain`."""
+
+    def __init__(self, bootstrap: str, linger_ms: int = 2) -> None:
+        self.bootstrap = bootstrap
+        self.linger_ms = linger_ms
+        self.producer: Any = None
+        self._pending: list[tuple[str, bytes | None, bytes, int | None]] = []
+        self._futures: list[asyncio.Future] = []
+        self._partitions: dict[str, int] = {}
+        self._rr = 0
+        self._lock = asyncio.Lock()
+
+    def send(self, topic: str, key: bytes | None, value: bytes,
+             partition: int | None = None) -> None:
+        self._pending.append((topic, key, value, partition))
+
+    async def start(self, app: Any) -> None:
+        if self.producer is not None:
+            return
+        async with self._lock:
+            if self.producer is not None:
+                return
+            from aiokafka import AIOKafkaProducer
+
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", linger_ms=self.linger_ms,
+                max_batch_size=4 << 20, request_timeout_ms=120_000,
+                max_request_size=8 << 20)
+            await producer.start()
+            self.producer = producer
+            self.attach(app)
+
+    def attach(self, app: Any) -> None:
+        """Make Faust flush this producer before it commits offsets or gives up partitions."""
+        fprod = app.producer
+        faust_flush = fprod.flush
+
+        async def flush() -> None:
+            await self.flush()
+            await faust_flush()
+
+        fprod.flush = flush
+
+    async def drain(self) -> None:
+        """Hand every queued message to the producer, one record batch per topic partition
+        (keyed messages go where Kafka's default partitioner would put them)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        prod = self.producer
+        batches: dict[tuple[str, int], Any] = {}
+        futs = self._futures
+        for topic, key, value, partition in pending:
+            if partition is None:
+                n = self._partitions.get(topic) or await self._count(topic)
+                if key:
+                    partition = (murmur2(key) & 0x7FFFFFFF) % n
+                else:
+                    self._rr += 1
+                    partition = self._rr % n
+            batch = batches.get((topic, partition))
+            if batch is None:
+                batch = batches[topic, partition] = prod.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                futs.append(await prod.send_batch(batch, topic, partition=partition))
+                batch = batches[topic, partition] = prod.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    log.error("message of %d bytes to %s exceeds the batch size: dropped",
+                              len(value), topic)
+        for (topic, partition), batch in batches.items():
+            if batch.record_count():
+                futs.append(await prod.send_batch(batch, topic, partition=partition))
+        if len(futs) > 5_000:
+            self._futures = [f for f in futs if not f.done() or self._check(f)]
+
+    async def _count(self, topic: str) -> int:
+        n = len(await self.producer.partitions_for(topic))
+        self._partitions[topic] = n
+        return n
+
+    @staticmethod
+    def _check(fut: asyncio.Future) -> bool:
+        if not fut.cancelled() and fut.exception() is not None:
+            log.critical("delivery failed (%s): stopping before offsets are committed",
+                         fut.exception())
+            os._exit(70)  # at-least-once: the input is read again after restart
+        return False
+
+    async def flush(self) -> None:
+        """Wait until every produced message is acknowledged (before an offset commit)."""
+        if self.producer is None:
+            return
+        await self.drain()
+        futs, self._futures = self._futures, []
+        if futs:
+            await asyncio.wait(futs)
+        for f in futs:
+            self._check(f)
+
+
 class GridApp:
     """Builds and holds the Faust app for one worker."""
 
@@ -47,7 +162,8 @@ class GridApp:
         self.settings = s = settings
         self.engine = engine or Engine.load(s.geodata, s.rules, s.taxonomy_extra)
         self.clock = clock or Clock.from_spec(s.clock)
-        fast = dict(broker_rebalance_timeout=3, broker_session_timeout=10,
+        set_fetch_wait(s.fetch_wait_ms)
+        fast = dict(broker_rebalance_timeout=3, broker_session_timeout=6,
                     broker_heartbeat_interval=1) if s.fast_group else {}
         self.app = app = faust.App(
             s.app_id, broker=s.broker, store=s.store, datadir=s.data_dir,
@@ -55,8 +171,11 @@ class GridApp:
             table_standby_replicas=0, consumer_auto_offset_reset="earliest",
             web_enabled=True, web_port=s.web_port, web_host=s.web_host,
             web_bind=s.web_host, producer_acks=-1, broker_commit_interval=1.0,
-            topic_disable_leader=True, **fast,
+            topic_disable_leader=True, stream_buffer_maxsize=8192, **fast,
         )
+        self.outbox = Outbox(bootstrap_of(s.broker))
+        logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.root.level))
+        self._partition: int | None = None  # source partition of the event being handled
         n = s.partitions
         self.reports = app.topic(T.REPORTS, partitions=n, **RAW)
         self.located = app.topic(T.LOCATED, partitions=n, **RAW)
@@ -68,7 +187,7 @@ class GridApp:
         self.cases_table = self._raw_table("cases")
         self.report_table = self._raw_table("report-index")
         self.store = CaseStore(self.cases_table, self.report_table, self.owns_street,
-                               warn_share=self._warn_share())
+                               warn_share=self._warn_share(), writer=self._write_table)
         app.on_rebalance_complete.connect(self._on_rebalance)
         self.listeners: list[Any] = []  # callbacks(fx) for dashboards/metrics
         self._escalations_sent: set[str] = set()  # command ids the timer already produced
@@ -83,6 +202,13 @@ class GridApp:
                                value_type=bytes)
         table.key_serializer = table.value_serializer = "raw"
         return table
+
+    def _write_table(self, table: str, key: bytes, value: bytes) -> None:
+        """Write a table entry: the local store now, the changelog entry via the outbox
+        (same partition as the source event, as Faust does)."""
+        t = self.cases_table if table == "cases" else self.report_table
+        t.data[key] = value
+        self.outbox.send(t.changelog_topic.get_topic_name(), key, value, self._partition)
 
     def _warn_share(self) -> float:
         return float(self.engine.ruleset.escalation.warn_at)
@@ -105,6 +231,8 @@ class GridApp:
 
     async def _intake(self, stream: Any) -> None:
         s = self.settings
+        out = self.outbox
+        await out.start(self.app)
         async for batch in stream.take(s.batch_size, within=s.batch_within):
             now = self.clock.now()
             try:
@@ -115,22 +243,30 @@ class GridApp:
                 dead = [dead_letter(raw, "internal_error", f"engine error: {err}", now)
                         for raw in batch]
             for d in dead:
-                self.dlq.send_soon(key=(d.report_id or "").encode() or None, value=dumps(d))
+                out.send(T.DLQ, (d.report_id or "").encode() or None, dumps(d))
             for msg in located:
-                self.located.send_soon(key=msg.placement.partition_key.encode(),
-                                       value=dumps(msg))
+                out.send(T.LOCATED, msg.placement.partition_key.encode(), dumps(msg))
+            await out.drain()
             for cb in self.listeners:
                 cb("intake", located=located, dead=dead)
 
     async def _cases(self, stream: Any) -> None:
-        async for event in stream.events():
+        s = self.settings
+        out = self.outbox
+        await out.start(self.app)
+        async for events in stream.take_events(s.batch_size, within=s.batch_within):
             now = self.clock.now()
-            try:
-                fx = self._handle(event.message.topic, event.value, now)
-            except Exception:  # log, go on; input stays in log
-                log.exception("case handling failed for %s", event.message.topic)
-                continue
-            self._publish(fx)
+            for event in events:
+                _current_event.set(weakref.ref(event))  # table stores look it up
+                self._partition = event.message.partition
+                try:
+                    fx = self._handle(event.message.topic, event.value, now)
+                except Exception:  # log, go on; input stays in log
+                    log.exception("case handling failed for %s", event.message.topic)
+                    continue
+                self._publish(fx)
+            self._partition = None
+            await out.drain()
 
     def _handle(self, topic: str, raw: bytes, now: datetime) -> Effects:
         if topic == T.LOCATED:
@@ -147,7 +283,7 @@ class GridApp:
             cmd = Command.model_validate_json(raw)
         except ValueError as err:
             log.warning("invalid command dropped: %s", err)
-            self.dlq.send_soon(key=None, value=dumps(dead_letter(
+            self.outbox.send(T.DLQ, None, dumps(dead_letter(
                 raw, "invalid_command", str(err).split("\n")[0], now)))
             return Effects()
         fx = self.engine.on_command(cmd, self.store.get(cmd.case_id), now)
@@ -156,12 +292,13 @@ class GridApp:
         return fx
 
     def _publish(self, fx: Effects) -> None:
+        out = self.outbox
         for e in fx.events:
-            self.case_events.send_soon(key=e.case_id.encode(), value=dumps(e))
+            out.send(T.CASE_EVENTS, e.case_id.encode(), dumps(e))
         for wo in fx.work_orders:
-            self.dispatch.send_soon(key=wo.department.encode(), value=dumps(wo))
+            out.send(T.DISPATCH, wo.department.encode(), dumps(wo))
         for a in fx.alerts:
-            self.alerts.send_soon(key=(a.district or "").encode(), value=dumps(a))
+            out.send(T.ALERTS, (a.district or "").encode(), dumps(a))
         for cb in self.listeners:
             cb("effects", fx=fx)
 
@@ -175,8 +312,9 @@ class GridApp:
                 if cmd.command_id in self._escalations_sent:
                     continue
                 self._escalations_sent.add(cmd.command_id)
-                self.commands.send_soon(key=partition_key_of(cmd.case_id).encode(),
-                                        value=dumps(cmd))
+                self.outbox.send(T.COMMANDS, partition_key_of(cmd.case_id).encode(), dumps(cmd))
+        if self.outbox.producer is not None:
+            await self.outbox.drain()
 
     # -- helpers for adapters (CLI, web) ----------------------------------------------------
 

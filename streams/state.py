@@ -3,16 +3,19 @@
 The tables are the durable truth (changelog-backed): ``cases`` (case_id → case JSON) and
 ``report_index`` (report_id → case_id, for idempotent ingest). The open-case index is derived
 from ``cases`` and rebuilt after every rebalance; it serves duplicate search and the
-escalation timer without scanning the table on each event.
+escalation timer without scanning the table on each event. Decoded cases are kept in a
+bounded LRU cache (cases are immutable), so duplicate search does not re-validate JSON.
+
+Writes go through ``writer(table, key, value)`` when given (the stream app uses it to update
+the local store and produce the changelog entry itself), else into the mappings directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
-
-import orjson
 
 from grid.models import Case
 
@@ -28,28 +31,51 @@ class OpenEntry:
 
 
 def encode_case(case: Case) -> bytes:
-    return orjson.dumps(case.model_dump(mode="json", by_alias=True))
+    return case.model_dump_json(by_alias=True).encode()
 
 
 def decode_case(raw: bytes | None) -> Case | None:
     return None if raw is None else Case.model_validate_json(raw)
 
 
+Writer = Callable[[str, bytes, bytes], None]  # (table: "cases" | "report_index", key, value)
+
+
 class CaseStore:
     """Reads and writes cases in a table-like mapping and keeps the open index in step."""
 
     def __init__(self, cases: MutableMapping, report_index: MutableMapping,
-                 owns_street=lambda street: True, warn_share: float = 0.8) -> None:
+                 owns_street=lambda street: True, warn_share: float = 0.8,
+                 writer: Writer | None = None, cache_size: int = 50_000) -> None:
         self.cases = cases
         self.report_index = report_index
         self.owns_street = owns_street
         self.warn_share = warn_share
+        self.writer = writer
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, Case] = OrderedDict()
         self._open: dict[str, dict[str, OpenEntry]] = {}
         self._fresh = False
 
     def invalidate(self) -> None:
-        """Called on rebalance: the index is rebuilt from the table on next use."""
+        """Called on rebalance: index and cache are rebuilt from the table on next use."""
         self._fresh = False
+        self._cache.clear()
+
+    def _write(self, table: str, key: bytes, value: bytes) -> None:
+        if self.writer is not None:
+            self.writer(table, key, value)
+        elif table == "cases":
+            self.cases[key] = value
+        else:
+            self.report_index[key] = value
+
+    def _remember(self, case: Case) -> None:
+        cache = self._cache
+        cache[case.case_id] = case
+        cache.move_to_end(case.case_id)
+        if len(cache) > self.cache_size:
+            cache.popitem(last=False)
 
     def _ensure(self) -> None:
         if self._fresh:
@@ -75,7 +101,14 @@ class CaseStore:
             bucket.pop(case.case_id, None)
 
     def get(self, case_id: str) -> Case | None:
-        return decode_case(self.cases.get(case_id.encode()))
+        case = self._cache.get(case_id)
+        if case is not None:
+            self._cache.move_to_end(case_id)
+            return case
+        case = decode_case(self.cases.get(case_id.encode()))
+        if case is not None:
+            self._remember(case)
+        return case
 
     def case_for_report(self, report_id: str) -> Case | None:
         cid = self.report_index.get(report_id.encode())
@@ -83,9 +116,11 @@ class CaseStore:
 
     def put(self, case: Case, report_ids: list[str] = ()) -> None:
         self._ensure()
-        self.cases[case.case_id.encode()] = encode_case(case)
+        key = case.case_id.encode()
+        self._write("cases", key, encode_case(case))
         for rid in report_ids:
-            self.report_index[rid.encode()] = case.case_id.encode()
+            self._write("report_index", rid.encode(), key)
+        self._remember(case)
         self._index(case)
 
     def open_cases(self, street: str, type_code: str | None = None) -> Iterator[Case]:
