@@ -81,7 +81,8 @@ class Effects:
     work_orders: list[WorkOrder] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     merged_into: str | None = None  # case id a duplicate report was merged into
-    duplicate_delivery: bool = False  # the same report id was seen before
+    duplicate_delivery: bool = False  # the same report id / command id was seen before
+    # (then events/work_orders/alerts are the ones it caused the first time, same ids)
 
 
 def dead_letter(raw: bytes, reason: str, message: str, now: datetime,
@@ -211,9 +212,15 @@ class Engine:
 
         ``existing``: the case this report id already belongs to (redelivery), if any.
         ``open_nearby``: open cases of the same street, candidates for duplicate merging.
+
+        A redelivered report re-emits the events (and work orders, alerts) it caused, with
+        their original ids: a worker killed after saving the case but before its output was
+        acknowledged must not lose that output (consumers dedupe by event/work order id).
         """
         if existing is not None:
-            return Effects(case=existing, duplicate_delivery=True)
+            fx = self._effects(existing, _events_of_report(existing, msg.report.rid))
+            fx.duplicate_delivery = True
+            return fx
         from rules import find_duplicate
 
         dup = None
@@ -239,6 +246,11 @@ class Engine:
                 role=cmd.role, at=now, reason=f"unknown case {cmd.case_id!r}",
                 data={"command_id": cmd.command_id, "action": cmd.action.value})
             return Effects(events=[ev])
+        if lifecycle.already_applied(case, cmd.command_id):  # redelivery: re-emit, same ids
+            fx = self._effects(case, [e for e in case.history
+                                      if e.data.get("command_id") == cmd.command_id])
+            fx.duplicate_delivery = True
+            return fx
         decision = None
         if cmd.action is Action.CLASSIFY and cmd.type_code:
             decision = self.decide(case.report, case.placement, now, cmd.type_code).decision
@@ -281,6 +293,15 @@ class Engine:
             if alert is not None:
                 fx.alerts.append(alert)
         return fx
+
+
+def _events_of_report(case: Case, report_id: str) -> list[CaseEvent]:
+    """The events a report caused: the opening ones (same instant as 'reported') for the
+    report that opened the case, else its 'merged' event."""
+    h = case.history
+    if h and h[0].type == "reported" and case.report_ids and case.report_ids[0] == report_id:
+        return [e for e in h if e.at == h[0].at and e.data.get("command_id") is None]
+    return [e for e in h if e.type == "merged" and e.data.get("report_id") == report_id]
 
 
 def _alert_for(case: Case, e: CaseEvent) -> Alert | None:

@@ -176,6 +176,7 @@ class GridApp:
         self.outbox = Outbox(bootstrap_of(s.broker))
         logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.root.level))
         self._partition: int | None = None  # source partition of the event being handled
+        self._applied_offsets: dict[tuple[str, int], int] = {}
         n = s.partitions
         self.reports = app.topic(T.REPORTS, partitions=n, **RAW)
         self.located = app.topic(T.LOCATED, partitions=n, **RAW)
@@ -225,6 +226,7 @@ class GridApp:
 
     async def _on_rebalance(self, *args: Any, **kw: Any) -> None:
         self.store.invalidate()
+        self._applied_offsets.clear()
         self._escalations_sent.clear()
 
     # -- agents --------------------------------------------------------------------------
@@ -256,17 +258,47 @@ class GridApp:
         await out.start(self.app)
         async for events in stream.take_events(s.batch_size, within=s.batch_within):
             now = self.clock.now()
+            last: dict[tuple[str, int], tuple[Any, int]] = {}
             for event in events:
                 _current_event.set(weakref.ref(event))  # table stores look it up
-                self._partition = event.message.partition
+                m = event.message
+                self._partition = m.partition
                 try:
-                    fx = self._handle(event.message.topic, event.value, now)
+                    fx = self._handle(m.topic, event.value, now)
                 except Exception:  # log, go on; input stays in log
-                    log.exception("case handling failed for %s", event.message.topic)
+                    log.exception("case handling failed for %s", m.topic)
                     continue
-                self._publish(fx)
+                finally:
+                    last[m.topic, m.partition] = (event, m.offset)
+                if fx.duplicate_delivery and m.offset > self._applied(m.topic, m.partition):
+                    continue  # a second copy from the source: its output exists already
+                self._publish(fx)  # new, or redelivered by Kafka after a crash: (re-)emit
+            for (topic, partition), (event, offset) in last.items():
+                _current_event.set(weakref.ref(event))
+                self._partition = partition
+                self._mark_applied(topic, partition, offset)
             self._partition = None
             await out.drain()
+
+    # -- applied offsets: which input a restarted worker has seen before -----------------
+
+    def _marker(self, topic: str, partition: int) -> bytes:
+        return f"\x00applied:{topic}:{partition}".encode()
+
+    def _applied(self, topic: str, partition: int) -> int:
+        """The last offset of ``topic``/``partition`` whose effects are in the tables
+        (-1 if none): input at or below it is a Kafka redelivery, whose output may not have
+        been acknowledged before a crash, so it is emitted again (same ids)."""
+        key = (topic, partition)
+        got = self._applied_offsets.get(key)
+        if got is None:
+            raw = self.report_table.data.get(self._marker(topic, partition))
+            got = self._applied_offsets[key] = int(raw) if raw else -1
+        return got
+
+    def _mark_applied(self, topic: str, partition: int, offset: int) -> None:
+        self._applied_offsets[topic, partition] = offset
+        self._write_table("report_index", self._marker(topic, partition), str(offset).encode())
 
     def _handle(self, topic: str, raw: bytes, now: datetime) -> Effects:
         if topic == T.LOCATED:
@@ -287,7 +319,8 @@ class GridApp:
                 raw, "invalid_command", str(err).split("\n")[0], now)))
             return Effects()
         fx = self.engine.on_command(cmd, self.store.get(cmd.case_id), now)
-        if fx.case is not None and any(e.seq > 0 for e in fx.events):
+        if fx.case is not None and not fx.duplicate_delivery and any(
+                e.seq > 0 for e in fx.events):
             self.store.put(fx.case)
         return fx
 
