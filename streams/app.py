@@ -23,6 +23,7 @@ the commit, so the input is processed again after restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import weakref
@@ -154,6 +155,19 @@ class Outbox:
             self._check(f)
 
 
+@contextlib.contextmanager
+def unacked_on_error(events: list[Any]):
+    """If handling a taken batch fails or is cancelled (worker stopping, rebalance), keep
+    its events from being acknowledged: Faust's ``take`` acks a batch when the generator
+    closes, which would commit offsets of input whose output was never produced."""
+    try:
+        yield
+    except BaseException:
+        for e in events:
+            e.message.acked = True  # never reaches the consumer's ack: not committed
+        raise
+
+
 class GridApp:
     """Builds and holds the Faust app for one worker."""
 
@@ -176,7 +190,6 @@ class GridApp:
         self.outbox = Outbox(bootstrap_of(s.broker))
         logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.root.level))
         self._partition: int | None = None  # source partition of the event being handled
-        self._applied_offsets: dict[tuple[str, int], int] = {}
         n = s.partitions
         self.reports = app.topic(T.REPORTS, partitions=n, **RAW)
         self.located = app.topic(T.LOCATED, partitions=n, **RAW)
@@ -226,7 +239,6 @@ class GridApp:
 
     async def _on_rebalance(self, *args: Any, **kw: Any) -> None:
         self.store.invalidate()
-        self._applied_offsets.clear()
         self._escalations_sent.clear()
 
     # -- agents --------------------------------------------------------------------------
@@ -235,70 +247,57 @@ class GridApp:
         s = self.settings
         out = self.outbox
         await out.start(self.app)
-        async for batch in stream.take(s.batch_size, within=s.batch_within):
-            now = self.clock.now()
-            try:
-                located, dead = self.engine.intake(list(batch), now)
-            except Exception as err:  # never stop on one bad batch
-                log.exception("intake batch failed; sending each report to the DLQ")
-                located = []
-                dead = [dead_letter(raw, "internal_error", f"engine error: {err}", now)
-                        for raw in batch]
-            for d in dead:
-                out.send(T.DLQ, (d.report_id or "").encode() or None, dumps(d))
-            for msg in located:
-                out.send(T.LOCATED, msg.placement.partition_key.encode(), dumps(msg))
-            await out.drain()
-            for cb in self.listeners:
-                cb("intake", located=located, dead=dead)
+        async for events in stream.take_events(s.batch_size, within=s.batch_within):
+            with unacked_on_error(events):
+                await self._intake_batch([e.value for e in events])
+
+    async def _intake_batch(self, batch: list[bytes]) -> None:
+        out = self.outbox
+        now = self.clock.now()
+        try:
+            located, dead = self.engine.intake(batch, now)
+        except Exception as err:  # never stop on one bad batch
+            log.exception("intake batch failed; sending each report to the DLQ")
+            located = []
+            dead = [dead_letter(raw, "internal_error", f"engine error: {err}", now)
+                    for raw in batch]
+        for d in dead:
+            out.send(T.DLQ, (d.report_id or "").encode() or None, dumps(d))
+        for msg in located:
+            out.send(T.LOCATED, msg.placement.partition_key.encode(), dumps(msg))
+        await out.drain()
+        for cb in self.listeners:
+            cb("intake", located=located, dead=dead)
 
     async def _cases(self, stream: Any) -> None:
         s = self.settings
         out = self.outbox
         await out.start(self.app)
         async for events in stream.take_events(s.batch_size, within=s.batch_within):
-            now = self.clock.now()
-            last: dict[tuple[str, int], tuple[Any, int]] = {}
-            for event in events:
-                _current_event.set(weakref.ref(event))  # table stores look it up
-                m = event.message
-                self._partition = m.partition
-                try:
-                    fx = self._handle(m.topic, event.value, now)
-                except Exception:  # log, go on; input stays in log
-                    log.exception("case handling failed for %s", m.topic)
-                    continue
-                finally:
-                    last[m.topic, m.partition] = (event, m.offset)
-                if fx.duplicate_delivery and m.offset > self._applied(m.topic, m.partition):
-                    continue  # a second copy from the source: its output exists already
-                self._publish(fx)  # new, or redelivered by Kafka after a crash: (re-)emit
-            for (topic, partition), (event, offset) in last.items():
-                _current_event.set(weakref.ref(event))
-                self._partition = partition
-                self._mark_applied(topic, partition, offset)
-            self._partition = None
-            await out.drain()
+            with unacked_on_error(events):
+                await self._cases_batch(events)
 
-    # -- applied offsets: which input a restarted worker has seen before -----------------
+    async def _cases_batch(self, events: list[Any]) -> None:
+        """Handle a batch of located reports and commands.
 
-    def _marker(self, topic: str, partition: int) -> bytes:
-        return f"\x00applied:{topic}:{partition}".encode()
-
-    def _applied(self, topic: str, partition: int) -> int:
-        """The last offset of ``topic``/``partition`` whose effects are in the tables
-        (-1 if none): input at or below it is a Kafka redelivery, whose output may not have
-        been acknowledged before a crash, so it is emitted again (same ids)."""
-        key = (topic, partition)
-        got = self._applied_offsets.get(key)
-        if got is None:
-            raw = self.report_table.data.get(self._marker(topic, partition))
-            got = self._applied_offsets[key] = int(raw) if raw else -1
-        return got
-
-    def _mark_applied(self, topic: str, partition: int, offset: int) -> None:
-        self._applied_offsets[topic, partition] = offset
-        self._write_table("report_index", self._marker(topic, partition), str(offset).encode())
+        A report or command already in the tables (a Kafka redelivery after a crash or a
+        rebalance, or a second copy from the source) emits again the output it caused the
+        first time, with the same ids: that output may not have been acknowledged before
+        the crash, and consumers dedupe by event/work order id.
+        """
+        now = self.clock.now()
+        for event in events:
+            _current_event.set(weakref.ref(event))  # table stores look it up
+            m = event.message
+            self._partition = m.partition
+            try:
+                fx = self._handle(m.topic, event.value, now)
+            except Exception:  # log, go on; input stays in log
+                log.exception("case handling failed for %s", m.topic)
+                continue
+            self._publish(fx)
+        self._partition = None
+        await self.outbox.drain()
 
     def _handle(self, topic: str, raw: bytes, now: datetime) -> Effects:
         if topic == T.LOCATED:
