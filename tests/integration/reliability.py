@@ -1,0 +1,165 @@
+"""Helpers for the reliability tests: a private broker, the simulated report stream, and
+the accounting of a whole run (every report exactly once, work orders, case histories).
+
+What is asserted (the consumer contract is "dedupe by event_id / work_order_id"):
+
+* every valid report id belongs to exactly ONE case (it opened it, or was merged into it),
+  or - if the engine rejected it - is in the DLQ and in no case; inputs without a readable
+  report id each have a DLQ entry (redelivery may add identical copies);
+* the same event_id / work_order_id read twice is an at-least-once duplicate and allowed,
+  but two copies of one event_id must describe the same transition (type, seq, state_to);
+* per case, the distinct seq numbers are exactly 1..n (no gap) and the events replay with
+  ``grid.lifecycle.replay`` to a case whose state is the last event's ``state_to``;
+* work orders: the distinct work_order_ids of a case are exactly those named by its
+  dispatched events (none lost, no second, different work order for one dispatch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams import topics as T
+
+
+def sim_messages(n: int, seed: int) -> tuple[list[bytes], set[bytes]]:
+    """``n`` messages of the realistic stream (Yangpu points) and the set of bad inputs."""
+    from bench import mix
+    from geodata.locator import Locator
+    from grid.simulator import BAD_INPUTS
+
+    sim = mix.simulator(Locator.load(None), seed=seed, n_points=600)
+    return mix.messages(sim, n, datetime.now(UTC)), set(BAD_INPUTS)
+
+
+def produce(bootstrap: str, raws: list[bytes]) -> None:
+    from bench.driver import key_of
+
+    async def go() -> None:
+        prod = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        await prod.start()
+        try:
+            futs = [await prod.send(T.REPORTS, r, key=key_of(r)) for r in raws]
+            await asyncio.gather(*futs)
+        finally:
+            await prod.stop()
+
+    asyncio.run(go())
+
+
+@dataclass
+class Log:
+    """Everything the engine wrote to case events, dispatch and the DLQ."""
+
+    events: list[dict] = field(default_factory=list)
+    work_orders: list[dict] = field(default_factory=list)
+    dlq: list[dict] = field(default_factory=list)
+
+    def accounted(self) -> set[str]:
+        out = {e["data"]["report"]["report_id"] for e in self.events if e["type"] == "reported"}
+        out |= {e["data"]["report_id"] for e in self.events if e["type"] == "merged"}
+        return out | {d["report_id"] for d in self.dlq if d.get("report_id")}
+
+
+def read_until(bootstrap: str, done, timeout: float) -> Log:
+    """Read the three output topics from the beginning until ``done(log)`` or timeout."""
+
+    async def go() -> Log:
+        log = Log()
+        topics = {T.CASE_EVENTS: log.events, T.DISPATCH: log.work_orders, T.DLQ: log.dlq}
+        cons = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                metadata_max_age_ms=1000)
+        await cons.start()
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < timeout:
+                batches = await cons.getmany(timeout_ms=500, max_records=10_000)
+                for tp, recs in batches.items():
+                    topics[tp.topic].extend(orjson.loads(r.value) for r in recs)
+                if not batches and done(log):
+                    return log
+            return log
+        finally:
+            await cons.stop()
+
+    return asyncio.run(go())
+
+
+def expected_ids(raws: list[bytes], bad: set[bytes]) -> tuple[set[str], int]:
+    from bench.mix import report_id_of
+
+    rids = {r for raw in raws if raw not in bad and (r := report_id_of(raw))}
+    return rids, sum(1 for raw in raws if raw in bad)
+
+
+def wait_accounted(bootstrap: str, raws: list[bytes], bad: set[bytes],
+                   timeout: float = 180) -> Log:
+    rids, n_bad = expected_ids(raws, bad)
+
+    def done(log: Log) -> bool:
+        no_id = sum(1 for d in log.dlq if d.get("report_id") not in rids)
+        return rids <= log.accounted() and no_id >= n_bad
+
+    return read_until(bootstrap, done, timeout)
+
+
+def check_run(log: Log, raws: list[bytes], bad: set[bytes]) -> dict[str, int]:
+    """Assert the contract in the module docstring; returns counts for messages."""
+    from grid.lifecycle import replay
+    from grid.models import CaseEvent
+
+    rids, n_bad = expected_ids(raws, bad)
+    # one transition per event id
+    by_id: dict[str, dict] = {}
+    for e in log.events:
+        if e["seq"] == 0:  # command_rejected: not part of the history
+            continue
+        first = by_id.setdefault(e["event_id"], e)
+        assert (first["type"], first["seq"], first["state_to"]) == (
+            e["type"], e["seq"], e["state_to"]), f"conflicting copies of {e['event_id']}"
+    cases: dict[str, list[dict]] = defaultdict(list)
+    for e in by_id.values():
+        cases[e["case_id"]].append(e)
+    # every report exactly once
+    owner: dict[str, set[str]] = defaultdict(set)
+    for e in by_id.values():
+        if e["type"] == "reported":
+            owner[e["data"]["report"]["report_id"]].add(e["case_id"])
+        elif e["type"] == "merged":
+            owner[e["data"]["report_id"]].add(e["case_id"])
+    dlq_ids = {d.get("report_id") for d in log.dlq}
+    missing = [r for r in rids if not owner.get(r) and r not in dlq_ids]
+    assert not missing, f"{len(missing)} reports unaccounted, e.g. {missing[:3]}"
+    twice = {r: c for r, c in owner.items() if len(c) > 1}
+    assert not twice, f"reports in more than one case: {list(twice.items())[:3]}"
+    both = [r for r in owner if r in dlq_ids]
+    assert not both, f"reports both in a case and in the DLQ: {both[:3]}"
+    no_id = sum(1 for d in log.dlq if d.get("report_id") not in rids)
+    assert no_id >= n_bad, f"{n_bad} bad inputs but {no_id} DLQ entries without a report id"
+    # histories: seq 1..n, replayable
+    for cid, evs in cases.items():
+        evs.sort(key=lambda e: e["seq"])
+        seqs = [e["seq"] for e in evs]
+        assert seqs == list(range(1, len(evs) + 1)), f"{cid}: seq {seqs}"
+        case = replay(CaseEvent.model_validate(e) for e in evs)
+        assert case.state == evs[-1]["state_to"]
+    # work orders: exactly the dispatches
+    wos: dict[str, set[str]] = defaultdict(set)
+    for w in log.work_orders:
+        wos[w["case_id"]].add(w["work_order_id"])
+    for cid, evs in cases.items():
+        want = {e["data"]["work_order_id"] for e in evs
+                if e["type"] in ("dispatched", "redispatched")}
+        assert wos.get(cid, set()) == want, f"{cid}: work orders {wos.get(cid)} != {want}"
+    stray = set(wos) - set(cases)
+    assert not stray, f"work orders for unknown cases: {list(stray)[:3]}"
+    return {"cases": len(cases), "events": len(log.events), "distinct_events": len(by_id),
+            "work_orders": len(log.work_orders),
+            "distinct_work_orders": sum(len(v) for v in wos.values()), "dlq": len(log.dlq)}

@@ -1,0 +1,124 @@
+"""Hostile input (tests/hostile/, manifest.json says what each file must become) over Kafka
+and over HTTP: every item gets a DLQ entry with its reason (or a 4xx with a reason), the
+harmless-but-weird texts become cases with the text kept verbatim, and the engine keeps
+running. Files may contain __ID__, __NOW__, __LON__, __LAT__ (filled in per run)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
+
+from streams import topics as T
+from tests.integration.conftest import fresh_point, make_report, submit, wait_for
+
+pytestmark = pytest.mark.integration
+
+CORPUS = Path(__file__).resolve().parent.parent / "hostile"
+MANIFEST = json.loads((CORPUS / "manifest.json").read_text(encoding="utf-8"))
+
+
+def load(name: str) -> tuple[str, bytes]:
+    """A corpus item with a fresh report id, the current time and a fresh point."""
+    rid = str(uuid.uuid4())
+    lon, lat = fresh_point()
+    raw = (CORPUS / name).read_bytes()
+    for token, value in ((b"__ID__", rid), (b"__NOW__", datetime.now(UTC).isoformat()),
+                         (b"__LON__", str(lon)), (b"__LAT__", str(lat))):
+        raw = raw.replace(token, value.encode())
+    return rid, raw
+
+
+def dlq_entry_for(rid: str):
+    return lambda d: d.get("report_id") == rid or rid in d.get("original_excerpt", "")
+
+
+def test_corpus_covers_the_hostile_kinds():
+    names = set(MANIFEST)
+    assert {p.name for p in CORPUS.iterdir()} - {"manifest.json"} == names
+    reasons = {m["reason"] for m in MANIFEST.values()}
+    assert {"invalid_json", "invalid_utf8", "validation", "not_an_object",
+            "outside_coverage", "schema_version"} <= reasons
+    assert sum(m["expect"] == "case" for m in MANIFEST.values()) >= 3
+
+
+def test_hostile_corpus_over_kafka(broker, engine):
+    items = {name: load(name) for name in MANIFEST}
+    submit(broker.bootstrap, [raw for _, raw in items.values()])
+    for name, (rid, raw) in items.items():
+        want = MANIFEST[name]
+        if want["expect"] == "dlq":
+            d = wait_for(broker.bootstrap, T.DLQ, dlq_entry_for(rid), timeout=60)[0]
+            assert d["reason"] == want["reason"], (name, d["reason"], d["message"])
+            assert d["message"] and d["original_b64"], name
+        else:
+            ev = wait_for(broker.bootstrap, T.CASE_EVENTS,
+                          lambda e, rid=rid: e["type"] == "reported"
+                          and e["data"]["report"]["report_id"] == rid, timeout=60)[0]
+            sent = json.loads(raw)["description"]
+            assert ev["data"]["report"]["description"] == sent, name  # verbatim, unescaped
+    assert engine.proc.poll() is None
+
+
+def test_duplicated_report_ids_yield_one_case(broker, engine):
+    r = make_report("0604", description="duplicated id")
+    submit(broker.bootstrap, [r, r, r])
+    reported = wait_for(broker.bootstrap, T.CASE_EVENTS,
+                        lambda e: e["type"] == "reported"
+                        and e["data"]["report"]["report_id"] == r["report_id"], timeout=60)
+    assert len({e["case_id"] for e in reported}) == 1
+    assert len({e["event_id"] for e in reported}) == 1
+
+
+def test_oversized_payloads_over_kafka(broker, engine):
+    """10 MB: the producer refuses it (max request size 1 MB by default, as in Kafka). The
+    largest a default client sends (just under 1 MB) is rejected by intake (64 KB limit)."""
+    rid = str(uuid.uuid4())
+    head = json.dumps(make_report("0601", report_id=rid))[:-1].encode()
+
+    def payload(size: int) -> bytes:
+        return head + b', "description": "' + b"x" * (size - len(head) - 40) + b'"}'
+
+    async def send(raw: bytes) -> None:
+        prod = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await prod.start()
+        try:
+            await (await prod.send(T.REPORTS, raw))
+        finally:
+            await prod.stop()
+
+    with pytest.raises(MessageSizeTooLargeError):
+        asyncio.run(send(payload(10 * 1024 * 1024)))
+    asyncio.run(send(payload(1_000_000)))
+    d = wait_for(broker.bootstrap, T.DLQ, dlq_entry_for(rid), timeout=60)[0]
+    assert d["reason"] == "too_large"
+    ok = make_report("0601", description="after the big one")
+    submit(broker.bootstrap, [ok])
+    wait_for(broker.bootstrap, T.CASE_EVENTS, lambda e: e["type"] == "reported"
+             and e["data"]["report"]["report_id"] == ok["report_id"], timeout=60)
+    assert engine.proc.poll() is None
+
+
+def test_hostile_corpus_over_http(engine):
+    base = f"http://127.0.0.1:{engine.web_port}/api/v1/reports"
+    auth = {"Authorization": "Bearer demo-supervisor", "Content-Type": "application/json"}
+    with httpx.Client(timeout=30) as http:
+        for name, want in MANIFEST.items():
+            rid, raw = load(name)
+            r = http.post(base, content=raw, headers=auth)
+            if want["expect"] == "case":
+                assert r.status_code == 202, (name, r.status_code, r.text[:300])
+                continue
+            assert 400 <= r.status_code < 500, (name, r.status_code, r.text[:300])
+            body = r.json()
+            assert body.get("reason") or body.get("message") or body.get("error"), (name, body)
+        r = http.post(base, content=b"{" + b" " * (10 * 1024 * 1024) + b"}", headers=auth)
+        assert r.status_code == 413, r.text[:300]
+    assert engine.proc.poll() is None
