@@ -39,7 +39,7 @@ app = faust.App(
     topic_partitions=PARTITIONS,
     # Tansu holds a join until the rebalance timeout: keep it short (see docs/streams-infra.md).
     broker_rebalance_timeout=float(os.environ.get("SMOKE_REBALANCE_TIMEOUT", "3")),
-    broker_session_timeout=float(os.environ.get("SMOKE_SESSION_TIMEOUT", "10")),
+    broker_session_timeout=float(os.environ.get("SMOKE_SESSION_TIMEOUT", "6")),
     broker_heartbeat_interval=1,
     broker_commit_interval=0.5,
     consumer_auto_offset_reset="earliest",

@@ -108,7 +108,8 @@ async def test_killed_worker_recovers_its_table(broker, processes, tmp_path, sto
 
     processes.start(["python", "-m", "tests.integration.smoke_app"], env=env, name="w2")
     await _send(broker, env, range(1000, 1001))  # KEYS[0] once more
-    recs = await _outputs(broker, env, lambda rs: any(r.value["seq"] == 1000 for r in rs))
+    recs = await _outputs(broker, env, lambda rs: any(r.value["seq"] == 1000 for r in rs),
+                          timeout=150)
     last = next(r.value for r in recs if r.value["seq"] == 1000)
     assert last["count"] == 11  # 10 recovered from the changelog/store, plus this one
     assert len(recs) == 51  # nothing before the kill was processed again

@@ -54,14 +54,14 @@ def test_bad_input_goes_to_dlq_and_good_reports_still_flow(broker, engine):
     bad = make_report("0101", report_id=bad_id)
     bad["location"]["lat"] = 95.0
     good = make_report("0601", description="路边有垃圾")
-    raw_junk = b'{"schema": "grid.report/1", "report_id": '
+    marker = uuid.uuid4().hex
+    raw_junk = b'{"schema": "grid.report/1", "note": "' + marker.encode() + b'", "report_id": '
     submit(broker.bootstrap, [raw_junk, bad, good])
     dlq = wait_for(broker.bootstrap, T.DLQ,
                    lambda d: d.get("report_id") == bad_id
-                   or d.get("original_excerpt", "").startswith('{"schema": "grid.report/1", '
-                                                               '"report_id": '), n=2)
+                   or marker in d.get("original_excerpt", ""), n=2)
     reasons = {d["reason"] for d in dlq}
-    assert "validation" in reasons and "invalid_json" in reasons
+    assert reasons == {"validation", "invalid_json"}
     by_id = next(d for d in dlq if d.get("report_id") == bad_id)
     assert any("location.lat" in e["field"] for e in by_id["errors"])
     assert opened(broker.bootstrap, good["report_id"])
