@@ -278,6 +278,11 @@ class Engine:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def duplicate_radius_m(self, type_code: str) -> float:
+        """How far apart two reports of ``type_code`` may be and still be duplicates."""
+        cfg = self.ruleset.duplicates
+        return float(cfg.by_type.get(type_code, cfg).distance_m)
+
     @staticmethod
     def _extend(due: datetime, extra: Any, calendar: str) -> datetime:
         from grid.deadlines import default_calendar, extend

@@ -303,9 +303,10 @@ class GridApp:
         if topic == T.LOCATED:
             msg = Located.model_validate_json(raw)
             existing = self.store.case_for_report(msg.report.rid)
-            nearby = (self.store.open_cases(msg.placement.partition_key,
-                                            msg.decision.type_code)
-                      if existing is None and msg.decision.type_code else ())
+            t = msg.decision.type_code
+            nearby = (self.store.open_cases_near(
+                msg.placement.partition_key, t, msg.placement.lon, msg.placement.lat,
+                self.engine.duplicate_radius_m(t)) if existing is None and t else ())
             fx = self.engine.on_located(msg, existing, nearby, now)
             if fx.case is not None and not fx.duplicate_delivery:
                 self.store.put(fx.case, [msg.report.rid])

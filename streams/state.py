@@ -12,6 +12,7 @@ the local store and produce the changelog entry itself), else into the mappings 
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
@@ -28,6 +29,14 @@ class OpenEntry:
     street: str
     type_code: str | None
     next_check: datetime | None  # when the earliest deadline's warning becomes due
+
+
+BUCKET_DEG = 0.001  # duplicate-search buckets: ~95 m (lon) × 111 m (lat) at Shanghai
+BUCKET_MIN_M = 90.0  # the smallest side of a bucket, in metres, at Shanghai's latitudes
+
+
+def _bucket(lon: float, lat: float) -> tuple[int, int]:
+    return math.floor(lon / BUCKET_DEG), math.floor(lat / BUCKET_DEG)
 
 
 def encode_case(case: Case) -> bytes:
@@ -55,6 +64,9 @@ class CaseStore:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, Case] = OrderedDict()
         self._open: dict[str, dict[str, OpenEntry]] = {}
+        # (street, type_code, bucket x, bucket y) -> open case ids: duplicate search looks
+        # only at the buckets around a report instead of every open case of the street
+        self._near: dict[tuple[str, str | None, int, int], set[str]] = {}
         self._fresh = False
 
     def invalidate(self) -> None:
@@ -81,6 +93,7 @@ class CaseStore:
         if self._fresh:
             return
         self._open.clear()
+        self._near.clear()
         for _key, raw in list(self.cases.items()):
             case = decode_case(raw)
             if case is not None and case.is_open and self.owns_street(
@@ -91,7 +104,9 @@ class CaseStore:
     def _index(self, case: Case) -> None:
         street = case.placement.partition_key
         bucket = self._open.setdefault(street, {})
+        near = (street, case.type_code, *_bucket(case.placement.lon, case.placement.lat))
         if case.is_open:
+            self._near.setdefault(near, set()).add(case.case_id)
             nxt = None
             if case.deadlines:
                 due = min(case.deadlines.values())
@@ -99,6 +114,7 @@ class CaseStore:
             bucket[case.case_id] = OpenEntry(case.case_id, street, case.type_code, nxt)
         else:
             bucket.pop(case.case_id, None)
+            self._near.get(near, set()).discard(case.case_id)
 
     def get(self, case_id: str) -> Case | None:
         case = self._cache.get(case_id)
@@ -131,6 +147,20 @@ class CaseStore:
                 case = self.get(entry.case_id)
                 if case is not None and case.is_open:
                     yield case
+
+    def open_cases_near(self, street: str, type_code: str, lon: float, lat: float,
+                        radius_m: float) -> Iterator[Case]:
+        """Open cases of one type in a street whose location may lie within ``radius_m``
+        (a superset: the caller measures the exact distance)."""
+        self._ensure()
+        n = max(1, math.ceil(radius_m / BUCKET_MIN_M))
+        bx, by = _bucket(lon, lat)
+        for x in range(bx - n, bx + n + 1):
+            for y in range(by - n, by + n + 1):
+                for cid in list(self._near.get((street, type_code, x, y), ())):
+                    case = self.get(cid)
+                    if case is not None and case.is_open:
+                        yield case
 
     def due_for_check(self, now: datetime) -> Iterator[OpenEntry]:
         """Open cases whose earliest warning time has come (escalation timer)."""
