@@ -192,6 +192,16 @@ class Calendar:
         left = self.working_amount(duration)
         if not left:
             return start.astimezone(self.tz)
+        # Reports of one batch share their start time: remember the last answers.
+        memo = self.__dict__.setdefault("_memo", {})
+        hit = memo.get((start, left))
+        if hit is None:
+            if len(memo) > 4096:
+                memo.clear()
+            hit = memo[(start, left)] = self._add_working(start, left)
+        return hit
+
+    def _add_working(self, start: datetime, left: timedelta) -> datetime:
         for s, e in self._periods_from(start):
             if e <= start:
                 continue
