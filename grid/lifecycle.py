@@ -108,7 +108,8 @@ def open_case(report: Report, placement: Placement, decision: Decision, now: dat
               "type_code": decision.type_code, "category": category, "kind": kind},
         district=placement.district, street=placement.street,
     )
-    case = evolve(None, reported)
+    typed = {"report": report, "placement": placement, "decision": decision}
+    case = evolve(None, reported, typed=typed)
     events = [reported]
     if decision.handling == "triage":
         nxt = [_event(case, "triaged", S.TRIAGE, "engine", "system", now,
@@ -121,12 +122,12 @@ def open_case(report: Report, placement: Placement, decision: Decision, now: dat
     else:
         filed = _event(case, "filed", S.FILED, "engine", "system", now,
                        f"rule {decision.winner}", decision=_dump(decision))
-        case = evolve(case, filed)
+        case = evolve(case, filed, typed=typed)
         events.append(filed)
         nxt = [_dispatch_event(case, decision.department or "command_center", "engine",
                                "system", now, "auto-dispatch")]
     for ev in nxt:
-        case = evolve(case, ev)
+        case = evolve(case, ev, typed=typed)
     return case, events + nxt
 
 
@@ -266,13 +267,18 @@ def _parse(v: Any) -> datetime:
     return v if isinstance(v, datetime) else datetime.fromisoformat(v)
 
 
-def evolve(case: Case | None, e: CaseEvent) -> Case:
-    """Fold one event into the case (the only way a case changes)."""
+def evolve(case: Case | None, e: CaseEvent, *, typed: dict[str, Any] | None = None) -> Case:
+    """Fold one event into the case (the only way a case changes).
+
+    ``typed`` may hold the already-validated ``report``, ``placement`` and ``decision`` that
+    the event carries as JSON (saves re-validating them when a case is opened; replay
+    validates them from the event, and yields the same case)."""
+    typed = typed or {}
     if e.type == "reported":
-        report = Report.model_validate(e.data["report"])
+        report = typed.get("report") or Report.model_validate(e.data["report"])
         return Case(
             case_id=e.case_id, state=S.REPORTED, report=report, report_ids=[report.rid],
-            placement=Placement.model_validate(e.data["placement"]),
+            placement=typed.get("placement") or Placement.model_validate(e.data["placement"]),
             type_code=e.data.get("type_code"), category=e.data.get("category"),
             kind=e.data.get("kind"), created_at=e.at, updated_at=e.at, history=[e],
         )
@@ -280,7 +286,7 @@ def evolve(case: Case | None, e: CaseEvent) -> Case:
     u: dict[str, Any] = {"state": e.state_to, "updated_at": e.at, "history": [*case.history, e]}
     d = e.data
     if "decision" in d:
-        dec = Decision.model_validate(d["decision"])
+        dec = typed.get("decision") or Decision.model_validate(d["decision"])
         u.update(decision=dec, department=dec.department, tier=dec.tier, priority=dec.priority,
                  deadlines=dict(dec.deadlines), type_code=dec.type_code or case.type_code,
                  level=dec.tier if dec.tier in LEVELS else "street")
