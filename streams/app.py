@@ -62,7 +62,7 @@ class Outbox:
         self.linger_ms = linger_ms
         self.producer: Any = None
         self._pending: list[tuple[str, bytes | None, bytes, int | None]] = []
-        self._futures: list[asyncio.Future] = []
+        self._futures: list[tuple[asyncio.Future, str, int, list]] = []  # ack, where, what
         self._partitions: dict[str, int] = {}
         self._rr = 0
         self._lock = asyncio.Lock()
@@ -105,8 +105,7 @@ class Outbox:
         if not pending:
             return
         prod = self.producer
-        batches: dict[tuple[str, int], Any] = {}
-        futs = self._futures
+        groups: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
         for topic, key, value, partition in pending:
             if partition is None:
                 n = self._partitions.get(topic) or await self._count(topic)
@@ -115,44 +114,67 @@ class Outbox:
                 else:
                     self._rr += 1
                     partition = self._rr % n
-            batch = batches.get((topic, partition))
-            if batch is None:
-                batch = batches[topic, partition] = prod.create_batch()
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                futs.append(await prod.send_batch(batch, topic, partition=partition))
-                batch = batches[topic, partition] = prod.create_batch()
+            groups.setdefault((topic, partition), []).append((key, value))
+        for (topic, partition), records in groups.items():
+            batch, sent = prod.create_batch(), []
+            for key, value in records:
                 if batch.append(key=key, value=value, timestamp=None) is None:
-                    log.error("message of %d bytes to %s exceeds the batch size: dropped",
-                              len(value), topic)
-        for (topic, partition), batch in batches.items():
-            if batch.record_count():
-                futs.append(await prod.send_batch(batch, topic, partition=partition))
-        if len(futs) > 5_000:
-            self._futures = [f for f in futs if not f.done() or self._check(f)]
+                    await self._send(batch, topic, partition, sent)
+                    batch, sent = prod.create_batch(), []
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        log.error("message of %d bytes to %s exceeds the batch size: dropped",
+                                  len(value), topic)
+                        continue
+                sent.append((key, value))
+            if sent:
+                await self._send(batch, topic, partition, sent)
+
+    async def _send(self, batch: Any, topic: str, partition: int,
+                    records: list[tuple[bytes | None, bytes]]) -> None:
+        fut = await self.producer.send_batch(batch, topic, partition=partition)
+        # always the attribute, never a local alias: flush() may swap the list meanwhile
+        self._futures.append((fut, topic, partition, records))
 
     async def _count(self, topic: str) -> int:
         n = len(await self.producer.partitions_for(topic))
         self._partitions[topic] = n
         return n
 
-    @staticmethod
-    def _check(fut: asyncio.Future) -> bool:
-        if not fut.cancelled() and fut.exception() is not None:
-            log.critical("delivery failed (%s): stopping before offsets are committed",
-                         fut.exception())
-            os._exit(70)  # at-least-once: the input is read again after restart
-        return False
+    async def flush(self, attempts: int = 5) -> None:
+        """Wait until every produced message is acknowledged (before an offset commit).
 
-    async def flush(self) -> None:
-        """Wait until every produced message is acknowledged (before an offset commit)."""
+        A batch the broker refused (after aiokafka's own retries) is sent again, a few times
+        with backoff; if it still fails the process exits before the commit, so the input is
+        read again after a restart (at-least-once)."""
         if self.producer is None:
             return
-        await self.drain()
-        futs, self._futures = self._futures, []
-        if futs:
-            await asyncio.wait(futs)
-        for f in futs:
-            self._check(f)
+        for attempt in range(attempts):
+            await self.drain()
+            failed = []
+            while self._futures:
+                sent, self._futures = self._futures, []
+                await asyncio.wait([f for f, *_ in sent])
+                failed += [(err, t, p, recs) for f, t, p, recs in sent
+                           if (err := _failure(f)) is not None]
+            if not failed:
+                return
+            log.warning("delivery failed for %d batch(es) (%s); retry %d of %d",
+                        len(failed), failed[0][0], attempt + 1, attempts - 1)
+            if attempt + 1 == attempts:
+                break
+            await asyncio.sleep(0.5 * 2**attempt)
+            self._partitions.clear()
+            for _err, topic, partition, recs in failed:
+                for key, value in recs:
+                    self._pending.append((topic, key, value, partition))
+        log.critical("delivery failed (%s): stopping before offsets are committed", failed[0][0])
+        os._exit(70)  # at-least-once: the input is read again after restart
+
+
+def _failure(fut: asyncio.Future) -> BaseException | None:
+    if fut.cancelled():
+        return asyncio.CancelledError()
+    return fut.exception()
 
 
 @contextlib.contextmanager
