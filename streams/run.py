@@ -89,6 +89,9 @@ def check_topics(settings: Settings) -> None:
             "start the worker with --partitions (GRID_PARTITIONS) matching the topics")
 
 
+RESTART_EXIT_CODE = 70  # streams.app.Outbox: output not delivered, offsets not committed
+
+
 def grid_home() -> Path:
     home = Path(os.environ.get("GRID_HOME", Path.home() / ".grid"))
     home.mkdir(parents=True, exist_ok=True)
@@ -152,10 +155,16 @@ Ctrl-C stops everything.""")
     signal.signal(signal.SIGTERM, stop)
     try:
         while not stopping:
-            for p in procs:
-                if p.poll() is not None:
-                    click.echo(f"grid up: process {p.args} exited with {p.returncode}", err=True)
-                    stopping = True
+            for i, p in enumerate(procs):
+                if p.poll() is None:
+                    continue
+                if p.returncode == RESTART_EXIT_CODE:  # the worker stopped before committing
+                    click.echo("grid up: worker stopped on a delivery failure; restarting it",
+                               err=True)
+                    procs[i] = subprocess.Popen(p.args, env=env)
+                    continue
+                click.echo(f"grid up: process {p.args} exited with {p.returncode}", err=True)
+                stopping = True
             time.sleep(0.5)
     finally:
         for p in procs:
