@@ -72,7 +72,9 @@ class Api:
                     ) -> httpx.Response:
         return (client or self.a).post("/api/v1/reports", json=report, headers=bearer(token))
 
-    def case_of(self, report_id: str, timeout: float = 30) -> dict:
+    # 90 s: on a loaded CI machine the first offset commit after two workers join has been
+    # seen to take ~31 s (the producer flush it waits for), holding processing back meanwhile
+    def case_of(self, report_id: str, timeout: float = 90) -> dict:
         """Poll GET /reports/{id} until the report is a case; then the case."""
         deadline = time.monotonic() + timeout
         while True:
