@@ -98,12 +98,8 @@ def output_profile(engine, raws: list[bytes], now: datetime | None = None) -> Ou
             add("dlq", dumps(d))
         for msg in located:
             add("located", dumps(msg))
-            existing = store.case_for_report(msg.report.rid)
-            nearby = (store.open_cases(msg.placement.partition_key, msg.decision.type_code)
-                      if existing is None and msg.decision.type_code else ())
-            fx = engine.on_located(msg, existing, nearby, now)
+            fx = store.on_located(engine, msg, now)
             if fx.case is not None and not fx.duplicate_delivery:
-                store.put(fx.case, [msg.report.rid])
                 add("changelog_case", encode_case(fx.case))
                 add("changelog_index", fx.case.case_id.encode())
             for e in fx.events:

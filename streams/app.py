@@ -323,16 +323,7 @@ class GridApp:
 
     def _handle(self, topic: str, raw: bytes, now: datetime) -> Effects:
         if topic == T.LOCATED:
-            msg = Located.model_validate_json(raw)
-            existing = self.store.case_for_report(msg.report.rid)
-            t = msg.decision.type_code
-            nearby = (self.store.open_cases_near(
-                msg.placement.partition_key, t, msg.placement.lon, msg.placement.lat,
-                self.engine.duplicate_radius_m(t)) if existing is None and t else ())
-            fx = self.engine.on_located(msg, existing, nearby, now)
-            if fx.case is not None and not fx.duplicate_delivery:
-                self.store.put(fx.case, [msg.report.rid])
-            return fx
+            return self.store.on_located(self.engine, Located.model_validate_json(raw), now)
         try:
             cmd = Command.model_validate_json(raw)
         except ValueError as err:

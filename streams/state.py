@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from grid.models import Case
 
@@ -139,15 +140,6 @@ class CaseStore:
         self._remember(case)
         self._index(case)
 
-    def open_cases(self, street: str, type_code: str | None = None) -> Iterator[Case]:
-        """Open cases of a street (optionally of one type), loaded from the table."""
-        self._ensure()
-        for entry in list(self._open.get(street, {}).values()):
-            if type_code is None or entry.type_code == type_code:
-                case = self.get(entry.case_id)
-                if case is not None and case.is_open:
-                    yield case
-
     def open_cases_near(self, street: str, type_code: str, lon: float, lat: float,
                         radius_m: float) -> Iterator[Case]:
         """Open cases of one type in a street whose location may lie within ``radius_m``
@@ -161,6 +153,19 @@ class CaseStore:
                     case = self.get(cid)
                     if case is not None and case.is_open:
                         yield case
+
+    def on_located(self, engine: Any, msg: Any, now: datetime) -> Any:
+        """Run ``engine.on_located`` against this store and keep its result: the one path
+        from a located report to stored case state (the stream app and the bench use it)."""
+        existing = self.case_for_report(msg.report.rid)
+        t = msg.decision.type_code
+        nearby = (self.open_cases_near(msg.placement.partition_key, t, msg.placement.lon,
+                                       msg.placement.lat, engine.duplicate_radius_m(t))
+                  if existing is None and t else ())
+        fx = engine.on_located(msg, existing, nearby, now)
+        if fx.case is not None and not fx.duplicate_delivery:
+            self.put(fx.case, [msg.report.rid])
+        return fx
 
     def due_for_check(self, now: datetime) -> Iterator[OpenEntry]:
         """Open cases whose earliest warning time has come (escalation timer)."""
