@@ -177,6 +177,22 @@ def _failure(fut: asyncio.Future) -> BaseException | None:
     return fut.exception()
 
 
+class _PartitionMark:
+    """Stands in for the current event where a store only asks for its partition."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, partition: int) -> None:
+        self.message = type("Msg", (), {"partition": partition})()
+
+
+_MARKS: dict[int, _PartitionMark] = {}
+
+
+def _at_partition(partition: int) -> _PartitionMark:
+    return _MARKS.setdefault(partition, _PartitionMark(partition))
+
+
 @contextlib.contextmanager
 def unacked_on_error(events: list[Any]):
     """If handling a taken batch fails or is cancelled (worker stopping, rebalance), keep
@@ -243,7 +259,16 @@ class GridApp:
         """Write a table entry: the local store now, the changelog entry via the outbox
         (same partition as the source event, as Faust does)."""
         t = self.cases_table if table == "cases" else self.report_table
-        t.data[key] = value
+        if self._partition is not None and hasattr(t.data, "_db_for_partition"):
+            # a partitioned store (RocksDB) files the key under the current event's
+            # partition: for a report handled inline that is the street's, not the report's
+            token = _current_event.set(weakref.ref(_at_partition(self._partition)))
+            try:
+                t.data[key] = value
+            finally:
+                _current_event.reset(token)
+        else:
+            t.data[key] = value
         self.outbox.send(t.changelog_topic.get_topic_name(), key, value, self._partition)
 
     def _warn_share(self) -> float:
@@ -252,12 +277,17 @@ class GridApp:
     # -- partition ownership ------------------------------------------------------------
 
     def owns_street(self, street: str) -> bool:
+        mine = self._owned_partitions()
+        return mine is None or partition_of(street, self.settings.partitions) in mine
+
+    def _owned_partitions(self) -> frozenset[int] | None:
+        """Partitions of the case state (located/commands) assigned to this worker; None
+        before the first assignment."""
         try:
             actives = self.app.assignor.assigned_actives()
         except Exception:  # before the first assignment
-            return True
-        mine = {tp.partition for tp in actives if tp.topic == T.LOCATED}
-        return partition_of(street, self.settings.partitions) in mine
+            return None
+        return frozenset(tp.partition for tp in actives if tp.topic == T.LOCATED)
 
     async def _on_rebalance(self, *args: Any, **kw: Any) -> None:
         self.store.invalidate()
@@ -285,8 +315,26 @@ class GridApp:
                     for raw in batch]
         for d in dead:
             out.send(T.DLQ, (d.report_id or "").encode() or None, dumps(d))
+        mine = self._owned_partitions() or frozenset()
+        n = self.settings.partitions
+        _current_event.set(None)  # table reads below are not about the intake event
         for msg in located:
-            out.send(T.LOCATED, msg.placement.partition_key.encode(), dumps(msg))
+            street = msg.placement.partition_key
+            p = partition_of(street, n)
+            if p not in mine:  # another worker holds this street's case state
+                out.send(T.LOCATED, street.encode(), dumps(msg), p)
+                continue
+            # this worker holds the street's partition: handle the case here, saving the
+            # located hop (serialise, produce, consume, re-validate)
+            self._partition = p
+            try:
+                fx = self.store.on_located(self.engine, msg, now)
+            except Exception:  # log, go on; input stays in log
+                log.exception("case handling failed for report %s", msg.report.rid)
+                continue
+            finally:
+                self._partition = None
+            self._publish(fx)
         await out.drain()
         for cb in self.listeners:
             cb("intake", located=located, dead=dead)
