@@ -43,7 +43,7 @@ class Outcome:
 async def tail_from_end(bootstrap: str, topics: list[str]) -> AIOKafkaConsumer:
     """A group-less consumer on all partitions of ``topics``, positioned at their ends."""
     cons = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                            enable_auto_commit=False, fetch_max_wait_ms=50,
+                            enable_auto_commit=False, fetch_max_wait_ms=5,
                             max_partition_fetch_bytes=4 << 20)
     await cons.start()
     tps = []
@@ -149,9 +149,25 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[i]
 
 
+def first_work_order_case(value: bytes) -> str | None:
+    """The report-derived case suffix of an engine work order, if it is a case's first."""
+    wo = orjson.loads(value)
+    if not wo["work_order_id"].endswith(":1"):
+        return None  # re-dispatches are not the report's first dispatch
+    return wo["case_id"].split("-", 1)[1]
+
+
+def first_baseline_work_order(value: bytes) -> str | None:
+    """The same for the baseline's stand-in work orders (``bench.baseline``)."""
+    wo = orjson.loads(value)
+    return case_suffix(wo["report_id"]) if wo.get("seq") == 0 else None
+
+
 async def dispatch_latency(bootstrap: str, in_topic: str, dispatch_topic: str,
-                           raws: list[bytes], rate: float, settle: float = 5.0) -> Latency:
-    """Offer ``raws`` at ``rate`` per second; report produced → work order read, per case."""
+                           raws: list[bytes], rate: float, settle: float = 5.0,
+                           match=first_work_order_case) -> Latency:
+    """Offer ``raws`` at ``rate`` per second; report produced → work order read, per case
+    (``match`` maps an output message to the case suffix of the report it answers)."""
     cons = await tail_from_end(bootstrap, [dispatch_topic])
     prod = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
     await prod.start()
@@ -180,10 +196,8 @@ async def dispatch_latency(bootstrap: str, in_topic: str, dispatch_topic: str,
             got = False
             for records in batches.values():
                 for rec in records:
-                    wo = orjson.loads(rec.value)
-                    if not wo["work_order_id"].endswith(":1"):
-                        continue  # re-dispatches are not the report's first dispatch
-                    t = sent_at.pop(wo["case_id"].split("-", 1)[1], None)
+                    suffix = match(rec.value)
+                    t = sent_at.pop(suffix, None) if suffix else None
                     if t is not None:
                         lat.append((now - t) * 1000)
                         got = True

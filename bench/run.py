@@ -4,7 +4,8 @@
    messages it produces per report (and their sizes) become the baseline's plan.
 2. Baseline: ``python -m bench.baseline`` (raw aiokafka consume → orjson → produce).
 3. Engine: a real ``grid worker`` subprocess (fresh app id) over the same reports.
-4. Latency: fresh reports offered at a fixed rate; report produced → work order read.
+4. Latency, for both: fresh reports offered at a fixed rate; report produced → (first)
+   work order read.
 """
 
 from __future__ import annotations
@@ -104,10 +105,15 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
             out = asyncio.run(driver.throughput(bootstrap, IN_TOPIC, topic_of("event"),
                                                 topic_of("dlq"), raws, expect))
             use = base.usage_since(cpu0)
+            result["baseline"] = _rates(out, reports, profile.per_input) | asdict(use)
+            log(f"baseline: {result['baseline']}")
+            lat = asyncio.run(driver.dispatch_latency(
+                bootstrap, IN_TOPIC, topic_of("work_order"), latency_raws, rate,
+                match=driver.first_baseline_work_order))
+            result["baseline_latency"] = asdict(lat)
+            log(f"baseline latency: {result['baseline_latency']}")
         finally:
             base.stop()
-        result["baseline"] = _rates(out, reports, profile.per_input) | asdict(use)
-        log(f"baseline: {result['baseline']}")
         # -- engine --------------------------------------------------------------------
         app_id = f"bench-{uuid.uuid4().hex[:6]}"
         w = procs.worker(url, app_id, tmp, geodata, partitions, free_port())
@@ -141,6 +147,7 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
     result.update(baseline_rate=b, engine_rate=e, ratio=round(e / b, 3) if b else 0.0,
                   p50_ms=result["latency"]["p50_ms"], p95_ms=result["latency"]["p95_ms"],
                   p99_ms=result["latency"]["p99_ms"], offered_rate=rate,
+                  baseline_p99_ms=result["baseline_latency"]["p99_ms"],
                   complete=result["baseline"]["complete"] and result["engine"]["complete"])
     return result
 

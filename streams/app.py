@@ -2,21 +2,24 @@
 
 ::
 
-    grid.reports.v1 ─ intake (batched: parse, locate_many, classify, decide)
+    grid.reports.v1 ─ intake (streams.intake: aiokafka consumer, group <app id>-intake;
+                      batched: parse, locate_many, classify, decide)
         ├─▶ grid.reports.dlq.v1   (rejected, with reason)
-        └─▶ grid.located.v1       (key: street)
+        ├─▶ case handled inline   (this worker holds the street's partition)
+        └─▶ grid.located.v1       (key: street; another worker holds it, or a rebalance runs)
     grid.located.v1 + grid.commands.v1 (key: street) ─ cases (tables partitioned by street)
         ─▶ grid.case-events.v1, grid.dispatch.v1, grid.alerts.v1
     timer (every tick): open cases past their warning time ─▶ grid.commands.v1
 
 All messages are JSON bytes; the domain work is in :mod:`grid.service`.
 
-Throughput design (see docs/BENCHMARKS.md): both agents take batches; their output, and the
-changelog entries of the two tables, go through one plain aiokafka producer (:class:`Outbox`,
-batched, ``acks=all``) instead of Faust's per-message producer buffer. At-least-once holds:
-events of a batch are acked only after the batch's output is handed to that producer, and
-Faust flushes the producer before every offset commit (and on partition revocation), because
-:meth:`Outbox.attach` wraps ``app.producer.flush``. A failed delivery stops the worker before
+Throughput design (see docs/BENCHMARKS.md): intake and the cases agent take batches; all
+output, and the changelog entries of the two tables, go through one plain aiokafka producer
+(:class:`Outbox`, batched by a background pump, ``acks=all``) instead of Faust's per-message
+producer buffer. At-least-once holds: offsets are committed only after the output of the
+input they cover is acknowledged — Faust flushes the outbox before every offset commit (and
+on partition revocation) because :meth:`Outbox.attach` wraps ``app.producer.flush``, and the
+intake consumer flushes it before its own commits. A failed delivery stops the worker before
 the commit, so the input is processed again after restart.
 """
 
@@ -55,21 +58,52 @@ def partition_of(key: str, partitions: int) -> int:
 
 
 class Outbox:
-    """The agents' output: queued while handling a batch, produced in :meth:`drain`."""
+    """The agents' output: queued while handling a batch, produced by a background pump.
 
-    def __init__(self, bootstrap: str, linger_ms: int = 2) -> None:
+    :meth:`kick` wakes the pump, which hands everything queued to the producer as one
+    record batch per topic partition. While the broker is busy with one round, the next
+    batch's output queues up, so batches grow with load (group commit) and the agents never
+    wait for the broker; :meth:`flush` (before every offset commit) drains what is queued
+    and waits for every acknowledgement. Past ``max_pending`` queued messages, :meth:`kick`
+    waits for the pump (back-pressure).
+    """
+
+    def __init__(self, bootstrap: str, linger_ms: int = 0, max_pending: int = 50_000) -> None:
         self.bootstrap = bootstrap
         self.linger_ms = linger_ms
+        self.max_pending = max_pending
         self.producer: Any = None
         self._pending: list[tuple[str, bytes | None, bytes, int | None]] = []
         self._futures: list[tuple[asyncio.Future, str, int, list]] = []  # ack, where, what
         self._partitions: dict[str, int] = {}
         self._rr = 0
         self._lock = asyncio.Lock()
+        self._drain_lock = asyncio.Lock()  # one drain at a time: the pump's or flush's
+        self._flush_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._pump: asyncio.Task | None = None
 
     def send(self, topic: str, key: bytes | None, value: bytes,
              partition: int | None = None) -> None:
         self._pending.append((topic, key, value, partition))
+
+    async def kick(self) -> None:
+        """Let the pump produce what is queued (waits only under back-pressure)."""
+        if len(self._pending) > self.max_pending:
+            await self.drain()
+        elif self._pending:
+            self._wake.set()
+
+    async def _run_pump(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.drain()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # flush() retries what failed, or stops the worker
+                log.exception("outbox pump: drain failed")
 
     async def start(self, app: Any) -> None:
         if self.producer is not None:
@@ -86,6 +120,7 @@ class Outbox:
             await producer.start()
             self.producer = producer
             self.attach(app)
+            self._pump = asyncio.ensure_future(self._run_pump())
 
     def attach(self, app: Any) -> None:
         """Make Faust flush this producer before it commits offsets or gives up partitions."""
@@ -101,33 +136,51 @@ class Outbox:
     async def drain(self) -> None:
         """Hand every queued message to the producer, one record batch per topic partition
         (keyed messages go where Kafka's default partitioner would put them)."""
+        async with self._drain_lock:
+            await self._drain()
+
+    async def _drain(self) -> None:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        prod = self.producer
         groups: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = {}
-        for topic, key, value, partition in pending:
-            if partition is None:
-                n = self._partitions.get(topic) or await self._count(topic)
-                if key:
-                    partition = (murmur2(key) & 0x7FFFFFFF) % n
-                else:
-                    self._rr += 1
-                    partition = self._rr % n
-            groups.setdefault((topic, partition), []).append((key, value))
-        for (topic, partition), records in groups.items():
-            batch, sent = prod.create_batch(), []
-            for key, value in records:
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    await self._send(batch, topic, partition, sent)
-                    batch, sent = prod.create_batch(), []
-                    if batch.append(key=key, value=value, timestamp=None) is None:
-                        log.error("message of %d bytes to %s exceeds the batch size: dropped",
-                                  len(value), topic)
-                        continue
-                sent.append((key, value))
-            if sent:
+        try:
+            for topic, key, value, partition in pending:
+                if partition is None:
+                    n = self._partitions.get(topic) or await self._count(topic)
+                    if key:
+                        partition = (murmur2(key) & 0x7FFFFFFF) % n
+                    else:
+                        self._rr += 1
+                        partition = self._rr % n
+                groups.setdefault((topic, partition), []).append((key, value))
+        except BaseException:
+            self._pending[:0] = pending
+            raise
+        items = list(groups.items())
+        for i, ((topic, partition), records) in enumerate(items):
+            try:
+                await self._send_records(topic, partition, records)
+            except BaseException:  # not handed over: queued again (flush retries them)
+                self._pending[:0] = [(t, k, v, p) for (t, p), recs in items[i:]
+                                     for k, v in recs]
+                raise
+
+    async def _send_records(self, topic: str, partition: int,
+                            records: list[tuple[bytes | None, bytes]]) -> None:
+        prod = self.producer
+        batch, sent = prod.create_batch(), []
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
                 await self._send(batch, topic, partition, sent)
+                batch, sent = prod.create_batch(), []
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    log.error("message of %d bytes to %s exceeds the batch size: dropped",
+                              len(value), topic)
+                    continue
+            sent.append((key, value))
+        if sent:
+            await self._send(batch, topic, partition, sent)
 
     async def _send(self, batch: Any, topic: str, partition: int,
                     records: list[tuple[bytes | None, bytes]]) -> None:
@@ -141,21 +194,26 @@ class Outbox:
         return n
 
     async def flush(self, attempts: int = 5) -> None:
-        """Wait until every produced message is acknowledged (before an offset commit).
+        """Wait until everything queued so far is acknowledged (before an offset commit).
 
         A batch the broker refused (after aiokafka's own retries) is sent again, a few times
         with backoff; if it still fails the process exits before the commit, so the input is
         read again after a restart (at-least-once)."""
         if self.producer is None:
             return
+        async with self._flush_lock:  # flushes in turn: each sees its own snapshot through
+            await self._flush(attempts)
+
+    async def _flush(self, attempts: int) -> None:
         for attempt in range(attempts):
             await self.drain()
-            failed = []
-            while self._futures:
-                sent, self._futures = self._futures, []
+            # what was queued before this call is now handed over: wait for exactly that
+            # (output queued meanwhile belongs to input the caller does not commit)
+            sent, self._futures = self._futures, []
+            if sent:
                 await asyncio.wait([f for f, *_ in sent])
-                failed += [(err, t, p, recs) for f, t, p, recs in sent
-                           if (err := _failure(f)) is not None]
+            failed = [(err, t, p, recs) for f, t, p, recs in sent
+                      if (err := _failure(f)) is not None]
             if not failed:
                 return
             log.warning("delivery failed for %d batch(es) (%s); retry %d of %d",
@@ -243,7 +301,10 @@ class GridApp:
         app.on_rebalance_complete.connect(self._on_rebalance)
         self.listeners: list[Any] = []  # callbacks(fx) for dashboards/metrics
         self._escalations_sent: set[str] = set()  # command ids the timer already produced
-        app.agent(self.reports, name="intake")(self._intake)
+        from streams.intake import IntakeConsumer
+
+        self.intake = IntakeConsumer(self)  # grid.reports.v1: plain aiokafka, own group
+        app.task(self.intake.run)
         app.agent(app.topic(T.LOCATED, T.COMMANDS, partitions=n, **RAW),
                   name="cases")(self._cases)
         app.timer(s.tick_seconds, name="escalation")(self._tick)
@@ -277,14 +338,21 @@ class GridApp:
     # -- partition ownership ------------------------------------------------------------
 
     def owns_street(self, street: str) -> bool:
-        mine = self._owned_partitions()
-        return mine is None or partition_of(street, self.settings.partitions) in mine
+        try:
+            actives = self.app.assignor.assigned_actives()
+        except Exception:  # before the first assignment
+            return True
+        mine = {tp.partition for tp in actives if tp.topic == T.LOCATED}
+        return partition_of(street, self.settings.partitions) in mine
 
     def _owned_partitions(self) -> frozenset[int] | None:
         """Partitions of the case state (located/commands) assigned to this worker; None
         before the first assignment."""
+        app = self.app
+        if app.rebalancing or not app.tables.actives_ready:
+            return None  # tables not recovered yet: forward, the cases agent waits for them
         try:
-            actives = self.app.assignor.assigned_actives()
+            actives = app.assignor.assigned_actives()
         except Exception:  # before the first assignment
             return None
         return frozenset(tp.partition for tp in actives if tp.topic == T.LOCATED)
@@ -295,15 +363,10 @@ class GridApp:
 
     # -- agents --------------------------------------------------------------------------
 
-    async def _intake(self, stream: Any) -> None:
-        s = self.settings
-        out = self.outbox
-        await out.start(self.app)
-        async for events in stream.take_events(s.batch_size, within=s.batch_within):
-            with unacked_on_error(events):
-                await self._intake_batch([e.value for e in events])
-
-    async def _intake_batch(self, batch: list[bytes]) -> None:
+    async def intake_batch(self, batch: list[bytes]) -> None:
+        """Parse, locate, classify and decide a batch of raw reports; handle each case here
+        when this worker holds its street's partition, else forward it to the located topic;
+        hand all output to the outbox."""
         out = self.outbox
         now = self.clock.now()
         try:
@@ -315,6 +378,8 @@ class GridApp:
                     for raw in batch]
         for d in dead:
             out.send(T.DLQ, (d.report_id or "").encode() or None, dumps(d))
+        for cb in self.listeners:
+            cb("intake", located=located, dead=dead)
         mine = self._owned_partitions() or frozenset()
         n = self.settings.partitions
         _current_event.set(None)  # table reads below are not about the intake event
@@ -335,9 +400,7 @@ class GridApp:
             finally:
                 self._partition = None
             self._publish(fx)
-        await out.drain()
-        for cb in self.listeners:
-            cb("intake", located=located, dead=dead)
+        await out.kick()
 
     async def _cases(self, stream: Any) -> None:
         s = self.settings
@@ -367,7 +430,7 @@ class GridApp:
                 continue
             self._publish(fx)
         self._partition = None
-        await self.outbox.drain()
+        await self.outbox.kick()
 
     def _handle(self, topic: str, raw: bytes, now: datetime) -> Effects:
         if topic == T.LOCATED:
@@ -408,7 +471,7 @@ class GridApp:
                 self._escalations_sent.add(cmd.command_id)
                 self.outbox.send(T.COMMANDS, partition_key_of(cmd.case_id).encode(), dumps(cmd))
         if self.outbox.producer is not None:
-            await self.outbox.drain()
+            await self.outbox.kick()
 
     # -- helpers for adapters (CLI, web) ----------------------------------------------------
 

@@ -140,8 +140,9 @@ class OpenCasesCollector(Collector):
 class LagCollector(Collector):
     """``grid_consumer_lag{topic,partition}``: end offset minus committed offset."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, intake: Any = None) -> None:
         self.app = app
+        self.intake = intake  # streams.intake.IntakeConsumer (grid.reports.v1)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         g = GaugeMetricFamily("grid_consumer_lag",
@@ -158,6 +159,9 @@ class LagCollector(Collector):
             if tp in ends:
                 g.add_metric([tp.topic, str(tp.partition)],
                              max(ends[tp] - committed.get(tp, 0), 0))
+        if self.intake is not None:
+            for tp, lag in sorted(self.intake.lag().items()):
+                g.add_metric([tp.topic, str(tp.partition)], lag)
         yield g
 
 
@@ -198,7 +202,7 @@ def install_metrics(grid_app: Any) -> GridMetrics:
 
     metrics = GridMetrics()
     metrics.registry.register(OpenCasesCollector(grid_app))
-    metrics.registry.register(LagCollector(grid_app.app))
+    metrics.registry.register(LagCollector(grid_app.app, getattr(grid_app, "intake", None)))
     # Faust's sensor: engine metrics in the same registry; it adds the /metrics page
     setup_prometheus_sensors(grid_app.app, pattern="/metrics", registry=metrics.registry,
                              name_prefix="faust")

@@ -33,10 +33,12 @@ class ReadModel:
     """Consumes the event log into a :class:`Projection`; publishes to subscribers."""
 
     def __init__(self, bootstrap: str, projection: Projection | None = None,
-                 topics: tuple[str, ...] = (T.CASE_EVENTS, T.ALERTS)) -> None:
+                 topics: tuple[str, ...] = (T.CASE_EVENTS, T.ALERTS),
+                 pace: float = 0.05) -> None:
         self.bootstrap = bootstrap_of(bootstrap)
         self.projection = projection or Projection()
         self.topics = topics
+        self.pace = pace  # seconds between fetches once caught up (when data keeps coming)
         self.subscribers: set[asyncio.Queue] = set()
         self.caught_up = asyncio.Event()  # set once the log read at startup is applied
         self.listeners: list[Any] = []  # cb(kind, message) after applying: "event" | "alert"
@@ -107,10 +109,18 @@ class ReadModel:
             await cons.seek_to_beginning(*parts)
             ends = await cons.end_offsets(parts)
             while True:
-                batch = await cons.getmany(timeout_ms=500, max_records=5000)
+                batch = await cons.getmany(timeout_ms=500, max_records=2000)
+                n = 0
                 for tp, records in batch.items():
                     for r in records:
                         self.handle(tp.topic, r.value)
+                        n += 1
+                        if n % 250 == 0:
+                            await asyncio.sleep(0)  # let the engine's batches in between
+                if batch and self.caught_up.is_set() and self.pace:
+                    # the dashboard needs no fresher picture; fewer, larger fetches spare the
+                    # broker (and the stages that share this event loop)
+                    await asyncio.sleep(self.pace)
                 if not self.caught_up.is_set():
                     positions = [await cons.position(tp) for tp in ends]
                     if all(p >= e for p, e in zip(positions, ends.values(), strict=True)):

@@ -55,24 +55,36 @@ def worker(loglevel: str, rules_dir: str | None, **kw) -> None:
     from streams.web import install
 
     install(grid_app)  # HTTP API + Open311 on the worker's web server
-    tune_gc()
+    tune_gc(grid_app.app)
     click.echo(f"grid worker: broker {settings.broker}, web http://{settings.web_host}:"
                f"{settings.web_port}/", err=True)
     Worker(grid_app.app, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
-def tune_gc() -> None:
+def tune_gc(app=None, freeze_every: float = 1.0) -> None:
     """Keep the cyclic garbage collector off the hot path.
 
-    The objects loaded at startup (locator, taxonomy, rules: ~350k) are frozen out of its
-    view, and young collections run every 10,000 allocations instead of 700: a worker
-    allocates many short-lived models per report, and with the defaults the collector took
-    about 40 % of case handling (docs/BENCHMARKS.md)."""
+    What is loaded at startup (locator, taxonomy, rules: ~350k objects) is frozen out of its
+    view, young collections run every 10,000 allocations instead of 700, and — with ``app``
+    — a timer freezes the survivors every ``freeze_every`` seconds. A worker keeps many
+    long-lived objects (decoded cases, the read model); with the defaults the collector took
+    about 40 % of case handling, and with higher thresholds alone each gen-1 collection
+    paused the worker for ~80 ms (docs/BENCHMARKS.md). Reference counting still frees
+    frozen objects; only a reference cycle that is alive at a freeze and dies later is
+    never collected."""
     import gc
 
     gc.collect()
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
+    if app is not None:
+        app.timer(freeze_every, name="gc-freeze")(_freeze)
+
+
+async def _freeze() -> None:
+    import gc
+
+    gc.freeze()
 
 
 def check_topics(settings: Settings) -> None:

@@ -19,6 +19,7 @@ import pytest
 from streams import topics as T
 from streams.broker import EmbeddedBroker, ensure_topics, free_port
 from tests.integration.conftest import WorkerProc, make_report, submit, wait_for
+from tests.integration.test_pipeline import command
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -120,9 +121,15 @@ def test_prometheus_scrapes_report_counts(own_engine, prometheus):
     bad["location"]["lat"] = 95.0  # schema error → DLQ
     submit(broker.bootstrap, [*good, bad, b"not json"])
     ids = {r["report_id"] for r in good}
+    opened = wait_for(broker.bootstrap, T.CASE_EVENTS,
+                      lambda e: e["type"] == "reported"
+                      and e["data"]["report"]["report_id"] in ids,
+                      n=len(ids), timeout=120)  # the worker's group join on Tansu takes seconds
+    # one command, so that Faust's own consumer (commands, located) has read something
+    case_id = opened[0]["case_id"]
+    command(broker.bootstrap, case_id, "accept", "dept-x", "department")
     wait_for(broker.bootstrap, T.CASE_EVENTS,
-             lambda e: e["type"] == "reported" and e["data"]["report"]["report_id"] in ids,
-             n=len(ids), timeout=120)  # the worker's group join on Tansu takes seconds
+             lambda e: e["case_id"] == case_id and e["type"] in ("accepted", "command_rejected"))
     assert eventually(lambda: query(prometheus, "sum(grid_reports_total)"), 7.0) == 7.0
     assert query(prometheus, 'sum(grid_reports_total{source="video",category="06"})') == 5.0
     assert eventually(lambda: query(prometheus, "sum(grid_reports_rejected_total)"), 2.0) == 2.0
@@ -134,8 +141,10 @@ def test_prometheus_scrapes_report_counts(own_engine, prometheus):
     assert eventually(lambda: query(prometheus, "grid_dispatch_latency_seconds_count"),
                       7.0) == 7.0
     # engine metrics from Faust's sensor share the endpoint
-    assert query(prometheus, "faust_messages_received_total") > 0
-    assert query(prometheus, "count(grid_consumer_lag)") >= 1
+    assert eventually(lambda: query(prometheus, "faust_messages_received_total"), 1.0) == 1.0
+    # lag of intake's own group (grid.reports.v1) and of Faust's (commands, located)
+    assert query(prometheus, 'count(grid_consumer_lag{topic="grid.reports.v1"})') == 8
+    assert query(prometheus, 'count(grid_consumer_lag{topic="grid.commands.v1"})') >= 1
 
 
 def test_exposition_passes_promtool(own_engine):
