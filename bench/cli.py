@@ -58,9 +58,13 @@ def render(res: dict) -> str:
         f"ratio engine/baseline: {res['ratio']:.2f}",
         "",
         f"dispatch latency at {lat['offered_rate']:,.0f} reports/s offered "
-        f"(achieved {lat['achieved_rate']:,.0f}, {lat['work_orders']:,} work orders): "
-        f"p50 {lat['p50_ms']} ms, p95 {lat['p95_ms']} ms, p99 {lat['p99_ms']} ms, "
-        f"max {lat['max_ms']} ms; worker CPU {lat['worker_cpu_share']:.0%} of a core",
+        f"(achieved {lat['achieved_rate']:,.0f}); report produced → first work order read:",
+        f"{'':12} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'outputs':>8}",
+        *(f"{name:12} {x['p50_ms']:>8} {x['p95_ms']:>8} {x['p99_ms']:>8} {x['max_ms']:>8} "
+          f"{x['work_orders']:>8,}"
+          for name, x in (("passthrough", res.get("passthrough_latency")),
+                          ("baseline", res.get("baseline_latency")), ("engine", lat)) if x),
+        f"worker CPU during the latency run: {lat['worker_cpu_share']:.0%} of a core",
         f"worker peak RSS: {res['worker_peak_rss_mb']:,.0f} MB",
     ]
     if r := res.get("recovery"):

@@ -163,6 +163,12 @@ def first_baseline_work_order(value: bytes) -> str | None:
     return case_suffix(wo["report_id"]) if wo.get("seq") == 0 else None
 
 
+def forwarded_report(value: bytes) -> str | None:
+    """The same for a report forwarded unchanged (``bench.passthrough``)."""
+    rid = report_id_of(value)
+    return case_suffix(rid) if rid else None
+
+
 async def dispatch_latency(bootstrap: str, in_topic: str, dispatch_topic: str,
                            raws: list[bytes], rate: float, settle: float = 5.0,
                            match=first_work_order_case) -> Latency:

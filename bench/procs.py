@@ -75,3 +75,7 @@ def worker(broker_url: str, app_id: str, tmp: Path, geodata: str | None, partiti
 def baseline(bootstrap: str, profile_path: Path, group: str, tmp: Path) -> Proc:
     return Proc(["-m", "bench.baseline", bootstrap, str(profile_path), group], {},
                 tmp / "baseline.log")
+
+
+def passthrough(bootstrap: str, group: str, tmp: Path) -> Proc:
+    return Proc(["-m", "bench.passthrough", bootstrap, group], {}, tmp / "passthrough.log")

@@ -4,8 +4,8 @@
    messages it produces per report (and their sizes) become the baseline's plan.
 2. Baseline: ``python -m bench.baseline`` (raw aiokafka consume → orjson → produce).
 3. Engine: a real ``grid worker`` subprocess (fresh app id) over the same reports.
-4. Latency, for both: fresh reports offered at a fixed rate; report produced → (first)
-   work order read.
+4. Latency, for both and for a zero-work passthrough (the broker's floor, two hops):
+   fresh reports offered at a fixed rate; report produced → (first) work order read.
 """
 
 from __future__ import annotations
@@ -63,6 +63,20 @@ async def _wait_ready(bootstrap: str, in_topic: str, events: str, dlq: str, prob
     raise RuntimeError(f"no output for a probe within {timeout}s:\n{proc.tail()}")
 
 
+async def _warm_up(bootstrap: str, in_topic: str, out_topic: str, raws: list[bytes], match,
+                   proc: procs.Proc, timeout: float = 60.0) -> None:
+    """Offer a few reports until one comes out (the process has joined its group)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if not proc.alive():
+            raise RuntimeError(f"process exited:\n{proc.tail()}")
+        lat = await driver.dispatch_latency(bootstrap, in_topic, out_topic, raws, 100.0,
+                                            settle=2.0, match=match)
+        if lat.work_orders:
+            return
+    raise RuntimeError(f"no output within {timeout}s:\n{proc.tail()}")
+
+
 def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
         geodata: str | None = None, broker: str | None = None, partitions: int = 8,
         recovery_events: int = 1_000_000, log=print) -> dict[str, Any]:
@@ -95,7 +109,11 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
     embedded, url = _start_broker(broker)
     bootstrap = bootstrap_of(url)
     try:
-        ensure_topics(bootstrap, T.all_topics(partitions) | bench_topics(partitions))
+        from bench.passthrough import IN_TOPIC as P_IN
+        from bench.passthrough import OUT_TOPIC as P_OUT
+
+        ensure_topics(bootstrap, T.all_topics(partitions) | bench_topics(partitions)
+                      | {P_IN: partitions, P_OUT: partitions})
         # -- baseline ------------------------------------------------------------------
         base = procs.baseline(bootstrap, profile_path, f"bench-{uuid.uuid4().hex[:6]}", tmp)
         try:
@@ -114,6 +132,20 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
             log(f"baseline latency: {result['baseline_latency']}")
         finally:
             base.stop()
+        # -- the broker's floor: forward each report at once ---------------------------
+        from bench import passthrough as P
+
+        fwd = procs.passthrough(bootstrap, f"bench-{uuid.uuid4().hex[:6]}", tmp)
+        try:
+            asyncio.run(_warm_up(bootstrap, P.IN_TOPIC, P.OUT_TOPIC, latency_raws[:20],
+                                 driver.forwarded_report, fwd))
+            lat = asyncio.run(driver.dispatch_latency(
+                bootstrap, P.IN_TOPIC, P.OUT_TOPIC, latency_raws, rate,
+                match=driver.forwarded_report))
+            result["passthrough_latency"] = asdict(lat)
+            log(f"passthrough latency: {result['passthrough_latency']}")
+        finally:
+            fwd.stop()
         # -- engine --------------------------------------------------------------------
         app_id = f"bench-{uuid.uuid4().hex[:6]}"
         w = procs.worker(url, app_id, tmp, geodata, partitions, free_port())
@@ -148,6 +180,7 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
                   p50_ms=result["latency"]["p50_ms"], p95_ms=result["latency"]["p95_ms"],
                   p99_ms=result["latency"]["p99_ms"], offered_rate=rate,
                   baseline_p99_ms=result["baseline_latency"]["p99_ms"],
+                  passthrough_p99_ms=result["passthrough_latency"]["p99_ms"],
                   complete=result["baseline"]["complete"] and result["engine"]["complete"])
     return result
 

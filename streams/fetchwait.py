@@ -3,8 +3,9 @@
 Faust's aiokafka driver hard-codes ``fetch_max_wait_ms=1500``. Apache Kafka answers a fetch
 as soon as one byte is there, so this costs nothing; the embedded Tansu broker holds the
 fetch for the whole wait when a partition is empty, which put ~1 s on every hop of the
-pipeline. ``GRID_FETCH_WAIT_MS`` (default 10 ms) caps it; the cost is a few more fetch
-requests on idle partitions.
+pipeline. ``GRID_FETCH_WAIT_MS`` (default 25 ms; the intake consumer uses it too) caps it.
+Much shorter is worse, not better: Tansu's cost per fetch grows with the number of record
+batches stored in the partitions fetched, and 2 ms waits overloaded it (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ the local store and produce the changelog entry itself), else into the mappings 
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, MutableMapping
@@ -68,6 +69,11 @@ class CaseStore:
         # (street, type_code, bucket x, bucket y) -> open case ids: duplicate search looks
         # only at the buckets around a report instead of every open case of the street
         self._near: dict[tuple[str, str | None, int, int], set[str]] = {}
+        # the escalation timer's view: open cases by warning time (a heap, stale entries
+        # skipped when popped) and those whose time has come — a tick costs O(due + log n)
+        self._entries: dict[str, OpenEntry] = {}
+        self._by_time: list[tuple[datetime, str]] = []
+        self._due: dict[str, OpenEntry] = {}
         self._fresh = False
 
     def invalidate(self) -> None:
@@ -95,6 +101,9 @@ class CaseStore:
             return
         self._open.clear()
         self._near.clear()
+        self._entries.clear()
+        self._by_time.clear()
+        self._due.clear()
         for _key, raw in list(self.cases.items()):
             case = decode_case(raw)
             if case is not None and case.is_open and self.owns_street(
@@ -112,10 +121,20 @@ class CaseStore:
             if case.deadlines:
                 due = min(case.deadlines.values())
                 nxt = case.created_at + (due - case.created_at) * self.warn_share
-            bucket[case.case_id] = OpenEntry(case.case_id, street, case.type_code, nxt)
+            entry = OpenEntry(case.case_id, street, case.type_code, nxt)
+            bucket[case.case_id] = self._entries[case.case_id] = entry
+            self._due.pop(case.case_id, None)  # back on the heap, at its (new) time
+            if nxt is not None:
+                heapq.heappush(self._by_time, (nxt, case.case_id))
+                if len(self._by_time) > 4 * len(self._entries) + 1000:  # mostly stale
+                    self._by_time = [(e.next_check, c) for c, e in self._entries.items()
+                                     if e.next_check is not None and c not in self._due]
+                    heapq.heapify(self._by_time)
         else:
             bucket.pop(case.case_id, None)
             self._near.get(near, set()).discard(case.case_id)
+            self._entries.pop(case.case_id, None)
+            self._due.pop(case.case_id, None)
 
     def get(self, case_id: str) -> Case | None:
         case = self._cache.get(case_id)
@@ -170,10 +189,13 @@ class CaseStore:
     def due_for_check(self, now: datetime) -> Iterator[OpenEntry]:
         """Open cases whose earliest warning time has come (escalation timer)."""
         self._ensure()
-        for bucket in list(self._open.values()):
-            for entry in list(bucket.values()):
-                if entry.next_check is not None and entry.next_check <= now:
-                    yield entry
+        heap = self._by_time
+        while heap and heap[0][0] <= now:
+            t, cid = heapq.heappop(heap)
+            entry = self._entries.get(cid)
+            if entry is not None and entry.next_check == t:  # else closed or re-timed
+                self._due[cid] = entry
+        yield from list(self._due.values())
 
     def open_count(self) -> int:
         self._ensure()

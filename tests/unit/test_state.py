@@ -55,3 +55,26 @@ def test_index_is_rebuilt_from_the_table_after_invalidate():
     assert fresh.case_for_report(c.report_ids[0]) is None  # report index lives in its own table
     store.invalidate()
     assert store.get(c.case_id) == c and store.open_count() == 1
+
+
+def test_due_for_check_yields_cases_from_their_warning_time_until_closed():
+    store = CaseStore({}, {}, warn_share=0.5)
+    c = case_at(121.52, 31.27)  # dispose due in 3 days: warning time after 1.5 days
+    early = case_at(121.53, 31.27)
+    early = early.model_copy(update={"deadlines": {"dispose": NOW + timedelta(hours=2)}})
+    store.put(c, c.report_ids)
+    store.put(early, early.report_ids)
+    due = lambda t: {e.case_id for e in store.due_for_check(t)}  # noqa: E731
+    assert due(NOW) == set()
+    assert due(NOW + timedelta(hours=1)) == {early.case_id}
+    assert due(NOW + timedelta(hours=1, minutes=1)) == {early.case_id}  # stays due
+    assert due(NOW + timedelta(days=2)) == {early.case_id, c.case_id}
+    closed, _ = apply(early, Command(command_id="y", case_id=early.case_id,
+                                     action=Action.SELF_DISPOSE, actor="s", role="supervisor",
+                                     evidence_photos=["https://img/e.jpg"]), NOW)
+    store.put(closed)
+    assert due(NOW + timedelta(days=2)) == {c.case_id}
+    later = c.model_copy(update={"deadlines": {"dispose": NOW + timedelta(days=30)}})
+    store.put(later)  # e.g. an extension: due again only from its new warning time
+    assert due(NOW + timedelta(days=2)) == set()
+    assert due(NOW + timedelta(days=15, hours=1)) == {c.case_id}
