@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -41,13 +42,21 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "load_avg": [round(x, 2) for x in os.getloadavg()]}
 
 
-def _start_broker(broker: str | None):
-    from streams.broker import EmbeddedBroker
+@contextlib.contextmanager
+def _broker(broker: str | None, topics: dict[str, int]):
+    """``broker`` if given, else a fresh embedded broker for this phase only: Tansu gets
+    slower with everything stored in it (docs/BENCHMARKS.md), so a phase run after another
+    on the same embedded broker would pay for the earlier one's data."""
+    from streams.broker import EmbeddedBroker, bootstrap_of, ensure_topics
 
-    if broker:
-        return None, broker
-    b = EmbeddedBroker(ready_timeout=30).start()
-    return b, b.url
+    embedded = None if broker else EmbeddedBroker(ready_timeout=30).start()
+    url = broker or embedded.url
+    try:
+        ensure_topics(bootstrap_of(url), topics)
+        yield url, bootstrap_of(url)
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 async def _wait_ready(bootstrap: str, in_topic: str, events: str, dlq: str, probe: bytes,
@@ -84,7 +93,7 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
     from grid.service import Engine
     from grid.simulator import BAD_INPUTS
     from streams import topics as T
-    from streams.broker import bootstrap_of, ensure_topics, free_port
+    from streams.broker import free_port
 
     tmp = Path(tempfile.mkdtemp(prefix="grid-bench-"))
     result: dict[str, Any] = {"machine": machine(), "reports": reports,
@@ -106,15 +115,12 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
     log(f"profile: {profile.per_input:.2f} messages per input ({time.perf_counter() - t:.1f} s)")
     del engine
 
-    embedded, url = _start_broker(broker)
-    bootstrap = bootstrap_of(url)
-    try:
-        from bench.passthrough import IN_TOPIC as P_IN
-        from bench.passthrough import OUT_TOPIC as P_OUT
+    from bench import passthrough as P
 
-        ensure_topics(bootstrap, T.all_topics(partitions) | bench_topics(partitions)
-                      | {P_IN: partitions, P_OUT: partitions})
-        # -- baseline ------------------------------------------------------------------
+    topics = (T.all_topics(partitions) | bench_topics(partitions)
+              | {P.IN_TOPIC: partitions, P.OUT_TOPIC: partitions})
+    # -- baseline ----------------------------------------------------------------------
+    with _broker(broker, topics) as (url, bootstrap):
         base = procs.baseline(bootstrap, profile_path, f"bench-{uuid.uuid4().hex[:6]}", tmp)
         try:
             asyncio.run(_wait_ready(bootstrap, IN_TOPIC, topic_of("event"), topic_of("dlq"),
@@ -132,9 +138,8 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
             log(f"baseline latency: {result['baseline_latency']}")
         finally:
             base.stop()
-        # -- the broker's floor: forward each report at once ---------------------------
-        from bench import passthrough as P
-
+    # -- the broker's floor: forward each report at once -------------------------------
+    with _broker(broker, topics) as (url, bootstrap):
         fwd = procs.passthrough(bootstrap, f"bench-{uuid.uuid4().hex[:6]}", tmp)
         try:
             asyncio.run(_warm_up(bootstrap, P.IN_TOPIC, P.OUT_TOPIC, latency_raws[:20],
@@ -146,7 +151,8 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
             log(f"passthrough latency: {result['passthrough_latency']}")
         finally:
             fwd.stop()
-        # -- engine --------------------------------------------------------------------
+    # -- engine ------------------------------------------------------------------------
+    with _broker(broker, topics) as (url, bootstrap):
         app_id = f"bench-{uuid.uuid4().hex[:6]}"
         w = procs.worker(url, app_id, tmp, geodata, partitions, free_port())
         try:
@@ -167,9 +173,6 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
             result["worker_peak_rss_mb"] = w.peak_rss_mb()
         finally:
             w.stop()
-    finally:
-        if embedded is not None:
-            embedded.stop()
     if recovery_events:
         from bench.recovery import measure
 
