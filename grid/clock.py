@@ -10,11 +10,14 @@ from datetime import UTC, datetime, timedelta
 class Clock:
     """Wall-clock time, optionally sped up: ``speed=3600`` makes one real second an hour."""
 
-    def __init__(self, speed: float = 1.0, offset: timedelta = timedelta(0)) -> None:
+    def __init__(self, speed: float = 1.0, offset: timedelta = timedelta(0),
+                 origin: float | None = None) -> None:
+        """``origin`` (Unix seconds): the instant engine time and real time agree; processes
+        sharing a sped-up clock must share it (default: now, i.e. this process's start)."""
         self.speed = speed
         self.offset = offset
-        self._t0 = time.time()
-        self._start = datetime.now(UTC)
+        self._t0 = time.time() if origin is None else origin
+        self._start = datetime.fromtimestamp(self._t0, UTC)
 
     def now(self) -> datetime:
         elapsed = (time.time() - self._t0) * self.speed
@@ -26,12 +29,25 @@ class Clock:
 
     @classmethod
     def from_spec(cls, spec: str | None) -> Clock:
-        """``None``/``""``/``"system"`` = real time; ``"x3600"`` = 3600× speed."""
+        """``None``/``""``/``"system"`` = real time; ``"x3600"`` = 3600× speed from now;
+        ``"x3600@1763780000"`` = 3600× speed from that Unix time (several processes)."""
         if not spec or spec == "system":
             return cls()
         if spec.startswith("x"):
-            return cls(speed=float(spec[1:]))
-        raise ValueError(f"clock spec {spec!r}: use 'system' or 'x<speed>', e.g. x3600")
+            speed, _, origin = spec[1:].partition("@")
+            try:
+                return cls(speed=float(speed), origin=float(origin) if origin else None)
+            except ValueError:
+                pass
+        raise ValueError(f"clock spec {spec!r}: use 'system', 'x<speed>' or "
+                         "'x<speed>@<unix time>', e.g. x3600")
+
+
+def shared_spec(spec: str) -> str:
+    """``spec`` with its origin pinned to now, for handing to several processes."""
+    if spec.startswith("x") and "@" not in spec:
+        return f"{spec}@{time.time():.3f}"
+    return spec
 
 
 class FixedClock(Clock):

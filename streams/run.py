@@ -148,8 +148,10 @@ def up(broker: str | None, demo: bool, rate: float, web_port: int, partitions: i
     bootstrap = bootstrap_of(broker)
     ensure_topics(bootstrap, T.all_topics(partitions))
     (home / "broker").write_text(broker + "\n")
+    from grid.clock import shared_spec
+
     env = dict(os.environ, GRID_BROKER=broker, GRID_WEB_PORT=str(web_port),
-               GRID_PARTITIONS=str(partitions), GRID_CLOCK=clock,
+               GRID_PARTITIONS=str(partitions), GRID_CLOCK=shared_spec(clock),
                GRID_DATA_DIR=str(home / "data"), GRID_HOME=str(home))
     if geodata:
         env["GRID_GEODATA"] = geodata

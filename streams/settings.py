@@ -25,7 +25,7 @@ class Settings:
     replication: int = 1  # GRID_REPLICATION
     data_dir: str = "var/grid"  # GRID_DATA_DIR: Faust table data (RocksDB)
     store: str = "memory://"  # GRID_STORE: memory:// or rocksdb://
-    clock: str = "system"  # GRID_CLOCK: 'system' or 'x<speed>' (tests, demos)
+    clock: str = "system"  # GRID_CLOCK: 'system', 'x<speed>' or 'x<speed>@<unix time>'
     tick_seconds: float = 1.0  # GRID_TICK_SECONDS: escalation timer interval
     batch_size: int = 500  # GRID_BATCH_SIZE: reports per intake batch
     batch_within: float = 0.02  # GRID_BATCH_WITHIN: max seconds to wait for a batch

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from streams.broker import free_port
 from streams.kafka_io import collect, produce_json
 
 CLOCK_SPEED = 600  # one real second = ten engine minutes: a 2 h deadline passes in 12 s
+CLOCK = f"x{CLOCK_SPEED}@{time.time():.3f}"  # one origin: every worker of the session agrees
 
 
 @functools.cache
@@ -69,7 +71,7 @@ class WorkerProc:
         self.web_port = free_port()
         self.env = dict(os.environ, GRID_BROKER=broker_url, GRID_APP_ID=app_id,
                         GRID_WEB_PORT=str(self.web_port),
-                        GRID_DATA_DIR=str(tmp / "data"), GRID_CLOCK=f"x{CLOCK_SPEED}",
+                        GRID_DATA_DIR=str(tmp / "data"), GRID_CLOCK=CLOCK,
                         GRID_TICK_SECONDS="0.5", **env)
         self.log_path = tmp / f"worker-{app_id}.log"
         self.proc: subprocess.Popen | None = None
