@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 
 from streams import topics as T
 from streams.broker import bootstrap_of
+from streams.kafka_io import run_forever
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,7 @@ class IntakeConsumer(ConsumerRebalanceListener):
 
     async def run(self) -> None:
         """Consume forever (cancel to stop); a failed consumer is replaced after 2 s."""
-        while True:
-            try:
-                await self._consume()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("intake consumer failed; restarting in 2 s")
-                await asyncio.sleep(2)
+        await run_forever(self._consume, "intake consumer")
 
     async def _consume(self) -> None:
         g = self.grid_app

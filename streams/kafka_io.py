@@ -1,13 +1,14 @@
 """Small aiokafka helpers: produce JSON, read a topic, collect until a condition holds.
 
 Used by the CLI (``grid submit``, ``grid tail``), the simulator and the tests; the
-engine itself runs in Faust. Bootstrap strings may be ``host:port[,host:port]`` or
+engine's own consumers (intake, read model) restart through :func:`run_forever`. Bootstrap strings may be ``host:port[,host:port]`` or
 ``kafka://host:port``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import aclosing
@@ -21,6 +22,20 @@ from streams.broker import bootstrap_of
 from streams.tansu import true_end_offsets
 
 KeyFn = Callable[[Any], "str | bytes | None"]
+log = logging.getLogger(__name__)
+
+
+async def run_forever(consume: Callable[[], Any], what: str, pause: float = 2.0) -> None:
+    """Await ``consume()`` again and again until cancelled; a failure is logged and the
+    consumer replaced after ``pause`` seconds (the engine's background consumers)."""
+    while True:
+        try:
+            await consume()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s failed; restarting in %g s", what, pause)
+            await asyncio.sleep(pause)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from grid.projection import Projection
 from streams import topics as T
 from streams.broker import bootstrap_of
+from streams.kafka_io import run_forever
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +87,8 @@ class ReadModel:
             self._publish({"kind": kind, "data": msg})
 
     async def run(self) -> None:
-        """Read forever (cancel to stop)."""
-        while True:
-            try:
-                await self._consume()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("read model consumer failed; restarting in 2 s")
-                await asyncio.sleep(2)
+        """Read forever (cancel to stop); a failed consumer is replaced after 2 s."""
+        await run_forever(self._consume, "read model consumer")
 
     async def _consume(self) -> None:
         cons = AIOKafkaConsumer(
