@@ -1,8 +1,8 @@
 """Small aiokafka helpers: produce JSON, read a topic, collect until a condition holds.
 
 Used by the CLI (``grid submit``, ``grid tail``), the simulator and the tests; the
-engine's own consumers (intake, read model) restart through :func:`run_forever`. Bootstrap strings may be ``host:port[,host:port]`` or
-``kafka://host:port``.
+engine's own consumers (intake, read model) restart through :func:`run_forever`.
+Bootstrap strings may be ``host:port[,host:port]`` or ``kafka://host:port``.
 """
 
 from __future__ import annotations
