@@ -86,6 +86,15 @@ async def _warm_up(bootstrap: str, in_topic: str, out_topic: str, raws: list[byt
     raise RuntimeError(f"no output within {timeout}s:\n{proc.tail()}")
 
 
+def _latency(bootstrap: str, in_topic: str, out_topic: str, raws: list[bytes], rate: float,
+             match, name: str, log) -> dict[str, Any]:
+    """One latency run (``driver.dispatch_latency``), logged and returned as a dict."""
+    lat = asdict(asyncio.run(driver.dispatch_latency(bootstrap, in_topic, out_topic, raws,
+                                                     rate, match=match)))
+    log(f"{name} latency: {lat}")
+    return lat
+
+
 def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
         geodata: str | None = None, broker: str | None = None, partitions: int = 8,
         recovery_events: int = 1_000_000, log=print) -> dict[str, Any]:
@@ -131,11 +140,9 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
             use = base.usage_since(cpu0)
             result["baseline"] = _rates(out, reports, profile.per_input) | asdict(use)
             log(f"baseline: {result['baseline']}")
-            lat = asyncio.run(driver.dispatch_latency(
+            result["baseline_latency"] = _latency(
                 bootstrap, IN_TOPIC, topic_of("work_order"), latency_raws, rate,
-                match=driver.first_baseline_work_order))
-            result["baseline_latency"] = asdict(lat)
-            log(f"baseline latency: {result['baseline_latency']}")
+                driver.first_baseline_work_order, "baseline", log)
         finally:
             base.stop()
     # -- the broker's floor: forward each report at once -------------------------------
@@ -144,11 +151,9 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
         try:
             asyncio.run(_warm_up(bootstrap, P.IN_TOPIC, P.OUT_TOPIC, latency_raws[:20],
                                  driver.forwarded_report, fwd))
-            lat = asyncio.run(driver.dispatch_latency(
+            result["passthrough_latency"] = _latency(
                 bootstrap, P.IN_TOPIC, P.OUT_TOPIC, latency_raws, rate,
-                match=driver.forwarded_report))
-            result["passthrough_latency"] = asdict(lat)
-            log(f"passthrough latency: {result['passthrough_latency']}")
+                driver.forwarded_report, "passthrough", log)
         finally:
             fwd.stop()
     # -- engine ------------------------------------------------------------------------
@@ -164,12 +169,11 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
             result["engine"] = _rates(out, reports, profile.per_input) | asdict(use)
             log(f"engine: {result['engine']}")
             cpu0, t0 = w.cpu_s(), time.perf_counter()
-            lat = asyncio.run(driver.dispatch_latency(bootstrap, T.REPORTS, T.DISPATCH,
-                                                      latency_raws, rate))
+            lat = _latency(bootstrap, T.REPORTS, T.DISPATCH, latency_raws, rate,
+                           driver.first_work_order_case, "engine", log)
             use = w.usage_since(cpu0)
-            result["latency"] = asdict(lat) | {"worker_cpu_share": round(
+            result["latency"] = lat | {"worker_cpu_share": round(
                 use.cpu_s / (time.perf_counter() - t0), 2)}
-            log(f"latency: {result['latency']}")
             result["worker_peak_rss_mb"] = w.peak_rss_mb()
         finally:
             w.stop()
