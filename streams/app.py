@@ -338,24 +338,25 @@ class GridApp:
     # -- partition ownership ------------------------------------------------------------
 
     def owns_street(self, street: str) -> bool:
+        mine = self._assigned_partitions()
+        return mine is None or partition_of(street, self.settings.partitions) in mine
+
+    def _assigned_partitions(self) -> frozenset[int] | None:
+        """Partitions of the case state (located/commands) assigned to this worker; None
+        before the first assignment."""
         try:
             actives = self.app.assignor.assigned_actives()
         except Exception:  # before the first assignment
-            return True
-        mine = {tp.partition for tp in actives if tp.topic == T.LOCATED}
-        return partition_of(street, self.settings.partitions) in mine
-
-    def _owned_partitions(self) -> frozenset[int] | None:
-        """Partitions of the case state (located/commands) assigned to this worker; None
-        before the first assignment."""
-        app = self.app
-        if app.rebalancing or not app.tables.actives_ready:
-            return None  # tables not recovered yet: forward, the cases agent waits for them
-        try:
-            actives = app.assignor.assigned_actives()
-        except Exception:  # before the first assignment
             return None
         return frozenset(tp.partition for tp in actives if tp.topic == T.LOCATED)
+
+    def _owned_partitions(self) -> frozenset[int] | None:
+        """The assigned partitions whose tables are ready to use; None while a rebalance or
+        table recovery runs (then intake forwards, and the cases agent waits for them)."""
+        app = self.app
+        if app.rebalancing or not app.tables.actives_ready:
+            return None
+        return self._assigned_partitions()
 
     async def _on_rebalance(self, *args: Any, **kw: Any) -> None:
         self.store.invalidate()
