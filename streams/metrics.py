@@ -5,7 +5,8 @@ One :class:`~prometheus_client.CollectorRegistry` per worker holds
 * domain metrics (``grid_*``), fed by ``grid_app.listeners`` callbacks (intake and effects
   of the engine) and, for open cases, read from the read model on each scrape;
 * engine metrics from Faust's Prometheus sensor (``faust_*``: messages, events, commits,
-  send latency, rebalances, offsets) plus ``grid_consumer_lag{topic,partition}``.
+  send latency, rebalances, offsets) plus ``grid_consumer_lag{topic,partition}`` and
+  ``grid_fetch_gaps_total{outcome}``.
 
 Faust's sensor registers the ``/metrics`` page; it serves this same registry, so one
 scrape returns both. Labels are bounded: categories, departments, districts, streets,
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -165,6 +166,22 @@ class LagCollector(Collector):
         yield g
 
 
+class FetchGapCollector(Collector):
+    """``grid_fetch_gaps_total{outcome}``: fetches stopped in front of a batch the broker
+    had not made readable yet (``held``), and gaps crossed as real after the wait
+    (``crossed``), for every consumer of the process (streams.tansu.patch_fetch_gaps)."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        from streams.tansu import gap_stats
+
+        c = CounterMetricFamily("grid_fetch_gaps",
+                                "Fetches that met an offset gap (embedded broker)",
+                                labels=["outcome"])
+        for outcome in ("held", "crossed"):
+            c.add_metric([outcome], gap_stats[outcome])
+        yield c
+
+
 class MillisecondsAsSeconds(Collector):
     """One of Faust's latency histograms (observed in ms) exposed in seconds, the base unit
     (``promtool check metrics`` rejects ``_ms`` names): ``faust_x`` → ``faust_x_seconds``."""
@@ -203,6 +220,7 @@ def install_metrics(grid_app: Any) -> GridMetrics:
     metrics = GridMetrics()
     metrics.registry.register(OpenCasesCollector(grid_app))
     metrics.registry.register(LagCollector(grid_app.app, getattr(grid_app, "intake", None)))
+    metrics.registry.register(FetchGapCollector())
     # Faust's sensor: engine metrics in the same registry; it adds the /metrics page
     setup_prometheus_sensors(grid_app.app, pattern="/metrics", registry=metrics.registry,
                              name_prefix="faust")
