@@ -29,6 +29,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
+def show_on_failure(path: Path, nodeid: str | None = None) -> None:
+    """Append the tail of ``path`` to the report of test ``nodeid`` (default: the test whose
+    body is running) if it fails; a file registered outside a test's body without a
+    ``nodeid`` (a shared fixture's worker) is shown for every failing test."""
+    if nodeid is None:
+        current = os.environ.get("PYTEST_CURRENT_TEST", "")
+        nodeid = current.rsplit(" ", 1)[0] if current.endswith("(call)") else "session"
+    _LOGS.setdefault(nodeid, []).append(path)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     outcome = yield

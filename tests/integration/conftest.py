@@ -21,6 +21,7 @@ import pytest
 from streams import topics as T
 from streams.broker import free_port
 from streams.kafka_io import collect, produce_json
+from tests.conftest import show_on_failure
 
 CLOCK_SPEED = 600  # one real second = ten engine minutes: a 2 h deadline passes in 12 s
 CLOCK = f"x{CLOCK_SPEED}@{time.time():.3f}"  # one origin: every worker of the session agrees
@@ -61,6 +62,9 @@ def make_report(type_code: str | None = "0101", lon: float | None = None,
     return r
 
 
+_worker_numbers = itertools.count()
+
+
 class WorkerProc:
     """A ``grid worker`` subprocess with its own app id, data dir and web port."""
 
@@ -73,10 +77,11 @@ class WorkerProc:
                         GRID_WEB_PORT=str(self.web_port),
                         GRID_DATA_DIR=str(tmp / "data"), GRID_CLOCK=CLOCK,
                         GRID_TICK_SECONDS="0.5", **env)
-        self.log_path = tmp / f"worker-{app_id}.log"
+        self.log_path = tmp / f"worker-{app_id}-{next(_worker_numbers)}.log"  # one per process
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> WorkerProc:
+        show_on_failure(self.log_path)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen([sys.executable, "-m", "grid.cli", "worker"],
                                      env=self.env, stdout=self._log, stderr=subprocess.STDOUT)

@@ -18,6 +18,7 @@ import pytest
 
 from streams.broker import EmbeddedBroker, ensure_topics
 from streams.topics import ALL_TOPICS
+from tests.conftest import show_on_failure
 from tests.integration.conftest import WorkerProc
 from tests.integration.reliability import check_run, produce, sim_messages, wait_accounted
 
@@ -25,8 +26,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def private_broker(tmp_path) -> Iterator[EmbeddedBroker]:
+def private_broker(tmp_path, request) -> Iterator[EmbeddedBroker]:
     b = EmbeddedBroker(log_path=tmp_path / "tansu.log", ready_timeout=30).start()
+    show_on_failure(tmp_path / "tansu.log", request.node.nodeid)
     try:
         ensure_topics(b.bootstrap, ALL_TOPICS, timeout=30)
         yield b
