@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.mix import case_suffix, report_id_of
+from bench.mix import case_suffix
+from grid.intake import report_id_of
 
 
 @dataclass

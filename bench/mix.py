@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
-import orjson
 
 from grid.models import CASE_NAMESPACE
 
@@ -48,16 +47,6 @@ def messages(sim, n: int, now: datetime | None = None) -> list[bytes]:
     """The next ``n`` raw messages of the simulated stream."""
     stream = sim.stream(now or datetime.now(UTC))
     return [next(stream) for _ in range(n)]
-
-
-def report_id_of(raw: bytes) -> str | None:
-    """The report id of a raw message when it is a JSON object with one (else None)."""
-    try:
-        v = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    rid = v.get("report_id") if isinstance(v, dict) else None
-    return rid if isinstance(rid, str) else None
 
 
 def case_suffix(report_id: str) -> str:

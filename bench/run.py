@@ -24,6 +24,7 @@ from typing import Any
 
 from bench import driver, mix, procs
 from bench.baseline import IN_TOPIC, bench_topics, topic_of
+from grid.intake import report_id_of
 
 
 def machine() -> dict[str, Any]:
@@ -61,7 +62,7 @@ def _broker(broker: str | None, topics: dict[str, int]):
 
 async def _wait_ready(bootstrap: str, in_topic: str, events: str, dlq: str, probe: bytes,
                       proc: procs.Proc, timeout: float = 120.0) -> None:
-    exp = driver.Expectation({mix.report_id_of(probe)}, 0)
+    exp = driver.Expectation({report_id_of(probe)}, 0)
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if not proc.alive():

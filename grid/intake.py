@@ -69,6 +69,17 @@ def parse_report(
                          f"({type(err).__name__}: {err})"[:500], raw_excerpt=_excerpt(raw))
 
 
+def report_id_of(raw: bytes) -> str | None:
+    """The report id of raw input when it is a JSON object with one (else None): what a DLQ
+    entry carries when the engine fails on input it could not even parse."""
+    try:
+        v = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    rid = v.get("report_id") if isinstance(v, dict) else None
+    return rid if isinstance(rid, str) else None
+
+
 # --- stage 1: bytes -> JSON object ---------------------------------------------------------
 
 def _load(raw: Any, max_bytes: int) -> dict[str, Any] | Rejection:

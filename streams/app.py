@@ -39,6 +39,7 @@ from aiokafka.partitioner import murmur2
 from faust.streams import _current_event
 
 from grid.clock import Clock
+from grid.intake import report_id_of
 from grid.models import Command, partition_key_of
 from grid.service import Effects, Engine, Located, dead_letter, dumps
 from streams import topics as T
@@ -235,6 +236,14 @@ def _failure(fut: asyncio.Future) -> BaseException | None:
     return fut.exception()
 
 
+def _report_id_in(raw: bytes) -> str | None:
+    """The report id of a located message, if it can be read."""
+    try:
+        return str(orjson.loads(raw)["report"]["report_id"])
+    except Exception:
+        return None
+
+
 class _PartitionMark:
     """Stands in for the current event where a store only asks for its partition."""
 
@@ -375,8 +384,8 @@ class GridApp:
         except Exception as err:  # never stop on one bad batch
             log.exception("intake batch failed; sending each report to the DLQ")
             located = []
-            dead = [dead_letter(raw, "internal_error", f"engine error: {err}", now)
-                    for raw in batch]
+            dead = [dead_letter(raw, "internal_error", f"engine error: {err}", now,
+                                report_id=report_id_of(raw)) for raw in batch]
         for d in dead:
             out.send(T.DLQ, (d.report_id or "").encode() or None, dumps(d))
         for cb in self.listeners:
@@ -395,8 +404,8 @@ class GridApp:
             self._partition = p
             try:
                 fx = self.store.on_located(self.engine, msg, now)
-            except Exception:  # log, go on; input stays in log
-                log.exception("case handling failed for report %s", msg.report.rid)
+            except Exception as err:
+                self._handling_failed(dumps(msg), err, now, msg.report.rid)
                 continue
             finally:
                 self._partition = None
@@ -426,12 +435,23 @@ class GridApp:
             self._partition = m.partition
             try:
                 fx = self._handle(m.topic, event.value, now)
-            except Exception:  # log, go on; input stays in log
-                log.exception("case handling failed for %s", m.topic)
+            except Exception as err:
+                rid = _report_id_in(event.value) if m.topic == T.LOCATED else None
+                self._handling_failed(event.value, err, now, rid)
                 continue
             self._publish(fx)
         self._partition = None
         await self.outbox.kick()
+
+    def _handling_failed(self, raw: bytes, err: Exception, now: datetime,
+                         report_id: str | None = None) -> None:
+        """A report or command the engine could not handle goes to the DLQ with reason
+        ``internal_error`` (its offset is committed: it must not vanish), and the worker
+        goes on with the rest of the batch."""
+        log.exception("case handling failed (report %s)", report_id or "?")
+        self.outbox.send(T.DLQ, report_id.encode() if report_id else None, dumps(dead_letter(
+            raw, "internal_error", f"case handling failed: {type(err).__name__}: {err}", now,
+            report_id=report_id)))
 
     def _handle(self, topic: str, raw: bytes, now: datetime) -> Effects:
         if topic == T.LOCATED:

@@ -93,7 +93,7 @@ def read_until(bootstrap: str, done, timeout: float) -> Log:
 
 
 def expected_ids(raws: list[bytes], bad: set[bytes]) -> tuple[set[str], int]:
-    from bench.mix import report_id_of
+    from grid.intake import report_id_of
 
     rids = {r for raw in raws if raw not in bad and (r := report_id_of(raw))}
     return rids, sum(1 for raw in raws if raw in bad)

@@ -1,0 +1,76 @@
+"""A report or command the engine fails on goes to the DLQ, never silently nowhere (pure:
+a GridApp is built but never started; its outbox is read instead of a broker)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from types import SimpleNamespace
+
+import orjson
+import pytest
+
+from streams import topics as T
+from streams.app import GridApp
+from streams.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def grid_app(tmp_path_factory) -> GridApp:
+    s = Settings.from_env(broker="kafka://127.0.0.1:9", data_dir=str(
+        tmp_path_factory.mktemp("data")), app_id=f"unit-{uuid.uuid4().hex[:6]}")
+    return GridApp(s)
+
+
+def report(rid: str) -> bytes:
+    return orjson.dumps({
+        "schema": "grid.report/1", "report_id": rid, "source": "supervisor",
+        "reporter_id": "sup-1", "reported_at": "2026-11-21T09:30:00+08:00",
+        "location": {"lon": 121.5262, "lat": 31.2708, "crs": "gcj02"}, "type_code": "0101",
+        "description": "井盖缺失"})
+
+
+def sent(grid_app: GridApp, topic: str) -> list[dict]:
+    return [orjson.loads(v) for t, _k, v, _p in grid_app.outbox._pending if t == topic]
+
+
+class Event:
+    """What the cases agent reads of a Faust event (weak-referenceable, like Faust's)."""
+
+    def __init__(self, topic: str, value: bytes) -> None:
+        self.value = value
+        self.message = SimpleNamespace(topic=topic, partition=0)
+
+
+async def test_a_located_report_the_engine_fails_on_goes_to_the_dlq(grid_app, monkeypatch):
+    grid_app.outbox._pending.clear()
+    rid = str(uuid.uuid4())
+    await grid_app.intake_batch([report(rid)])  # no assignment yet: forwarded, not handled
+    (located,) = [v for t, _k, v, _p in grid_app.outbox._pending if t == T.LOCATED]
+    grid_app.outbox._pending.clear()
+
+    def boom(*a, **kw):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(grid_app.store, "on_located", boom)
+    await grid_app._cases_batch([Event(T.LOCATED, located), Event(T.COMMANDS, b"{}")])
+    (dead, bad_command) = sent(grid_app, T.DLQ)
+    assert dead["reason"] == "internal_error" and dead["report_id"] == rid
+    assert "RuntimeError: disk on fire" in dead["message"]
+    assert orjson.loads(base64.b64decode(dead["original_b64"]))["report"]["report_id"] == rid
+    # the batch went on after the failure: the command behind it was still handled
+    assert bad_command["reason"] == "invalid_command"
+
+
+async def test_intake_sends_each_report_to_the_dlq_when_the_engine_fails(grid_app, monkeypatch):
+    grid_app.outbox._pending.clear()
+
+    def boom(*a, **kw):
+        raise ValueError("locator gone")
+
+    monkeypatch.setattr(grid_app.engine, "intake", boom)
+    rids = [str(uuid.uuid4()) for _ in range(3)]
+    await grid_app.intake_batch([report(r) for r in rids])
+    dead = sent(grid_app, T.DLQ)
+    assert [(d["reason"], d["report_id"]) for d in dead] == [("internal_error", r) for r in rids]
+    assert not sent(grid_app, T.LOCATED)
