@@ -83,6 +83,7 @@ class Effects:
     merged_into: str | None = None  # case id a duplicate report was merged into
     duplicate_delivery: bool = False  # the same report id / command id was seen before
     # (then events/work_orders/alerts are the ones it caused the first time, same ids)
+    report: Report | None = None  # the report this input brought in (opened or merged)
 
 
 def dead_letter(raw: bytes, reason: str, message: str, now: datetime,
@@ -232,10 +233,13 @@ class Engine:
                           action=Action.MERGE, actor="engine", role="system",
                           report_id=msg.report.rid, reason="duplicate report merged", at=now)
             case, events = lifecycle.apply(dup, cmd, now)
-            return Effects(case=case, events=events, merged_into=dup.case_id)
+            return Effects(case=case, events=events, merged_into=dup.case_id,
+                           report=msg.report)
         case, events = lifecycle.open_case(msg.report, msg.placement, msg.decision, now,
                                            msg.category, msg.kind)
-        return self._effects(case, events)
+        fx = self._effects(case, events)
+        fx.report = msg.report
+        return fx
 
     def on_command(self, cmd: Command, case: Case | None, now: datetime) -> Effects:
         """Apply a command; an illegal one yields a ``command_rejected`` event, not an error."""

@@ -36,7 +36,7 @@ class GridMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry(auto_describe=True)
-        self.reports = Counter("grid_reports", "Reports accepted by intake",
+        self.reports = Counter("grid_reports", "New reports (a case opened or merged into)",
                                ["source", "category"], registry=r)
         self.rejected = Counter("grid_reports_rejected", "Reports rejected to the DLQ",
                                 ["reason"], registry=r)
@@ -73,7 +73,6 @@ class GridMetrics:
     def on_intake(self, located: Any, dead: Any) -> None:
         now = time.monotonic()
         for msg in located:
-            self.reports.labels(msg.report.source, msg.category or "unclassified").inc()
             self._received[msg.report.rid] = now
         while len(self._received) > PENDING_MAX:
             self._received.popitem(last=False)
@@ -81,7 +80,14 @@ class GridMetrics:
             self.rejected.labels(d.reason).inc()
 
     def on_effects(self, fx: Any) -> None:
+        """Count what handling one input produced; output re-emitted for a redelivered
+        report or command (``fx.duplicate_delivery``) was counted the first time."""
+        if fx.duplicate_delivery:
+            return
         case = fx.case
+        if fx.report is not None:  # a new report: it opened a case or was merged into one
+            category = case.category if case is not None else None
+            self.reports.labels(fx.report.source, category or "unclassified").inc()
         opened = any(e.type == "reported" for e in fx.events)
         if opened and case is not None:
             t0 = self._received.pop(case.report.rid, None)
