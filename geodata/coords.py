@@ -8,6 +8,7 @@ Everything is vectorised over numpy arrays; scalars work too.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Literal
 
@@ -178,6 +179,15 @@ def wgs84_to_metric(lon: ArrayLike, lat: ArrayLike) -> tuple[Floats, Floats]:
 def metric_to_wgs84(x: ArrayLike, y: ArrayLike) -> tuple[Floats, Floats]:
     lon, lat = _transformer(METRIC_EPSG, 4326).transform(np.asarray(x), np.asarray(y))
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+
+
+def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """:func:`distance_m` for one pair of points in plain floats: 0.9 µs against 18 µs for
+    the numpy form on scalars (duplicate search calls it per candidate)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 def distance_m(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLike):

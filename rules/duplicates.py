@@ -3,22 +3,12 @@ is merged into that case instead of opening a new one. Pure."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
+from geodata.coords import haversine_m
 from grid.models import Case, Placement, Report
 from rules.ruleset import RuleSet
 from rules.timing import duration
-
-EARTH_RADIUS_M = 6_371_008.8
-
-
-def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle distance in metres between two WGS-84 points."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 def find_duplicate(report: Report, placement: Placement, type_code: str | None,

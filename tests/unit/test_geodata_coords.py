@@ -92,3 +92,11 @@ def test_distance_m():
     assert north == pytest.approx(100, abs=0.1)
     arr = coords.distance_m([121.5, 121.5], [31.2, 31.2], [121.5, 121.501], [31.2, 31.2])
     assert arr.shape == (2,) and arr[0] == 0 and 90 < arr[1] < 100
+
+
+def test_scalar_haversine_agrees_with_the_vectorised_distance():
+    rng = np.random.default_rng(7)
+    pts = np.column_stack([rng.uniform(120.8, 122.0, 200), rng.uniform(30.6, 31.9, 200),
+                           rng.uniform(120.8, 122.0, 200), rng.uniform(30.6, 31.9, 200)])
+    vec = coords.distance_m(pts[:, 0], pts[:, 1], pts[:, 2], pts[:, 3])
+    assert [coords.haversine_m(*p) for p in pts] == pytest.approx(list(vec), abs=1e-6)
