@@ -305,6 +305,22 @@ async def create_topics(
         await admin.close()
 
 
+async def partition_counts(bootstrap: str, names: list[str],
+                           timeout: float = 20.0) -> dict[str, int]:
+    """The partition count of each topic in ``names``; ask only for topics that exist
+    (Tansu creates a topic it is asked about, with its default partition count)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=int(timeout * 1000)
+    )
+    await asyncio.wait_for(admin.start(), timeout)
+    try:
+        return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(names)}
+    finally:
+        await admin.close()
+
+
 def ensure_topics(
     bootstrap: str,
     topics: Mapping[str, int],

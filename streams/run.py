@@ -92,24 +92,13 @@ def check_topics(settings: Settings) -> None:
     (case state is partitioned by street: every worker must agree on the count)."""
     import asyncio
 
-    from aiokafka.admin import AIOKafkaAdminClient
-
     from streams import topics as T
-    from streams.broker import bootstrap_of, ensure_topics
+    from streams.broker import bootstrap_of, ensure_topics, partition_counts
 
     bootstrap = bootstrap_of(settings.broker)
     ensure_topics(bootstrap, T.all_topics(settings.partitions), replication=settings.replication)
-
-    async def counts() -> dict[str, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            meta = await admin.describe_topics([T.LOCATED, T.COMMANDS])
-        finally:
-            await admin.close()
-        return {m["topic"]: len(m["partitions"]) for m in meta}
-
-    wrong = {t: n for t, n in asyncio.run(counts()).items() if n != settings.partitions}
+    counts = asyncio.run(partition_counts(bootstrap, [T.LOCATED, T.COMMANDS]))
+    wrong = {t: n for t, n in counts.items() if n != settings.partitions}
     if wrong:
         raise click.ClickException(
             f"topics {wrong} do not have {settings.partitions} partitions: "

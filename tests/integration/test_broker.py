@@ -8,27 +8,23 @@ import uuid
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.broker import EmbeddedBroker, api_versions_ok, create_topics, ensure_topics
+from streams.broker import (
+    EmbeddedBroker,
+    api_versions_ok,
+    create_topics,
+    ensure_topics,
+    partition_counts,
+)
 from streams.kafka_io import collect, collect_records, consume, produce_json
 from streams.tansu import true_end_offsets
 from streams.topics import ALL_TOPICS
 
 
-async def _describe(bootstrap: str, names: list[str]) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(names)}
-    finally:
-        await admin.close()
-
-
 async def test_session_broker_has_all_topics(broker):
     assert broker.running and broker.bootstrap.startswith("127.0.0.1:")
     assert broker.url == f"kafka://{broker.bootstrap}"
-    assert await _describe(broker.bootstrap, list(ALL_TOPICS)) == ALL_TOPICS
+    assert await partition_counts(broker.bootstrap, list(ALL_TOPICS)) == ALL_TOPICS
 
 
 async def test_create_topics_is_idempotent(broker, new_topic):
@@ -36,7 +32,7 @@ async def test_create_topics_is_idempotent(broker, new_topic):
     assert await create_topics(broker.bootstrap, {name: 2}) == []  # exists: left alone
     other = f"{name}-b"
     assert await create_topics(broker.bootstrap, {name: 2, other: 2}) == [other]
-    assert await _describe(broker.bootstrap, [name, other]) == {name: 5, other: 2}
+    assert await partition_counts(broker.bootstrap, [name, other]) == {name: 5, other: 2}
 
 
 async def test_roundtrip_keeps_keys_values_and_key_partitioning(broker, new_topic):
