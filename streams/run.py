@@ -33,7 +33,8 @@ def worker_options(f):
 
 @click.command()
 @worker_options
-@click.option("--loglevel", default="warning", show_default=True)
+@click.option("--loglevel", default="warning", show_default=True, envvar="GRID_LOGLEVEL",
+              help="debug, info, warning or error (GRID_LOGLEVEL)")
 def worker(loglevel: str, rules_dir: str | None, **kw) -> None:
     """Run one engine worker (joins the consumer group; scale by starting more)."""
     from faust.worker import Worker

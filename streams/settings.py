@@ -30,7 +30,7 @@ class Settings:
     batch_size: int = 500  # GRID_BATCH_SIZE: reports per intake batch
     batch_within: float = 0.02  # GRID_BATCH_WITHIN: max seconds to wait for a batch
     fast_group: bool = True  # GRID_FAST_GROUP: short rebalance/session timeouts (embedded)
-    fetch_wait_ms: int = 25  # GRID_FETCH_WAIT_MS: max broker-side fetch wait (see fetchwait)
+    fetch_wait_ms: int = 25  # GRID_FETCH_WAIT_MS: longest broker fetch wait (faust_patches)
     taxonomy_extra: list[str] = field(default_factory=list)  # GRID_TAXONOMY_EXTRA (os.pathsep)
 
     @classmethod

@@ -110,7 +110,42 @@ def wait_accounted(bootstrap: str, raws: list[bytes], bad: set[bytes],
     return read_until(bootstrap, done, timeout)
 
 
-def check_run(log: Log, raws: list[bytes], bad: set[bytes]) -> dict[str, int]:
+def where_are(bootstrap: str | None, report_ids: list[str]) -> str:
+    """Where a fresh read finds reports the run did not account for (a failure message):
+    forwarded to the located topic? in case events or the DLQ after all (then the reader
+    missed them, not the engine)?"""
+    if not bootstrap:
+        return "no broker to look"
+    want = set(report_ids)
+
+    async def go() -> dict[str, int]:
+        found: dict[str, set] = {T.LOCATED: set(), T.CASE_EVENTS: set(), T.DLQ: set()}
+        cons = AIOKafkaConsumer(*found, bootstrap_servers=bootstrap, group_id=None,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+        await cons.start()
+        try:
+            while batches := await cons.getmany(timeout_ms=2000, max_records=10_000):
+                for tp, recs in batches.items():
+                    for r in recs:
+                        v = orjson.loads(r.value)
+                        rid = (v.get("report_id") or (v.get("report") or {}).get("report_id")
+                               or ((v.get("data") or {}).get("report") or {}).get("report_id")
+                               or (v.get("data") or {}).get("report_id"))
+                        if rid in want:
+                            found[tp.topic].add((rid, tp.partition, r.offset))
+        finally:
+            await cons.stop()
+        return found
+
+    found = asyncio.run(go())
+    located = sorted(found[T.LOCATED], key=lambda x: x[1:])[:5]
+    return ("a fresh read finds them in: " + ", ".join(
+        f"{t} {len(hits)}" for t, hits in found.items())
+        + f" (located partition/offset: {[(p, o) for _r, p, o in located]})")
+
+
+def check_run(log: Log, raws: list[bytes], bad: set[bytes],
+              bootstrap: str | None = None) -> dict[str, int]:
     """Assert the contract in the module docstring; returns counts for messages."""
     from grid.lifecycle import replay
     from grid.models import CaseEvent
@@ -136,7 +171,8 @@ def check_run(log: Log, raws: list[bytes], bad: set[bytes]) -> dict[str, int]:
             owner[e["data"]["report_id"]].add(e["case_id"])
     dlq_ids = {d.get("report_id") for d in log.dlq}
     missing = [r for r in rids if not owner.get(r) and r not in dlq_ids]
-    assert not missing, f"{len(missing)} reports unaccounted, e.g. {missing[:3]}"
+    assert not missing, (f"{len(missing)} reports unaccounted, e.g. {missing[:3]}; "
+                         f"{where_are(bootstrap, missing)}")
     twice = {r: c for r, c in owner.items() if len(c) > 1}
     assert not twice, f"reports in more than one case: {list(twice.items())[:3]}"
     both = [r for r in owner if r in dlq_ids]

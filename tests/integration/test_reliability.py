@@ -65,7 +65,7 @@ def test_sigkill_during_20000_reports_loses_and_doubles_nothing(private_broker, 
                 w = worker(private_broker, tmp_path, app_id)
                 workers.append(w)
         log = wait_accounted(private_broker.bootstrap, raws, bad, timeout=240)
-        counts = check_run(log, raws, bad)
+        counts = check_run(log, raws, bad, private_broker.bootstrap)
         assert kills == 3 and w.proc.poll() is None
         assert counts["cases"] > 5_000  # many simulated reports merge as duplicates
     finally:
@@ -88,7 +88,7 @@ def test_rebalance_when_one_of_two_workers_stops(private_broker, tmp_path):
         for part in parts[2:]:
             produce(private_broker.bootstrap, part)
         log = wait_accounted(private_broker.bootstrap, raws, bad, timeout=180)
-        check_run(log, raws, bad)
+        check_run(log, raws, bad, private_broker.bootstrap)
         assert a.proc.poll() is None
         assert "Traceback" not in a.log_tail(400)
     finally:
@@ -112,7 +112,7 @@ def test_broker_stall_of_30s_worker_survives_and_resumes(private_broker, tmp_pat
             private_broker.resume()
         produce(private_broker.bootstrap, after)
         log = wait_accounted(private_broker.bootstrap, raws, bad, timeout=180)
-        check_run(log, raws, bad)
+        check_run(log, raws, bad, private_broker.bootstrap)
         assert w.proc.poll() is None, f"worker died after the stall:\n{w.log_tail()}"
     finally:
         w.stop()
