@@ -362,9 +362,10 @@ class GridApp:
 
     def _owned_partitions(self) -> frozenset[int] | None:
         """The assigned partitions whose tables are ready to use; None while a rebalance or
-        table recovery runs (then intake forwards, and the cases agent waits for them)."""
+        table recovery runs, or once the worker is stopping (its assignment is stale then,
+        another worker may already hold the streets): intake forwards instead."""
         app = self.app
-        if app.rebalancing or not app.tables.actives_ready:
+        if app.rebalancing or app.should_stop or not app.tables.actives_ready:
             return None
         return self._assigned_partitions()
 
