@@ -81,8 +81,8 @@ def patch_end_offsets() -> None:
 # Tansu 0.6 (memory storage) assigns offsets in order but can make a record batch visible
 # before an earlier one when several producers write to one partition at once: a fetch in
 # between returns offsets 7470-7479 and 7490-7499 while 7480-7489 is still being stored, and
-# the consumer moves its position past the batch it never saw (measured: in 3 of 14 runs of
-# 3-4 producer processes writing 60,000 records, a reader following them missed a batch;
+# the consumer moves its position past the batch it never saw (measured: in 3 of ~20 runs
+# of 3-4 producer processes writing 60,000 records, a reader following them missed a batch;
 # a fresh read afterwards finds every record at its offset). Two workers
 # forwarding reports to the same located partition, or writing case events, are exactly
 # that, so a consumer could lose input without any error.

@@ -67,12 +67,12 @@ class Log:
         return out | {d["report_id"] for d in self.dlq if d.get("report_id")}
 
 
-def read_until(bootstrap: str, done, timeout: float) -> Log:
-    """Read the three output topics from the beginning until ``done(log)`` or timeout."""
+def _read(bootstrap: str, topics: list[str], on_record, done, timeout: float,
+          wait_ms: int = 500) -> None:
+    """Read ``topics`` from the beginning, handing each record to ``on_record``, until a
+    fetch waits ``wait_ms`` for nothing and ``done()`` holds, or ``timeout`` seconds pass."""
 
-    async def go() -> Log:
-        log = Log()
-        topics = {T.CASE_EVENTS: log.events, T.DISPATCH: log.work_orders, T.DLQ: log.dlq}
+    async def go() -> None:
         cons = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 metadata_max_age_ms=1000)
@@ -80,16 +80,25 @@ def read_until(bootstrap: str, done, timeout: float) -> Log:
         t0 = time.monotonic()
         try:
             while time.monotonic() - t0 < timeout:
-                batches = await cons.getmany(timeout_ms=500, max_records=10_000)
-                for tp, recs in batches.items():
-                    topics[tp.topic].extend(orjson.loads(r.value) for r in recs)
-                if not batches and done(log):
-                    return log
-            return log
+                batches = await cons.getmany(timeout_ms=wait_ms, max_records=10_000)
+                for recs in batches.values():
+                    for r in recs:
+                        on_record(r)
+                if not batches and done():
+                    return
         finally:
             await cons.stop()
 
-    return asyncio.run(go())
+    asyncio.run(go())
+
+
+def read_until(bootstrap: str, done, timeout: float) -> Log:
+    """Read the three output topics from the beginning until ``done(log)`` or timeout."""
+    log = Log()
+    lists = {T.CASE_EVENTS: log.events, T.DISPATCH: log.work_orders, T.DLQ: log.dlq}
+    _read(bootstrap, list(lists), lambda r: lists[r.topic].append(orjson.loads(r.value)),
+          lambda: done(log), timeout)
+    return log
 
 
 def expected_ids(raws: list[bytes], bad: set[bytes]) -> tuple[set[str], int]:
@@ -117,27 +126,17 @@ def where_are(bootstrap: str | None, report_ids: list[str]) -> str:
     if not bootstrap:
         return "no broker to look"
     want = set(report_ids)
+    found: dict[str, set] = {T.LOCATED: set(), T.CASE_EVENTS: set(), T.DLQ: set()}
 
-    async def go() -> dict[str, int]:
-        found: dict[str, set] = {T.LOCATED: set(), T.CASE_EVENTS: set(), T.DLQ: set()}
-        cons = AIOKafkaConsumer(*found, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-        await cons.start()
-        try:
-            while batches := await cons.getmany(timeout_ms=2000, max_records=10_000):
-                for tp, recs in batches.items():
-                    for r in recs:
-                        v = orjson.loads(r.value)
-                        rid = (v.get("report_id") or (v.get("report") or {}).get("report_id")
-                               or ((v.get("data") or {}).get("report") or {}).get("report_id")
-                               or (v.get("data") or {}).get("report_id"))
-                        if rid in want:
-                            found[tp.topic].add((rid, tp.partition, r.offset))
-        finally:
-            await cons.stop()
-        return found
+    def look(r) -> None:
+        v = orjson.loads(r.value)
+        data = v.get("data") or {}
+        rid = (v.get("report_id") or (v.get("report") or {}).get("report_id")
+               or (data.get("report") or {}).get("report_id") or data.get("report_id"))
+        if rid in want:
+            found[r.topic].add((rid, r.partition, r.offset))
 
-    found = asyncio.run(go())
+    _read(bootstrap, list(found), look, lambda: True, timeout=120, wait_ms=2000)
     located = sorted(found[T.LOCATED], key=lambda x: x[1:])[:5]
     return ("a fresh read finds them in: " + ", ".join(
         f"{t} {len(hits)}" for t, hits in found.items())
