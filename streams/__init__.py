@@ -1,10 +1,13 @@
-"""Faust wiring: topics, agents, tables, timers, web. The only package that does I/O.
+"""Adapters and entry points: the Kafka loops, the Faust app, the broker, web, CLI.
 
-Importing it makes every aiokafka consumer of the process wait out the embedded broker's
-out-of-order batch visibility instead of skipping a batch (:func:`streams.tansu.patch_fetch_gaps`;
-a no-op on Apache Kafka): the worker, the CLI, the bench and the tests all read through it.
+Importing it in a process started with ``GRID_BROKER_KIND=tansu`` makes every aiokafka
+consumer of that process wait out Tansu's out-of-order batch visibility instead of skipping
+a batch (:func:`streams.tansu.patch_fetch_gaps`). On Apache Kafka nothing is patched.
 """
 
-from streams.tansu import patch_fetch_gaps
+from streams.broker import on_tansu
 
-patch_fetch_gaps()
+if on_tansu():  # Tansu only: see streams/tansu.py
+    from streams.tansu import patch_fetch_gaps
+
+    patch_fetch_gaps()

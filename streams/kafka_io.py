@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.broker import bootstrap_of
+from streams.broker import bootstrap_of, on_tansu
 from streams.tansu import true_end_offsets
 
 KeyFn = Callable[[Any], "str | bytes | None"]
@@ -148,10 +148,9 @@ async def consume(
         tps = await _partitions(cons, topic, timeout)
         cons.assign(tps)
         if not from_beginning:
-            # Seek to the true ends (Tansu's "latest" is wrong after a batch: streams.tansu).
-            ends = await true_end_offsets(
-                cons._client._bootstrap_servers, await cons.end_offsets(tps)
-            )
+            ends = await cons.end_offsets(tps)
+            if on_tansu():  # Tansu only: its "latest" is wrong after a batch (streams.tansu)
+                ends = await true_end_offsets(cons._client._bootstrap_servers, ends)
             for tp, end in ends.items():
                 cons.seek(tp, end)
     except BaseException:

@@ -40,9 +40,12 @@ def worker(loglevel: str, rules_dir: str | None, **kw) -> None:
     from faust.worker import Worker
 
     from streams.app import create_app
-    from streams.tansu import patch_end_offsets
+    from streams.broker import on_tansu
 
-    patch_end_offsets()  # Tansu's ListOffsets is wrong after batches; Faust recovery needs it
+    if on_tansu():  # Tansu only: its ListOffsets is wrong after batches (streams.tansu)
+        from streams.tansu import patch_end_offsets
+
+        patch_end_offsets()
     settings = Settings.from_env(rules=rules_dir, **kw)
     check_topics(settings)
     grid_app = create_app(settings)

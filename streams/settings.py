@@ -30,7 +30,9 @@ class Settings:
     batch_size: int = 500  # GRID_BATCH_SIZE: reports per intake batch
     batch_within: float = 0.02  # GRID_BATCH_WITHIN: max seconds to wait for a batch
     fast_group: bool = True  # GRID_FAST_GROUP: short rebalance/session timeouts (embedded)
-    fetch_wait_ms: int = 25  # GRID_FETCH_WAIT_MS: longest broker fetch wait (faust_patches)
+    fetch_wait_ms: int = 0  # GRID_FETCH_WAIT_MS: longest broker fetch wait; 0 = by broker:
+    # 500 ms on Apache Kafka (it answers as soon as data is there), 25 ms on Tansu (it holds
+    # an empty fetch for the whole wait: streams/faust_patches.py)
     taxonomy_extra: list[str] = field(default_factory=list)  # GRID_TAXONOMY_EXTRA (os.pathsep)
 
     @classmethod
@@ -54,6 +56,10 @@ class Settings:
         for k, v in overrides.items():
             if v is not None:
                 setattr(s, k, v)
+        if not s.fetch_wait_ms:
+            from streams.broker import on_tansu
+
+            s.fetch_wait_ms = 25 if on_tansu() else 500
         if not s.broker.startswith("kafka://"):
             s.broker = "kafka://" + s.broker
         Path(s.data_dir).mkdir(parents=True, exist_ok=True)

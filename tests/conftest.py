@@ -1,20 +1,32 @@
-"""Shared fixtures: one embedded Tansu broker per session, unique topics, and
-subprocesses (workers) that are always stopped and whose logs are shown on failure.
+"""Shared fixtures: one embedded broker per session (Apache Kafka, single KRaft node),
+unique topics, and subprocesses (workers) that are always stopped and whose logs are shown
+on failure.
 
 Everything under tests/integration/ is marked ``integration`` automatically.
+
+The broker kind: ``GRID_TEST_BROKER=kafka`` (default) runs every test but those marked
+``tansu_only`` on Apache Kafka; ``GRID_TEST_BROKER=tansu`` runs only the tests marked
+``tansu`` or ``tansu_only`` on the Tansu fallback broker (and turns on its workarounds,
+``GRID_BROKER_KIND=tansu``, for this process and the workers it starts).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import pytest
+TEST_BROKER = os.environ.get("GRID_TEST_BROKER", "kafka").strip().lower()
+if TEST_BROKER not in ("kafka", "tansu"):
+    raise SystemExit(f"GRID_TEST_BROKER={TEST_BROKER!r}: expected kafka or tansu")
+os.environ["GRID_BROKER_KIND"] = TEST_BROKER  # before anything imports streams
+
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
@@ -24,9 +36,18 @@ _LOGS: dict[str, list[Path]] = {}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keep, drop = [], []
     for item in items:
         if INTEGRATION_DIR in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.integration)
+        on_tansu = item.get_closest_marker("tansu") or item.get_closest_marker("tansu_only")
+        if TEST_BROKER == "tansu":
+            (keep if on_tansu else drop).append(item)
+        else:
+            (drop if item.get_closest_marker("tansu_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 def show_on_failure(path: Path, nodeid: str | None = None) -> None:
@@ -50,21 +71,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
                 report.sections.append((f"log {path.name} (last 80 lines)", tail))
 
 
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """A Tansu broker on a free loopback port with ALL_TOPICS created."""
+def start_broker(tmp: Path, nodes: int = 1, nodeid: str = "session") -> object:
+    """A running broker of this session's kind with ALL_TOPICS created: Apache Kafka
+    (``nodes`` KRaft nodes, data in ``tmp``) or Tansu. Its logs are shown on failure."""
     from streams.broker import EmbeddedBroker, ensure_topics
     from streams.topics import ALL_TOPICS
 
-    log = tmp_path_factory.mktemp("broker") / "tansu.log"
-    b = EmbeddedBroker(log_path=log, ready_timeout=30)
-    _LOGS["session"] = [log]
-    b.start()
-    try:
+    if TEST_BROKER == "tansu":
+        log = tmp / "tansu.log"
+        _LOGS.setdefault(nodeid, []).append(log)
+        b = EmbeddedBroker(log_path=log, ready_timeout=30).start()
         ensure_topics(b.bootstrap, ALL_TOPICS, timeout=30)
+        return b
+    from streams.kafka_server import EmbeddedKafka
+
+    k = EmbeddedKafka(nodes=nodes, data_dir=tmp / "kafka", topics=ALL_TOPICS)
+    for n in k.nodes:
+        _LOGS.setdefault(nodeid, []).append(k.log_path(n.node_id))
+    return k.start()
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The session's broker (see the module docstring) with ALL_TOPICS created."""
+    b = start_broker(tmp_path_factory.mktemp("broker"))
+    try:
         yield b
     finally:
-        b.stop()
+        b.stop()  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -87,6 +121,7 @@ def new_topic(broker: object) -> Callable[..., str]:
         ensure_topics(
             broker.bootstrap,  # type: ignore[attr-defined]
             {name: partitions},
+            replication=getattr(broker, "replication", 1),
             configs={name: configs} if configs else None,
         )
         return name
