@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "submit": "streams.cli:submit",
     "tail": "streams.cli:tail",
     "broker": "streams.cli:broker_cmd",
+    "kafka": "streams.cli:kafka_group",
     "bench": "bench.cli:bench",
 }
 

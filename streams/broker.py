@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,9 @@ class BrokerError(RuntimeError):
 
 
 def broker_kind() -> str:
-    """``kafka`` (Apache Kafka, the default) or ``tansu`` (``GRID_BROKER_KIND``)."""
-    kind = (os.environ.get("GRID_BROKER_KIND") or "kafka").strip().lower()
+    """``kafka`` (Apache Kafka) or ``tansu``: ``GRID_BROKER_KIND``, else the kind that
+    ``grid up`` / ``grid broker`` recorded beside the broker address, else ``kafka``."""
+    kind = (os.environ.get("GRID_BROKER_KIND") or recorded_kind() or "kafka").strip().lower()
     if kind not in BROKER_KINDS:
         raise BrokerError(f"GRID_BROKER_KIND={kind!r}: expected one of {', '.join(BROKER_KINDS)}")
     return kind
@@ -196,6 +197,7 @@ class EmbeddedBroker:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # Ctrl-C in a terminal goes to us, not straight to it
+                preexec_fn=die_with_parent,
             )
 
     def _wait_ready(self) -> None:
@@ -319,9 +321,25 @@ async def create_topics(
                 created.append(name)
             elif code != TOPIC_EXISTS:
                 raise BrokerError(f"creating topic {name!r} failed with Kafka error code {code}")
+        await _until_led(admin, {t.name: t.num_partitions for t in wanted}, timeout)
         return created
     finally:
         await admin.close()
+
+
+async def _until_led(admin: Any, topics: Mapping[str, int], timeout: float) -> None:
+    """Wait until every partition of ``topics`` has a leader: Apache Kafka answers
+    CreateTopics before the new partitions are in every broker's metadata."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = {t["topic"]: t["partitions"] for t in await admin.describe_topics(list(topics))}
+        if all(len(described.get(name) or []) == n
+               and all(p["leader"] >= 0 for p in described[name])
+               for name, n in topics.items()):
+            return
+        if time.monotonic() > deadline:
+            raise BrokerError(f"topics {sorted(topics)} have no leader after {timeout:.0f} s")
+        await asyncio.sleep(0.1)
 
 
 async def partition_counts(bootstrap: str, names: list[str],
@@ -374,6 +392,16 @@ def broker_state_file() -> Path:
     return grid_home() / "broker"
 
 
+def die_with_parent() -> None:
+    """``preexec_fn`` for a child that must not outlive this process: the kernel sends it
+    SIGTERM when the thread that started it dies, even by SIGKILL (Linux; elsewhere a
+    no-op). Start such children from a thread that lives as long as they should."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def resolve_broker(explicit: str | None = None) -> str:
     """The broker to use: explicit value, else ``$GRID_BROKER``, else the address in
     ``$GRID_HOME/broker`` (written by ``grid up``/``grid broker``), else localhost:9092."""
@@ -381,23 +409,65 @@ def resolve_broker(explicit: str | None = None) -> str:
         return explicit
     if env := os.environ.get("GRID_BROKER"):
         return env
-    state = broker_state_file()
-    if state.is_file() and (text := state.read_text().strip()):
-        return text
-    return DEFAULT_BROKER
+    return _recorded()[0] or DEFAULT_BROKER
 
 
-def write_broker_state(url: str) -> Path:
-    """Record the running embedded broker's URL for other ``grid`` commands."""
+def _recorded() -> tuple[str | None, str | None]:
+    """(url, kind) from ``$GRID_HOME/broker``: the URL's line and an optional ``kind=`` line."""
+    try:
+        lines = broker_state_file().read_text().split()
+    except OSError:
+        return None, None
+    url = next((x for x in lines if not x.startswith("kind=")), None)
+    kind = next((x[5:] for x in lines if x.startswith("kind=")), None)
+    return url, kind
+
+
+def recorded_kind() -> str | None:
+    """The broker kind recorded by ``grid up`` / ``grid broker`` / ``grid kafka start``."""
+    return _recorded()[1]
+
+
+def write_broker_state(url: str, kind: str = "kafka") -> Path:
+    """Record the running embedded broker's URL and kind for other ``grid`` commands."""
     path = broker_state_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(url + "\n")
+    path.write_text(f"{url}\nkind={kind}\n")
     return path
 
 
 def clear_broker_state(url: str) -> None:
     """Remove the state file if it still names ``url`` (another broker may have replaced it)."""
-    path = broker_state_file()
     with contextlib.suppress(OSError):
-        if path.read_text().strip() == url:
-            path.unlink()
+        if _recorded()[0] == url:
+            broker_state_file().unlink()
+
+
+class HomeInUse(BrokerError):
+    """Another ``grid up`` / ``grid broker`` / ``grid kafka start`` holds ``$GRID_HOME``."""
+
+
+def claim_home(what: str) -> Any:
+    """Hold ``$GRID_HOME/instance.lock`` for this process (released when it exits), so two
+    embedded engines never share one home: the second would overwrite the first one's
+    broker address and ``grid submit`` would reach the wrong engine."""
+    import fcntl
+
+    home = grid_home()
+    home.mkdir(parents=True, exist_ok=True)
+    f = open(home / "instance.lock", "a+")  # noqa: SIM115 - held for the process's life
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise HomeInUse(
+            f"{holder} is already running with GRID_HOME={home}. Stop it, or run this "
+            f"{what} with its own home: GRID_HOME=/some/other/dir grid {what} (and the same "
+            "GRID_HOME for grid submit / grid tail against it).") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"grid {what} (pid {os.getpid()})\n")
+    f.flush()
+    return f

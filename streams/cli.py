@@ -1,4 +1,4 @@
-"""``grid submit``, ``grid tail`` and ``grid broker``: talk to the broker from a shell.
+"""``grid submit``, ``grid tail``, ``grid kafka`` and ``grid broker``: the broker from a shell.
 
 The broker address comes from ``--broker``, else ``$GRID_BROKER``, else the file
 ``$GRID_HOME/broker`` that ``grid up``/``grid broker`` write, else localhost:9092.
@@ -18,8 +18,10 @@ import orjson
 
 from streams import topics
 from streams.broker import (
+    BrokerError,
     EmbeddedBroker,
     bootstrap_of,
+    claim_home,
     clear_broker_state,
     ensure_topics,
     resolve_broker,
@@ -195,10 +197,12 @@ def tail(
 @click.option("--partitions", type=int, default=None, help="Partitions per grid topic.")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), default=None)
 def broker_cmd(port: int, host: str, partitions: int | None, log_path: str | None) -> None:
-    """Run the embedded Tansu broker (memory only) in the foreground with the grid
-    topics created; Ctrl-C stops it and its data is gone."""
+    """Run the Tansu fallback broker (memory only, no Java needed) in the foreground with
+    the grid topics created; Ctrl-C stops it and its data is gone. Apache Kafka: grid kafka
+    start."""
     b = EmbeddedBroker(port=port or None, host=host, log_path=log_path)
     try:
+        lock = claim_home("broker")
         b.start()
     except Exception as e:
         raise click.ClickException(str(e)) from e
@@ -207,7 +211,7 @@ def broker_cmd(port: int, host: str, partitions: int | None, log_path: str | Non
         signal.signal(sig, lambda *_: stop.set())
     try:
         ensure_topics(b.bootstrap, topics.all_topics(partitions))
-        state = write_broker_state(b.url)
+        state = write_broker_state(b.url, kind="tansu")
         click.echo(f"broker   {b.url}  (pid {b.pid}, log {b.log_path})")
         click.echo(f"topics   {', '.join(topics.ALL_TOPICS)}")
         click.echo(f"recorded in {state}; Ctrl-C to stop")
@@ -217,4 +221,68 @@ def broker_cmd(port: int, host: str, partitions: int | None, log_path: str | Non
     finally:
         clear_broker_state(b.url)
         b.stop()
+        lock.close()
         click.echo("broker stopped", err=True)
+
+
+# -- kafka -------------------------------------------------------------------------------
+@click.group("kafka")
+def kafka_group() -> None:
+    """Apache Kafka on this machine: fetch the server with Maven, run a KRaft cluster."""
+
+
+@kafka_group.command("fetch")
+def kafka_fetch() -> None:
+    """Copy the Kafka server's classpath (deploy/kafka/pom.xml) into the cache; a second
+    call does nothing."""
+    from streams.kafka_server import fetch, kafka_version
+
+    try:
+        path = fetch(quiet=False)
+    except BrokerError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"Apache Kafka {kafka_version()}: {path}")
+
+
+@kafka_group.command("start")
+@click.option("--nodes", type=click.Choice(["1", "3"]), default="1", show_default=True,
+              help="combined broker+controller nodes (3: RF 3, min.insync.replicas 2)")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="data directory, kept across restarts [default: $GRID_HOME/kafka]")
+@click.option("--port", type=int, default=None,
+              help="client port of node 1 (the others take the next ones) [default: free "
+                   "ports, chosen once and kept in the data directory]")
+@click.option("--partitions", type=int, default=None, help="Partitions per grid topic.")
+def kafka_start(nodes: str, data_dir: str | None, port: int | None,
+                partitions: int | None) -> None:
+    """Start Apache Kafka (KRaft) in the foreground with the grid topics created and its
+    address recorded for grid submit / tail / worker; Ctrl-C stops it, the data stays."""
+    from streams.broker import grid_home
+    from streams.kafka_server import EmbeddedKafka
+
+    try:
+        lock = claim_home("kafka start")
+        k = EmbeddedKafka(nodes=int(nodes), data_dir=data_dir or grid_home() / "kafka",
+                          port=port, topics=topics.all_topics(partitions))
+        click.echo(f"starting Apache Kafka {k.version} ({nodes} node(s), data {k.data_dir})",
+                   err=True)
+        k.start()
+    except BrokerError as e:
+        raise click.ClickException(str(e)) from e
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        state = write_broker_state(k.url, kind="kafka")
+        click.echo(f"bootstrap {k.bootstrap}")
+        click.echo(f"topics    {', '.join(topics.ALL_TOPICS)} (RF {k.replication})")
+        click.echo(f"logs      {k.data_dir}/node-N.log")
+        click.echo(f"recorded in {state}; Ctrl-C to stop (the data stays in {k.data_dir})")
+        while not stop.wait(0.5):
+            if not k.running:
+                raise click.ClickException(f"Kafka exited:\n{k.log_tail()}")
+    finally:
+        clear_broker_state(k.url)
+        k.stop()
+        lock.close()
+        click.echo("Apache Kafka stopped", err=True)

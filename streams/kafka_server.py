@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import hashlib
 import json
 import logging
@@ -34,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from streams.broker import BrokerError, api_versions_ok, ensure_topics, free_port
+from streams.broker import BrokerError, api_versions_ok, die_with_parent, ensure_topics, free_port
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +110,6 @@ def fetch(quiet: bool = True) -> Path:
 def classpath() -> str:
     """The ``-cp`` value for the broker JVM (fetches first if needed)."""
     return os.pathsep.join(str(p) for p in sorted(fetch().glob("*.jar")))
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the parent dies, even by SIGKILL (Linux)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -298,7 +291,7 @@ class EmbeddedKafka:
             n.proc = subprocess.Popen(
                 self._java(n, "kafka.Kafka", str(config)), stdin=subprocess.DEVNULL,
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_die_with_parent)
+                preexec_fn=die_with_parent)
 
     def start(self) -> Self:
         """Start every node, wait until the cluster serves, create :attr:`topics`."""

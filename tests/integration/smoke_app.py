@@ -18,7 +18,9 @@ import weakref
 import faust
 from faust.streams import _current_event
 
-if os.environ.get("SMOKE_TANSU_FIX", "1") == "1":
+from streams.broker import on_tansu
+
+if on_tansu() and os.environ.get("SMOKE_TANSU_FIX", "1") == "1":
     from streams.tansu import patch_end_offsets
 
     patch_end_offsets()  # before the worker starts: table recovery reads true highwaters

@@ -1,4 +1,6 @@
-"""The embedded Tansu broker and the Kafka clients we rely on, against the real binary."""
+"""The brokers (Apache Kafka, and the Tansu fallback) and the Kafka clients we rely on,
+against the real servers. Tests marked ``tansu`` also run on Tansu, ``tansu_only`` only
+there (GRID_TEST_BROKER=tansu)."""
 
 from __future__ import annotations
 
@@ -19,8 +21,10 @@ from streams.broker import (
 from streams.kafka_io import collect, collect_records, consume, produce_json
 from streams.tansu import true_end_offsets
 from streams.topics import ALL_TOPICS
+from tests.conftest import TEST_BROKER
 
 
+@pytest.mark.tansu
 async def test_session_broker_has_all_topics(broker):
     assert broker.running and broker.bootstrap.startswith("127.0.0.1:")
     assert broker.url == f"kafka://{broker.bootstrap}"
@@ -35,6 +39,7 @@ async def test_create_topics_is_idempotent(broker, new_topic):
     assert await partition_counts(broker.bootstrap, [name, other]) == {name: 5, other: 2}
 
 
+@pytest.mark.tansu
 async def test_roundtrip_keeps_keys_values_and_key_partitioning(broker, new_topic):
     topic = new_topic(partitions=4)
     msgs = [{"report_id": f"r{i % 7}", "n": i, "text": "井盖缺失"} for i in range(60)]
@@ -122,16 +127,19 @@ async def test_aiokafka_consumer_group_commits_and_resumes(broker, new_topic):
     assert await _group_read(broker.bootstrap, topic, group, 6) == [4, 5, 6, 7, 8, 9]
 
 
-def test_kafka_python_group_needs_api_version_2_5(broker, new_topic):
+@pytest.mark.tansu
+def test_kafka_python_group_consumer_reads_every_partition(broker, new_topic):
     from kafka import KafkaConsumer
 
     topic = new_topic(partitions=2)
     asyncio.run(produce_json(broker.bootstrap, topic, [{"n": i} for i in range(6)]))
+    # Tansu only: with the probed API version it gives no assignment; pin 2.5 there.
+    pinned = {"api_version": (2, 5)} if TEST_BROKER == "tansu" else {}
     cons = KafkaConsumer(
         topic,
         bootstrap_servers=broker.bootstrap,
         group_id=f"kp-{uuid.uuid4().hex[:8]}",
-        api_version=(2, 5),  # with the default (probed) version Tansu gives no assignment
+        **pinned,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         session_timeout_ms=6000,
@@ -151,6 +159,7 @@ def test_kafka_python_group_needs_api_version_2_5(broker, new_topic):
         cons.close()
 
 
+@pytest.mark.tansu_only
 def test_broker_lifecycle_pause_resume_stop(tmp_path):
     with EmbeddedBroker(log_path=tmp_path / "b.log") as b:
         host, port = b.bootstrap.split(":")
@@ -165,6 +174,7 @@ def test_broker_lifecycle_pause_resume_stop(tmp_path):
     assert "listening on" in (tmp_path / "b.log").read_text()
 
 
+@pytest.mark.tansu_only
 def test_memory_storage_starts_empty_after_restart(tmp_path):
     """Memory-only: a restarted broker has none of the old topics (grid up recreates them)."""
     with EmbeddedBroker(log_path=tmp_path / "1.log") as b:
@@ -174,6 +184,7 @@ def test_memory_storage_starts_empty_after_restart(tmp_path):
         assert ensure_topics(b2.bootstrap, {"kept": 1}) == ["kept"]
 
 
+@pytest.mark.tansu_only
 async def test_tansu_end_offset_after_a_batch_is_corrected(broker, new_topic):
     """Tansu's ListOffsets(latest) = last batch's base offset + 1; streams.tansu fixes it."""
     topic = new_topic(partitions=1)
@@ -189,6 +200,7 @@ async def test_tansu_end_offset_after_a_batch_is_corrected(broker, new_topic):
     assert await true_end_offsets(broker.bootstrap, reported) == {tp: 20}
 
 
+@pytest.mark.tansu
 def test_cli_submit_and_tail(broker, new_topic, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
@@ -250,6 +262,7 @@ def _produce_from_process(bootstrap: str, topic: str, writer: int, n: int) -> No
     asyncio.run(go())
 
 
+@pytest.mark.tansu
 async def test_reader_following_concurrent_producers_misses_no_batch(broker, new_topic):
     """Tansu can show a later batch before an earlier one when several producers write to a
     partition, and an unguarded reader following them then skips a batch. The race is rare
@@ -285,3 +298,87 @@ async def test_reader_following_concurrent_producers_misses_no_batch(broker, new
     assert [p.exitcode for p in procs] == [0] * writers
     assert offsets == list(range(total))
     assert len(set(values)) == total
+
+
+# -- Apache Kafka only -----------------------------------------------------------------------
+async def test_kafka_end_offset_after_a_batch_is_the_last_offset_plus_one(broker, new_topic):
+    """Apache Kafka answers ListOffsets(latest) right, so the Tansu correction stays off."""
+    from streams.broker import on_tansu
+
+    topic = new_topic(partitions=1)
+    await produce_json(broker.bootstrap, topic, [{"n": i} for i in range(20)])  # one batch
+    tp = TopicPartition(topic, 0)
+    cons = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap)
+    await cons.start()
+    try:
+        assert await cons.end_offsets([tp]) == {tp: 20}
+    finally:
+        await cons.stop()
+    assert not on_tansu()
+
+
+def test_no_tansu_patch_is_active_on_kafka():
+    """A process on Apache Kafka runs none of the code that exists for Tansu's quirks."""
+    from aiokafka.consumer import fetcher
+    from faust.transport.drivers import aiokafka as driver
+
+    from streams import faust_patches, tansu
+
+    assert not getattr(fetcher.PartitionRecords, tansu._GAP_PATCHED, False)
+    assert not getattr(AIOKafkaConsumer, tansu._PATCHED, False)
+    assert driver.AIOKafkaConsumerThread._create_worker_consumer is \
+        faust_patches._create_consumer
+
+
+def test_kafka_keeps_topics_and_committed_offsets_across_a_restart(tmp_path):
+    """Data on disk: a stopped and restarted cluster on the same directory has its topics,
+    records and a group's committed offset back, on the same ports."""
+    from streams.kafka_server import EmbeddedKafka
+
+    k = EmbeddedKafka(nodes=1, data_dir=tmp_path / "k", topics={"kept": 1}).start()
+    try:
+        asyncio.run(produce_json(k.bootstrap, "kept", [{"n": i} for i in range(10)]))
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        assert asyncio.run(_group_read(k.bootstrap, "kept", group, 4)) == [0, 1, 2, 3]
+        first = k.bootstrap
+    finally:
+        k.stop()
+    host, port = first.split(":")
+    assert not k.running and not api_versions_ok(host, int(port))
+    again = EmbeddedKafka(nodes=1, data_dir=tmp_path / "k").start()
+    try:
+        assert again.bootstrap == first and again.cluster_id == k.cluster_id
+        assert asyncio.run(partition_counts(again.bootstrap, ["kept"])) == {"kept": 1}
+        assert asyncio.run(_group_read(again.bootstrap, "kept", group, 6)) == [4, 5, 6, 7, 8, 9]
+    finally:
+        again.stop()
+
+
+def test_kafka_node_pause_resume_and_log(tmp_path):
+    from streams.kafka_server import EmbeddedKafka
+
+    with EmbeddedKafka(nodes=1, data_dir=tmp_path / "k") as k:
+        host, port = k.bootstrap.split(":")
+        k.pause(1)
+        assert not api_versions_ok(host, int(port), timeout=1.0)  # frozen: no answer
+        k.resume(1)
+        assert api_versions_ok(host, int(port), timeout=5.0)
+    assert not api_versions_ok(host, int(port), timeout=1.0)
+    assert "Kafka Server started" in k.log_path(1).read_text()
+
+
+def test_cluster_of_three_replicates_and_survives_a_killed_node(tmp_path):
+    """RF 3 and min.insync.replicas 2: with one of three nodes killed, acks=all writes and
+    reads still succeed; the node comes back and rejoins."""
+    from streams.kafka_server import EmbeddedKafka
+
+    with EmbeddedKafka(nodes=3, data_dir=tmp_path / "k", topics={"r3": 3}) as k:
+        assert k.replication == 3 and len(k.bootstrap.split(",")) == 3
+        asyncio.run(produce_json(k.bootstrap, "r3", [{"n": i} for i in range(30)]))
+        k.kill(2)
+        asyncio.run(produce_json(k.bootstrap, "r3", [{"n": i} for i in range(30, 60)]))
+        got = asyncio.run(collect(k.bootstrap, "r3", lambda vs: len(vs) >= 60, timeout=60))
+        assert sorted(v["n"] for v in got) == list(range(60))
+        k.start_node(2)
+        k.wait_ready(60)
+        assert k.registered_brokers() == 3

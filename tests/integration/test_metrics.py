@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from streams import topics as T
-from streams.broker import EmbeddedBroker, ensure_topics, free_port
+from streams.broker import free_port
+from tests.conftest import start_broker
 from tests.integration.conftest import WorkerProc, make_report, submit, wait_for
 from tests.integration.test_pipeline import command
 
@@ -39,9 +40,8 @@ def _serving(w: WorkerProc) -> bool:
 @pytest.fixture(scope="module")
 def own_engine(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("metrics")
-    broker = EmbeddedBroker(log_path=tmp / "tansu.log", ready_timeout=30).start()
+    broker = start_broker(tmp)
     try:
-        ensure_topics(broker.bootstrap, T.ALL_TOPICS, timeout=30)
         w = WorkerProc(broker.url, tmp, f"grid-metrics-{uuid.uuid4().hex[:6]}").start()
         try:
             deadline = time.monotonic() + 90

@@ -13,12 +13,11 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from streams.broker import EmbeddedBroker, ensure_topics
-from streams.topics import ALL_TOPICS
-from tests.conftest import show_on_failure
+from tests.conftest import start_broker
 from tests.integration.conftest import WorkerProc
 from tests.integration.reliability import check_run, produce, sim_messages, wait_accounted
 
@@ -26,17 +25,15 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def private_broker(tmp_path, request) -> Iterator[EmbeddedBroker]:
-    b = EmbeddedBroker(log_path=tmp_path / "tansu.log", ready_timeout=30).start()
-    show_on_failure(tmp_path / "tansu.log", request.node.nodeid)
+def private_broker(tmp_path, request) -> Iterator[Any]:
+    b = start_broker(tmp_path, nodeid=request.node.nodeid)
     try:
-        ensure_topics(b.bootstrap, ALL_TOPICS, timeout=30)
         yield b
     finally:
         b.stop()
 
 
-def worker(broker: EmbeddedBroker, tmp_path, app_id: str) -> WorkerProc:
+def worker(broker: Any, tmp_path, app_id: str) -> WorkerProc:
     w = WorkerProc(broker.url, tmp_path, app_id)
     w.env["GRID_CLOCK"] = "system"  # no escalations: the run is about delivery
     return w.start()
