@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import click
 
@@ -112,14 +111,26 @@ def check_topics(settings: Settings) -> None:
 RESTART_EXIT_CODE = 70  # streams.app.Outbox: output not delivered, offsets not committed
 
 
-def grid_home() -> Path:
-    home = Path(os.environ.get("GRID_HOME", Path.home() / ".grid"))
-    home.mkdir(parents=True, exist_ok=True)
-    return home
+def choose_embedded(kind: str) -> str:
+    """``kafka`` or ``tansu`` for ``grid up --embedded KIND`` (``auto``: Apache Kafka when
+    Java 17+ is on the machine, else the Tansu fallback)."""
+    from streams.kafka_server import java_ok
+
+    if kind == "auto":
+        return "kafka" if java_ok() else "tansu"
+    if kind == "kafka" and not java_ok():
+        raise click.ClickException("--embedded kafka needs Java 17+ on PATH "
+                                   "(apt-get install openjdk-17-jre-headless)")
+    return kind
 
 
 @click.command()
-@click.option("--broker", help="use this broker instead of starting the embedded one")
+@click.option("--broker", help="use this broker instead of starting an embedded one")
+@click.option("--embedded", type=click.Choice(["auto", "kafka", "tansu"]), default="auto",
+              show_default=True, help="the broker to start: Apache Kafka (one KRaft node, "
+              "data on disk) or Tansu (memory only, no Java); auto = Kafka when Java 17+ is here")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="Apache Kafka's data directory [default: $GRID_HOME/kafka]")
 @click.option("--demo/--no-demo", default=False, help="run the simulated report feed")
 @click.option("--rate", default=5.0, show_default=True, help="demo reports per second")
 @click.option("--web-port", type=int, default=6066, show_default=True)
@@ -127,38 +138,78 @@ def grid_home() -> Path:
 @click.option("--clock", default="system", show_default=True)
 @click.option("--geodata", help="layer directory (default: shipped Yangpu demo)")
 @click.option("--rules", "rules_dir", help="rule-set directory (default: shipped)")
-def up(broker: str | None, demo: bool, rate: float, web_port: int, partitions: int,
-       clock: str, geodata: str | None, rules_dir: str | None) -> None:
-    """Start the embedded engine: Tansu broker, topics, one worker, optional demo feed."""
+def up(broker: str | None, embedded: str, data_dir: str | None, demo: bool, rate: float,
+       web_port: int, partitions: int, clock: str, geodata: str | None,
+       rules_dir: str | None) -> None:
+    """Start the embedded engine: a broker, topics, one worker, optional demo feed.
+
+    Everything it starts stops with it, also when it is killed."""
     from streams import topics as T
-    from streams.broker import EmbeddedBroker, bootstrap_of, ensure_topics
+    from streams.broker import (
+        BrokerError,
+        EmbeddedBroker,
+        bootstrap_of,
+        claim_home,
+        clear_broker_state,
+        die_with_parent,
+        ensure_topics,
+        grid_home,
+        write_broker_state,
+    )
 
     home = grid_home()
-    embedded = None
+    try:
+        lock = claim_home("up")
+    except BrokerError as e:
+        raise click.ClickException(str(e)) from e
+    started = None
+    kind = "kafka"
     if broker is None:
-        embedded = EmbeddedBroker(log_path=home / "broker.log").start()
-        broker = embedded.url
+        kind = choose_embedded(embedded)
+        try:
+            if kind == "kafka":
+                from streams.kafka_server import EmbeddedKafka
+
+                started = EmbeddedKafka(nodes=1, data_dir=data_dir or home / "kafka",
+                                        topics=T.all_topics(partitions))
+                click.echo(f"grid up: starting Apache Kafka {started.version} "
+                           f"(data {started.data_dir})", err=True)
+                started.start()
+            else:
+                click.echo("grid up: no Java 17+ here, or --embedded tansu: starting the Tansu "
+                           "fallback broker. It keeps everything in MEMORY: every report and "
+                           "case is gone when grid up stops.", err=True)
+                started = EmbeddedBroker(log_path=home / "broker.log").start()
+        except BrokerError as e:
+            raise click.ClickException(str(e)) from e
+        broker = started.url
     bootstrap = bootstrap_of(broker)
     ensure_topics(bootstrap, T.all_topics(partitions))
-    (home / "broker").write_text(broker + "\n")
+    write_broker_state(broker, kind=kind)
     from grid.clock import shared_spec
 
-    env = dict(os.environ, GRID_BROKER=broker, GRID_WEB_PORT=str(web_port),
-               GRID_PARTITIONS=str(partitions), GRID_CLOCK=shared_spec(clock),
-               GRID_DATA_DIR=str(home / "data"), GRID_HOME=str(home))
+    env = dict(os.environ, GRID_BROKER=broker, GRID_BROKER_KIND=kind,
+               GRID_WEB_PORT=str(web_port), GRID_PARTITIONS=str(partitions),
+               GRID_CLOCK=shared_spec(clock), GRID_DATA_DIR=str(home / "data"),
+               GRID_HOME=str(home))
     if geodata:
         env["GRID_GEODATA"] = geodata
     if rules_dir:
         env["GRID_RULES"] = rules_dir
     procs: list[subprocess.Popen] = []
     exe = [sys.executable, "-m", "grid.cli"]
-    procs.append(subprocess.Popen([*exe, "worker"], env=env))
+
+    def spawn(args: list[str]) -> subprocess.Popen:
+        return subprocess.Popen(args, env=env, preexec_fn=die_with_parent)
+
+    procs.append(spawn([*exe, "worker"]))
     if demo:
-        procs.append(subprocess.Popen(
-            [*exe, "simulate", "--rate", str(rate), "--duration", "0", "--respond"], env=env))
+        procs.append(spawn([*exe, "simulate", "--rate", str(rate), "--duration", "0",
+                            "--respond"]))
+    what = {"kafka": "Apache Kafka, data on disk", "tansu": "Tansu fallback, memory only"}
     click.echo(f"""
 grid is up.
-  broker     {broker}   (embedded Tansu: {'yes' if embedded else 'no'})
+  broker     {broker}   ({what[kind] if started else 'external'})
   dashboard  http://127.0.0.1:{web_port}/
   API        http://127.0.0.1:{web_port}/api/v1/   (OpenAPI: /api/v1/openapi.json)
   metrics    http://127.0.0.1:{web_port}/metrics
@@ -183,7 +234,7 @@ Ctrl-C stops everything.""")
                 if p.returncode == RESTART_EXIT_CODE:  # the worker stopped before committing
                     click.echo("grid up: worker stopped on a delivery failure; restarting it",
                                err=True)
-                    procs[i] = subprocess.Popen(p.args, env=env)
+                    procs[i] = spawn(p.args)
                     continue
                 click.echo(f"grid up: process {p.args} exited with {p.returncode}", err=True)
                 stopping = True
@@ -197,6 +248,8 @@ Ctrl-C stops everything.""")
                 p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 p.kill()
-        if embedded is not None:
-            embedded.stop()
+        if started is not None:
+            started.stop()
+        clear_broker_state(broker)
+        lock.close()
         click.echo("grid up: stopped.")

@@ -1,0 +1,133 @@
+"""``grid up`` on Apache Kafka, as a user runs it: a report survives Ctrl-C and a restart,
+a second instance on the same home refuses to start, and a killed ``grid up`` leaves no
+broker behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from streams.broker import api_versions_ok, free_port
+from tests.conftest import REPO, show_on_failure
+from tests.integration.conftest import make_report
+
+SUP = {"Authorization": "Bearer demo-supervisor"}
+
+
+class Up:
+    """One ``grid up --embedded kafka`` process with its own home and web port."""
+
+    def __init__(self, home: Path, web_port: int, name: str) -> None:
+        self.home, self.web_port = home, web_port
+        self.log = home.parent / f"{name}.log"
+        show_on_failure(self.log)
+        env = dict(os.environ, GRID_HOME=str(home))
+        env.pop("GRID_BROKER", None)
+        env.pop("GRID_BROKER_KIND", None)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "grid.cli", "up", "--embedded", "kafka",
+                 "--web-port", str(web_port), "--partitions", "2"],
+                cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}/api/v1"
+
+    def wait_serving(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"grid up exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.api}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"grid up did not serve in {timeout} s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+def case_of(api: str, report_id: str, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{api}/reports/{report_id}", headers=SUP, timeout=5)
+        if r.status_code == 200:
+            return r.json()
+        time.sleep(0.5)
+    raise AssertionError(f"report {report_id} became no case in {timeout} s")
+
+
+def broker_port(home: Path) -> int:
+    url = (home / "broker").read_text().split()[0]
+    return int(url.rsplit(":", 1)[1])
+
+
+def test_grid_up_on_kafka_keeps_a_case_across_a_restart(tmp_path):
+    home = tmp_path / "home"
+    first = Up(home, free_port(), "up-1")
+    try:
+        first.wait_serving()
+        assert "kind=kafka" in (home / "broker").read_text()
+        report = make_report("0101", description="井盖缺失 restart test", reporter_id="sup-0042")
+        assert httpx.post(f"{first.api}/reports", json=report, headers=SUP,
+                          timeout=10).status_code == 202
+        before = case_of(first.api, report["report_id"])
+
+        second = Up(home, free_port(), "up-2")  # same home: must refuse, not take over
+        assert second.proc.wait(60) != 0
+        refusal = second.output()
+        assert "already running with GRID_HOME" in refusal and "GRID_HOME=/some/other/dir" \
+            in refusal
+        assert first.proc.poll() is None
+    finally:
+        assert first.stop() == 0
+    assert "grid up: stopped." in first.output()
+    assert "Apache Kafka" in first.output()
+
+    again = Up(home, first.web_port, "up-3")
+    try:
+        again.wait_serving()
+        after = case_of(again.api, report["report_id"])
+        assert after["case_id"] == before["case_id"]
+        assert httpx.get(f"{again.api}/cases/{after['case_id']}", headers=SUP,
+                         timeout=10).json()["type_code"] == "0101"
+    finally:
+        again.stop()
+
+
+def test_killed_grid_up_leaves_no_broker_running(tmp_path):
+    home = tmp_path / "home"
+    up = Up(home, free_port(), "up-kill")
+    try:
+        up.wait_serving()
+        port = broker_port(home)
+        assert api_versions_ok("127.0.0.1", port)
+        up.stop(signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while api_versions_ok("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not api_versions_ok("127.0.0.1", port), "the broker outlived a killed grid up"
+    finally:
+        up.stop(signal.SIGKILL)
