@@ -11,7 +11,7 @@ from streams import topics as T
 from streams.kafka_io import collect, produce_json
 from tests.integration.conftest import make_report, submit, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.tansu]
 
 
 def opened(bootstrap: str, report_id: str, timeout: float = 60) -> dict:

@@ -159,3 +159,31 @@ def test_dockerfile_copies_existing_paths_and_runs_grid():
     assert 'CMD ["grid", "worker"]' in text
     ignored = (REPO / ".dockerignore").read_text().split()
     assert not {"grid", "geodata", "rules", "streams", "pyproject.toml"} & set(ignored)
+
+
+def test_compose_runs_the_kafka_release_that_the_pom_pins():
+    from streams.kafka_server import kafka_version
+
+    assert {s["image"] for s in KAFKA.values()} == {f"apache/kafka:{kafka_version()}"}
+
+
+def test_local_three_node_cluster_has_the_compose_broker_settings(tmp_path):
+    """`grid kafka start --nodes 3` and the fault tests run what compose runs."""
+    from streams.kafka_server import EmbeddedKafka
+
+    k = EmbeddedKafka(nodes=3, data_dir=tmp_path)
+    props = dict(line.split("=", 1)
+                 for line in k._config(k.nodes[0]).read_text().splitlines() if line)
+    env = COMPOSE["x-kafka-env"]
+    same = {
+        "process.roles": "KAFKA_PROCESS_ROLES",
+        "default.replication.factor": "KAFKA_DEFAULT_REPLICATION_FACTOR",
+        "min.insync.replicas": "KAFKA_MIN_INSYNC_REPLICAS",
+        "offsets.topic.replication.factor": "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "transaction.state.log.replication.factor":
+            "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+        "transaction.state.log.min.isr": "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR",
+        "auto.create.topics.enable": "KAFKA_AUTO_CREATE_TOPICS_ENABLE",
+    }
+    assert {p: props[p] for p in same} == {p: str(env[e]) for p, e in same.items()}
+    assert props["controller.quorum.voters"].count("@127.0.0.1:") == 3
