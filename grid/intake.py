@@ -69,11 +69,12 @@ def parse_report(
                          f"({type(err).__name__}: {err})"[:500], raw_excerpt=_excerpt(raw))
 
 
-def report_id_of(raw: bytes) -> str | None:
-    """The report id of raw input when it is a JSON object with one (else None): what a DLQ
-    entry carries when the engine fails on input it could not even parse."""
+def report_id_of(raw: bytes | None) -> str | None:
+    """The report id of raw input when it is a JSON object with one (else None, also for a
+    record without a value): what a DLQ entry carries when the engine fails on input it
+    could not even parse."""
     try:
-        v = orjson.loads(raw)
+        v = orjson.loads(raw or b"")
     except orjson.JSONDecodeError:
         return None
     rid = v.get("report_id") if isinstance(v, dict) else None

@@ -15,6 +15,7 @@ Two stages, so that case state can be partitioned by street:
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,8 +69,16 @@ class DeadLetter(BaseModel):
     errors: list[dict[str, Any]] = Field(default_factory=list)
     report_id: str | None = None
     received_at: datetime
-    original_b64: str  # the original bytes, base64
+    original_b64: str  # the original bytes (the first ORIGINAL_KEPT of them), base64
     original_excerpt: str = ""
+    original_size: int = 0  # bytes in the original record's value
+    original_sha256: str = ""  # of the whole original value
+    original_truncated: bool = False  # original_b64 holds only its first ORIGINAL_KEPT bytes
+
+
+# A DLQ entry must fit the broker's record limit (Apache Kafka: 1 MiB by default), whatever
+# the input's size: base64 of 256 KiB is ~342 KiB.
+ORIGINAL_KEPT = 256 * 1024
 
 
 @dataclass
@@ -86,12 +95,17 @@ class Effects:
     report: Report | None = None  # the report this input brought in (opened or merged)
 
 
-def dead_letter(raw: bytes, reason: str, message: str, now: datetime,
+def dead_letter(raw: bytes | None, reason: str, message: str, now: datetime,
                 errors: Sequence[dict[str, Any]] = (), report_id: str | None = None) -> DeadLetter:
+    """A DLQ entry for ``raw`` (``None``: a record without a value), small enough for any
+    broker: the original is kept whole up to ``ORIGINAL_KEPT`` bytes, with its size and hash."""
+    raw = raw or b""
     return DeadLetter(
         reason=reason, message=message, errors=list(errors), report_id=report_id,
-        received_at=now, original_b64=base64.b64encode(raw[:1_048_576]).decode(),
+        received_at=now, original_b64=base64.b64encode(raw[:ORIGINAL_KEPT]).decode(),
         original_excerpt=raw[:200].decode("utf-8", "replace"),
+        original_size=len(raw), original_sha256=hashlib.sha256(raw).hexdigest(),
+        original_truncated=len(raw) > ORIGINAL_KEPT,
     )
 
 
@@ -129,13 +143,18 @@ class Engine:
 
     # -- stage 1: stateless, batched -----------------------------------------------------
 
-    def intake(self, raws: Sequence[bytes],
+    def intake(self, raws: Sequence[bytes | None],
                now: datetime) -> tuple[list[Located], list[DeadLetter]]:
-        """Parse, locate (one vectorised call), classify and decide a batch of raw reports."""
+        """Parse, locate (one vectorised call), classify and decide a batch of raw reports
+        (``None``: a record without a value, dead-lettered as ``null_value``)."""
         reports: list[Report] = []
         raw_of: list[bytes] = []
         dead: list[DeadLetter] = []
         for raw in raws:
+            if raw is None:
+                dead.append(dead_letter(None, "null_value", "the record has no value (a "
+                                        "tombstone): a report is a JSON object", now))
+                continue
             r = parse_report(raw, taxonomy=self.taxonomy, now=now)
             if isinstance(r, Rejection):
                 dead.append(dead_letter(raw, r.reason, r.message, now,

@@ -58,7 +58,8 @@ async def test_faust_worker_batches_into_a_table(broker, processes, tmp_path):
     app_id = f"smoke-{uuid.uuid4().hex[:10]}"
     port = free_port()
     env = smoke_env(broker, app_id, tmp_path, web_port=port)
-    await create_topics(broker.bootstrap, {env["SMOKE_IN"]: PARTITIONS, env["SMOKE_OUT"]: PARTITIONS})
+    await create_topics(broker.bootstrap,
+                        {env["SMOKE_IN"]: PARTITIONS, env["SMOKE_OUT"]: PARTITIONS})
     processes.start(["python", "-m", "tests.integration.smoke_app"], env=env, name="worker")
     await _send(broker, env, range(50))
 
@@ -94,7 +95,8 @@ async def test_faust_worker_batches_into_a_table(broker, processes, tmp_path):
 async def test_killed_worker_recovers_its_table(broker, processes, tmp_path, store):
     app_id = f"smoke-{uuid.uuid4().hex[:10]}"
     env = smoke_env(broker, app_id, tmp_path, store=store)
-    await create_topics(broker.bootstrap, {env["SMOKE_IN"]: PARTITIONS, env["SMOKE_OUT"]: PARTITIONS})
+    await create_topics(broker.bootstrap,
+                        {env["SMOKE_IN"]: PARTITIONS, env["SMOKE_OUT"]: PARTITIONS})
     first = processes.start(["python", "-m", "tests.integration.smoke_app"], env=env, name="w1")
     await _send(broker, env, range(50))
     outs = await _outputs(broker, env, lambda rs: len(rs) >= 50)

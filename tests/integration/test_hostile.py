@@ -79,7 +79,8 @@ def test_duplicated_report_ids_yield_one_case(broker, engine):
 
 def test_oversized_payloads_over_kafka(broker, engine):
     """10 MB: the producer refuses it (max request size 1 MB by default, as in Kafka). The
-    largest a default client sends (just under 1 MB) is rejected by intake (64 KB limit)."""
+    largest a default client sends (just under 1 MB) is rejected by intake (64 KB limit),
+    and its DLQ entry, which keeps 256 KiB of it, still fits Kafka's 1 MiB record limit."""
     rid = str(uuid.uuid4())
     head = json.dumps(make_report("0601", report_id=rid))[:-1].encode()
 
@@ -96,13 +97,40 @@ def test_oversized_payloads_over_kafka(broker, engine):
 
     with pytest.raises(MessageSizeTooLargeError):
         asyncio.run(send(payload(10 * 1024 * 1024)))
-    asyncio.run(send(payload(1_000_000)))
+    near_limit = payload(1_000_000)
+    asyncio.run(send(near_limit))
     d = wait_for(broker.bootstrap, T.DLQ, dlq_entry_for(rid), timeout=60)[0]
     assert d["reason"] == "too_large"
+    assert d["original_size"] == len(near_limit) and d["original_truncated"] is True
     ok = make_report("0601", description="after the big one")
     submit(broker.bootstrap, [ok])
     wait_for(broker.bootstrap, T.CASE_EVENTS, lambda e: e["type"] == "reported"
              and e["data"]["report"]["report_id"] == ok["report_id"], timeout=60)
+    assert engine.proc.poll() is None
+
+
+def test_record_without_value_is_dead_lettered_and_intake_goes_on(broker, engine):
+    """Tombstones (a key, no value; an empty key, no value) on the reports topic:
+    one ``null_value`` DLQ entry each, and the report sent after them becomes a case."""
+    key = f"tombstone-{uuid.uuid4()}"
+
+    async def send() -> None:
+        prod = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+        await prod.start()
+        try:
+            await (await prod.send(T.REPORTS, None, key=key.encode()))
+            await (await prod.send(T.REPORTS, None, key=b"", partition=0))  # empty key too
+        finally:
+            await prod.stop()
+
+    asyncio.run(send())
+    after = make_report("0601", description="after the tombstones")
+    submit(broker.bootstrap, [after])
+    wait_for(broker.bootstrap, T.CASE_EVENTS, lambda e: e["type"] == "reported"
+             and e["data"]["report"]["report_id"] == after["report_id"], timeout=60)
+    nulls = wait_for(broker.bootstrap, T.DLQ, lambda d: d.get("reason") == "null_value",
+                     n=2, timeout=60)
+    assert len(nulls) >= 2 and {d["original_size"] for d in nulls} == {0}
     assert engine.proc.poll() is None
 
 

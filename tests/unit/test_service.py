@@ -79,3 +79,28 @@ def test_redelivery_duplicate_and_illegal_command(engine):
     assert fx3.events[0].type == "command_rejected" and fx3.case == case
     missing = engine.on_command(bad.model_copy(update={"case_id": "310110001-x"}), None, NOW)
     assert "unknown case" in missing.events[0].reason
+
+
+def test_record_without_value_is_dead_lettered_and_the_batch_goes_on(engine):
+    """A tombstone (key, no value) on the reports topic is one DLQ entry, not a stopped batch."""
+    good = raw()
+    located, dead = engine.intake([None, good, None], NOW)
+    assert [d.reason for d in dead] == ["null_value", "null_value"]
+    assert "tombstone" in dead[0].message and dead[0].original_size == 0
+    assert dead[0].original_b64 == "" and not dead[0].original_truncated
+    assert [str(loc.report.report_id) for loc in located] == [orjson.loads(good)["report_id"]]
+
+
+def test_dead_letter_of_a_huge_input_fits_a_kafka_record():
+    """Apache Kafka refuses records over 1 MiB: the entry keeps 256 KiB, the size and hash."""
+    import base64
+    import hashlib
+
+    from grid.service import ORIGINAL_KEPT, dead_letter
+
+    big = b"x" * 1_000_000
+    d = dead_letter(big, "too_large", "too big", NOW)
+    assert d.original_size == 1_000_000 and d.original_truncated
+    assert d.original_sha256 == hashlib.sha256(big).hexdigest()
+    assert base64.b64decode(d.original_b64) == big[:ORIGINAL_KEPT]
+    assert len(d.model_dump_json(by_alias=True)) < 1_000_000
