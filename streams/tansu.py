@@ -169,4 +169,15 @@ def patch_fetch_gaps() -> None:
         original(self, tp, records, aborted_transactions, fetch_offset, *args, **kw)
 
     cls.__init__ = __init__
-    setattr(cls, _GAP_PATCHED, True)
+    setattr(cls, _GAP_PATCHED, original)
+
+
+def unpatch_fetch_gaps() -> None:
+    """Remove the guard again (tests that install it in a process on Apache Kafka)."""
+    from aiokafka.consumer import fetcher
+
+    cls = fetcher.PartitionRecords
+    original = getattr(cls, _GAP_PATCHED, None)
+    if original:
+        cls.__init__ = original
+        setattr(cls, _GAP_PATCHED, None)

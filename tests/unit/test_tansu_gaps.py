@@ -1,4 +1,5 @@
-"""The fetch gap guard (streams.tansu.patch_fetch_gaps) on hand-made record batches (pure).
+"""The fetch gap guard (streams.tansu.patch_fetch_gaps, Tansu only) on hand-made record
+batches (pure).
 
 A gap is a batch whose base offset lies beyond the offset the consumer expects next: the
 embedded broker made a later batch readable before an earlier one. The guarded consumer
@@ -16,7 +17,6 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 
-import streams  # noqa: F401 - installs the guard
 from streams import tansu
 
 
@@ -43,10 +43,15 @@ def fetch(topic: str, fetch_offset: int, *batches: bytes) -> tuple[list[int], in
 
 
 @pytest.fixture(autouse=True)
-def _clean_gaps():
+def _guarded():
+    """The guard installed (as in a process on Tansu) and removed after each test."""
+    installed_before = bool(getattr(PartitionRecords, tansu._GAP_PATCHED, None))
+    tansu.patch_fetch_gaps()
     tansu._open_gaps.clear()
     yield
     tansu._open_gaps.clear()
+    if not installed_before:
+        tansu.unpatch_fetch_gaps()
 
 
 def test_contiguous_batches_are_all_read():
