@@ -41,7 +41,7 @@ from faust.streams import _current_event
 from grid.clock import Clock
 from grid.intake import report_id_of
 from grid.models import Command, partition_key_of
-from grid.service import Effects, Engine, Located, dead_letter, dumps
+from grid.service import DeadLetter, Effects, Engine, Located, dead_letter, dumps
 from streams import topics as T
 from streams.broker import bootstrap_of, on_tansu
 from streams.faust_patches import fix_rebalance_loss, set_fetch_wait
@@ -273,6 +273,9 @@ def unacked_on_error(events: list[Any]):
         raise
 
 
+POISON_TRIES = 3  # a report the engine fails on alone this often is dead-lettered
+
+
 class GridApp:
     """Builds and holds the Faust app for one worker."""
 
@@ -384,11 +387,10 @@ class GridApp:
         now = self.clock.now()
         try:
             located, dead = self.engine.intake(batch, now)
-        except Exception as err:  # never stop on one bad batch
-            log.exception("intake batch failed; sending each report to the DLQ")
-            located = []
-            dead = [dead_letter(raw, "internal_error", f"engine error: {err}", now,
-                                report_id=report_id_of(raw)) for raw in batch]
+        except Exception:  # never stop on one bad record: find it, handle the others
+            log.exception("intake batch of %d failed; handling its reports one by one",
+                          len(batch))
+            located, dead = self._intake_one_by_one(batch, now)
         for d in dead:
             out.send(T.DLQ, (d.report_id or "").encode() or None, dumps(d))
         for cb in self.listeners:
@@ -414,6 +416,30 @@ class GridApp:
                 self._partition = None
             self._publish(fx)
         await out.kick()
+
+    def _intake_one_by_one(self, batch: list[bytes | None],
+                           now: datetime) -> tuple[list[Located], list[DeadLetter]]:
+        """Each report of a failed batch alone, up to ``POISON_TRIES`` times; a report the
+        engine still fails on goes to the DLQ (``internal_error``), the others go on."""
+        located: list[Located] = []
+        dead: list[DeadLetter] = []
+        for raw in batch:
+            for attempt in range(1, POISON_TRIES + 1):
+                try:
+                    ok, bad = self.engine.intake([raw], now)
+                except Exception as err:
+                    if attempt < POISON_TRIES:
+                        continue
+                    log.error("report %s failed %d times: %s", report_id_of(raw) or "?",
+                              attempt, err)
+                    dead.append(dead_letter(
+                        raw, "internal_error", f"the engine failed on this report {attempt} "
+                        f"times: {type(err).__name__}: {err}", now, report_id=report_id_of(raw)))
+                else:
+                    located += ok
+                    dead += bad
+                break
+        return located, dead
 
     async def _cases(self, stream: Any) -> None:
         s = self.settings

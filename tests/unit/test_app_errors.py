@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from streams import topics as T
-from streams.app import GridApp
+from streams.app import POISON_TRIES, GridApp
 from streams.settings import Settings
 
 
@@ -64,8 +64,10 @@ async def test_a_located_report_the_engine_fails_on_goes_to_the_dlq(grid_app, mo
 
 async def test_intake_sends_each_report_to_the_dlq_when_the_engine_fails(grid_app, monkeypatch):
     grid_app.outbox._pending.clear()
+    calls = []
 
-    def boom(*a, **kw):
+    def boom(raws, now):
+        calls.append(len(raws))
         raise ValueError("locator gone")
 
     monkeypatch.setattr(grid_app.engine, "intake", boom)
@@ -73,4 +75,29 @@ async def test_intake_sends_each_report_to_the_dlq_when_the_engine_fails(grid_ap
     await grid_app.intake_batch([report(r) for r in rids])
     dead = sent(grid_app, T.DLQ)
     assert [(d["reason"], d["report_id"]) for d in dead] == [("internal_error", r) for r in rids]
+    assert "failed on this report 3 times: ValueError: locator gone" in dead[0]["message"]
+    assert calls == [3] + [1] * 3 * POISON_TRIES  # the batch, then each report 3 times
     assert not sent(grid_app, T.LOCATED)
+
+
+async def test_a_poison_report_does_not_take_its_batch_with_it(grid_app, monkeypatch):
+    """The engine raises on one report (every time): that one is dead-lettered after
+    POISON_TRIES attempts, the reports before and after it are handled as usual."""
+    grid_app.outbox._pending.clear()
+    poison = str(uuid.uuid4())
+    real = grid_app.engine.intake
+
+    def poisoned(raws, now):
+        if any(poison.encode() in (r or b"") for r in raws):
+            raise RecursionError("the classifier recursed on this text")
+        return real(raws, now)
+
+    monkeypatch.setattr(grid_app.engine, "intake", poisoned)
+    before, after = str(uuid.uuid4()), str(uuid.uuid4())
+    await grid_app.intake_batch([report(before), report(poison), None, report(after)])
+    dead = sent(grid_app, T.DLQ)
+    assert [(d["reason"], d["report_id"]) for d in dead] == [
+        ("internal_error", poison), ("null_value", None)]
+    forwarded = [orjson.loads(v)["report"]["report_id"] for v in
+                 (v for t, _k, v, _p in grid_app.outbox._pending if t == T.LOCATED)]
+    assert forwarded == [before, after]
