@@ -45,6 +45,7 @@ from grid.service import DeadLetter, Effects, Engine, Located, dead_letter, dump
 from streams import topics as T
 from streams.broker import bootstrap_of, on_tansu
 from streams.faust_patches import fix_rebalance_loss, set_fetch_wait
+from streams.health import CommittedWatch
 from streams.settings import Settings
 from streams.state import CaseStore
 
@@ -319,6 +320,9 @@ class GridApp:
 
         self.intake = IntakeConsumer(self)  # grid.reports.v1: plain aiokafka, own group
         app.task(self.intake.run)
+        self.cases_health = CommittedWatch(
+            "cases", committed=lambda: self.cases_offsets()[0],
+            lag=lambda: sum(self.cases_lag().values()), stuck_after=s.stuck_seconds)
         app.agent(app.topic(T.LOCATED, T.COMMANDS, partitions=n, **RAW),
                   name="cases")(self._cases)
         app.timer(s.tick_seconds, name="escalation")(self._tick)
@@ -372,6 +376,45 @@ class GridApp:
         if app.rebalancing or app.should_stop or not app.tables.actives_ready:
             return None
         return self._assigned_partitions()
+
+    # -- health ------------------------------------------------------------------------
+
+    def cases_offsets(self) -> tuple[dict[Any, int], dict[Any, int]]:
+        """(committed, end) offsets of the cases agent's assigned partitions (Faust's)."""
+        mon = getattr(self.app, "monitor", None)
+        ends = dict(getattr(mon, "tp_end_offsets", None) or {})
+        committed = dict(getattr(mon, "tp_committed_offsets", None) or {})
+        try:
+            assigned = set(self.app.consumer.assignment())
+        except Exception:  # before the consumer exists
+            assigned = set()
+        return ({tp: committed.get(tp, 0) for tp in assigned},
+                {tp: ends[tp] for tp in assigned if tp in ends})
+
+    def cases_lag(self) -> dict[Any, int]:
+        committed, ends = self.cases_offsets()
+        return {tp: max(end - committed.get(tp, 0), 0) for tp, end in ends.items()}
+
+    def consumers(self) -> dict[str, dict[str, Any]]:
+        """Each consumer's state, lag and age of its oldest waiting input."""
+        out = {"intake": self.intake.health.status(), "cases": self.cases_health.status()}
+        if (rm := getattr(self, "read_model", None)) is not None:
+            out["read_model"] = rm.health.status()
+        return out
+
+    def not_ready(self) -> list[str]:
+        """Why this worker cannot serve yet, in words (empty when it can)."""
+        why = []
+        if self.intake.health.state != "running":
+            why.append(f"the intake consumer is {self.intake.health.state}")
+        app = self.app
+        if app.rebalancing or not app.tables.actives_ready:
+            why.append("the consumer group is rebalancing or the case tables are recovering")
+        rm = getattr(self, "read_model", None)
+        if rm is not None and not rm.caught_up.is_set():
+            why.append(f"the read model is still reading the event log "
+                       f"({len(rm.projection.cases)} cases so far)")
+        return why
 
     async def _on_rebalance(self, *args: Any, **kw: Any) -> None:
         self.store.invalidate()

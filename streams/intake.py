@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 
 from streams import topics as T
 from streams.broker import bootstrap_of
+from streams.health import ConsumerHealth
 from streams.kafka_io import run_forever
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class IntakeConsumer(ConsumerRebalanceListener):
         self._processed: dict[TopicPartition, int] = {}  # next offsets, not yet committed
         self._lock = asyncio.Lock()  # held while a batch is handled
         self._committing: asyncio.Future | None = None
+        self.health = ConsumerHealth("intake", stuck_after=s.stuck_seconds,
+                                     lag=lambda: sum(self.lag().values()))
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         s = self.grid_app.settings
@@ -60,7 +63,7 @@ class IntakeConsumer(ConsumerRebalanceListener):
 
     async def run(self) -> None:
         """Consume forever (cancel to stop); a failed consumer is replaced after 2 s."""
-        await run_forever(self._consume, "intake consumer")
+        await run_forever(self._consume, "intake consumer", health=self.health)
 
     async def _consume(self) -> None:
         g = self.grid_app
@@ -68,11 +71,15 @@ class IntakeConsumer(ConsumerRebalanceListener):
         cons = self.consumer = self._new_consumer()
         cons.subscribe([T.REPORTS], listener=self)
         await cons.start()
+        self.health.started()
         last_commit = time.monotonic()
         try:
             while True:
+                self.health.beat()
                 batch = await cons.getmany(timeout_ms=200,
                                            max_records=g.settings.batch_size)
+                for tp, records in batch.items():
+                    self.health.fetched(tp, records[0].offset, records[0].timestamp)
                 if batch:
                     async with self._lock:
                         await g.intake_batch([r.value for rs in batch.values() for r in rs])
@@ -110,6 +117,7 @@ class IntakeConsumer(ConsumerRebalanceListener):
             log.warning("intake commit failed (%s); those reports will be read again", err)
             return
         self.committed.update(offsets)
+        self.health.committed(offsets)
         for tp, off in offsets.items():
             if self._processed.get(tp) == off:
                 del self._processed[tp]
@@ -122,6 +130,7 @@ class IntakeConsumer(ConsumerRebalanceListener):
         for tp in revoked:
             self._processed.pop(tp, None)
             self.highwater.pop(tp, None)
+        self.health.revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         log.info("intake partitions: %s", sorted(tp.partition for tp in assigned))
@@ -129,6 +138,7 @@ class IntakeConsumer(ConsumerRebalanceListener):
             for tp in assigned:
                 with contextlib.suppress(KafkaError):
                     self.committed[tp] = await self.consumer.committed(tp) or 0
+            self.health.committed({tp: self.committed.get(tp, 0) for tp in assigned})
 
     def lag(self) -> dict[TopicPartition, int]:
         """End offset (as of the last fetch) minus committed offset, per assigned partition."""

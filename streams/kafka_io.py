@@ -25,16 +25,20 @@ KeyFn = Callable[[Any], "str | bytes | None"]
 log = logging.getLogger(__name__)
 
 
-async def run_forever(consume: Callable[[], Any], what: str, pause: float = 2.0) -> None:
-    """Await ``consume()`` again and again until cancelled; a failure is logged and the
-    consumer replaced after ``pause`` seconds (the engine's background consumers)."""
+async def run_forever(consume: Callable[[], Any], what: str, pause: float = 2.0,
+                      health: Any = None) -> None:
+    """Await ``consume()`` again and again until cancelled; a failure is logged, told to
+    ``health`` (a :class:`streams.health.ConsumerHealth`) and the consumer replaced after
+    ``pause`` seconds (the engine's background consumers)."""
     while True:
         try:
             await consume()
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as err:
             log.exception("%s failed; restarting in %g s", what, pause)
+            if health is not None:
+                health.failed(err)
             await asyncio.sleep(pause)
 
 

@@ -147,29 +147,43 @@ class OpenCasesCollector(Collector):
 class LagCollector(Collector):
     """``grid_consumer_lag{topic,partition}``: end offset minus committed offset."""
 
-    def __init__(self, app: Any, intake: Any = None) -> None:
-        self.app = app
-        self.intake = intake  # streams.intake.IntakeConsumer (grid.reports.v1)
+    def __init__(self, grid_app: Any) -> None:
+        self.grid_app = grid_app  # the cases agent (Faust) and the intake consumer
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         g = GaugeMetricFamily("grid_consumer_lag",
                               "Messages not yet committed by this worker, per partition",
                               labels=["topic", "partition"])
-        mon = getattr(self.app, "monitor", None)
-        ends = dict(getattr(mon, "tp_end_offsets", None) or {})
-        committed = dict(getattr(mon, "tp_committed_offsets", None) or {})
-        try:
-            assigned = set(self.app.consumer.assignment())
-        except Exception:  # before the consumer exists
-            assigned = set()
-        for tp in sorted(assigned, key=lambda t: (t.topic, t.partition)):
-            if tp in ends:
-                g.add_metric([tp.topic, str(tp.partition)],
-                             max(ends[tp] - committed.get(tp, 0), 0))
-        if self.intake is not None:
-            for tp, lag in sorted(self.intake.lag().items()):
-                g.add_metric([tp.topic, str(tp.partition)], lag)
+        for tp, lag in sorted(self.grid_app.cases_lag().items(),
+                              key=lambda x: (x[0].topic, x[0].partition)):
+            g.add_metric([tp.topic, str(tp.partition)], lag)
+        for tp, lag in sorted(self.grid_app.intake.lag().items()):
+            g.add_metric([tp.topic, str(tp.partition)], lag)
         yield g
+
+
+class ConsumerHealthCollector(Collector):
+    """Per consumer (intake, cases, read_model): ``grid_consumer_restarts_total``,
+    ``grid_oldest_unprocessed_seconds``, ``grid_consumer_stuck`` (streams/health.py)."""
+
+    def __init__(self, grid_app: Any) -> None:
+        self.grid_app = grid_app
+
+    def collect(self) -> Iterator[Metric]:
+        restarts = CounterMetricFamily("grid_consumer_restarts",
+                                       "Times a consumer failed and was started again",
+                                       labels=["consumer"])
+        oldest = GaugeMetricFamily("grid_oldest_unprocessed_seconds",
+                                   "Age of the oldest input a consumer took but has not "
+                                   "committed", labels=["consumer"])
+        stuck = GaugeMetricFamily("grid_consumer_stuck",
+                                  "1 while a consumer makes no progress with input waiting",
+                                  labels=["consumer"])
+        for name, st in self.grid_app.consumers().items():
+            restarts.add_metric([name], st["restarts"])
+            oldest.add_metric([name], st["oldest_unprocessed_seconds"])
+            stuck.add_metric([name], 1 if st["stuck"] else 0)
+        yield from (restarts, oldest, stuck)
 
 
 class FetchGapCollector(Collector):
@@ -225,8 +239,12 @@ def install_metrics(grid_app: Any) -> GridMetrics:
 
     metrics = GridMetrics()
     metrics.registry.register(OpenCasesCollector(grid_app))
-    metrics.registry.register(LagCollector(grid_app.app, getattr(grid_app, "intake", None)))
-    metrics.registry.register(FetchGapCollector())
+    metrics.registry.register(LagCollector(grid_app))
+    metrics.registry.register(ConsumerHealthCollector(grid_app))
+    from streams.broker import on_tansu
+
+    if on_tansu():  # the gap guard exists only there
+        metrics.registry.register(FetchGapCollector())
     # Faust's sensor: engine metrics in the same registry; it adds the /metrics page
     setup_prometheus_sensors(grid_app.app, pattern="/metrics", registry=metrics.registry,
                              name_prefix="faust")

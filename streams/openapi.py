@@ -92,8 +92,15 @@ def spec() -> dict[str, Any]:
                        "schemas": _schemas()},
         "paths": {
             "/api/v1/health": {"get": {
-                "summary": "worker, its partitions, token source", "security": [],
-                "responses": {"200": {"description": "ok"}}}},
+                "summary": "this worker, its partitions and each consumer's state, lag and "
+                           "oldest waiting input", "security": [],
+                "responses": {"200": {"description": "every consumer makes progress"},
+                              "503": {"description": "a consumer is stuck: status failing, "
+                                                     "reasons in words"}}}},
+            "/api/v1/ready": {"get": {
+                "summary": "whether this worker can serve yet", "security": [],
+                "responses": {"200": {"description": "ready"},
+                              "503": {"description": "not ready: reasons in words"}}}},
             "/api/v1/me": {"get": {"summary": "the caller's role and scope",
                                    "responses": {"200": {"description": "principal"},
                                                  **COMMON}}},

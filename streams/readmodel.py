@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from grid.projection import Projection
 from streams import topics as T
 from streams.broker import bootstrap_of
+from streams.health import ConsumerHealth
 from streams.kafka_io import run_forever
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class ReadModel:
         self.caught_up = asyncio.Event()  # set once the log read at startup is applied
         self.listeners: list[Any] = []  # cb(kind, message) after applying: "event" | "alert"
         self.errors = 0
+        self._lag: dict[TopicPartition, int] = {}
+        self.health = ConsumerHealth("read_model", lag=lambda: sum(self._lag.values()))
 
     def subscribe(self) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
@@ -88,7 +91,7 @@ class ReadModel:
 
     async def run(self) -> None:
         """Read forever (cancel to stop); a failed consumer is replaced after 2 s."""
-        await run_forever(self._consume, "read model consumer")
+        await run_forever(self._consume, "read model consumer", health=self.health)
 
     async def _consume(self) -> None:
         cons = AIOKafkaConsumer(
@@ -102,7 +105,9 @@ class ReadModel:
             # what it has seen (idempotent by event id)
             await cons.seek_to_beginning(*parts)
             ends = await cons.end_offsets(parts)
+            self.health.started()
             while True:
+                self.health.beat()
                 batch = await cons.getmany(timeout_ms=500, max_records=2000)
                 n = 0
                 for tp, records in batch.items():
@@ -111,6 +116,10 @@ class ReadModel:
                         n += 1
                         if n % 250 == 0:
                             await asyncio.sleep(0)  # let the engine's batches in between
+                    # no commits (it reads from the start): what it has applied is progress
+                    position = records[-1].offset + 1
+                    self.health.committed({tp: position})
+                    self._lag[tp] = max((cons.highwater(tp) or position) - position, 0)
                 if batch and self.caught_up.is_set() and self.pace:
                     # the dashboard needs no fresher picture; fewer, larger fetches spare the
                     # broker (and the stages that share this event loop)

@@ -33,6 +33,8 @@ class Settings:
     fetch_wait_ms: int = 0  # GRID_FETCH_WAIT_MS: longest broker fetch wait; 0 = by broker:
     # 500 ms on Apache Kafka (it answers as soon as data is there), 25 ms on Tansu (it holds
     # an empty fetch for the whole wait: streams/faust_patches.py)
+    stuck_seconds: float = 30.0  # GRID_STUCK_SECONDS: a consumer this long without progress
+    # while input waits fails the health check (streams/health.py)
     taxonomy_extra: list[str] = field(default_factory=list)  # GRID_TAXONOMY_EXTRA (os.pathsep)
 
     @classmethod

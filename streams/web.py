@@ -104,6 +104,7 @@ class Api:
             ("GET", a, w(self.index)),
             ("GET", f"{a}/", w(self.index)),
             ("GET", f"{a}/health", w(self.health)),
+            ("GET", f"{a}/ready", w(self.ready)),
             ("GET", f"{a}/openapi.json", w(self.openapi)),
             ("GET", f"{a}/me", w(self.me)),
             ("POST", f"{a}/reports", w(self.post_report)),
@@ -225,10 +226,18 @@ class Api:
             "api": API, "openapi": f"{API}/openapi.json", "health": f"{API}/health",
             "reports": f"{API}/reports", "cases": f"{API}/cases",
             "work_orders": f"{API}/work-orders", "open311": f"{O311}/services.json",
-            "auth": "Authorization: Bearer <token>", "tokens": self.registry.origin})
+            "ready": f"{API}/ready", "auth": "Authorization: Bearer <token>"})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        """200 when this worker can serve (consumers started, tables recovered, read model
+        caught up), else 503 with the reasons in words (no token)."""
+        why = self.g.not_ready()
+        return json_response({"ready": not why, "reasons": why}, status=503 if why else 200)
 
     async def health(self, request: web.Request) -> web.Response:
-        """This worker, its partitions of the cases table and the token source (no token)."""
+        """This worker and each of its consumers; 503 when a consumer is stuck (no token)."""
+        consumers = self.g.consumers()
+        failing = [c["reason"] for c in consumers.values() if c["stuck"]]
         try:
             mine = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
                           if tp.topic.endswith("-cases-changelog"))
@@ -239,11 +248,14 @@ class Api:
             workers = {u: sorted(p for ps in t.values() for p in ps) for u, t in meta.items()}
         except Exception:
             workers = {}
-        return json_response({"status": "ok", "worker": str(self.app.conf.canonical_url),
+        return json_response({"status": "failing" if failing else "ok", "reasons": failing,
+                              "consumers": consumers,
+                              "worker": str(self.app.conf.canonical_url),
                               "app_id": self.g.settings.app_id, "partitions": mine,
                               "partition_count": self.g.settings.partitions,
-                              "workers": workers, "tokens": self.registry.origin,
-                              "read_model": getattr(self.g, "projection", None) is not None})
+                              "workers": workers,
+                              "read_model": getattr(self.g, "projection", None) is not None},
+                             status=503 if failing else 200)
 
     async def openapi(self, request: web.Request) -> web.Response:
         """The OpenAPI document of this API."""

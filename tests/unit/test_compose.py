@@ -123,6 +123,7 @@ def test_prometheus_scrapes_the_worker_port():
     assert job["metrics_path"] == "/metrics"
     (sd,) = job["dns_sd_configs"]
     assert sd["names"] == ["worker"] and str(sd["port"]) == WORKER_ENV["GRID_WEB_PORT"]
+    assert config["rule_files"] == [mounts["./deploy/prometheus/alerts.yml"]]
 
 
 def test_grafana_provisioning_points_at_prometheus_and_dashboards_dir():

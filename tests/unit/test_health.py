@@ -1,0 +1,107 @@
+"""Consumer health (streams.health) on a hand-driven clock (pure)."""
+
+from __future__ import annotations
+
+from streams.health import CommittedWatch, ConsumerHealth
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def health(lag: list[int], clock: Clock, stuck_after: float = 10.0) -> ConsumerHealth:
+    return ConsumerHealth("intake", stuck_after=stuck_after, lag=lambda: lag[0], clock=clock,
+                          wall=clock)
+
+
+def test_waiting_input_without_commits_is_stuck_and_a_commit_clears_it():
+    clock, lag = Clock(), [0]
+    h = health(lag, clock)
+    h.started()
+    h.fetched("p0", 100, 1_000_000)  # wall clock 1000 s, in ms
+    lag[0] = 5
+    clock.t += 9.9
+    h.beat()
+    assert h.status()["state"] == "running" and h.status()["stuck"] is False
+    clock.t += 0.2
+    h.beat()
+    st = h.status()
+    assert st["state"] == "stuck" and st["lag"] == 5
+    assert st["reason"] == "intake: 5 message(s) wait and nothing was committed for 10 s"
+    assert st["oldest_unprocessed_seconds"] == 10.1
+    h.committed({"p0": 105})
+    lag[0] = 0
+    st = h.status()
+    assert st["state"] == "running" and st["oldest_unprocessed_seconds"] == 0.0
+
+
+def test_a_backlog_that_is_being_worked_off_is_not_stuck():
+    clock, lag = Clock(), [10_000]
+    h = health(lag, clock)
+    h.started()
+    for off in range(0, 50_000, 500):  # a commit every 5 s, 100 times
+        clock.t += 5
+        h.beat()
+        h.committed({"p0": off + 500})
+        assert not h.status()["stuck"]
+
+
+def test_an_idle_consumer_is_not_stuck():
+    clock = Clock()
+    h = health([0], clock)
+    h.started()
+    clock.t += 3600
+    h.beat()
+    assert h.status()["state"] == "running" and h.status()["reason"] is None
+
+
+def test_a_loop_that_stops_coming_round_is_stuck():
+    clock = Clock()
+    h = health([0], clock)
+    h.started()
+    clock.t += 11
+    assert h.stuck_reason() == "intake's loop has not come round for 11 s"
+
+
+def test_restarts_are_counted_and_failing_for_long_is_stuck():
+    clock = Clock()
+    h = health([0], clock)
+    h.started()
+    h.failed(TypeError("'NoneType' object is not subscriptable"))
+    assert h.status()["state"] == "restarting" and h.restarts == 1
+    clock.t += 12
+    h.failed(TypeError("'NoneType' object is not subscriptable"))
+    clock.t += 10
+    st = h.status()
+    assert st["state"] == "stuck" and st["restarts"] == 2
+    assert "failing for 10 s (2 restarts; last error: TypeError" in st["reason"]
+    h.started()
+    assert h.status()["state"] == "running"
+
+
+def test_revoked_partitions_no_longer_count_as_waiting():
+    clock = Clock()
+    h = health([0], clock)
+    h.started()
+    h.fetched("p0", 0, 990_000)
+    h.fetched("p1", 0, 995_000)
+    assert h.oldest_unprocessed_seconds() == 10.0
+    h.revoked(["p0"])
+    assert h.oldest_unprocessed_seconds() == 5.0
+
+
+def test_committed_watch_reads_progress_from_offsets():
+    clock, offsets, lag = Clock(), {"p0": 0}, [3]
+    w = CommittedWatch("cases", committed=lambda: offsets, lag=lambda: lag[0], stuck_after=10)
+    w.health.clock = clock
+    w.health._progress = clock()
+    assert w.status()["state"] == "running"
+    clock.t += 11
+    assert w.status()["state"] == "stuck"
+    offsets["p0"] = 3
+    lag[0] = 0
+    assert w.status()["state"] == "running" and w.status()["seconds_since_commit"] == 0.0
