@@ -130,8 +130,13 @@ def check_report(p: Principal, place: Placement | None) -> None:
 
 
 def check_read(p: Principal, place: Placement | Mapping[str, Any] | None,
-               department: str | None = None) -> None:
-    """May ``p`` read a case at ``place`` handled by ``department``?"""
+               department: str | None = None, reporters: Iterable[str] = ()) -> None:
+    """May ``p`` read a case at ``place`` handled by ``department`` and reported by
+    ``reporters``? An integration (hotline, citizen app) reads only cases it reported."""
+    if p.role == "integration":
+        if p.name not in set(reporters):
+            raise Forbidden(f"integration {p.name!r} reads only the cases it reported")
+        return
     if p.role == "department" and p.city_wide:
         if department != p.department:
             raise Forbidden(f"department {p.department!r} reads only its own cases "

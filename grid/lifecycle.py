@@ -259,7 +259,8 @@ def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None
             return []
         return [ev("warned", case.state, stage=cmd.stage)]
     if a is Action.MERGE:
-        return [ev("merged", case.state, report_id=cmd.report_id)]
+        return [ev("merged", case.state, report_id=cmd.report_id,
+                   reporter_id=cmd.reporter_id)]
     raise IllegalTransition(case.state, a, "unknown action")  # pragma: no cover
 
 

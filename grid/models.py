@@ -246,6 +246,7 @@ class Command(Wire):
     department: Ident | None = None  # dispatch / re-dispatch target
     type_code: TypeCode | None = None  # classify
     report_id: Ident | None = None  # merge: the duplicate report
+    reporter_id: Ident | None = None  # merge: who sent the duplicate report
     stage: Stage | None = None  # warn / supervise: which deadline
     street: str | None = None  # partition key (co-partitioned with case state)
 
@@ -356,6 +357,12 @@ class Case(BaseModel):
     @property
     def is_open(self) -> bool:
         return self.state not in TERMINAL_STATES
+
+    @property
+    def reporters(self) -> list[str]:
+        """Reporter ids of the opening report and of every report merged into the case."""
+        merged = [e.data.get("reporter_id") for e in self.history if e.type == "merged"]
+        return [self.report.reporter_id, *(r for r in merged if r)]
 
     def overdue_stages(self, now: datetime) -> list[str]:
         """Stages whose deadline has passed while the case is still open."""

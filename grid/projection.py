@@ -96,6 +96,7 @@ class CaseSummary:
     extensions: int = 0
     returns: int = 0
     report_count: int = 1
+    reporters: tuple[str, ...] = ()  # reporter ids of the opening and merged reports
     alert: bool = False
     self_closed: bool = False
     arbitration: bool = False
@@ -312,6 +313,8 @@ class Projection:
             c.warnings += 1
         elif t == "merged":
             c.report_count += 1
+            if d.get("reporter_id"):
+                c.reporters = (*c.reporters, d["reporter_id"])
             if d.get("report_id"):
                 self.reports[d["report_id"]] = cid
             day["merged"] += 1
@@ -338,6 +341,7 @@ class Projection:
             kind=d.get("kind"), district=p.get("district") or e.get("district"),
             street=p.get("street") or e.get("street"), community=p.get("community"),
             cell=p.get("cell"), lon=p.get("lon"), lat=p.get("lat"), source=r.get("source"),
+            reporters=(r["reporter_id"],) if r.get("reporter_id") else (),
             description=r.get("description", ""), address=r.get("address"),
             created_at=at, updated_at=at)
         self.cases[cid] = c

@@ -250,7 +250,8 @@ class Engine:
         if dup is not None:
             cmd = Command(command_id=f"merge:{msg.report.rid}", case_id=dup.case_id,
                           action=Action.MERGE, actor="engine", role="system",
-                          report_id=msg.report.rid, reason="duplicate report merged", at=now)
+                          report_id=msg.report.rid, reporter_id=msg.report.reporter_id,
+                          reason="duplicate report merged", at=now)
             case, events = lifecycle.apply(dup, cmd, now)
             return Effects(case=case, events=events, merged_into=dup.case_id,
                            report=msg.report)

@@ -406,7 +406,7 @@ class Api:
             raise HttpError(404, f"report {rid} is not yet processed (or was rejected: see "
                             f"grid.reports.dlq.v1); retry shortly", report_id=rid,
                             processing="pending" if rid in self.pending else "unknown")
-        _guard(auth.check_read, p, case.placement, case.department)
+        _guard(auth.check_read, p, case.placement, case.department, case.reporters)
         return json_response({
             "report_id": rid, "case_id": case.case_id, "case_url": f"{API}/cases/{case.case_id}",
             "state": case.state.value, "merged": case.report.rid != rid})
@@ -423,7 +423,7 @@ class Api:
         case = self.g.store.get(case_id)
         if case is None:
             raise HttpError(404, f"no case {case_id!r}", case_id=case_id)
-        _guard(auth.check_read, p, case.placement, case.department)
+        _guard(auth.check_read, p, case.placement, case.department, case.reporters)
         return json_response(self.case_json(case),
                              headers={"X-Grid-Served-By": str(self.app.conf.canonical_url)})
 
@@ -475,6 +475,9 @@ class Api:
                 continue
             if not (p.role == "department" and p.city_wide) and not p.covers(s):
                 continue
+            reporters = s.pop("reporters", None) or ()
+            if p.role == "integration" and p.name not in reporters:
+                continue  # an integration lists only the cases it reported
             rows.append(s)
         return rows
 

@@ -197,3 +197,11 @@ def test_grid_tokens_command(monkeypatch):
     monkeypatch.setenv("GRID_MODE", "production")
     out = CliRunner().invoke(main, ["tokens"])
     assert out.exit_code == 0 and "no demo tokens" in out.output
+
+
+def test_integration_reads_only_the_cases_it_reported():
+    check_read(HOTLINE, HUANGPU, "roads", reporters=["sup-9", "hotline"])
+    with pytest.raises(Forbidden, match="reads only the cases it reported"):
+        check_read(HOTLINE, P14, "water", reporters=["sup-0042"])
+    with pytest.raises(Forbidden):
+        check_read(HOTLINE, P14, "water")

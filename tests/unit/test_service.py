@@ -70,9 +70,12 @@ def test_redelivery_duplicate_and_illegal_command(engine):
     assert [e.type for e in fx.events] == ["reported", "filed", "dispatched"]
     assert len(fx.work_orders) == 1
     assert engine.on_located(msg, case, [], NOW).duplicate_delivery
-    (dup,), _ = engine.intake([raw("0603", lon=121.52622, lat=31.27082)], NOW)
+    (dup,), _ = engine.intake([raw("0603", lon=121.52622, lat=31.27082,
+                                   reporter_id="hotline-12345")], NOW)
     fx2 = engine.on_located(dup, None, [case], NOW)
     assert fx2.merged_into == case.case_id and fx2.case.report_ids[-1] == dup.report.rid
+    assert fx2.case.reporters == ["s-1", "hotline-12345"]  # who may read it (integrations)
+    assert fx2.events[0].data["reporter_id"] == "hotline-12345"
     bad = Command(command_id="c1", case_id=case.case_id, action=Action.CLOSE, actor="cc",
                   role="command_center")
     fx3 = engine.on_command(bad, case, NOW)
