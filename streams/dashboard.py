@@ -11,7 +11,11 @@
 
 Everything comes from the read model (:mod:`streams.readmodel`); times use the engine clock,
 so a sped-up clock (``GRID_CLOCK=x600``) shows the same overdue list as the escalation timer.
-Read-only and unauthenticated: serve it on the command center's network.
+
+Signed-in users only (:mod:`streams.signin`): command centers and viewers, each within their
+scope (a district command center sees its district; the live stream carries only its
+cases). Viewers get no personal data (reporter ids, who acted). ``GRID_DASHBOARD_PUBLIC=1``
+serves it without sign-in, with personal data stripped, for a public screen.
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from grid import auth
+from grid.auth import Principal
 from grid.projection import TZ, CaseSummary
+from streams.signin import login_redirect, principal_of
 
 STATIC = Path(__file__).parent / "static"
 SSE_PING = 15.0
@@ -35,6 +42,9 @@ MARKERS_MAX = 800
 OVERDUE_MAX = 100
 EVENT_FIELDS = ("event_id", "case_id", "seq", "type", "state_from", "state_to", "actor", "role",
                 "at", "reason")
+DASHBOARD_ROLES = ("command_center", "viewer")
+PERSONAL_ROLES = ("supervisor", "citizen")  # actors whose names are personal data
+PUBLIC = Principal("public", "viewer")  # GRID_DASHBOARD_PUBLIC: city scope, no personal data
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -46,8 +56,10 @@ def _json(data: Any, status: int = 200) -> web.Response:
 class Dashboard:
     """Handlers over ``grid_app.projection`` and ``grid_app.read_model``."""
 
-    def __init__(self, grid_app: Any) -> None:
+    def __init__(self, grid_app: Any, registry: auth.TokenRegistry) -> None:
         self.g = grid_app
+        self.registry = registry
+        self.public = os.environ.get("GRID_DASHBOARD_PUBLIC", "").lower() in ("1", "true", "yes")
         self.taxonomy = grid_app.engine.taxonomy
         self.locator = grid_app.engine.locator
         self.district = os.environ.get("GRID_DASHBOARD_DISTRICT") or self._default_district()
@@ -77,13 +89,49 @@ class Dashboard:
     def now(self) -> datetime:
         return self.g.clock.now()
 
+    # -- who may look ----------------------------------------------------------------------
+
+    def viewer(self, request: web.Request, page: bool = False) -> Principal:
+        """The signed-in caller allowed to use the dashboard; otherwise a redirect to the
+        sign-in page (``page``), 401 or 403 with a message that says why."""
+        p = principal_of(request, self.registry)
+        if p is None:
+            if self.public:
+                return PUBLIC
+            if page:
+                raise login_redirect(request)
+            raise _error(401, "sign in first: POST /login with your token, or send "
+                         "Authorization: Bearer <token>")
+        if p.role not in DASHBOARD_ROLES:
+            raise _error(403, f"the dashboard is for command centers and viewers; "
+                         f"{p.name!r} signed in as {p.role!r}")
+        return p
+
+    def district_for(self, p: Principal, asked: str | None) -> str | None:
+        """The district to show: the one asked for if ``p`` covers it (403 otherwise), else
+        ``p``'s own district, else the configured one."""
+        if asked:
+            if not p.city_wide and asked not in p.districts:
+                raise _error(403, f"{p.name!r} may see only {p.scope_text()}, not district "
+                             f"{asked}")
+            return asked
+        if p.districts:
+            return sorted(p.districts)[0]
+        return self.district
+
+    @staticmethod
+    def personal_ok(p: Principal) -> bool:
+        return p.role == "command_center"
+
     # -- pages -----------------------------------------------------------------------------
 
     async def index(self, request: web.Request) -> web.StreamResponse:
+        self.viewer(request, page=True)
         return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     async def summary(self, request: web.Request) -> web.Response:
-        return _json(self.summary_data(request.query.get("district") or self.district))
+        p = self.viewer(request)
+        return _json(self.summary_data(self.district_for(p, request.query.get("district"))))
 
     def summary_data(self, district: str | None) -> dict[str, Any]:
         p, now = self.projection, self.now()
@@ -119,7 +167,8 @@ class Dashboard:
             "overdue_total": len(overdue),
             "cells": dict(cells),
             "markers": markers[:MARKERS_MAX],
-            "alerts": list(p.alerts)[-50:][::-1],
+            "alerts": [a for a in list(p.alerts) if not district
+                       or a.get("district") in (None, district)][-50:][::-1],
         }
 
     def _type_names(self, code: str | None) -> tuple[str | None, str | None]:
@@ -171,6 +220,7 @@ class Dashboard:
         return self._geo_cache[key]
 
     async def _geo(self, request: web.Request, layer: str) -> web.Response:
+        self.viewer(request)
         district = request.query.get("district") or self.district
         try:
             body = await self._geo_bytes(layer, district)
@@ -190,10 +240,16 @@ class Dashboard:
     # -- one case --------------------------------------------------------------------------
 
     async def case(self, request: web.Request) -> web.Response:
+        p = self.viewer(request)
         cid = request.match_info["case_id"]
         d = self.projection.detail(cid, self.now())
         if d is None:
             return _json({"error": f"no case {cid!r}"}, 404)
+        if not p.covers(d):
+            return _json({"error": f"{p.name!r} may see only {p.scope_text()}; this case is "
+                                   f"in district {d.get('district')}"}, 403)
+        if not self.personal_ok(p):
+            d = strip_personal(d)
         d["type_zh"], d["type_en"] = self._type_names(d.get("type_code"))
         dept = self.taxonomy.departments.get(d.get("department") or "")
         d["department_zh"] = dept.name_zh if dept else None
@@ -202,18 +258,26 @@ class Dashboard:
 
     # -- live ------------------------------------------------------------------------------
 
-    def _sse_payload(self, item: dict[str, Any]) -> bytes:
+    def _sse_payload(self, item: dict[str, Any], p: Principal) -> bytes | None:
+        """The message for ``p``, or ``None`` when it is outside ``p``'s scope."""
         kind, data = item["kind"], item["data"]
         if kind == "event":
             c = self.projection.get(data.get("case_id", ""))
-            out = {"event": {k: data.get(k) for k in EVENT_FIELDS},
-                   "case": self._row(c, self.now()) | {"state": c.state, "cell": c.cell}
-                   if c is not None else None}
+            if c is None or not p.covers({"district": c.district, "street": c.street}):
+                return None
+            event = {k: data.get(k) for k in EVENT_FIELDS}
+            if not self.personal_ok(p) and event.get("role") in PERSONAL_ROLES:
+                event["actor"] = None
+            out = {"event": event,
+                   "case": self._row(c, self.now()) | {"state": c.state, "cell": c.cell}}
         else:
+            if not p.city_wide and data.get("district") not in p.districts:
+                return None
             out = data
         return f"event: {kind}\ndata: ".encode() + orjson.dumps(out) + b"\n\n"
 
     async def events(self, request: web.Request) -> web.StreamResponse:
+        p = self.viewer(request)
         rm = self.g.read_model
         resp = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -231,7 +295,8 @@ class Dashboard:
                     continue
                 if item is None:  # server shutting down
                     break
-                await resp.write(self._sse_payload(item))
+                if (payload := self._sse_payload(item, p)) is not None:
+                    await resp.write(payload)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -246,14 +311,37 @@ class Dashboard:
                 q.put_nowait(None)
 
 
-def install_dashboard(grid_app: Any) -> Dashboard:
-    """Register the dashboard routes on ``grid_app.app``'s web server (needs the read model:
-    call :func:`streams.readmodel.attach_read_model` first)."""
+def _error(status: int, message: str) -> web.HTTPException:
+    cls = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden}[status]
+    return cls(body=orjson.dumps({"error": message}), content_type="application/json",
+               headers={"Cache-Control": "no-store"})
+
+
+def strip_personal(detail: dict[str, Any]) -> dict[str, Any]:
+    """A case detail without personal data: no reporter id, no names of supervisors or
+    citizens who acted (departments and the command center stay: they act in office)."""
+    out = dict(detail)
+    if isinstance(out.get("report"), dict):
+        out["report"] = {**out["report"], "reporter_id": None}
+    out["history"] = [{**h, "actor": None} if h.get("role") in PERSONAL_ROLES else h
+                      for h in out.get("history") or []]
+    return out
+
+
+def install_dashboard(grid_app: Any, registry: auth.TokenRegistry | None = None) -> Dashboard:
+    """Register the dashboard and sign-in routes on ``grid_app.app``'s web server (needs the
+    read model: call :func:`streams.readmodel.attach_read_model` first). ``registry``: the
+    API's tokens (default: loaded as the API loads them)."""
+    from streams.signin import install_signin
+
     if getattr(grid_app, "read_model", None) is None:
         from streams.readmodel import attach_read_model
 
         attach_read_model(grid_app)
-    dash = Dashboard(grid_app)
+    if registry is None:
+        registry = auth.load_registry(departments=grid_app.engine.taxonomy.departments)
+    dash = Dashboard(grid_app, registry)
+    install_signin(grid_app.app.web.web_app, registry)
     web_ = grid_app.app.web
     # Faust's placeholder index ({"status": "OK"}) also claims "/": keep ours only
     web_.blueprints._enabled = [(prefix, bp) for prefix, bp in web_.blueprints._enabled

@@ -54,10 +54,10 @@ def worker(loglevel: str, rules_dir: str | None, **kw) -> None:
 
     attach_read_model(grid_app)  # grid_app.projection: the whole event log, in memory
     install_metrics(grid_app)  # GET /metrics (domain + Faust engine metrics)
-    install_dashboard(grid_app)  # GET / and /dashboard/...
     from streams.web import install
 
     install(grid_app)  # HTTP API + Open311 on the worker's web server
+    install_dashboard(grid_app, grid_app.api.registry)  # GET /, /login and /dashboard/...
     tune_gc(grid_app.app)
     click.echo(f"grid worker: broker {settings.broker}, web http://{settings.web_host}:"
                f"{settings.web_port}/", err=True)

@@ -35,6 +35,12 @@ function el(tag, attrs, ...kids) {
     if (k === "class") n.className = v;
     else if (k === "data") for (const [dk, dv] of Object.entries(v)) n.dataset[dk] = dv;
     else if (k === "on") for (const [ev, fn] of Object.entries(v)) n.addEventListener(ev, fn);
+    else if (k === "style") {  // through the CSSOM: the page's CSP forbids style attributes
+      for (const decl of String(v).split(";")) {
+        const i = decl.indexOf(":");
+        if (i > 0) n.style.setProperty(decl.slice(0, i).trim(), decl.slice(i + 1).trim());
+      }
+    }
     else n.setAttribute(k, v);
   }
   for (const kid of kids.flat()) {

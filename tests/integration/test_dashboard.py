@@ -1,5 +1,6 @@
 """The dashboard in real headless Chromium (Debian's ``chromium``, driven by Playwright) against
-a ``grid worker`` on the embedded broker: live updates over SSE, escaping, no console errors.
+a ``grid worker`` on the session's broker: sign-in, live updates over SSE, escaping, no console
+errors; and who may read the dashboard's data (signed in, in scope, personal data).
 
 Leaves a screenshot in test-artifacts/dashboard.png.
 """
@@ -21,6 +22,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SUPERVISOR = {"Authorization": "Bearer demo-supervisor"}  # demo token (embedded mode)
+CC = {"Authorization": "Bearer demo-command-center"}  # Yangpu's command center
+VIEWER = {"Authorization": "Bearer demo-viewer"}
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                 reason="Debian chromium not installed (apt-get install chromium)")
@@ -45,6 +48,12 @@ def page(browser, engine):
           if m.type == "error" else None)
     pg.on("pageerror", lambda e: pg.problems.append(f"pageerror: {e}"))
     pg.goto(f"http://127.0.0.1:{engine.web_port}/", wait_until="domcontentloaded")
+    assert pg.url.endswith("/login?next=/")  # not signed in: the sign-in page first
+    pg.fill("#token", "demo-command-center")
+    pg.click("button[type=submit]")
+    pg.wait_for_url(f"http://127.0.0.1:{engine.web_port}/")
+    cookie = next(c for c in ctx.cookies() if c["name"] == "grid_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     pg.wait_for_selector("#live:not(.off)", timeout=15_000)  # the event stream is open
     pg.wait_for_selector("#map-msg", state="hidden", timeout=15_000)  # cells drawn
     yield pg
@@ -75,8 +84,11 @@ def test_submitted_case_appears_live_and_html_shows_as_text(page, engine):
     assert page.evaluate("window.__pwned") is None
     assert page.locator("#injected").count() == 0
     # counters follow (SSE triggers a refresh of the summary)
-    page.wait_for_function("Number(document.getElementById('k-reported').textContent) >= 1",
-                           timeout=5_000)
+    # (polled from here: the page's CSP forbids the eval that wait_for_function needs)
+    deadline = time.monotonic() + 5
+    while int(page.locator("#k-reported").text_content() or 0) < 1:
+        assert time.monotonic() < deadline, "the counters did not follow the event"
+        page.wait_for_timeout(100)
     # a click opens the case: decision, deadlines, history, description as text
     item.click()
     page.wait_for_selector("#d-desc", timeout=5_000)
@@ -100,7 +112,7 @@ def test_dashboard_api_summary_and_case(engine):
     post_report(engine, report)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        s = httpx.get(f"{base}/dashboard/api/summary.json", timeout=10).json()
+        s = httpx.get(f"{base}/dashboard/api/summary.json", headers=CC, timeout=10).json()
         if any(d["key"] == "sanitation" for d in s["departments"]):
             break
         time.sleep(0.3)
@@ -110,8 +122,79 @@ def test_dashboard_api_summary_and_case(engine):
     dept = next(d for d in s["departments"] if d["key"] == "sanitation")
     assert dept["dispatched"] >= 1 and dept["name_zh"]
     assert sum(s["cells"].values()) >= 1
-    cells = httpx.get(f"{base}/dashboard/api/cells.geojson", timeout=30).json()
+    cells = httpx.get(f"{base}/dashboard/api/cells.geojson", headers=CC, timeout=30).json()
     assert cells["type"] == "FeatureCollection"
     assert all(f["properties"]["code"].startswith("310110") for f in cells["features"][:50])
-    assert httpx.get(f"{base}/dashboard/api/cases/nope", timeout=10).status_code == 404
-    assert "<canvas" in httpx.get(base + "/", timeout=10).text
+    assert httpx.get(f"{base}/dashboard/api/cases/nope", headers=CC,
+                     timeout=10).status_code == 404
+    assert "<canvas" in httpx.get(base + "/", headers=CC, timeout=10).text
+
+
+def _case_of(base: str, rid: str) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = httpx.get(f"{base}/api/v1/reports/{rid}", headers=CC, timeout=10)
+        if r.status_code == 200:
+            return r.json()["case_id"]
+        time.sleep(0.3)
+    raise AssertionError(f"report {rid} became no case")
+
+
+def test_dashboard_data_needs_a_signed_in_viewer_in_scope(engine):
+    base = f"http://127.0.0.1:{engine.web_port}"
+    report = make_report("0601", description="private data test")
+    post_report(engine, report)
+    case_id = _case_of(base, report["report_id"])
+    case_url = f"{base}/dashboard/api/cases/{case_id}"
+    # nobody signed in: nothing but the sign-in page
+    page = httpx.get(base + "/", timeout=10)
+    assert page.status_code == 302 and page.headers["Location"] == "/login?next=/"
+    for path in ("/dashboard/api/summary.json", f"/dashboard/api/cases/{case_id}",
+                 "/dashboard/api/cells.geojson", "/dashboard/events"):
+        r = httpx.get(base + path, timeout=10)
+        assert r.status_code == 401 and "sign in first" in r.json()["error"], path
+    # a supervisor is not a dashboard user; a district command center sees only its district
+    r = httpx.get(f"{base}/dashboard/api/summary.json", headers=SUPERVISOR, timeout=10)
+    assert r.status_code == 403 and "command centers and viewers" in r.json()["error"]
+    r = httpx.get(f"{base}/dashboard/api/summary.json?district=310101", headers=CC, timeout=10)
+    assert r.status_code == 403 and "310101" in r.json()["error"]
+    # the command center sees who reported; a viewer does not
+    full = httpx.get(case_url, headers=CC, timeout=10).json()
+    assert full["report"]["reporter_id"] == "sup-0042"
+    bare = httpx.get(case_url, headers=VIEWER, timeout=10).json()
+    assert bare["report"]["reporter_id"] is None and bare["case_id"] == case_id
+    # signing in with a form sets the session cookie that the pages then use
+    bad = httpx.post(f"{base}/login", data={"token": "nope"}, timeout=10)
+    assert bad.status_code == 401 and "valid token" in bad.text
+    ok = httpx.post(f"{base}/login", data={"token": "demo-viewer", "next": "/"}, timeout=10)
+    assert ok.status_code == 303 and ok.headers["Location"] == "/"
+    cookie = ok.cookies["grid_session"]
+    assert "HttpOnly" in ok.headers["Set-Cookie"] and "SameSite=Strict" in ok.headers["Set-Cookie"]
+    r = httpx.get(f"{base}/dashboard/api/summary.json", cookies={"grid_session": cookie},
+                  timeout=10)
+    assert r.status_code == 200 and r.json()["district"] == "310110"
+    # pages and data carry the security headers
+    for r in (httpx.get(f"{base}/login", timeout=10), page):
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_integration_reads_only_its_own_reports_cases(engine):
+    base = f"http://127.0.0.1:{engine.web_port}/api/v1"
+    hotline = {"Authorization": "Bearer demo-hotline"}
+    mine = make_report(None, source="hotline_12345", reporter_id="hotline-12345",
+                       description="小区门口有零星垃圾 garbage at the gate")
+    assert httpx.post(f"{base}/reports", json=mine, headers=hotline,
+                      timeout=10).status_code == 202
+    other = make_report("0601", description="not the hotline's")
+    post_report(engine, other)
+    mine_case = _case_of(base.rsplit("/api/v1", 1)[0], mine["report_id"])
+    other_case = _case_of(base.rsplit("/api/v1", 1)[0], other["report_id"])
+    assert httpx.get(f"{base}/cases/{mine_case}", headers=hotline,
+                     timeout=10).status_code == 200
+    r = httpx.get(f"{base}/cases/{other_case}", headers=hotline, timeout=10)
+    assert r.status_code == 403 and "reads only the cases it reported" in r.json()["error"]
+    listed = httpx.get(f"{base}/cases?limit=200", headers=hotline, timeout=10).json()
+    ids = {row["case_id"] for row in listed["items"]}
+    assert mine_case in ids and other_case not in ids
