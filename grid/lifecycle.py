@@ -260,7 +260,7 @@ def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None
         return [ev("warned", case.state, stage=cmd.stage)]
     if a is Action.MERGE:
         return [ev("merged", case.state, report_id=cmd.report_id,
-                   reporter_id=cmd.reporter_id)]
+                   reporter_id=cmd.reporter_id, fingerprint=cmd.fingerprint)]
     raise IllegalTransition(case.state, a, "unknown action")  # pragma: no cover
 
 

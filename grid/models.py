@@ -84,6 +84,8 @@ class Point(Wire):
     def _finite(cls, v: Any) -> Any:
         if isinstance(v, bool):
             raise ValueError("must be a number, not a boolean")
+        if isinstance(v, str):
+            raise ValueError(f"must be a JSON number, not a string ({v[:20]!r})")
         if isinstance(v, float) and not math.isfinite(v):
             raise ValueError("must be a finite number (NaN and infinity are not coordinates)")
         return v
@@ -107,6 +109,21 @@ class Report(Wire):
     address: ShortText | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("reported_at", mode="before")
+    @classmethod
+    def _iso_text(cls, v: Any) -> Any:
+        if isinstance(v, int | float):  # an epoch number: seconds or milliseconds?
+            raise ValueError("must be an ISO 8601 time with its UTC offset, e.g. "
+                             "2026-11-21T09:30:00+08:00, not a number")
+        return v
+
+    @field_validator("self_disposed", mode="before")
+    @classmethod
+    def _json_bool(cls, v: Any) -> Any:
+        if not isinstance(v, bool):
+            raise ValueError(f"must be true or false, not {v!r}"[:80])
+        return v
 
     @field_validator("reported_at")
     @classmethod
@@ -247,6 +264,7 @@ class Command(Wire):
     type_code: TypeCode | None = None  # classify
     report_id: Ident | None = None  # merge: the duplicate report
     reporter_id: Ident | None = None  # merge: who sent the duplicate report
+    fingerprint: str | None = None  # merge: the duplicate's content (report_fingerprint)
     stage: Stage | None = None  # warn / supervise: which deadline
     street: str | None = None  # partition key (co-partitioned with case state)
 

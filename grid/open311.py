@@ -224,5 +224,11 @@ def to_xml(root: str, item: str, rows: Iterable[Mapping[str, Any]]) -> str:
     return "".join(parts)
 
 
+def definition_xml(code: str) -> str:
+    """A GeoReport service definition without attributes (``metadata`` is false)."""
+    return ('<?xml version="1.0" encoding="utf-8"?><service_definition>'
+            f"<service_code>{escape(code)}</service_code><attributes/></service_definition>")
+
+
 def errors_xml(errors: Iterable[tuple[int, str]]) -> str:
     return to_xml("errors", "error", errors_json(errors))

@@ -77,6 +77,7 @@ class CaseSummary:
     street: str | None = None
     community: str | None = None
     cell: str | None = None
+    patrol_area: str | None = None  # the supervisors' responsibility grid (scopes lists)
     lon: float | None = None
     lat: float | None = None
     source: str | None = None
@@ -340,7 +341,8 @@ class Projection:
             case_id=cid, type_code=d.get("type_code"), category=d.get("category"),
             kind=d.get("kind"), district=p.get("district") or e.get("district"),
             street=p.get("street") or e.get("street"), community=p.get("community"),
-            cell=p.get("cell"), lon=p.get("lon"), lat=p.get("lat"), source=r.get("source"),
+            cell=p.get("cell"), patrol_area=p.get("patrol_area"), lon=p.get("lon"),
+            lat=p.get("lat"), source=r.get("source"),
             reporters=(r["reporter_id"],) if r.get("reporter_id") else (),
             description=r.get("description", ""), address=r.get("address"),
             created_at=at, updated_at=at)

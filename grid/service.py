@@ -93,6 +93,13 @@ class Effects:
     duplicate_delivery: bool = False  # the same report id / command id was seen before
     # (then events/work_orders/alerts are the ones it caused the first time, same ids)
     report: Report | None = None  # the report this input brought in (opened or merged)
+    conflict: str | None = None  # a known report id came back with other content: why
+
+
+def report_fingerprint(report: Report) -> str:
+    """A digest of everything the reporter sent: two reports with one id and different
+    fingerprints are a conflict, not a redelivery."""
+    return hashlib.sha256(report.model_dump_json(by_alias=True).encode()).hexdigest()[:32]
 
 
 def dead_letter(raw: bytes | None, reason: str, message: str, now: datetime,
@@ -240,6 +247,12 @@ class Engine:
         if existing is not None:
             fx = self._effects(existing, _events_of_report(existing, msg.report.rid))
             fx.duplicate_delivery = True
+            stored = _fingerprint_in(existing, msg.report.rid)
+            if stored is not None and stored != report_fingerprint(msg.report):
+                fx.report = msg.report
+                fx.conflict = (f"report_id {msg.report.rid} was used before for a report with "
+                               f"other content (case {existing.case_id}); this one is not "
+                               "applied: send a new report_id for a new report")
             return fx
         from rules import find_duplicate
 
@@ -251,6 +264,7 @@ class Engine:
             cmd = Command(command_id=f"merge:{msg.report.rid}", case_id=dup.case_id,
                           action=Action.MERGE, actor="engine", role="system",
                           report_id=msg.report.rid, reporter_id=msg.report.reporter_id,
+                          fingerprint=report_fingerprint(msg.report),
                           reason="duplicate report merged", at=now)
             case, events = lifecycle.apply(dup, cmd, now)
             return Effects(case=case, events=events, merged_into=dup.case_id,
@@ -322,6 +336,17 @@ class Engine:
             if alert is not None:
                 fx.alerts.append(alert)
         return fx
+
+
+def _fingerprint_in(case: Case, report_id: str) -> str | None:
+    """The fingerprint of report ``report_id`` as ``case`` first received it (None for a
+    merge recorded before fingerprints were kept)."""
+    if case.report.rid == report_id:
+        return report_fingerprint(case.report)
+    for e in case.history:
+        if e.type == "merged" and e.data.get("report_id") == report_id:
+            return e.data.get("fingerprint")
+    return None
 
 
 def _events_of_report(case: Case, report_id: str) -> list[CaseEvent]:

@@ -543,6 +543,10 @@ class GridApp:
 
     def _publish(self, fx: Effects) -> None:
         out = self.outbox
+        if fx.conflict and fx.report is not None:
+            out.send(T.DLQ, fx.report.rid.encode(), dumps(dead_letter(
+                dumps(fx.report), "duplicate_conflict", fx.conflict, self.clock.now(),
+                report_id=fx.report.rid)))
         for e in fx.events:
             out.send(T.CASE_EVENTS, e.case_id.encode(), dumps(e))
         for wo in fx.work_orders:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import threading
 from datetime import UTC, datetime
@@ -152,7 +153,19 @@ def format_record(rec: Any, as_json: bool = False) -> str:
              "timestamp_ms": rec.timestamp_ms, "key": rec.key, "value": rec.value}
         ).decode()  # fmt: skip
     at = datetime.fromtimestamp(rec.timestamp_ms / 1000, UTC).astimezone()
-    return f"{at:%H:%M:%S.%f}"[:-3] + f" p{rec.partition} {rec.key or '-'}  {summarize(rec.value)}"
+    line = f"{at:%H:%M:%S.%f}"[:-3] + f" p{rec.partition} {rec.key or '-'}  {summarize(rec.value)}"
+    return printable(line)
+
+
+_ESCAPES = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-_])")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` without terminal control: escape sequences (colours, cursor moves, window
+    titles) removed, other control characters shown as ``\\xNN``; report text is data."""
+    text = _ESCAPES.sub("", text)
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 async def _tail(

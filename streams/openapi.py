@@ -109,8 +109,12 @@ def spec() -> dict[str, Any]:
                 "requestBody": {"required": True, **_json("Report")},
                 "responses": {
                     "202": {"description": "accepted: report_id, report_url (Location)"},
-                    **COMMON, "413": _err("body over the size limit (64 KiB default)"),
-                    "422": _err("validation errors, one per bad field")}}},
+                    **COMMON, "409": _err("report_id used before for other content "
+                                          "(reason duplicate_conflict)"),
+                    "413": _err("body over the size limit (64 KiB default)"),
+                    "422": _err("validation errors, one per bad field; a report needs a "
+                                "type_code or a non-empty description; JSON types are "
+                                "strict (a number as a string is an error)")}}},
             "/api/v1/reports/{report_id}": {"get": {
                 "summary": "the case a report became (404 until processed)",
                 "parameters": [_q("report_id", "report UUID", where="path")],
@@ -146,11 +150,18 @@ def spec() -> dict[str, Any]:
                 "summary": "a department's open work orders",
                 "parameters": [_q("department", "department id (default: the token's)"),
                                *list_params[-2:]],
-                "responses": {"200": {"description": "a page", **_json("Page")}, **COMMON}}},
+                "responses": {"200": {"description": "a page", **_json("Page")}, **COMMON,
+                              "422": _err("missing or unknown department, bad limit")}}},
             "/open311/v2/services.{format}": {"get": {
                 "summary": "GeoReport v2 service list (the 120 types)", "security": [],
                 "parameters": [o311_fmt, _q("lang", "zh (default) or en")],
                 "responses": {"200": {"description": "services"}}}},
+            "/open311/v2/services/{service_code}.{format}": {"get": {
+                "summary": "GeoReport v2 service definition (no extra attributes)",
+                "security": [],
+                "parameters": [_q("service_code", "a type code", where="path"), o311_fmt],
+                "responses": {"200": {"description": "{service_code, attributes: []}"},
+                              "404": _err("unknown service_code", "Open311Error")}}},
             "/open311/v2/requests.{format}": {
                 "post": {"summary": "create a service request (form or JSON; api_key)",
                          "security": [{"bearer": []}, {}],

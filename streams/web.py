@@ -76,10 +76,30 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 def install(grid_app: Any) -> None:
     """Register the API and Open311 routes on ``grid_app.app``'s web server."""
     api = Api(grid_app)
-    router = grid_app.app.web.web_app.router
+    web_app = grid_app.app.web.web_app
     for method, path, handler in api.routes():
-        router.add_route(method, path, handler)
+        web_app.router.add_route(method, path, handler)
+    web_app.middlewares.append(unmatched_as_json)
     grid_app.api = api
+
+
+@web.middleware
+async def unmatched_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A path or method no route serves: under /api a JSON error, under /open311 the
+    GeoReport error format, each saying what exists."""
+    try:
+        return await handler(request)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        path = request.path
+        if not path.startswith((API, O311)):
+            raise
+        what = ("no such endpoint" if exc.status == 404 else "method not allowed")
+        msg = f"{what}: {request.method} {path}"
+        if path.startswith(O311):
+            msg += f"; services: {O311}/services.json, requests: {O311}/requests.json"
+            return json_response(open311.errors_json([(exc.status, msg)]), exc.status)
+        return json_response({"error": f"{msg}; the endpoints are listed in "
+                                       f"{API}/openapi.json"}, exc.status)
 
 
 class Api:
@@ -114,6 +134,8 @@ class Api:
             ("POST", f"{a}/cases/{{case_id}}/actions", w(self.post_action)),
             ("GET", f"{a}/work-orders", w(self.work_orders)),
             ("GET", f"{o}/services.{fmt}", w(self.o311_services, open311_errors=True)),
+            ("GET", f"{o}/services/{{service_code}}.{fmt}",
+             w(self.o311_service, open311_errors=True)),
             ("POST", f"{o}/requests.{fmt}", w(self.o311_post, open311_errors=True)),
             ("GET", f"{o}/requests.{fmt}", w(self.o311_list, open311_errors=True)),
             ("GET", f"{o}/requests/{{rid}}.{fmt}", w(self.o311_get, open311_errors=True)),
@@ -258,10 +280,11 @@ class Api:
                              status=503 if failing else 200)
 
     async def openapi(self, request: web.Request) -> web.Response:
-        """The OpenAPI document of this API."""
+        """The OpenAPI document of this API; ``servers`` is the address it was asked on."""
         from streams.openapi import spec
 
-        return json_response(spec())
+        return json_response({**spec(), "servers": [
+            {"url": f"{request.scheme}://{request.host}"}]})
 
     async def me(self, request: web.Request) -> web.Response:
         """The caller's role and scope."""
@@ -294,6 +317,11 @@ class Api:
             auth.check_report(p, place)
         except Forbidden as err:
             raise HttpError(403, str(err)) from err
+        before = self.pending.get(r.rid)
+        if before is not None and before != r.model_dump(mode="json", by_alias=True):
+            raise HttpError(409, f"report_id {r.rid} was used before for a report with other "
+                            "content; send a new report_id for a new report",
+                            report_id=r.rid, reason="duplicate_conflict")
         value = raw if isinstance(raw, bytes) else orjson.dumps(raw)
         fut = await self.g.reports.send(key=r.rid.encode(), value=value)
         await fut  # acknowledged by the broker before we answer
@@ -623,6 +651,16 @@ class Api:
         """GeoReport v2 service list: the 120 types (``?lang=en`` for English names)."""
         rows = open311.services(self.taxonomy, request.query.get("lang", "zh"))
         return self._o311(request, "services", "service", rows)
+
+    async def o311_service(self, request: web.Request) -> web.Response:
+        """GeoReport v2 service definition: our services take no extra attributes."""
+        code = request.match_info["service_code"]
+        if code not in self.taxonomy.types:
+            raise HttpError(404, f"service_code {code!r} is not a service; the list: "
+                            f"{O311}/services.json")
+        if request.match_info.get("fmt") == "xml":
+            return web.Response(text=open311.definition_xml(code), content_type="text/xml")
+        return json_response({"service_code": code, "attributes": []})
 
     async def o311_post(self, request: web.Request) -> web.Response:
         """Create a service request (form-encoded or JSON); the report's source is the

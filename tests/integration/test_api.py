@@ -437,3 +437,50 @@ def test_open311_json_post_from_citizen_app(api):
     case = api.case_of(rid)
     assert case["report"]["source"] == "citizen" and case["report"]["reporter_id"] == "dev-42"
     assert case["type_code"] == "0101"  # classified from the description
+
+
+
+def test_supervisor_scoped_to_a_patrol_area_lists_its_cases(api):
+    """List rows carry the patrol area, so a supervisor scoped to one sees its cases."""
+    r = report("0601", at=P14, reporter_id="sup-p14")
+    assert api.post_report(r, token="sup-p14").status_code == 202
+    case_id = api.case_of(r["report_id"])["case_id"]
+    page = eventually(lambda: api.a.get("/api/v1/cases", params={"limit": 500},
+                                        headers=bearer("sup-p14")).json(),
+                      lambda p: case_id in {c["case_id"] for c in p["items"]})
+    assert case_id in {c["case_id"] for c in page["items"]}
+    assert {c["patrol_area"] for c in page["items"]} == {"310110012-P14"}
+
+
+def test_unmatched_routes_answer_in_the_api_format_and_openapi_names_this_server(api):
+    r = api.a.get("/api/v1/nothing-here")
+    assert r.status_code == 404 and r.json()["error"].startswith(
+        "no such endpoint: GET /api/v1/nothing-here")
+    r = api.a.get("/open311/v2/nothing.json")
+    assert r.status_code == 404 and r.json()[0]["code"] == 404
+    assert api.a.delete("/api/v1/cases").status_code == 405
+    doc = api.b.get("/api/v1/openapi.json").json()
+    assert doc["servers"] == [{"url": api.url_of(1)}]
+    d = api.a.get("/open311/v2/services/0101.json").json()
+    assert d == {"service_code": "0101", "attributes": []}
+    assert "<service_code>0101</service_code>" in api.a.get(
+        "/open311/v2/services/0101.xml").text
+    missing = api.a.get("/open311/v2/services/9999.json")
+    assert missing.status_code == 404 and "9999" in missing.json()[0]["description"]
+
+
+def test_a_reused_report_id_with_other_content_is_409(api):
+    r = report("0601")
+    assert api.post_report(r).status_code == 202
+    assert api.post_report(r).status_code == 202  # the same report again: idempotent
+    other = {**r, "description": "a different problem"}
+    got = api.post_report(other)
+    assert got.status_code == 409 and got.json()["reason"] == "duplicate_conflict"
+
+
+def test_strict_types_a_string_longitude_is_422(api):
+    r = report("0601")
+    r["location"] = {**r["location"], "lon": str(r["location"]["lon"])}
+    got = api.post_report(r)
+    assert got.status_code == 422
+    assert got.json()["errors"][0]["field"] == "location.lon"

@@ -6,6 +6,7 @@ running. Files may contain __ID__, __NOW__, __LON__, __LAT__ (filled in per run)
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from datetime import UTC, datetime
@@ -150,3 +151,15 @@ def test_hostile_corpus_over_http(engine):
         r = http.post(base, content=b"{" + b" " * (10 * 1024 * 1024) + b"}", headers=auth)
         assert r.status_code == 413, r.text[:300]
     assert engine.proc.poll() is None
+
+
+def test_reused_report_id_with_other_content_is_recorded_in_the_dlq(broker, engine):
+    first = make_report("0601", description="first report")
+    submit(broker.bootstrap, [first])
+    wait_for(broker.bootstrap, T.CASE_EVENTS, lambda e: e["type"] == "reported"
+             and e["data"]["report"]["report_id"] == first["report_id"], timeout=60)
+    submit(broker.bootstrap, [{**first, "description": "another problem, same id"}])
+    d = wait_for(broker.bootstrap, T.DLQ, lambda d: d.get("reason") == "duplicate_conflict"
+                 and d.get("report_id") == first["report_id"], timeout=60)[0]
+    assert "used before for a report with other content" in d["message"]
+    assert "another problem, same id" in base64.b64decode(d["original_b64"]).decode()

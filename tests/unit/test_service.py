@@ -107,3 +107,25 @@ def test_dead_letter_of_a_huge_input_fits_a_kafka_record():
     assert d.original_sha256 == hashlib.sha256(big).hexdigest()
     assert base64.b64decode(d.original_b64) == big[:ORIGINAL_KEPT]
     assert len(d.model_dump_json(by_alias=True)) < 1_000_000
+
+
+def test_a_reused_report_id_with_other_content_is_a_conflict_not_a_redelivery(engine):
+    first = raw("0603")
+    (msg,), _ = engine.intake([first], NOW)
+    case = engine.on_located(msg, None, [], NOW).case
+    again = engine.on_located(msg, case, [], NOW)
+    assert again.duplicate_delivery and again.conflict is None  # the same bytes: redelivery
+    changed = orjson.loads(first) | {"description": "something else entirely"}
+    (other,), _ = engine.intake([orjson.dumps(changed)], NOW)
+    fx = engine.on_located(other, case, [], NOW)
+    assert fx.duplicate_delivery and "used before for a report with other content" in fx.conflict
+    assert fx.report.description == "something else entirely"
+    assert [e.type for e in fx.events] == ["reported", "filed", "dispatched"]  # the original's
+    # a merged duplicate's content is remembered too
+    (dup,), _ = engine.intake([raw("0603", lon=121.52622, lat=31.27082)], NOW)
+    merged = engine.on_located(dup, None, [case], NOW).case
+    assert engine.on_located(dup, merged, [], NOW).conflict is None
+    (dup2,), _ = engine.intake([orjson.dumps(orjson.loads(
+        orjson.dumps(dup.report.model_dump(mode="json", by_alias=True))) | {"photos": [
+            "https://img.example/other.jpg"]})], NOW)
+    assert engine.on_located(dup2, merged, [], NOW).conflict

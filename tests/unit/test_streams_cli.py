@@ -67,3 +67,53 @@ def test_all_topics_partitions():
     assert topics.all_topics() == topics.ALL_TOPICS
     with pytest.raises(ValueError):
         topics.all_topics(0)
+
+
+def test_tail_shows_report_text_without_terminal_control():
+    """A description with escape sequences cannot recolour, move or retitle the terminal."""
+    from streams.cli import format_record
+    from streams.kafka_io import Record
+
+    value = {"schema": "grid.report/1", "type_code": "0601", "source": "citizen",
+             "location": {"lon": 121.5, "lat": 31.3, "crs": "wgs84"},
+             "description": "垃圾\x1b[2J\x1b[31mred\x1b]0;pwned\x07 \x08bell\x07"}
+    rec = Record("grid.reports.v1", 0, 7, 1_764_300_000_000, "k\x1b[1m", value, b"")
+    line = format_record(rec, as_json=False)
+    assert "\x1b" not in line and "\x07" not in line and "\x08" not in line
+    assert "垃圾red" in line and "\\x08bell" in line and "k" in line
+
+
+def test_broker_kind_is_recorded_beside_the_address(tmp_path, monkeypatch):
+    from streams.broker import broker_kind, clear_broker_state, on_tansu, recorded_kind
+
+    monkeypatch.setenv("GRID_HOME", str(tmp_path))
+    monkeypatch.delenv("GRID_BROKER", raising=False)
+    monkeypatch.delenv("GRID_BROKER_KIND", raising=False)
+    assert broker_kind() == "kafka" and recorded_kind() is None
+    write_broker_state("kafka://127.0.0.1:7777", kind="tansu")
+    assert resolve_broker() == "kafka://127.0.0.1:7777" and on_tansu()
+    monkeypatch.setenv("GRID_BROKER_KIND", "kafka")  # the environment wins
+    assert not on_tansu()
+    clear_broker_state("kafka://127.0.0.1:7777")
+    assert recorded_kind() is None and resolve_broker() == DEFAULT_BROKER
+
+
+def test_a_second_instance_on_one_home_is_refused_with_a_way_out(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from streams.broker import claim_home
+
+    monkeypatch.setenv("GRID_HOME", str(tmp_path))
+    first = claim_home("up")
+    try:
+        out = subprocess.run([sys.executable, "-c", "from streams.broker import claim_home;"
+                              "claim_home('up')"], capture_output=True, text=True,
+                             env={**os.environ, "GRID_HOME": str(tmp_path)})
+        assert out.returncode != 0 and "HomeInUse" in out.stderr
+        assert f"grid up (pid {os.getpid()}) is already running" in out.stderr
+        assert "GRID_HOME=/some/other/dir grid up" in out.stderr
+    finally:
+        first.close()
+    claim_home("up").close()  # free again once the first one let go
