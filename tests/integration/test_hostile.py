@@ -163,3 +163,72 @@ def test_reused_report_id_with_other_content_is_recorded_in_the_dlq(broker, engi
                  and d.get("report_id") == first["report_id"], timeout=60)[0]
     assert "used before for a report with other content" in d["message"]
     assert "another problem, same id" in base64.b64decode(d["original_b64"]).decode()
+
+
+def _hostile_records() -> list[tuple[str, bytes | None, bytes | None, list]]:
+    """(what, key, value, headers) of records no client of ours would send, each unique."""
+    def report_with(**kw) -> bytes:
+        return json.dumps(make_report("0601", **kw)).encode()
+
+    n = uuid.uuid4().hex
+    deep = b"[" * 100_000 + b"]" * 100_000
+    return [
+        ("null value", f"k-{n}".encode(), None, []),
+        ("null key, junk value", None, f"not json {n}".encode(), []),
+        ("huge headers", None, f'{{"nonce": "{n}"}}'.encode(),
+         [(f"h{i}", b"x" * 4096) for i in range(100)]),
+        ("latin-1 bytes", None, f'{{"description": "caf\xe9 {n}"}}'.encode("latin-1"), []),
+        ("utf-16 json", None, f'{{"nonce": "{n}"}}'.encode("utf-16"), []),
+        ("overlong utf-8", None, b'{"d": "\xc0\xaf' + n.encode() + b'"}', []),
+        ("lone surrogate", None, b'{"description": "\\ud800 ' + n.encode() + b'"}', []),
+        ("nul bytes", None, b"\x00\x00" + n.encode(), []),
+        ("array", None, f'[1, 2, "{n}"]'.encode(), []),
+        ("deep nesting", None, deep + n.encode(), []),
+        ("string longitude", None, report_with(location={"lon": "121.5", "lat": 31.3,
+                                                         "crs": "wgs84"}), []),
+        ("epoch reported_at", None, report_with(reported_at=1764300000), []),
+        ("1 MB value", None, json.dumps(make_report(
+            "0601", description="x" * 1_000_000)).encode()[:1_040_000], []),
+    ]
+
+
+def test_hostile_kafka_records_interleaved_with_valid_reports(broker, engine):
+    """Whatever a record holds, intake dead-letters it once, with a reason, and the valid
+    reports around it all become cases: intake never stalls."""
+    import hashlib
+
+    hostile = _hostile_records()
+    valid = [make_report("0601", description=f"valid {i}") for i in range(len(hostile) + 1)]
+
+    async def send() -> None:
+        prod = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, max_request_size=2 << 20)
+        await prod.start()
+        try:
+            for i, (_what, key, value, headers) in enumerate(hostile):
+                v = valid[i]
+                await (await prod.send(T.REPORTS, json.dumps(v).encode(),
+                                       key=v["report_id"].encode()))
+                await (await prod.send(T.REPORTS, value, key=key, headers=headers))
+            last = valid[-1]
+            await (await prod.send(T.REPORTS, json.dumps(last).encode(),
+                                   key=last["report_id"].encode()))
+        finally:
+            await prod.stop()
+
+    asyncio.run(send())
+    want = {r["report_id"] for r in valid}
+    reported = wait_for(broker.bootstrap, T.CASE_EVENTS, lambda e: e["type"] == "reported"
+                        and e["data"]["report"]["report_id"] in want, n=len(want), timeout=90)
+    assert {e["data"]["report"]["report_id"] for e in reported} == want
+    sums = {hashlib.sha256(v or b"").hexdigest(): what for what, _k, v, _h in hostile}
+    dlq = wait_for(broker.bootstrap, T.DLQ, lambda d: d.get("original_sha256") in sums,
+                   n=len(sums), timeout=60)
+    seen = {}
+    for d in dlq:
+        seen.setdefault(sums[d["original_sha256"]], []).append(d["reason"])
+    assert sorted(seen) == sorted(sums.values())  # every hostile record is accounted for
+    assert all(len(reasons) == 1 for reasons in seen.values()), seen  # ... once
+    assert seen["null value"] == ["null_value"]
+    assert seen["string longitude"] == ["validation"] and seen["1 MB value"] == ["too_large"]
+    assert seen["latin-1 bytes"] == ["invalid_utf8"]
+    assert engine.proc.poll() is None
