@@ -217,20 +217,28 @@ def broker_cmd(port: int, host: str, partitions: int | None, log_path: str | Non
     try:
         lock = claim_home("broker")
         b.start()
+        ensure_topics(b.bootstrap, topics.all_topics(partitions))
     except Exception as e:
+        b.stop()
         raise click.ClickException(str(e)) from e
+    foreground(b, "tansu", lock, [f"broker   {b.url}  (pid {b.pid}, log {b.log_path})",
+                                  f"topics   {', '.join(topics.ALL_TOPICS)}"])
+
+
+def foreground(b: Any, kind: str, lock: Any, lines: list[str]) -> None:
+    """Record the running broker ``b`` for the other grid commands, print ``lines``, wait
+    for Ctrl-C / SIGTERM (or ``b`` exiting), then stop ``b`` and release ``lock``."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        ensure_topics(b.bootstrap, topics.all_topics(partitions))
-        state = write_broker_state(b.url, kind="tansu")
-        click.echo(f"broker   {b.url}  (pid {b.pid}, log {b.log_path})")
-        click.echo(f"topics   {', '.join(topics.ALL_TOPICS)}")
+        state = write_broker_state(b.url, kind=kind)
+        for line in lines:
+            click.echo(line)
         click.echo(f"recorded in {state}; Ctrl-C to stop")
         while not stop.wait(0.5):
             if not b.running:
-                raise click.ClickException(f"broker exited; log {b.log_path}:\n{b.log_tail()}")
+                raise click.ClickException(f"the broker exited:\n{b.log_tail()}")
     finally:
         clear_broker_state(b.url)
         b.stop()
@@ -282,20 +290,7 @@ def kafka_start(nodes: str, data_dir: str | None, port: int | None,
         k.start()
     except BrokerError as e:
         raise click.ClickException(str(e)) from e
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        state = write_broker_state(k.url, kind="kafka")
-        click.echo(f"bootstrap {k.bootstrap}")
-        click.echo(f"topics    {', '.join(topics.ALL_TOPICS)} (RF {k.replication})")
-        click.echo(f"logs      {k.data_dir}/node-N.log")
-        click.echo(f"recorded in {state}; Ctrl-C to stop (the data stays in {k.data_dir})")
-        while not stop.wait(0.5):
-            if not k.running:
-                raise click.ClickException(f"Kafka exited:\n{k.log_tail()}")
-    finally:
-        clear_broker_state(k.url)
-        k.stop()
-        lock.close()
-        click.echo("Apache Kafka stopped", err=True)
+    foreground(k, "kafka", lock, [
+        f"bootstrap {k.bootstrap}",
+        f"topics    {', '.join(topics.ALL_TOPICS)} (RF {k.replication})",
+        f"data      {k.data_dir} (kept; logs node-N.log there)"])

@@ -131,3 +131,30 @@ def test_killed_grid_up_leaves_no_broker_running(tmp_path):
         assert not api_versions_ok("127.0.0.1", port), "the broker outlived a killed grid up"
     finally:
         up.stop(signal.SIGKILL)
+
+
+def test_grid_kafka_start_records_the_broker_and_stops_on_ctrl_c(tmp_path):
+    home = tmp_path / "home"
+    log = tmp_path / "kafka-start.log"
+    show_on_failure(log)
+    env = dict(os.environ, GRID_HOME=str(home))
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "grid.cli", "kafka", "start"], cwd=REPO,
+                                env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while "Ctrl-C to stop" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.3)
+        recorded = (home / "broker").read_text().split()
+        assert recorded[1] == "kind=kafka"
+        port = int(recorded[0].rsplit(":", 1)[1])
+        assert api_versions_ok("127.0.0.1", port)
+        assert f"bootstrap 127.0.0.1:{port}" in log.read_text()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(60)
+    assert not (home / "broker").exists()  # the record goes with the broker
+    assert not api_versions_ok("127.0.0.1", port)
+    assert "Kafka Server started" in (home / "kafka" / "node-1.log").read_text()
