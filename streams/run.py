@@ -210,7 +210,7 @@ def up(broker: str | None, embedded: str, data_dir: str | None, demo: bool, rate
     click.echo(f"""
 grid is up.
   broker     {broker}   ({what[kind] if started else 'external'})
-  dashboard  http://127.0.0.1:{web_port}/
+  dashboard  http://127.0.0.1:{web_port}/   (sign in with demo-command-center)
   API        http://127.0.0.1:{web_port}/api/v1/   (OpenAPI: /api/v1/openapi.json)
   metrics    http://127.0.0.1:{web_port}/metrics
   topics     {', '.join(t for t in T.all_topics())}
