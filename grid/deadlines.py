@@ -38,6 +38,21 @@ _PERIOD_RE = re.compile(r"^(\d{2}):(\d{2})\s*-\s*(\d{2}):(\d{2})$")
 
 CalendarKind = Literal["24h", "working"]
 
+# Who works on each stage of a case, and so in which calendar its limit runs. The command
+# center files and dispatches around the clock (seed 001: grid management extended from 8 to
+# 24 hours) and supervisors verify around the clock too; only the department's disposal
+# follows the department's working calendar. A kiosk reported on Friday at 18:00 is filed and
+# dispatched that evening; the department's working days start counting on Monday.
+STAGE_OWNERS = {"file": "command_center", "dispatch": "command_center",
+                "dispose": "department", "verify": "supervisor"}
+DEPARTMENT_STAGES = frozenset(s for s, who in STAGE_OWNERS.items() if who == "department")
+
+
+def stage_calendar(stage: str, calendar: str) -> str:
+    """The calendar the limit of ``stage`` runs in when the case's (disposal) calendar is
+    ``calendar``: ``"24h"`` for every stage but the department's disposal."""
+    return calendar if stage in DEPARTMENT_STAGES else "24h"
+
 
 # --- durations -----------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ the same call no longer returns it.
 * A case returned ``arbitration_after_returns`` times or more goes to command-center
   arbitration (once).
 
-Stage limits run from the case's creation (the receipt of the report), as in :func:`decide`.
+Stage limits run from the case's creation (the receipt of the report), as in :func:`decide`,
+and in the stage's calendar: only the disposal follows a working calendar (the command center
+and the supervisors work around the clock, :func:`grid.deadlines.stage_calendar`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from grid.deadlines import stage_calendar
 from grid.models import Case, CaseState
 from rules.ruleset import RuleSet
 from rules.timing import share
@@ -69,8 +72,8 @@ def check_deadlines(case: Case, now: datetime, ruleset: RuleSet) -> list[Escalat
     stage = CURRENT_STAGE.get(case.state)
     due = case.deadlines.get(stage) if stage else None
     if stage is not None and due is not None:
-        step = _deadline_step(case, stage, due, share(case.created_at, due, now, calendar),
-                              ruleset)
+        used = share(case.created_at, due, now, stage_calendar(stage, calendar))
+        step = _deadline_step(case, stage, due, used, ruleset)
         if step is not None:
             steps.append(step)
     if case.returns >= cfg.arbitration_after_returns and not case.arbitration:
