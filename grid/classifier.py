@@ -19,6 +19,10 @@ import re
 import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import yaml
 
 from grid.taxonomy import Taxonomy, default_taxonomy
 
@@ -39,6 +43,7 @@ class Candidate:
     type_code: str
     score: float
     matched: list[str] = field(default_factory=list)
+    count: str | None = None  # "single" / "gathered" for types with count cues (0901)
 
 
 def normalize(text: str) -> str:
@@ -150,7 +155,8 @@ class Classifier:
         """The ``top`` best candidates, best first (empty when nothing matches)."""
         raw = self._raw(description)
         ranked = sorted(raw.items(), key=lambda kv: (-kv[1][0], kv[0]))[:top]
-        return [Candidate(code, round(r / (r + 2.0), 4), m) for code, (r, m) in ranked]
+        return [Candidate(code, round(r / (r + 2.0), 4), m, count_hint(description, code))
+                for code, (r, m) in ranked]
 
     def best(self, description: str, threshold: float = DEFAULT_THRESHOLD) -> Candidate | None:
         """The best candidate, or ``None`` ("unclassified") when its score is below threshold."""
@@ -158,3 +164,37 @@ class Classifier:
         if not found or found[0].score < threshold:
             return None
         return found[0]
+
+
+# --- how many: one vendor or gathered stalls ----------------------------------------------
+
+COUNT_CUES_FILE = Path(__file__).parent / "data" / "count_cues.yaml"
+COUNTS = ("gathered", "single")  # tried in this order: a text with both cues is "gathered"
+
+
+@cache
+def count_cues(path: Path = COUNT_CUES_FILE) -> dict[str, dict[str, tuple[re.Pattern, ...]]]:
+    """type code -> {"gathered"|"single": compiled cues} from ``count_cues.yaml``."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    out: dict[str, dict[str, tuple[re.Pattern, ...]]] = {}
+    for code, spec in data.items():
+        unknown = set(spec) - set(COUNTS)
+        if unknown:
+            raise ValueError(f"{path.name}: {code}: unknown count(s) {sorted(unknown)}; "
+                             f"use {', '.join(COUNTS)}")
+        out[str(code)] = {k: tuple(re.compile(p) for p in spec.get(k) or []) for k in COUNTS}
+    return out
+
+
+def count_hint(description: str, type_code: str | None) -> str | None:
+    """``"gathered"``, ``"single"`` or ``None`` (the text says neither, or the type has no
+    count cues): how many vendors (stalls, ...) the description of a ``type_code`` report
+    speaks of. Gathering cues win over single ones."""
+    cues = count_cues().get(type_code or "")
+    if not cues or not description:
+        return None
+    text = normalize(description)
+    for count in COUNTS:
+        if any(p.search(text) for p in cues[count]):
+            return count
+    return None
