@@ -6,23 +6,37 @@
 * conflicts: two rules of equal strength (same number of conditions and precedence) that can
   match the same report and set a field to different values;
 * coverage: every type routes to a known department with four ordered stage deadlines in every
-  street of the loaded geodata, with no zone and in each zone type.
+  street of the loaded geodata, with no zone and in each zone type;
+* tighten-only: for every type x zone (and pair of zones) x key area x event period x time of
+  week (working hours, an evening, a weekend) the effective limits are computed; a zone, area
+  or period rule (a modifier) that would loosen a key-supervision, safety or legal-process
+  limit without a ``relaxes:`` reason is an error naming the rule pair;
+* the effective limits per type and zone, as a table a command center can read
+  (:func:`effective_table`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, timezone
 from itertools import combinations, pairwise
 from typing import Any
 
-from rules.engine import Facts, route
+from grid.deadlines import stage_calendar
+from rules.engine import DeadlinePlan, Facts, route, with_handling_rules
 from rules.ruleset import RuleSet
-from rules.schema import STAGES, DeadlineRule, Match, RaiseRule, RoutingRule
+from rules.schema import STAGES, DeadlineRule, HandlingRule, Match, RaiseRule, RoutingRule
 
-TYPE_FIELDS = ("type_code", "category", "kind", "handling")
-SET_FIELDS = ("source", "priority", "tier")
+TYPE_FIELDS = ("type_code", "category", "kind", "handling", "safety")
+SET_FIELDS = ("source", "priority", "tier", "count")
 CHECK_TIME = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday: deadlines exist in any calendar
+SHANGHAI = timezone(timedelta(hours=8))
+# times of the week the tighten-only check runs at: a Monday morning, a Friday evening (the
+# working calendar waits for Monday), a Saturday noon
+WEEK_TIMES = (datetime(2025, 3, 3, 10, 0, tzinfo=SHANGHAI),
+              datetime(2025, 3, 7, 18, 0, tzinfo=SHANGHAI),
+              datetime(2025, 3, 8, 12, 0, tzinfo=SHANGHAI))
+PROTECTED = ("key_supervision", "legal_process")
 
 
 @dataclass
@@ -33,6 +47,9 @@ class CheckResult:
     types_total: int = 0
     streets_ok: int = 0
     streets_total: int = 0
+    notes: list[str] = field(default_factory=list)  # relaxing rules and their reasons
+    table: list[dict[str, str]] = field(default_factory=list)  # effective limits
+    combinations: int = 0  # contexts the tighten-only check looked at
 
     @property
     def ok(self) -> bool:
@@ -57,12 +74,24 @@ class _Logic:
         if key not in self._types:
             out = set()
             for code, t in self.tax.types.items():
-                vals = {"type_code": code, "category": t.category, "kind": t.kind,
-                        "handling": self.rs.handling.get(code, t.handling)}
-                if all(getattr(m, f) is None or vals[f] in getattr(m, f) for f in TYPE_FIELDS):
+                vals = {"type_code": {code}, "category": {t.category}, "kind": {t.kind},
+                        "handling": self.handlings(code), "safety": {code in self.rs.safety}}
+                given = m.fields()
+                if all(f not in given or vals[f] & set(given[f]) for f in TYPE_FIELDS):
                     out.add(code)
             self._types[key] = frozenset(out)
         return self._types[key]
+
+    def handlings(self, code: str) -> set[str]:
+        """The handling classes a report of ``code`` can have (the type's, or a handling
+        rule's when its conditions hold)."""
+        t = self.tax.types[code]
+        out = {self.rs.handling.get(code, t.handling)}
+        vals = {"type_code": code, "category": t.category, "kind": t.kind}
+        for r in self.rs.handling_rules:
+            if all(getattr(r.match, f) is None or vals[f] in getattr(r.match, f) for f in vals):
+                out.add(r.handling)
+        return out
 
     def overlap(self, a: Match, b: Match) -> frozenset[str]:
         """Types for which some report could match both (empty = never both)."""
@@ -84,6 +113,11 @@ class _Logic:
         """Whenever ``a`` matches, ``b`` matches too."""
         if not self.types(a) <= self.types(b):
             return False
+        if b.handling is not None:  # a type may have several classes (handling rules)
+            for code in self.types(a):
+                hs = self.handlings(code) & set(a.handling or self.handlings(code))
+                if not hs <= set(b.handling):
+                    return False
         for f in (*SET_FIELDS, "zones", "street"):
             y = getattr(b, f)
             if y is not None and not (getattr(a, f) and set(getattr(a, f)) <= set(y)):
@@ -148,11 +182,16 @@ def check_ruleset(ruleset: RuleSet, taxonomy: Any, streets: list[str] | None = N
     for r in ruleset.raises:
         if not logic.types(r.match):
             res.errors.append(f"{_at(ruleset, r)}: matches no type (unreachable)")
+    for r in ruleset.handling_rules:
+        if not logic.types(r.match):
+            res.errors.append(f"{_at(ruleset, r)}: matches no type (unreachable)")
     _coverage(ruleset, taxonomy, streets or [], zone_types, res)
+    if not res.errors:  # the limits of a rule set with broken references mean little
+        _tighten_only(ruleset, taxonomy, streets or [], zone_types, res)
     return res
 
 
-def _at(rs: RuleSet, r: RoutingRule | RaiseRule | DeadlineRule) -> str:
+def _at(rs: RuleSet, r: RoutingRule | RaiseRule | DeadlineRule | HandlingRule) -> str:
     return f"{rs.origin.get(r.id, '?')}: {r.id}"
 
 
@@ -162,7 +201,7 @@ def _references(rs: RuleSet, tax: Any, zones: tuple[str, ...], streets: list[str
     depts = set(tax.departments)
     known_streets = set(streets or [])
     districts = set(district_list or []) | {s[:6] for s in known_streets}
-    for r in (*rs.routing, *rs.raises, *rs.deadlines):
+    for r in (*rs.handling_rules, *rs.routing, *rs.raises, *rs.deadlines):
         at, m = _at(rs, r), r.match
         for code in m.type_code or []:
             if code not in tax.types:
@@ -196,6 +235,9 @@ def _references(rs: RuleSet, tax: Any, zones: tuple[str, ...], streets: list[str
     for code, _cls in rs.handling.items():
         if code not in tax.types:
             err(f"handling: unknown type code {code!r}")
+    for code in sorted(rs.safety):
+        if code not in tax.types:
+            err(f"safety: unknown type code {code!r}")
     for code in rs.duplicates.by_type:
         if code not in tax.types:
             err(f"duplicates.by_type: unknown type code {code!r}")
@@ -243,27 +285,34 @@ def _routing_logic(rs: RuleSet, logic: _Logic, res: CheckResult) -> None:
 
 
 def _deadline_logic(rs: RuleSet, logic: _Logic, res: CheckResult) -> None:
-    rules = list(rs.deadlines)
-    for i, r in enumerate(rules):
-        at = _at(rs, r)
+    """Unreachable rules and conflicts among the rules giving the type's limits, and among the
+    relaxing modifiers (one of each applies). Tightening modifiers all apply: no conflict."""
+    base = [r for r in rs.deadlines if not r.match.is_modifier]
+    relaxers = [r for r in rs.deadlines if r.match.is_modifier and r.relaxes]
+    for r in rs.deadlines:
         if not logic.types(r.match):
-            res.errors.append(f"{at}: matches no type (unreachable)")
-            continue
-        by = next((s for s in rules[:i] if logic.implies(r.match, s.match)), None)
-        if by is not None:
-            res.errors.append(f"{at}: unreachable: {by.id} is stronger and always matches "
-                              "when this rule does")
-    for a, b in combinations(rules, 2):
-        if a.sort_key[:2] != b.sort_key[:2]:
-            continue
-        both = logic.overlap(a.match, b.match)
-        bundle = ("from_type", "calendar", "stages", "scale")
-        if both and any(getattr(a, f) != getattr(b, f) for f in bundle):
-            res.errors.append(
-                f"conflict: {_at(rs, a)} and {_at(rs, b)} have equal precedence "
-                f"({_n(a.match.specificity)}, precedence {a.precedence}), can both "
-                f"match (e.g. type {_example(both)}) and give different deadlines: add a "
-                "condition or a higher precedence to one of them")
+            res.errors.append(f"{_at(rs, r)}: matches no type (unreachable)")
+    for rules in (base, relaxers):
+        for i, r in enumerate(rules):
+            if not logic.types(r.match):
+                continue
+            by = next((s for s in rules[:i] if logic.implies(r.match, s.match)), None)
+            if by is not None:
+                res.errors.append(f"{_at(rs, r)}: unreachable: {by.id} is stronger and always "
+                                  "matches when this rule does")
+        for a, b in combinations(rules, 2):
+            if a.sort_key[:2] != b.sort_key[:2]:
+                continue
+            both = logic.overlap(a.match, b.match)
+            bundle = ("from_type", "calendar", "stages", "scale")
+            if both and any(getattr(a, f) != getattr(b, f) for f in bundle):
+                res.errors.append(
+                    f"conflict: {_at(rs, a)} and {_at(rs, b)} have equal precedence "
+                    f"({_n(a.match.specificity)}, precedence {a.precedence}), can both "
+                    f"match (e.g. type {_example(both)}) and give different deadlines: add a "
+                    "condition or a higher precedence to one of them")
+    for r in relaxers:
+        res.notes.append(f"{_at(rs, r)} relaxes limits where it matches: {r.relaxes}")
 
 
 def _coverage(rs: RuleSet, tax: Any, streets: list[str], zones: tuple[str, ...],
@@ -311,3 +360,160 @@ def _route_problem(d: dict[str, Any], depts: set[str]) -> str | None:
         order = ", ".join(f"{s} {d['deadlines'][s]:%Y-%m-%d %H:%M}" for s in STAGES)
         return f"stage deadlines out of order ({order})"
     return None
+
+
+# --- tighten-only and the effective limits --------------------------------------------------
+
+def _contexts(rs: RuleSet, streets: list[str], zones: tuple[str, ...]
+              ) -> list[tuple[str, frozenset[str], str | None, datetime]]:
+    """(label, zones, street, time) to evaluate: no zone, each zone type and each pair, at
+    each of WEEK_TIMES, in the first street; each event period inside its window, in a street
+    of its district (or the street or district it names)."""
+    street = streets[0] if streets else None
+    zone_sets = [frozenset(), *(frozenset({z}) for z in zones),
+                 *(frozenset(p) for p in combinations(zones, 2))]
+    out = [("+".join(sorted(zs)) or "-", zs, street, t) for t in WEEK_TIMES for zs in zone_sets]
+    named = {s for r in (*rs.deadlines, *rs.raises, *rs.routing) for s in r.match.street or []}
+    for s in sorted(named):
+        out.append((f"street {s}", frozenset(), s, WEEK_TIMES[0]))
+    for r in rs.raises:
+        if not r.during:
+            continue
+        where = (r.match.street or [None])[0]
+        if where is None and r.match.district:
+            d = r.match.district[0]
+            where = next((s for s in streets if s.startswith(d)), d + "000")
+        for w in r.during:
+            at = w.start + min(timedelta(hours=10), (w.end - w.start) / 2)
+            for zs in (frozenset(), *(frozenset({z}) for z in zones)):
+                out.append((f"{r.id}" + (f" {'+'.join(sorted(zs))}" if zs else ""), zs,
+                            where or street, at))
+    return out
+
+
+def _variants(code: str, t: Any, rs: RuleSet) -> list[Facts]:
+    from grid.classifier import count_cues
+
+    counts: list[str | None] = [None, *(("single", "gathered") if code in count_cues()
+                                        else ())]
+    return [Facts(type_code=code, category=t.category, kind=t.kind,
+                  handling=rs.handling.get(code, t.handling), count=c,
+                  safety=code in rs.safety) for c in counts]
+
+
+def _protected(f: Facts) -> str | None:
+    if f.handling in PROTECTED:
+        return f.handling.replace("_", "-")
+    return "safety" if f.safety else None
+
+
+def _tighten_only(rs: RuleSet, tax: Any, streets: list[str], zones: tuple[str, ...],
+                  res: CheckResult) -> None:
+    pairs: dict[tuple[str, str], list[str]] = {}
+    legal: dict[tuple[str, str], list[str]] = {}
+    contexts = _contexts(rs, streets, zones)
+    for code, t in tax.types.items():
+        for v in _variants(code, t, rs):
+            for label, zs, street, at in contexts:
+                f = with_handling_rules(replace(v, zones=zs, street=street,
+                                                district=street[:6] if street else None), rs)
+                plan: DeadlinePlan = route(f, at, rs, tax)["plan"]
+                res.combinations += 1
+                kind = _protected(f)
+                if plan.base is None or kind is None:
+                    continue
+                for m in plan.modifiers:
+                    fixed = plan.ignored.get(m.rule, ())
+                    looser: list[str] = []
+                    for s in STAGES:
+                        if s not in m.due or s not in plan.base.due:
+                            continue
+                        mine, theirs = m.due[s], plan.base.due[s]
+                        if s in fixed:
+                            if mine != theirs:
+                                legal.setdefault((m.rule, plan.base.rule), []).append(
+                                    f"{code} in {label}: {s} {plan.base.span(s)} -> "
+                                    f"{m.span(s)}")
+                            continue
+                        if mine > theirs:
+                            looser.append(f"{s} {plan.base.span(s)} "
+                                          f"({stage_calendar(s, plan.base.calendar)}) -> "
+                                          f"{m.span(s)} ({stage_calendar(s, m.calendar)})")
+                    if looser:
+                        pairs.setdefault((m.rule, plan.base.rule), []).append(
+                            f"{code} {t.name_en} ({kind}) in {label} at {at:%a %H:%M}: "
+                            + ", ".join(looser))
+    for (mod, base), where in sorted(pairs.items()):
+        codes = sorted({w.split()[0] for w in where})
+        res.errors.append(
+            f"loosens: {_at(rs, _rule(rs, mod))} would lengthen limits of "
+            f"{_at(rs, _rule(rs, base))} "
+            f"for {len(codes)} protected type(s) ({_example(frozenset(codes))}), e.g. "
+            f"{where[0]}: a zone, area or period rule may only tighten; leave these types out "
+            "of its match (handling: ordinary, safety: false) or say why in `relaxes:`")
+    for (mod, base), where in sorted(legal.items()):
+        res.warnings.append(
+            f"{_at(rs, _rule(rs, mod))} would change the legal procedure of "
+            f"{_at(rs, _rule(rs, base))} ({where[0]}); the engine keeps the legal procedure: "
+            "name handling: legal_process in the match if that is meant, else handling: "
+            "ordinary")
+    res.table = effective_table(rs, tax, streets, zones)
+
+
+def _rule(rs: RuleSet, rule_id: str) -> DeadlineRule:
+    return next(r for r in rs.deadlines if r.id == rule_id)
+
+
+TABLE_COLUMNS = ("type", "name", "zone", "count", "handling", "priority", "calendar", "file",
+                 "dispatch", "dispose", "verify", "rules")
+
+
+def effective_table(rs: RuleSet, tax: Any, streets: list[str],
+                    zones: tuple[str, ...]) -> list[dict[str, str]]:
+    """The effective limits per type and zone (and event period), decided on a Monday
+    morning: one row each, the limit of every stage as the rule that won it gives it."""
+    rows: list[dict[str, str]] = []
+    contexts = [c for c in _contexts(rs, streets, zones)
+                if c[3] == WEEK_TIMES[0] and len(c[1]) <= 1 and not c[0].startswith("street")]
+    contexts += [c for c in _contexts(rs, streets, zones)
+                 if c[3] != WEEK_TIMES[0] and not c[1] and c[3] not in WEEK_TIMES]
+    for code, t in tax.types.items():
+        for v in _variants(code, t, rs):
+            for label, zs, street, at in contexts:
+                f = with_handling_rules(replace(v, zones=zs, street=street,
+                                                district=street[:6] if street else None), rs)
+                d = route(f, at, rs, tax)
+                plan: DeadlinePlan = d["plan"]
+                row = {"type": code, "name": t.name_en, "zone": label, "count": v.count or "",
+                       "handling": f.handling or "", "priority": d["priority"],
+                       "calendar": plan.calendar}
+                for s in STAGES:
+                    row[s] = plan.source[s].span(s) if s in plan.source else ""
+                row["rules"] = " ".join(dict.fromkeys(
+                    plan.source[s].rule for s in STAGES if s in plan.source))
+                rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict[str, str]]) -> list[str]:
+    """The table as text: per type (and count), zones with the same limits on one line."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for r in rows:
+        key = (r["type"], r["count"], *(r[c] for c in TABLE_COLUMNS[4:]))
+        groups.setdefault(key, []).append(r["zone"])
+    names = {r["type"]: r["name"] for r in rows}
+    head = ("type", "count", "handling", "priority", "cal", "file", "dispatch", "dispose",
+            "verify", "zones / periods", "rules")
+    widths = (4, 8, 15, 8, 7, 5, 8, 7, 6, 40)
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=False)) + "  rules"]
+    out[0] = out[0].replace("rules  rules", "rules")
+    last = None
+    for key, zones in groups.items():
+        code, count, handling, prio, cal, fi, di, dp, ve, rules = key
+        if code != last:
+            out.append(f"{code} {names[code]}")
+            last = code
+        cells = ("", count or "-", handling, prio, cal, fi, di, dp, ve, ", ".join(zones))
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True))
+                   + "  " + rules)
+    return out

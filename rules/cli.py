@@ -115,11 +115,16 @@ def rules_group() -> None:
 @rules_group.command("check")
 @click.option("--rules", "rules_dir", default=None, help="Rule-set directory (default: shipped).")
 @click.option("--geodata", default=None, help="Layer-set directory (default: shipped demo).")
-def check(rules_dir: str | None, geodata: str | None) -> None:
-    """Validate a rule set and prove every type routes in every street; non-zero on errors."""
+@click.option("--format", "fmt", type=click.Choice(["text", "csv"]), default="text",
+              help="csv: the effective-limits table as CSV on stdout (messages on stderr).")
+def check(rules_dir: str | None, geodata: str | None, fmt: str) -> None:
+    """Validate a rule set, prove every type routes in every street, check that zone, area
+    and period rules only tighten limits, and print the effective limits; non-zero on errors."""
+    import csv
+
     from geodata.schema import ZONE_TYPES
     from grid.taxonomy import default_taxonomy
-    from rules.check import check_ruleset
+    from rules.check import TABLE_COLUMNS, check_ruleset, format_table
 
     ruleset = _load_rules(rules_dir)
     taxonomy = default_taxonomy()
@@ -127,12 +132,30 @@ def check(rules_dir: str | None, geodata: str | None) -> None:
     res = check_ruleset(ruleset, taxonomy, locator.streets(), ZONE_TYPES, locator.districts())
     n = {"routing": len(ruleset.routing), "raise": len(ruleset.raises),
          "deadline": len(ruleset.deadlines)}
+    to_err = fmt == "csv"  # stdout is the table alone
     click.echo(f"rule set {ruleset.path} ({ruleset.version}): {len(ruleset.files)} files, "
-               + ", ".join(f"{v} {k}" for k, v in n.items()) + " rules")
-    for w in res.warnings:
-        click.echo(f"warning: {w}")
+               + ", ".join(f"{v} {k}" for k, v in n.items()) + " rules", err=to_err)
+    if fmt == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=list(TABLE_COLUMNS), lineterminator="\n")
+        w.writeheader()
+        w.writerows(res.table)
+    elif res.table:
+        click.echo("effective limits (decided on a Monday morning; file/dispatch/verify in "
+                   "24 h, dispose in the calendar shown):")
+        for line in format_table(res.table):
+            click.echo(f"  {line}")
+    for note in res.notes:
+        click.echo(f"note: {note}", err=to_err)
+    for warning in res.warnings:
+        click.echo(f"warning: {warning}", err=to_err)
     for e in res.errors:
         click.echo(f"error: {e}", err=True)
-    click.echo(res.summary)
+    click.echo(res.summary, err=to_err)
+    if res.combinations:
+        click.echo(f"tighten-only: {res.combinations} type x zone x area x period x time "
+                   "combinations checked", err=to_err)
     if not res.ok:
+        click.echo(f"FAIL: {len(res.errors)} error(s)", err=True)
         raise SystemExit(1)
+    click.echo("OK: every type routes, and zone, area and period rules only tighten limits "
+               "(except where they say why they relax them)", err=to_err)

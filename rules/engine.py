@@ -22,6 +22,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+from grid.deadlines import stage_calendar
 from grid.models import Decision, Placement, Report
 from rules.ruleset import RuleSet
 from rules.schema import PRIORITIES, STAGES, TYPE_REF, Match
@@ -54,6 +55,9 @@ class Facts:
     source: str | None = None
     priority: str | None = None  # routed priority (deadline rules only)
     tier: str | None = None  # routed tier (deadline rules only)
+    count: str | None = None  # "single" / "gathered" from the description (count cues)
+    safety: bool = False  # the type is in the rule set's `safety` list
+    handling_rule: str | None = None  # the handling rule that set ``handling``, if any
 
 
 def matches(m: Match, f: Facts) -> bool:
@@ -73,15 +77,26 @@ def matches(m: Match, f: Facts) -> bool:
 
 def facts_for(report: Report | None, placement: Placement, type_code: str | None,
               ruleset: RuleSet, taxonomy: Any) -> Facts:
+    from grid.classifier import count_hint
+
     t = taxonomy.types.get(type_code) if type_code else None
     handling = ruleset.handling.get(type_code or "", t.handling if t else None)
-    return Facts(
+    f = Facts(
         type_code=type_code, category=t.category if t else None, kind=t.kind if t else None,
         handling=handling, zones=frozenset(placement.zones), street=placement.street,
         district=placement.district,
         component_id=report.component_id if report else None,
         source=report.source if report else None,
+        count=count_hint(report.description, type_code) if report else None,
+        safety=(type_code or "") in ruleset.safety,
     )
+    return with_handling_rules(f, ruleset)
+
+
+def with_handling_rules(f: Facts, ruleset: RuleSet) -> Facts:
+    """``f`` with the handling class of the strongest matching ``handling_rules`` entry."""
+    rule = next((r for r in ruleset.handling_rules if matches(r.match, f)), None)
+    return f if rule is None else replace(f, handling=rule.handling, handling_rule=rule.id)
 
 
 def decide(report: Report, placement: Placement, now: datetime, ruleset: RuleSet, *,
@@ -96,6 +111,7 @@ def decide(report: Report, placement: Placement, now: datetime, ruleset: RuleSet
         "handling": facts.handling, "district": placement.district, "street": placement.street,
         "community": placement.community, "cell": placement.cell,
         "zones": sorted(placement.zones), "component_id": report.component_id,
+        "count": facts.count,
         "source": report.source, "self_disposed": report.self_disposed,
         "evidence_photos": len(report.evidence_photos), "now": now.isoformat(),
     }
@@ -133,7 +149,7 @@ def decide(report: Report, placement: Placement, now: datetime, ruleset: RuleSet
 def route(facts: Facts, now: datetime, ruleset: RuleSet, taxonomy: Any) -> dict[str, Any]:
     """Routing, raise and deadline tables for resolved facts (also used by the checker)."""
     t = taxonomy.types[facts.type_code]
-    matched: list[str] = []
+    matched: list[str] = [facts.handling_rule] if facts.handling_rule else []
     chosen: dict[str, tuple[Any, str]] = {}
     for r in ruleset.routing:
         if not matches(r.match, facts):
@@ -149,6 +165,9 @@ def route(facts: Facts, now: datetime, ruleset: RuleSet, taxonomy: Any) -> dict[
         out["closing_standard"] = getattr(t, "closing_standard", "") or ""
     lines = [f"{k} {str(out[k]).lower() if k == 'alert' else out[k]} <- {src[k]}"
              for k in ("department", "tier", "priority", "alert")]
+    if facts.handling_rule:
+        lines.insert(0, f"handling {facts.handling} <- {facts.handling_rule} "
+                        f"(count {facts.count})")
     for r in ruleset.raises:
         if not matches(r.match, facts):
             continue
@@ -162,42 +181,171 @@ def route(facts: Facts, now: datetime, ruleset: RuleSet, taxonomy: Any) -> dict[
         else:
             lines.append(f"{r.id} matched; priority already {out['priority']}")
     dfacts = replace(facts, priority=out["priority"], tier=out["tier"])
-    rule = next((r for r in ruleset.deadlines if matches(r.match, dfacts)), None)
-    deadlines: dict[str, datetime] = {}
-    cal = "24h"
-    if rule is None:
-        lines.append("no deadline rule matched: no deadlines")
-    else:
-        matched.append(rule.id)
-        limits = dict(rule.stages or {})
-        cal = rule.calendar or "24h"
-        if rule.from_type:
-            typed = {s: v for s, v in (getattr(t, "deadlines", None) or {}).items()
-                     if s in STAGES}
-            limits = {**limits, **typed}
-            cal = rule.calendar or getattr(t, "calendar", None) or "24h"
-        deadlines = stage_deadlines(now, limits, cal, rule.scale)
-        scale = f", x{rule.scale:g}" if rule.scale != 1 else ""
-        lines.append(f"deadlines <- {rule.id} ({cal} calendar{scale}): "
-                     + ", ".join(f"{s} {limits[s]}" for s in STAGES if s in limits))
-    return {**out, "calendar": cal, "deadlines": deadlines, "rules": matched,
+    plan = deadline_plan(dfacts, now, ruleset, t)
+    matched.extend(plan.rules)
+    lines.extend(plan.explanation)
+    return {**out, "calendar": plan.calendar, "deadlines": plan.deadlines, "rules": matched,
             "winner": None if src["department"] == "default" else src["department"],
-            "explanation": lines}
+            "explanation": lines, "plan": plan}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one deadline rule asks for a case: its calendar, the limit text of each stage,
+    the scale and the due times counted from the decision time."""
+
+    rule: str
+    calendar: str
+    stages: dict[str, str]
+    scale: float
+    due: dict[str, datetime]
+
+    def span(self, stage: str) -> str:
+        """The limit of ``stage`` as written after scaling, e.g. '1h', '+12h', '15d'."""
+        text = self.stages[stage]
+        if self.scale == 1:
+            return text
+        cal = stage_calendar(stage, self.calendar)
+        span = scaled(duration(text.lstrip("+")), self.scale, cal)
+        return ("+" if text.startswith("+") else "") + format_span(span, cal)
+
+
+@dataclass(frozen=True)
+class DeadlinePlan:
+    """How the stage deadlines of a case came about: the rule giving the type's limits
+    (``base``), the zone/area/period modifiers that matched, and per stage the rule whose
+    due time won (the earliest, unless a modifier relaxes the limits)."""
+
+    base: Limits | None
+    relaxed_by: Limits | None  # the modifier with `relaxes:` that replaced the base
+    modifiers: tuple[Limits, ...]  # tightening modifiers that matched (all of them)
+    deadlines: dict[str, datetime]
+    source: dict[str, Limits]  # stage -> the limits that gave its due time
+    ignored: dict[str, tuple[str, ...]]  # modifier id -> stages it may not change, and why
+    calendar: str
+    explanation: tuple[str, ...]
+
+    @property
+    def rules(self) -> list[str]:
+        out = [x.rule for x in (self.base, self.relaxed_by, *self.modifiers) if x is not None]
+        return list(dict.fromkeys(out))
+
+
+def _limits(rule: Any, facts: Facts, now: datetime, t: Any) -> Limits:
+    limits = dict(rule.stages or {})
+    cal = rule.calendar or "24h"
+    if rule.from_type:
+        typed = {s: v for s, v in (getattr(t, "deadlines", None) or {}).items() if s in STAGES}
+        limits = {**limits, **typed}
+        cal = rule.calendar or getattr(t, "calendar", None) or "24h"
+    return Limits(rule.id, cal, limits, rule.scale,
+                  stage_deadlines(now, limits, cal, rule.scale))
+
+
+def _names(m: Match, facts: Facts, name: str) -> bool:
+    """Whether ``m`` names ``facts``' handling class (or the type) explicitly."""
+    return bool((m.handling and name in m.handling)
+                or (m.type_code and facts.type_code in m.type_code))
+
+
+def deadline_plan(facts: Facts, now: datetime, ruleset: RuleSet, t: Any) -> DeadlinePlan:
+    """The stage deadlines for resolved facts (routed priority and tier included).
+
+    1. The strongest matching rule without zone/area/period conditions gives the type's
+       limits (the base: the type's own, key supervision, legal process, ...).
+    2. Modifiers (rules with a condition on zones, street, district, priority or tier) may
+       only tighten: for each stage the earliest due time of the base and every matching
+       modifier wins. A modifier with ``relaxes:`` (e.g. rural differentiation) may lengthen
+       them: the strongest such one replaces the base, and the others still tighten.
+    3. A legal process's disposal and verification follow the legal procedure: a modifier
+       changes them only if it names ``handling: legal_process`` (or the type) itself.
+    """
+    lines: list[str] = []
+    base_rule = next((r for r in ruleset.deadlines
+                      if not r.match.is_modifier and matches(r.match, facts)), None)
+    mods = [r for r in ruleset.deadlines if r.match.is_modifier and matches(r.match, facts)]
+    relaxer_rule = next((r for r in mods if r.relaxes), None)
+    base = _limits(base_rule, facts, now, t) if base_rule else None
+    relaxed = _limits(relaxer_rule, facts, now, t) if relaxer_rule else None
+    start = relaxed or base
+    tighteners = [r for r in mods if not r.relaxes]
+    if start is None and tighteners:
+        start, tighteners = _limits(tighteners[0], facts, now, t), tighteners[1:]
+        lines.append(f"no rule gives the type's limits: {start.rule} does")
+    if start is None:
+        return DeadlinePlan(None, None, (), {}, {}, {}, "24h",
+                            ("no deadline rule matched: no deadlines",))
+    if base is not None:
+        lines.append(f"type limits <- {base.rule} ({_describe(base)})")
+    if relaxed is not None:
+        lines.append(f"limits relaxed by {relaxed.rule} ({_describe(relaxed)}): "
+                     f"{relaxer_rule.relaxes}")
+        for r in mods:
+            if r.relaxes and r is not relaxer_rule:
+                lines.append(f"{r.id} also relaxes; {relaxed.rule} is stronger and applies")
+    deadlines = dict(start.due)
+    source = dict.fromkeys(start.due, start)
+    applied: list[Limits] = []
+    ignored: dict[str, tuple[str, ...]] = {}
+    for r in tighteners:
+        lim = _limits(r, facts, now, t)
+        applied.append(lim)
+        fixed: tuple[str, ...] = ()
+        if facts.handling == "legal_process" and not _names(r.match, facts, "legal_process"):
+            fixed = ("dispose", "verify")
+            ignored[r.id] = fixed
+        won = []
+        for s, due in lim.due.items():
+            if s in fixed or s not in deadlines or due >= deadlines[s]:
+                continue
+            deadlines[s], source[s] = due, lim
+            won.append(f"{s} {lim.span(s)}")
+        note = f" (the legal procedure keeps {'/'.join(fixed)})" if fixed else ""
+        lines.append((f"{r.id} tightens {', '.join(won)}" if won
+                      else f"{r.id} matched; nothing tighter") + note)
+    cal = (source.get("dispose") or start).calendar
+    lines.append(f"deadlines ({cal} calendar for disposal, 24h for the command center's "
+                 "stages): " + ", ".join(f"{s} {source[s].span(s)} <- {source[s].rule}"
+                                         for s in STAGES if s in deadlines))
+    return DeadlinePlan(base, relaxed, tuple(applied), deadlines, source, ignored, cal,
+                        tuple(lines))
+
+
+def _describe(x: Limits) -> str:
+    scale = f", x{x.scale:g}" if x.scale != 1 else ""
+    return (f"{x.calendar} calendar{scale}: "
+            + ", ".join(f"{s} {x.stages[s]}" for s in STAGES if s in x.stages))
+
+
+def format_span(span: Any, calendar: str) -> str:
+    """A limit as text: whole working days in the working calendar ('15d', '1.5d' stays
+    '12h'), else the shortest of d/h/m."""
+    from rules.timing import calendar as get_calendar
+
+    minutes = round(get_calendar(calendar).working_amount(span).total_seconds() / 60)
+    day = round(get_calendar(calendar).day_length.total_seconds() / 60)
+    for unit, size in (("d", day), ("h", 60), ("m", 1)):
+        if minutes % size == 0:
+            return f"{minutes // size}{unit}"
+    return f"{minutes}m"  # pragma: no cover
 
 
 def stage_deadlines(now: datetime, limits: dict[str, str], calendar: str,
                     scale: float = 1.0) -> dict[str, datetime]:
     """Due times of the stages: a limit runs from ``now``, or from the previous stage's
-    deadline when written ``+...``; every limit is multiplied by ``scale``."""
+    deadline when written ``+...``; every limit is multiplied by ``scale``. Only the
+    disposal runs in ``calendar``: the command center files and dispatches and supervisors
+    verify around the clock (see :func:`grid.deadlines.stage_calendar`)."""
     out: dict[str, datetime] = {}
     prev = now
     for s in STAGES:
         text = limits.get(s)
         if text is None:
             continue
+        cal = stage_calendar(s, calendar)
         start = prev if text.startswith("+") else now
-        span = scaled(duration(text.lstrip("+")), scale, calendar)
-        prev = out[s] = due_at(start, span, calendar)
+        span = scaled(duration(text.lstrip("+")), scale, cal)
+        prev = out[s] = due_at(start, span, cal)
     return out
 
 

@@ -14,6 +14,7 @@ from rules.schema import (
     DeadlineRule,
     Duplicates,
     Escalation,
+    HandlingRule,
     RaiseRule,
     RoutingRule,
     RuleFile,
@@ -49,9 +50,12 @@ class RuleSet:
     escalation: Escalation
     duplicates: Duplicates
     origin: dict[str, str] = field(default_factory=dict)  # rule id -> file name
+    handling_rules: tuple[HandlingRule, ...] = ()
+    safety: frozenset[str] = frozenset()  # type codes whose limits protect life and property
 
     def rule_ids(self) -> list[str]:
-        return [r.id for r in (*self.routing, *self.raises, *self.deadlines)]
+        return [r.id for r in (*self.handling_rules, *self.routing, *self.raises,
+                               *self.deadlines)]
 
 
 def _version(files: list[Path], root: Path) -> str:
@@ -111,7 +115,10 @@ def load_ruleset(path: str | Path | None = None) -> RuleSet:
     routing: list[RoutingRule] = []
     raises: list[RaiseRule] = []
     deadlines: list[DeadlineRule] = []
+    handling_rules: list[HandlingRule] = []
+    safety: set[str] = set()
     for name, rf in parsed:
+        safety.update(rf.safety or [])
         for key in SINGLE:
             value = getattr(rf, key)
             if value is None:
@@ -126,7 +133,7 @@ def load_ruleset(path: str | Path | None = None) -> RuleSet:
                                 f"{handling[code]!r} given earlier")
             handling[code] = cls
         for table, rules in ((routing, rf.routing), (raises, rf.raise_),
-                             (deadlines, rf.deadlines)):
+                             (deadlines, rf.deadlines), (handling_rules, rf.handling_rules)):
             for r in rules:
                 if r.id in origin:
                     problems.append(f"{name}: rule id {r.id!r} is already used in "
@@ -148,6 +155,8 @@ def load_ruleset(path: str | Path | None = None) -> RuleSet:
         escalation=singles.get("escalation") or Escalation(),
         duplicates=singles.get("duplicates") or Duplicates(),
         origin=origin,
+        handling_rules=tuple(sorted(handling_rules, key=lambda r: r.sort_key)),
+        safety=frozenset(safety),
     )
 
 

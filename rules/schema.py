@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     field_validator,
     model_validator,
 )
@@ -29,6 +30,11 @@ STAGES = ("file", "dispatch", "dispose", "verify")
 PRIORITIES: tuple[Priority, ...] = ("normal", "high", "urgent")
 TYPE_REF = "@type"  # "the value the taxonomy gives for the type"
 DURATION = re.compile(r"^\+?\d+(m|h|d)$")
+# Conditions about *where, when and how urgently* (zone, area, period, raised priority, tier):
+# a deadline rule using any of them is a modifier, which may only tighten the type's limits
+# unless it says why it relaxes them (``relaxes:``). Rules using none define the limits.
+MODIFIER_FIELDS = ("zones", "street", "district", "priority", "tier")
+COUNTS = ("single", "gathered")
 
 
 def _listify(v: Any) -> Any:
@@ -102,22 +108,33 @@ class Match(Strict):
     source: Annotated[list[Source] | None, BeforeValidator(_listify)] = None
     priority: Annotated[list[Priority] | None, BeforeValidator(_listify)] = None
     tier: Annotated[list[Tier] | None, BeforeValidator(_listify)] = None
+    # how many: "single" (one vendor) or "gathered" (集聚) from the report's description
+    # (see grid.classifier.count_hint); reports saying neither match no count condition
+    count: Annotated[list[Literal["single", "gathered"]] | None,
+                     BeforeValidator(_listify)] = None
+    safety: bool | None = None  # the type is in the rule set's `safety` list
 
     @model_validator(mode="after")
     def _no_empty_lists(self) -> Match:
         for name, value in self:
-            if value is not None and len(value) == 0:
+            if isinstance(value, list) and len(value) == 0:
                 raise ValueError(f"{name}: an empty list matches nothing; leave the field out")
         return self
 
     @cached_property
-    def compiled(self) -> tuple[tuple[str, frozenset[str]], ...]:
+    def compiled(self) -> tuple[tuple[str, frozenset[Any]], ...]:
         """The given conditions as (field, allowed values), for fast matching."""
-        return tuple((k, frozenset(v)) for k, v in self if v is not None)
+        return tuple((k, frozenset(v if isinstance(v, list) else [v]))
+                     for k, v in self if v is not None)
 
-    def fields(self) -> dict[str, list[str]]:
+    def fields(self) -> dict[str, list[Any]]:
         """The conditions given, as field -> allowed values."""
-        return {k: list(v) for k, v in self if v is not None}
+        return {k: list(v) if isinstance(v, list) else [v] for k, v in self if v is not None}
+
+    @property
+    def is_modifier(self) -> bool:
+        """Whether the conditions name a zone, area, period, priority or tier."""
+        return any(getattr(self, f) is not None for f in MODIFIER_FIELDS)
 
     @property
     def specificity(self) -> int:
@@ -200,12 +217,18 @@ class DeadlineRule(Rule):
     ``from_type: true`` starts from the taxonomy entry of the type (its calendar and limits);
     ``stages`` then only fills the stages the type does not give and ``calendar`` overrides
     the type's. Without ``from_type``, ``calendar`` and all four stages are required.
-    ``scale`` multiplies every limit (e.g. 2 for differentiated supervision in rural zones)."""
+    ``scale`` multiplies every limit (e.g. 2 for differentiated supervision in rural zones).
+
+    A rule whose conditions name a zone, street, district, priority or tier is a *modifier*:
+    every matching modifier applies, and each may only tighten the limits (stage by stage the
+    earlier due time wins). A modifier that must lengthen them says why in ``relaxes``; the
+    strongest matching relaxing modifier then replaces the type's limits."""
 
     from_type: bool = False
     calendar: Literal["24h", "working"] | None = None
     stages: dict[str, Duration] | None = None
     scale: float = Field(1.0, gt=0)
+    relaxes: Annotated[str, StringConstraints(strip_whitespace=True, min_length=10)] | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> DeadlineRule:
@@ -215,6 +238,9 @@ class DeadlineRule(Rule):
             raise ValueError(f"stages: unknown stage(s) {unknown}; stages are {list(STAGES)}")
         if stages.get("file", "").startswith("+"):
             raise ValueError("stages.file: the first stage runs from receipt; no '+'")
+        if self.relaxes is not None and not self.match.is_modifier:
+            raise ValueError("relaxes: only a zone, area or period rule (a condition on zones, "
+                             "street, district, priority or tier) can relax the type's limits")
         if self.from_type:
             return self
         missing = [s for s in STAGES if s not in stages]
@@ -223,6 +249,21 @@ class DeadlineRule(Rule):
         if missing:
             raise ValueError(f"stages: missing {missing}; without from_type every rule sets "
                              f"all of {list(STAGES)}")
+        return self
+
+
+class HandlingRule(Rule):
+    """Puts reports matching ``match`` under another handling class than the type's, e.g. a
+    single vendor reported as 0901 (集聚无序设摊) is an ordinary street-order case."""
+
+    handling: Handling
+
+    @model_validator(mode="after")
+    def _type_facts_only(self) -> HandlingRule:
+        if self.match.priority or self.match.tier or self.match.handling or self.match.safety \
+                is not None:
+            raise ValueError("match: a handling rule may not depend on handling, safety, "
+                             "priority or tier (they follow from it)")
         return self
 
 
@@ -286,6 +327,8 @@ class RuleFile(Strict):
     raise_: list[RaiseRule] = Field(default_factory=list, alias="raise")
     deadlines: list[DeadlineRule] = Field(default_factory=list)
     handling: dict[str, Handling] = Field(default_factory=dict)  # type code -> class
+    handling_rules: list[HandlingRule] = Field(default_factory=list)
+    safety: Codes = None  # type codes whose limits protect life and property
     self_closing: SelfClosing | None = None
     triage: Triage | None = None
     escalation: Escalation | None = None
