@@ -69,8 +69,8 @@ def route(report_path: str, now_text: str | None, rules_dir: str | None, geodata
     from pydantic import ValidationError
 
     from grid.models import Placement, Report
+    from grid.service import Engine
     from grid.taxonomy import default_taxonomy
-    from rules.engine import decide
 
     now = _now(now_text)
     taxonomy = default_taxonomy()
@@ -80,6 +80,7 @@ def route(report_path: str, now_text: str | None, rules_dir: str | None, geodata
                                        context={"taxonomy": taxonomy})
     except ValidationError as e:
         raise click.ClickException(f"report {report_path}: {e}") from None
+    locator = None
     if placement_path:
         placement = Placement.model_validate(_read_json(placement_path, "placement"))
     else:
@@ -91,8 +92,12 @@ def route(report_path: str, now_text: str | None, rules_dir: str | None, geodata
                                        report.location.crs)
         except OutsideCoverage as e:
             raise click.ClickException(str(e)) from None
-    d = decide(report, placement, now, ruleset, taxonomy=taxonomy)
-    out = {**d.model_dump(mode="json"), "placement": placement.model_dump(mode="json")}
+    # the engine's own path (classify a description-only report, then decide): `grid route`
+    # and the stream worker give the same decision for the same report
+    located = Engine(taxonomy, locator, ruleset).decide(report, placement, now)
+    d = located.decision
+    out = {**d.model_dump(mode="json"), "classification": located.classification,
+           "placement": placement.model_dump(mode="json")}
     if fmt == "json":
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
@@ -101,6 +106,11 @@ def route(report_path: str, now_text: str | None, rules_dir: str | None, geodata
     click.echo(f"self_closed {str(d.self_closed).lower()}   alert {str(d.alert).lower()}")
     for stage, due in d.deadlines.items():
         click.echo(f"due {stage:<9}{due.isoformat()}  ({d.calendar})")
+    if located.classification is not None:
+        c = located.classification
+        click.echo(f"classified  {c['type_code'] or '-'} (score {c['score']}, matched "
+                   f"{', '.join(c['matched']) or '-'}; candidates "
+                   f"{', '.join(c['candidates']) or '-'})")
     click.echo(f"winner      {d.winner}   rules {', '.join(d.rules)}")
     click.echo(f"ruleset     {d.ruleset_version}")
     for line in d.explanation:
