@@ -43,7 +43,7 @@ from grid.intake import report_id_of
 from grid.models import Command, partition_key_of
 from grid.service import DeadLetter, Effects, Engine, Located, dead_letter, dumps
 from streams import topics as T
-from streams.broker import bootstrap_of, on_tansu
+from streams.broker import bootstrap_of, client_security, faust_credentials, on_tansu
 from streams.faust_patches import fix_rebalance_loss, set_fetch_wait
 from streams.health import CommittedWatch
 from streams.settings import Settings
@@ -118,7 +118,7 @@ class Outbox:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap, acks="all", linger_ms=self.linger_ms,
                 max_batch_size=4 << 20, request_timeout_ms=120_000,
-                max_request_size=8 << 20)
+                max_request_size=8 << 20, **client_security())
             await producer.start()
             self.producer = producer
             self.attach(app)
@@ -296,7 +296,8 @@ class GridApp:
             table_standby_replicas=0, consumer_auto_offset_reset="earliest",
             web_enabled=True, web_port=s.web_port, web_host=s.web_host,
             web_bind=s.web_host, producer_acks=-1, broker_commit_interval=1.0,
-            topic_disable_leader=True, stream_buffer_maxsize=8192, **fast,
+            topic_disable_leader=True, stream_buffer_maxsize=8192,
+            broker_credentials=faust_credentials(), **fast,
         )
         self.outbox = Outbox(bootstrap_of(s.broker))
         logging.getLogger("aiokafka").setLevel(max(logging.INFO, logging.root.level))

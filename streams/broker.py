@@ -47,6 +47,33 @@ def broker_kind() -> str:
     return kind
 
 
+SASL_MECHANISM = "SCRAM-SHA-512"
+
+
+def client_security(user: str | None = None, password: str | None = None) -> dict[str, Any]:
+    """Keyword arguments that authenticate an aiokafka / kafka-python client: SASL SCRAM as
+    ``user`` (default ``GRID_KAFKA_USER`` / ``GRID_KAFKA_PASSWORD``); none without a user."""
+    user = user if user is not None else os.environ.get("GRID_KAFKA_USER")
+    if not user:
+        return {}
+    if password is None:
+        password = os.environ.get("GRID_KAFKA_PASSWORD", "")
+    return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": SASL_MECHANISM,
+            "sasl_plain_username": user, "sasl_plain_password": password}
+
+
+def faust_credentials() -> Any:
+    """Faust's ``broker_credentials`` for :func:`client_security`'s user (None: none)."""
+    sec = client_security()
+    if not sec:
+        return None
+    import faust
+
+    return faust.SASLCredentials(username=sec["sasl_plain_username"],
+                                 password=sec["sasl_plain_password"],
+                                 mechanism=sec["sasl_mechanism"])
+
+
 def on_tansu() -> bool:
     """Whether this process talks to the Tansu fallback broker: the only case in which the
     workarounds for its quirks (streams.tansu, the fetch-wait cap) are switched on."""
@@ -286,18 +313,20 @@ async def create_topics(
     replication: int = 1,
     configs: Mapping[str, Mapping[str, str]] | None = None,
     timeout: float = 20.0,
+    security: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create missing topics (name -> partitions); returns the names created.
 
     Idempotent: existing topics are left as they are (their partition count is
     not changed). ``configs`` maps a topic name to topic configs, e.g.
-    ``{"cleanup.policy": "compact"}``.
+    ``{"cleanup.policy": "compact"}``. ``security``: client credentials (default
+    :func:`client_security`).
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=int(timeout * 1000)
-    )
+        bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=int(timeout * 1000),
+        **(client_security() if security is None else security))
     await asyncio.wait_for(admin.start(), timeout)
     try:
         existing = set(await admin.list_topics())
@@ -349,8 +378,8 @@ async def partition_counts(bootstrap: str, names: list[str],
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=int(timeout * 1000)
-    )
+        bootstrap_servers=bootstrap_of(bootstrap), request_timeout_ms=int(timeout * 1000),
+        **client_security())
     await asyncio.wait_for(admin.start(), timeout)
     try:
         return {t["topic"]: len(t["partitions"]) for t in await admin.describe_topics(names)}
@@ -364,12 +393,14 @@ def ensure_topics(
     replication: int = 1,
     configs: Mapping[str, Mapping[str, str]] | None = None,
     timeout: float = 20.0,
+    security: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Blocking :func:`create_topics`. Inside a running event loop it runs in a helper
     thread (blocking that loop meanwhile): prefer ``await create_topics(...)`` there."""
 
     def run() -> list[str]:
-        return asyncio.run(create_topics(bootstrap, topics, replication, configs, timeout))
+        return asyncio.run(create_topics(bootstrap, topics, replication, configs, timeout,
+                                         security))
 
     try:
         asyncio.get_running_loop()

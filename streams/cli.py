@@ -274,8 +274,10 @@ def kafka_fetch() -> None:
               help="client port of node 1 (the others take the next ones) [default: free "
                    "ports, chosen once and kept in the data directory]")
 @click.option("--partitions", type=int, default=None, help="Partitions per grid topic.")
+@click.option("--secure", is_flag=True,
+              help="SASL SCRAM for every client and ACLs from deploy/kafka/principals.yaml")
 def kafka_start(nodes: str, data_dir: str | None, port: int | None,
-                partitions: int | None) -> None:
+                partitions: int | None, secure: bool) -> None:
     """Start Apache Kafka (KRaft) in the foreground with the grid topics created and its
     address recorded for grid submit / tail / worker; Ctrl-C stops it, the data stays."""
     from streams.broker import grid_home
@@ -284,13 +286,17 @@ def kafka_start(nodes: str, data_dir: str | None, port: int | None,
     try:
         lock = claim_home("kafka start")
         k = EmbeddedKafka(nodes=int(nodes), data_dir=data_dir or grid_home() / "kafka",
-                          port=port, topics=topics.all_topics(partitions))
+                          port=port, topics=topics.all_topics(partitions), secure=secure)
         click.echo(f"starting Apache Kafka {k.version} ({nodes} node(s), data {k.data_dir})",
                    err=True)
         k.start()
     except BrokerError as e:
         raise click.ClickException(str(e)) from e
-    foreground(k, "kafka", lock, [
-        f"bootstrap {k.bootstrap}",
-        f"topics    {', '.join(topics.ALL_TOPICS)} (RF {k.replication})",
-        f"data      {k.data_dir} (kept; logs node-N.log there)"])
+    lines = [f"bootstrap {k.bootstrap}",
+             f"topics    {', '.join(topics.ALL_TOPICS)} (RF {k.replication})",
+             f"data      {k.data_dir} (kept; logs node-N.log there)"]
+    if secure:
+        lines += [f"secured   SASL SCRAM-SHA-512; principals {', '.join(k.passwords)}; "
+                  f"passwords in {k.data_dir / 'principals.json'}",
+                  "          a worker: GRID_KAFKA_USER=worker GRID_KAFKA_PASSWORD=… grid worker"]
+    foreground(k, "kafka", lock, lines)

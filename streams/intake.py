@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams import topics as T
-from streams.broker import bootstrap_of
+from streams.broker import bootstrap_of, client_security
 from streams.health import ConsumerHealth
 from streams.kafka_io import run_forever
 
@@ -59,7 +59,7 @@ class IntakeConsumer(ConsumerRebalanceListener):
             bootstrap_servers=bootstrap_of(s.broker), group_id=self.group_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
             fetch_max_wait_ms=s.fetch_wait_ms, max_partition_fetch_bytes=2 << 20,
-            max_poll_records=s.batch_size, **fast)
+            max_poll_records=s.batch_size, **fast, **client_security())
 
     async def run(self) -> None:
         """Consume forever (cancel to stop); a failed consumer is replaced after 2 s."""

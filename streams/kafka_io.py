@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.broker import bootstrap_of, on_tansu
+from streams.broker import bootstrap_of, client_security, on_tansu
 from streams.tansu import true_end_offsets
 
 KeyFn = Callable[[Any], "str | bytes | None"]
@@ -84,7 +84,8 @@ def producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
     """An unstarted aiokafka producer with batching defaults (acks=all, small linger)."""
     opts: dict[str, Any] = {"acks": "all", "linger_ms": 5, "request_timeout_ms": 15000}
     opts.update(kw)
-    return AIOKafkaProducer(bootstrap_servers=bootstrap_of(bootstrap), **opts)
+    return AIOKafkaProducer(bootstrap_servers=bootstrap_of(bootstrap), **client_security(),
+                            **opts)
 
 
 async def send_all(
@@ -145,6 +146,7 @@ async def consume(
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **client_security(),
     )
     await cons.start()
     start = last = time.monotonic()

@@ -147,6 +147,7 @@ class EmbeddedKafka:
         heap: str = "512m",
         ready_timeout: float = 90.0,
         extra_config: dict[str, str] | None = None,
+        secure: bool = False,
     ) -> None:
         if nodes not in (1, 3):
             raise ValueError("nodes must be 1 or 3")
@@ -160,7 +161,22 @@ class EmbeddedKafka:
         self.heap = heap
         self.ready_timeout = ready_timeout
         self.extra_config = dict(extra_config or {})
+        self.secure = secure
         self.cluster_id, self.nodes = self._load_or_plan(nodes, port)
+        self.policy: dict = {}
+        self.passwords: dict[str, str] = {}
+        if secure:
+            from streams import kafka_acl
+
+            self.policy = kafka_acl.load_policy()
+            self.passwords = kafka_acl.credentials(self.data_dir, self.policy)
+
+    def security(self, principal: str = "admin") -> dict:
+        """Client keyword arguments that authenticate as ``principal`` (none when the
+        cluster is not secured)."""
+        from streams.broker import client_security
+
+        return client_security(principal, self.passwords[principal]) if self.secure else {}
 
     # -- layout ------------------------------------------------------------------------
     @property
@@ -208,6 +224,10 @@ class EmbeddedKafka:
                 raise BrokerError(
                     f"{self.data_dir} holds a {len(saved['nodes'])}-node cluster, not {nodes}: "
                     "use another --data directory or the same --nodes")
+            if saved.get("secure", False) != self.secure:
+                was = "secured" if saved.get("secure") else "open (no --secure)"
+                raise BrokerError(f"{self.data_dir} holds a cluster that was {was}: start it "
+                                  "the same way, or use another --data directory")
             return saved["cluster_id"], [Node(n["id"], n["port"], n["controller_port"])
                                          for n in saved["nodes"]]
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -220,7 +240,7 @@ class EmbeddedKafka:
     def _save(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "cluster.json").write_text(json.dumps({
-            "cluster_id": self.cluster_id, "kafka_version": self.version,
+            "cluster_id": self.cluster_id, "kafka_version": self.version, "secure": self.secure,
             "nodes": [{"id": n.node_id, "port": n.port, "controller_port": n.controller_port}
                       for n in self.nodes]}, indent=1) + "\n")
 
@@ -231,12 +251,13 @@ class EmbeddedKafka:
             "process.roles": "broker,controller",
             "node.id": str(n.node_id),
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{self.host}:{n.port},CONTROLLER://{self.host}:"
+            "listeners": f"{self._client}://{self.host}:{n.port},CONTROLLER://{self.host}:"
                          f"{n.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{n.port}",
+            "advertised.listeners": f"{self._client}://{self.host}:{n.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": self._client,
+            "listener.security.protocol.map":
+                f"{self._client}:{self._client},CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_dir / f"node-{n.node_id}"),
             "num.partitions": "8",
             "default.replication.factor": str(rf),
@@ -251,11 +272,38 @@ class EmbeddedKafka:
             "num.network.threads": "2",
             "num.io.threads": "4",
             "log.retention.hours": "-1",
+            **self._secure_config(),
             **self.extra_config,
         }
         path = self.data_dir / f"node-{n.node_id}.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         return path
+
+    @property
+    def _client(self) -> str:
+        return "SASL_PLAINTEXT" if self.secure else "PLAINTEXT"
+
+    def _secure_config(self) -> dict[str, str]:
+        """SASL SCRAM on the client listener (brokers talk to each other as ``admin``) and
+        the standard authorizer refusing whatever is not granted. The controller listener
+        stays PLAINTEXT on loopback; its anonymous peers are the nodes themselves."""
+        if not self.secure:
+            return {}
+        from streams.broker import SASL_MECHANISM
+        from streams.kafka_acl import super_users
+
+        jaas = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="admin" password="{self.passwords["admin"]}";')
+        supers = [f"User:{p}" for p in super_users(self.policy)] + ["User:ANONYMOUS"]
+        return {
+            "sasl.enabled.mechanisms": SASL_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SASL_MECHANISM,
+            f"listener.name.sasl_plaintext.{SASL_MECHANISM.lower()}.sasl.jaas.config": jaas,
+            "authorizer.class.name":
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": ";".join(supers),
+        }
 
     # -- processes -----------------------------------------------------------------------
     def _java(self, n: Node, main: str, *args: str) -> list[str]:
@@ -269,9 +317,13 @@ class EmbeddedKafka:
     def _format(self, n: Node, config: Path) -> None:
         if (self.data_dir / f"node-{n.node_id}" / "meta.properties").is_file():
             return
+        from streams.broker import SASL_MECHANISM
+
+        scram = [f"--add-scram={SASL_MECHANISM}=[name={p},password={pw}]"
+                 for p, pw in self.passwords.items()]
         done = subprocess.run(
             self._java(n, "kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}",
-                       f"--config={config}", "--ignore-formatted"),
+                       f"--config={config}", "--ignore-formatted", *scram),
             capture_output=True, text=True)
         if done.returncode != 0:
             raise BrokerError(f"formatting node {n.node_id} failed:\n{done.stdout}{done.stderr}")
@@ -300,9 +352,13 @@ class EmbeddedKafka:
             self.start_node(n.node_id)
         try:
             self.wait_ready()
+            if self.secure:
+                from streams.kafka_acl import apply_acls
+
+                apply_acls(self.bootstrap.split(","), self.passwords["admin"], self.policy)
             if self.topics:
                 ensure_topics(self.bootstrap, self.topics, replication=self.replication,
-                              timeout=60)
+                              timeout=60, security=self.security())
         except BaseException:
             self.stop()
             raise
@@ -331,7 +387,8 @@ class EmbeddedKafka:
 
         live = [f"{self.host}:{n.port}" for n in self.nodes if n.running]
         try:
-            admin = KafkaAdminClient(bootstrap_servers=live, request_timeout_ms=3000)
+            admin = KafkaAdminClient(bootstrap_servers=live, request_timeout_ms=3000,
+                                     **self.security())
         except Exception:  # not up yet, whatever the client says
             return 0
         try:

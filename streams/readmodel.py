@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from grid.projection import Projection
 from streams import topics as T
-from streams.broker import bootstrap_of
+from streams.broker import bootstrap_of, client_security
 from streams.health import ConsumerHealth
 from streams.kafka_io import run_forever
 
@@ -96,7 +96,7 @@ class ReadModel:
     async def _consume(self) -> None:
         cons = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", metadata_max_age_ms=5000)
+            auto_offset_reset="earliest", metadata_max_age_ms=5000, **client_security())
         await cons.start()
         try:
             parts = await self._partitions(cons)

@@ -14,6 +14,7 @@ import orjson
 
 from grid.models import partition_key_of
 from streams import topics as T
+from streams.broker import client_security
 
 
 def sample_points(locator, n: int, seed: int = 11) -> list[tuple[float, float]]:
@@ -42,8 +43,8 @@ async def respond(bootstrap: str, rate_scale: float, stop: asyncio.Event, seed: 
 
     rng = random.Random(seed)
     consumer = AIOKafkaConsumer(T.DISPATCH, bootstrap_servers=bootstrap, group_id="grid-sim",
-                                auto_offset_reset="latest")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+                                auto_offset_reset="latest", **client_security())
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **client_security())
     await consumer.start()
     await producer.start()
     tasks: set[asyncio.Task] = set()
@@ -106,7 +107,7 @@ async def run(bootstrap: str, rate: float, duration: float, responder: bool,
     sim = Simulator(default_taxonomy(), sample_points(Locator.load(None), 400), seed=seed)
     stop = asyncio.Event()
     resp = asyncio.create_task(respond(bootstrap, 1.0, stop)) if responder else None
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **client_security())
     await producer.start()
     sent = 0
     t0 = time.monotonic()
