@@ -97,15 +97,18 @@ def _dump(model: Any) -> Any:
 
 
 def open_case(report: Report, placement: Placement, decision: Decision, now: datetime,
-              category: str | None = None, kind: str | None = None) -> tuple[Case, list[CaseEvent]]:
-    """Open a case for a new report: reported, then triage, self-closed, or filed + dispatched."""
+              category: str | None = None, kind: str | None = None, via: str | None = None,
+              ) -> tuple[Case, list[CaseEvent]]:
+    """Open a case for a new report: reported, then triage, self-closed, or filed + dispatched.
+    ``via``: the principal that wrote the report to its intake channel, kept on the event."""
     cid = case_id_for(report.rid, placement.partition_key)
     reported = CaseEvent(
         event_id=f"{cid}:1", case_id=cid, seq=1, type="reported", state_from=None,
         state_to=S.REPORTED, actor=report.reporter_id, role="supervisor" if
         report.source == "supervisor" else "system", at=now, reason=f"source {report.source}",
         data={"report": _dump(report), "placement": _dump(placement),
-              "type_code": decision.type_code, "category": category, "kind": kind},
+              "type_code": decision.type_code, "category": category, "kind": kind,
+              **({"via": via} if via else {})},
         district=placement.district, street=placement.street,
     )
     typed = {"report": report, "placement": placement, "decision": decision}

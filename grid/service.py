@@ -56,6 +56,24 @@ class Located(BaseModel):
     kind: str | None = None
     classification: dict[str, Any] | None = None  # when the type came from the classifier
     received_at: datetime
+    via: str | None = None  # the principal whose intake channel brought it (Channel)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Where reports come in: the one principal allowed to write there, and the sources it
+    may send (``None``: any; the HTTP API checks each caller's source itself)."""
+
+    name: str
+    principal: str
+    sources: frozenset[str] | None = None
+
+    def refuses(self, source: str) -> str | None:
+        """Why a report with ``source`` may not come in here, in words; ``None`` if it may."""
+        if self.sources is None or source in self.sources:
+            return None
+        return (f"{self.principal!r} writes {self.name} and may send reports with source "
+                f"{', '.join(sorted(self.sources))}, not {source!r}")
 
 
 class DeadLetter(BaseModel):
@@ -150,14 +168,19 @@ class Engine:
 
     # -- stage 1: stateless, batched -----------------------------------------------------
 
-    def intake(self, raws: Sequence[bytes | None],
-               now: datetime) -> tuple[list[Located], list[DeadLetter]]:
+    def intake(self, raws: Sequence[bytes | None], now: datetime,
+               channels: Sequence[Channel | None] | None = None,
+               ) -> tuple[list[Located], list[DeadLetter]]:
         """Parse, locate (one vectorised call), classify and decide a batch of raw reports
-        (``None``: a record without a value, dead-lettered as ``null_value``)."""
+        (``None``: a record without a value, dead-lettered as ``null_value``). ``channels``
+        (one per raw report): where each came in; a source its channel's principal may not
+        send is dead-lettered as ``source_not_allowed``, and the rest record the principal."""
         reports: list[Report] = []
         raw_of: list[bytes] = []
+        via: list[str | None] = []
         dead: list[DeadLetter] = []
-        for raw in raws:
+        for i, raw in enumerate(raws):
+            channel = channels[i] if channels else None
             if raw is None:
                 dead.append(dead_letter(None, "null_value", "the record has no value (a "
                                         "tombstone): a report is a JSON object", now))
@@ -167,14 +190,19 @@ class Engine:
                 dead.append(dead_letter(raw, r.reason, r.message, now,
                                         [e if isinstance(e, dict) else e.model_dump()
                                          for e in r.errors], r.report_id))
+            elif channel is not None and (why := channel.refuses(r.source)):
+                dead.append(dead_letter(raw, "source_not_allowed", why, now,
+                                        [{"field": "source", "message": why}], r.rid))
             else:
                 reports.append(r)
                 raw_of.append(raw)
+                via.append(channel.principal if channel else None)
         if not reports:
             return [], dead
         placements, errors = self._locate(reports)
         located: list[Located] = []
-        for raw, report, place, err in zip(raw_of, reports, placements, errors, strict=True):
+        for raw, report, place, err, who in zip(raw_of, reports, placements, errors, via,
+                                                strict=True):
             if err is not None:
                 dead.append(dead_letter(raw, "invalid_coordinates", f"location: {err}", now,
                                         [{"field": "location", "message": err}], report.rid))
@@ -186,7 +214,8 @@ class Engine:
                     f"{report.location.crs}) is outside every district this engine covers",
                     now, report_id=report.rid))
                 continue
-            located.append(self.decide(report, place, now))
+            msg = self.decide(report, place, now)
+            located.append(msg.model_copy(update={"via": who}) if who else msg)
         return located, dead
 
     def _locate(self, reports: Sequence[Report]) -> tuple[list, list[str | None]]:
@@ -270,7 +299,7 @@ class Engine:
             return Effects(case=case, events=events, merged_into=dup.case_id,
                            report=msg.report)
         case, events = lifecycle.open_case(msg.report, msg.placement, msg.decision, now,
-                                           msg.category, msg.kind)
+                                           msg.category, msg.kind, via=msg.via)
         fx = self._effects(case, events)
         fx.report = msg.report
         return fx

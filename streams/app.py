@@ -423,18 +423,20 @@ class GridApp:
 
     # -- agents --------------------------------------------------------------------------
 
-    async def intake_batch(self, batch: list[bytes]) -> None:
+    async def intake_batch(self, batch: list[bytes | None],
+                           topics: list[str] | None = None) -> None:
         """Parse, locate, classify and decide a batch of raw reports; handle each case here
         when this worker holds its street's partition, else forward it to the located topic;
         hand all output to the outbox."""
         out = self.outbox
         now = self.clock.now()
+        channels = [T.INTAKE_CHANNELS.get(t) for t in topics] if topics else None
         try:
-            located, dead = self.engine.intake(batch, now)
+            located, dead = self.engine.intake(batch, now, channels)
         except Exception:  # never stop on one bad record: find it, handle the others
             log.exception("intake batch of %d failed; handling its reports one by one",
                           len(batch))
-            located, dead = self._intake_one_by_one(batch, now)
+            located, dead = self._intake_one_by_one(batch, now, channels)
         for d in dead:
             out.send(T.DLQ, (d.report_id or "").encode() or None, dumps(d))
         for cb in self.listeners:
@@ -461,16 +463,18 @@ class GridApp:
             self._publish(fx)
         await out.kick()
 
-    def _intake_one_by_one(self, batch: list[bytes | None],
-                           now: datetime) -> tuple[list[Located], list[DeadLetter]]:
+    def _intake_one_by_one(self, batch: list[bytes | None], now: datetime,
+                           channels: list[Any] | None = None,
+                           ) -> tuple[list[Located], list[DeadLetter]]:
         """Each report of a failed batch alone, up to ``POISON_TRIES`` times; a report the
         engine still fails on goes to the DLQ (``internal_error``), the others go on."""
         located: list[Located] = []
         dead: list[DeadLetter] = []
-        for raw in batch:
+        for i, raw in enumerate(batch):
             for attempt in range(1, POISON_TRIES + 1):
                 try:
-                    ok, bad = self.engine.intake([raw], now)
+                    ok, bad = self.engine.intake([raw], now,
+                                                 [channels[i]] if channels else None)
                 except Exception as err:
                     if attempt < POISON_TRIES:
                         continue

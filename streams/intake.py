@@ -69,7 +69,7 @@ class IntakeConsumer(ConsumerRebalanceListener):
         g = self.grid_app
         await g.outbox.start(g.app)
         cons = self.consumer = self._new_consumer()
-        cons.subscribe([T.REPORTS], listener=self)
+        cons.subscribe(list(T.INTAKE_CHANNELS), listener=self)
         await cons.start()
         self.health.started()
         last_commit = time.monotonic()
@@ -82,7 +82,8 @@ class IntakeConsumer(ConsumerRebalanceListener):
                     self.health.fetched(tp, records[0].offset, records[0].timestamp)
                 if batch:
                     async with self._lock:
-                        await g.intake_batch([r.value for rs in batch.values() for r in rs])
+                        await g.intake_batch([r.value for rs in batch.values() for r in rs],
+                                             [tp.topic for tp, rs in batch.items() for _ in rs])
                         for tp, records in batch.items():
                             self._processed[tp] = records[-1].offset + 1
                             if (hw := cons.highwater(tp)) is not None:

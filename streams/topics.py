@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from grid.service import Channel
+
 REPORTS = "grid.reports.v1"
 COMMANDS = "grid.commands.v1"
 CASE_EVENTS = "grid.case-events.v1"
@@ -16,6 +18,8 @@ DISPATCH = "grid.dispatch.v1"
 ALERTS = "grid.alerts.v1"
 DLQ = "grid.reports.dlq.v1"
 LOCATED = "grid.located.v1"  # internal: validated, located, decided reports keyed by street
+REPORTS_GATEWAY = "grid.reports.gateway.v1"  # written only by the supervisors' gateway
+REPORTS_HOTLINE = "grid.reports.hotline.v1"  # written only by the hotline integration
 
 DEFAULT_PARTITIONS = 8
 
@@ -40,6 +44,20 @@ SPECS: dict[str, TopicSpec] = {
             "grid.report/1",
             "report_id (may be absent: raw input is accepted as-is)",
             "intake: reports from supervisors, hotlines, cameras, sensors, citizens",
+        ),
+        TopicSpec(
+            REPORTS_GATEWAY,
+            DEFAULT_PARTITIONS,
+            "grid.report/1",
+            "report_id",
+            "intake from the supervisors' mobile gateway (principal gateway: source supervisor)",
+        ),
+        TopicSpec(
+            REPORTS_HOTLINE,
+            DEFAULT_PARTITIONS,
+            "grid.report/1",
+            "report_id",
+            "intake from the 12345 / 12319 hotlines (principal hotline: hotline sources)",
         ),
         TopicSpec(
             COMMANDS,
@@ -87,6 +105,16 @@ SPECS: dict[str, TopicSpec] = {
 }
 
 ALL_TOPICS: dict[str, int] = {name: spec.partitions for name, spec in SPECS.items()}
+
+# Where reports come in. On a secured cluster each topic's ACL lets only its principal
+# write (deploy/kafka/principals.yaml), so the topic proves who wrote a report; the engine
+# refuses a source that principal may not send (DLQ source_not_allowed) and records it.
+INTAKE_CHANNELS: dict[str, Channel] = {
+    REPORTS: Channel(REPORTS, "worker"),  # the HTTP API: it checks each token's source
+    REPORTS_GATEWAY: Channel(REPORTS_GATEWAY, "gateway", frozenset({"supervisor"})),
+    REPORTS_HOTLINE: Channel(REPORTS_HOTLINE, "hotline",
+                             frozenset({"hotline_12345", "hotline_12319"})),
+}
 
 
 def all_topics(partitions: int | None = None) -> dict[str, int]:

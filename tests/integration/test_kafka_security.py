@@ -1,7 +1,9 @@
 """Who may write to Kafka, on a real secured Apache Kafka (SASL SCRAM-SHA-512, ACLs from
 deploy/kafka/principals.yaml): a worker authenticated as ``worker`` turns a report that the
-hotline principal wrote into a case; the hotline may write reports and nothing else; a
-reader reads outputs and writes nothing; a client without credentials gets nothing."""
+hotline principal wrote to its own intake topic into a case, and records that principal; a
+report there with a source the hotline may not send is dead-lettered; the hotline writes
+nothing else; a reader reads outputs and writes nothing; a client without credentials gets
+nothing."""
 
 from __future__ import annotations
 
@@ -66,9 +68,10 @@ def test_only_the_granted_principals_write_and_read(secured, tmp_path):
     report = make_report(None, source="hotline_12345", reporter_id="hotline-12345",
                          description="小区门口有零星垃圾 garbage at the gate")
     raw = json.dumps(report).encode()
-    assert asyncio.run(_send(k, {}, T.REPORTS, raw)) == "KafkaConnectionError"  # no SASL
-    assert asyncio.run(_send(k, k.security("hotline"), T.DISPATCH, b"{}")) == \
-        "TopicAuthorizationFailedError"
+    assert asyncio.run(_send(k, {}, T.REPORTS_HOTLINE, raw)) == "KafkaConnectionError"
+    for topic in (T.DISPATCH, T.REPORTS, T.REPORTS_GATEWAY):  # only its own intake topic
+        assert asyncio.run(_send(k, k.security("hotline"), topic, b"{}")) == \
+            "TopicAuthorizationFailedError", topic
     assert asyncio.run(_send(k, k.security("reader"), T.REPORTS, raw)) == \
         "TopicAuthorizationFailedError"
     assert asyncio.run(_send(k, k.security("gateway"), T.CASE_EVENTS, b"{}")) == \
@@ -77,12 +80,20 @@ def test_only_the_granted_principals_write_and_read(secured, tmp_path):
     w = WorkerProc(k.url, tmp_path, f"grid-secure-{uuid.uuid4().hex[:6]}",
                    GRID_KAFKA_USER="worker", GRID_KAFKA_PASSWORD=k.passwords["worker"]).start()
     try:
-        assert asyncio.run(_send(k, k.security("hotline"), T.REPORTS, raw)) == "ok"
+        forged = make_report("0101", source="supervisor", reporter_id="sup-0042")
+        for r in (report, forged):
+            assert asyncio.run(_send(k, k.security("hotline"), T.REPORTS_HOTLINE,
+                                     json.dumps(r).encode())) == "ok"
         event = asyncio.run(_read_until(
             k, k.security("reader"), T.CASE_EVENTS,
             lambda e: e.get("type") == "reported"
             and e["data"]["report"]["report_id"] == report["report_id"]))
         assert event["data"]["report"]["source"] == "hotline_12345"
+        assert event["data"]["via"] == "hotline"  # the principal that wrote it
+        dead = asyncio.run(_read_until(k, k.security("reader"), T.DLQ,
+                                       lambda d: d.get("report_id") == forged["report_id"]))
+        assert dead["reason"] == "source_not_allowed"
+        assert "'hotline' writes grid.reports.hotline.v1" in dead["message"]
         with pytest.raises(TopicAuthorizationFailedError):
             asyncio.run(_read_until(k, k.security("gateway"), T.CASE_EVENTS, bool, 15))
         assert w.proc.poll() is None, w.log_tail()

@@ -66,7 +66,7 @@ async def test_intake_sends_each_report_to_the_dlq_when_the_engine_fails(grid_ap
     grid_app.outbox._pending.clear()
     calls = []
 
-    def boom(raws, now):
+    def boom(raws, now, channels=None):
         calls.append(len(raws))
         raise ValueError("locator gone")
 
@@ -87,10 +87,10 @@ async def test_a_poison_report_does_not_take_its_batch_with_it(grid_app, monkeyp
     poison = str(uuid.uuid4())
     real = grid_app.engine.intake
 
-    def poisoned(raws, now):
+    def poisoned(raws, now, channels=None):
         if any(poison.encode() in (r or b"") for r in raws):
             raise RecursionError("the classifier recursed on this text")
-        return real(raws, now)
+        return real(raws, now, channels)
 
     monkeypatch.setattr(grid_app.engine, "intake", poisoned)
     before, after = str(uuid.uuid4()), str(uuid.uuid4())

@@ -11,7 +11,7 @@ from streams import kafka_acl
 from streams.broker import BrokerError
 
 
-def test_shipped_policy_grants_writes_to_reports_only_to_intake_principals():
+def test_shipped_policy_gives_each_intake_topic_one_writer_besides_the_workers():
     policy = kafka_acl.load_policy()
     assert kafka_acl.super_users(policy) == ["admin"]
     entries = kafka_acl.acls(policy)
@@ -20,8 +20,8 @@ def test_shipped_policy_grants_writes_to_reports_only_to_intake_principals():
               for a in entries if a.operation.name in ("WRITE", "ALL")
               and a.resource_pattern.resource_type.name == "TOPIC"}
     assert writes == {("User:worker", "grid", "PREFIXED"),
-                      ("User:gateway", "grid.reports.v1", "LITERAL"),
-                      ("User:hotline", "grid.reports.v1", "LITERAL")}
+                      ("User:gateway", "grid.reports.gateway.v1", "LITERAL"),
+                      ("User:hotline", "grid.reports.hotline.v1", "LITERAL")}
     reader = {a.operation.name for a in entries if a.principal == "User:reader"}
     assert reader == {"READ", "DESCRIBE"}
 
@@ -44,3 +44,15 @@ def test_passwords_are_made_once_and_kept_private(tmp_path):
     path = tmp_path / "principals.json"
     assert json.loads(path.read_text()) == first
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_every_intake_channel_is_written_by_its_principal_alone():
+    from streams.topics import INTAKE_CHANNELS
+
+    policy = kafka_acl.load_policy()
+    for topic, channel in INTAKE_CHANNELS.items():
+        writers = {p for p, g in policy.items()
+                   if any(op in ("WRITE", "ALL") for name, ops in g.get("topic", {}).items()
+                          if name == topic or (name.endswith("*") and topic.startswith(
+                              name[:-1])) for op in ops)}
+        assert writers == {channel.principal} | {"worker"}, topic

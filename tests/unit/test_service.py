@@ -129,3 +129,24 @@ def test_a_reused_report_id_with_other_content_is_a_conflict_not_a_redelivery(en
         orjson.dumps(dup.report.model_dump(mode="json", by_alias=True))) | {"photos": [
             "https://img.example/other.jpg"]})], NOW)
     assert engine.on_located(dup2, merged, [], NOW).conflict
+
+
+def test_a_channel_refuses_sources_its_principal_may_not_send_and_records_it(engine):
+    from grid.service import Channel
+
+    hotline = Channel("grid.reports.hotline.v1", "hotline",
+                      frozenset({"hotline_12345", "hotline_12319"}))
+    ok = raw(None, source="hotline_12345", description="小区楼道里堆满杂物")
+    forged = raw("0101", source="supervisor")
+    located, dead = engine.intake([ok, forged], NOW, [hotline, hotline])
+    assert [d.reason for d in dead] == ["source_not_allowed"]
+    assert dead[0].message == ("'hotline' writes grid.reports.hotline.v1 and may send reports "
+                               "with source hotline_12319, hotline_12345, not 'supervisor'")
+    assert dead[0].report_id == orjson.loads(forged)["report_id"]
+    (msg,) = located
+    assert msg.via == "hotline"
+    fx = engine.on_located(msg, None, [], NOW)
+    assert fx.events[0].type == "reported" and fx.events[0].data["via"] == "hotline"
+    (plain,), _ = engine.intake([raw()], NOW)  # no channel given: nothing recorded
+    assert plain.via is None and "via" not in engine.on_located(plain, None, [], NOW
+                                                                ).events[0].data
