@@ -59,6 +59,12 @@ def partition_of(key: str, partitions: int) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
+# A record batch (one partition) stays under Apache Kafka's default message.max.bytes
+# (1 MiB + 12): the broker refuses a larger batch whole (MessageSizeTooLarge), which stopped
+# workers under load with the 4 MiB batches tuned on Tansu.
+BATCH_BYTES = 1_000_000
+
+
 class Outbox:
     """The agents' output: queued while handling a batch, produced by a background pump.
 
@@ -117,7 +123,7 @@ class Outbox:
 
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap, acks="all", linger_ms=self.linger_ms,
-                max_batch_size=4 << 20, request_timeout_ms=120_000,
+                max_batch_size=BATCH_BYTES, request_timeout_ms=120_000,
                 max_request_size=8 << 20, **client_security())
             await producer.start()
             self.producer = producer
