@@ -198,3 +198,107 @@ def check_run(log: Log, raws: list[bytes], bad: set[bytes],
     return {"cases": len(cases), "events": len(log.events), "distinct_events": len(by_id),
             "work_orders": len(log.work_orders),
             "distinct_work_orders": sum(len(v) for v in wos.values()), "dlq": len(log.dlq)}
+
+
+# -- fault tests: partition leaders, group membership ---------------------------------------
+
+def leader_of(bootstrap: str, topic: str, partition: int = 0, not_on: int | None = None,
+              timeout: float = 90) -> tuple[int, list[int]]:
+    """The broker id leading ``topic``/``partition`` and its replica ids, once the topic
+    exists and the partition has a leader other than ``not_on`` (a Faust changelog topic
+    appears only after its worker started; a killed leader is replaced after the controller
+    fenced it). Raises ``TimeoutError`` with the last answer."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def go() -> tuple[int, list[int]]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        await admin.start()
+        deadline = time.monotonic() + timeout
+        last: object = None
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    described = await admin.describe_topics([topic])
+                except Exception as err:  # a node just went away: ask again
+                    last = err
+                else:
+                    parts = {p["partition"]: p for p in described[0]["partitions"]}
+                    last = parts.get(partition)
+                    if last and last["leader"] >= 0 and last["leader"] != not_on:
+                        return last["leader"], sorted(last["replicas"])
+                await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+        raise TimeoutError(f"{topic}/{partition}: no leader (other than {not_on}) within "
+                           f"{timeout:.0f} s; last answer {last}")
+
+    return asyncio.run(go())
+
+
+def health(worker) -> dict | None:
+    """A worker's ``/api/v1/health`` (None while its web server does not answer)."""
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{worker.web_port}/api/v1/health", timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def wait_group(workers: list, timeout: float = 120) -> dict[str, list[int]]:
+    """Wait until exactly ``workers`` share every partition of the cases table, as each of
+    them sees it (the Faust group has settled); returns that assignment (url -> partitions).
+    Fails with every view if it does not happen within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    views: list = []
+    while time.monotonic() < deadline:
+        for w in workers:
+            assert w.proc.poll() is None, f"worker exited with {w.proc.returncode}:\n" \
+                                          f"{w.log_tail()}"
+        got = [health(w) for w in workers]
+        views = [h and h["workers"] for h in got]
+        if all(got):
+            want = {h["worker"].rstrip("/") for h in got}  # type: ignore[index]
+            n = got[0]["partition_count"]  # type: ignore[index]
+            if all({u.rstrip("/") for u in v} == want
+                   and sorted(p for ps in v.values() for p in ps) == list(range(n))
+                   for v in views) and all(v == views[0] for v in views):
+                return views[0]
+        time.sleep(0.5)
+    raise AssertionError(f"{len(workers)} worker(s) did not share the partitions within "
+                         f"{timeout:.0f} s: {views}")
+
+
+def group_assignment(bootstrap: str, group: str, topic: str) -> tuple[str, list[list[int]]]:
+    """Consumer group ``group`` as its coordinator describes it: its state and each member's
+    assigned partitions of ``topic`` (sorted)."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=10_000)
+    try:
+        g = admin.describe_groups([group])[group]
+    finally:
+        admin.close()
+    parts = [sorted(p for a in (m["member_assignment"] or {}).get("assigned_partitions", [])
+                    if a["topic"] == topic for p in a["partitions"]) for m in g["members"]]
+    return g["group_state"], parts
+
+
+def wait_assignment(bootstrap: str, group: str, topic: str, members: int, partitions: int = 8,
+                    timeout: float = 90) -> list[list[int]]:
+    """Wait until ``group`` is Stable with ``members`` members, each holding a partition of
+    ``topic`` and together all ``partitions``; returns each member's partitions."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            state, parts = last = group_assignment(bootstrap, group, topic)
+        except Exception as err:  # coordinator moving: ask again
+            last = err
+        else:
+            if (state == "Stable" and len(parts) == members and all(parts)
+                    and sorted(p for ps in parts for p in ps) == list(range(partitions))):
+                return parts
+        time.sleep(0.5)
+    raise AssertionError(f"group {group} not Stable with {members} member(s) sharing the "
+                         f"{partitions} partitions of {topic} within {timeout:.0f} s: {last}")

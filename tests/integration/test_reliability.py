@@ -1,4 +1,5 @@
-"""Reliability: SIGKILL crashes, a rebalance, a broker stall — nothing lost, nothing doubled.
+"""Reliability: SIGKILL crashes, a rebalance (1 -> 2 -> 3 -> 1 workers), a broker stall —
+nothing lost, nothing doubled.
 
 Each test runs on its own embedded broker (the stream of 20,000 reports and the restarts must
 not disturb other tests) and checks the whole output with
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import random
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +21,13 @@ import pytest
 
 from tests.conftest import start_broker
 from tests.integration.conftest import WorkerProc
-from tests.integration.reliability import check_run, produce, sim_messages, wait_accounted
+from tests.integration.reliability import (
+    check_run,
+    produce,
+    sim_messages,
+    wait_accounted,
+    wait_group,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -70,27 +78,66 @@ def test_sigkill_during_20000_reports_loses_and_doubles_nothing(private_broker, 
             x.stop()
 
 
-def test_rebalance_when_one_of_two_workers_stops(private_broker, tmp_path):
+class Feeder(threading.Thread):
+    """Produces ``parts`` one every ``every`` seconds in the background, keeping the last
+    one back until :meth:`release` (then sends what is left at once); :meth:`finish` joins
+    and re-raises a producer error."""
+
+    def __init__(self, bootstrap: str, parts: list[list[bytes]], every: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.bootstrap, self.parts, self.every = bootstrap, parts, every
+        self.released = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for part in self.parts[:-1]:
+                produce(self.bootstrap, part)
+                self.released.wait(self.every)
+            self.released.wait()
+            produce(self.bootstrap, self.parts[-1])
+        except BaseException as err:  # re-raised in finish()
+            self.error = err
+
+    def release(self) -> None:
+        self.released.set()
+
+    def finish(self, timeout: float = 120) -> None:
+        self.release()
+        self.join(timeout)
+        assert not self.is_alive(), "the feeder did not finish producing"
+        if self.error is not None:
+            raise self.error
+
+
+def test_rebalance_as_workers_go_from_1_to_2_to_3_to_1(private_broker, tmp_path):
+    """While 8,000 reports flow (200 a second), a second and then a third worker join the
+    group, then both leave; each membership is reached (every worker sees the same split of
+    all partitions among exactly those workers) and the last reports go to the one left."""
     app_id = f"rebal-{uuid.uuid4().hex[:6]}"
     raws, bad = sim_messages(8_000, seed=202)
     a = worker(private_broker, tmp_path, app_id)
-    b = worker(private_broker, tmp_path, app_id)
+    workers = [a]
+    feeder = Feeder(private_broker.bootstrap, chunks(raws, 40))
     try:
-        parts = chunks(raws, 4)
-        produce(private_broker.bootstrap, parts[0])
-        time.sleep(8)  # both have joined and share the partitions
-        produce(private_broker.bootstrap, parts[1])
-        b.stop()  # leaves the group mid-stream; a takes over its partitions
-        assert b.proc.returncode is not None
-        for part in parts[2:]:
-            produce(private_broker.bootstrap, part)
+        wait_group([a])
+        feeder.start()
+        for _ in range(2):  # 1 -> 2 -> 3
+            workers.append(worker(private_broker, tmp_path, app_id))
+            wait_group(workers)
+        for w in workers[1:]:  # 3 -> 1
+            w.stop()
+            assert w.proc.returncode is not None
+        wait_group([a])
+        feeder.finish()
         log = wait_accounted(private_broker.bootstrap, raws, bad, timeout=180)
         check_run(log, raws, bad, private_broker.bootstrap)
         assert a.proc.poll() is None
         assert "Traceback" not in a.log_tail(400)
     finally:
-        a.stop()
-        b.stop()
+        feeder.release()
+        for x in workers:
+            x.stop()
 
 
 def test_broker_stall_of_30s_worker_survives_and_resumes(private_broker, tmp_path):
