@@ -421,19 +421,21 @@ class EmbeddedKafka:
             proc.kill()
             proc.wait(10)
 
-    def pause(self, node_id: int) -> None:
-        """Freeze one node (SIGSTOP): clients see a stalled, not a closed, socket."""
+    def pause(self, node_id: int | None = None) -> None:
+        """Freeze one node, or every node (SIGSTOP): clients see a stalled, not a closed,
+        socket."""
         self._signal(node_id, signal.SIGSTOP)
 
-    def resume(self, node_id: int) -> None:
+    def resume(self, node_id: int | None = None) -> None:
+        """Continue one paused node, or every node (SIGCONT)."""
         self._signal(node_id, signal.SIGCONT)
 
-    def _signal(self, node_id: int, sig: signal.Signals) -> None:
-        n = self.node(node_id)
-        if not n.running:
-            raise BrokerError(f"node {node_id} is not running")
-        assert n.proc is not None
-        n.proc.send_signal(sig)
+    def _signal(self, node_id: int | None, sig: signal.Signals) -> None:
+        for n in self.nodes if node_id is None else [self.node(node_id)]:
+            if not n.running:
+                raise BrokerError(f"node {n.node_id} is not running")
+            assert n.proc is not None
+            n.proc.send_signal(sig)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop every node at once (SIGTERM), SIGKILL what is left after ``timeout``

@@ -194,6 +194,11 @@ def test_whole_cluster_restart_keeps_cases_and_merges_into_them(cluster, tmp_pat
         w.stop()
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "known defect, shown by this test (issue 12 asked whether the window exists; it does): "
+    "a zombie's queued writes are not fenced, and a never-committed located partition can be "
+    "committed past unhandled input. The fix is issue 14 (Kafka transactions with the group "
+    "metadata, KIP-447); there this mark goes."))
 def test_worker_frozen_past_its_session_is_a_harmless_zombie(cluster, tmp_path):
     """Two workers share the partitions; one (a) is SIGSTOPped right after two chunks of
     reports (mid-backlog) for 15 s (its sessions are 6 s), the other (b) takes over every
@@ -242,7 +247,7 @@ def test_worker_frozen_past_its_session_is_a_harmless_zombie(cluster, tmp_path):
             produce(cluster.bootstrap, part)
         wait_group([a, b])  # the zombie is a member again
         wait_assignment(cluster.bootstrap, intake, T.REPORTS, members=2)
-        log = wait_accounted(cluster.bootstrap, raws, bad, timeout=240)
+        log = wait_accounted(cluster.bootstrap, raws, bad, timeout=120)
         alive(a, "after it was resumed")
         alive(b, "at the end")
         check_run(log, raws, bad, cluster.bootstrap)
