@@ -88,8 +88,10 @@ def key_of(raw: bytes) -> bytes | None:
 
 
 async def throughput(bootstrap: str, in_topic: str, events_topic: str, dlq_topic: str,
-                     raws: list[bytes], expect: Expectation, timeout: float = 300.0) -> Outcome:
-    """Produce ``raws`` as fast as possible; read until every input is accounted for."""
+                     raws: list[bytes], expect: Expectation, timeout: float = 300.0,
+                     alive=lambda: True) -> Outcome:
+    """Produce ``raws`` as fast as possible; read until every input is accounted for (or
+    ``timeout``, or ``alive()`` is false: the process under test has exited)."""
     cons = await tail_from_end(bootstrap, [events_topic, dlq_topic])
     prod = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                             max_batch_size=256 << 10)
@@ -105,7 +107,7 @@ async def throughput(bootstrap: str, in_topic: str, events_topic: str, dlq_topic
 
     sender = asyncio.create_task(produce())
     try:
-        while time.perf_counter() - t0 < timeout:
+        while time.perf_counter() - t0 < timeout and alive():
             batches = await cons.getmany(timeout_ms=200, max_records=5000)
             for tp, records in batches.items():
                 for rec in records:

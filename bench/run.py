@@ -6,12 +6,17 @@
 3. Engine: a real ``grid worker`` subprocess (fresh app id) over the same reports.
 4. Latency, for both and for a zero-work passthrough (the broker's floor, two hops):
    fresh reports offered at a fixed rate; report produced → (first) work order read.
+
+Each phase (baseline, passthrough, engine) gets a fresh single-node embedded broker: Apache
+Kafka (``streams.kafka_server``) by default, Tansu with ``embedded="tansu"``; ``broker``
+uses one given broker for all. Recovery needs no broker (bench/recovery.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -43,21 +48,69 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "load_avg": [round(x, 2) for x in os.getloadavg()]}
 
 
-@contextlib.contextmanager
-def _broker(broker: str | None, topics: dict[str, int]):
-    """``broker`` if given, else a fresh embedded broker for this phase only: Tansu gets
-    slower with everything stored in it (docs/BENCHMARKS.md), so a phase run after another
-    on the same embedded broker would pay for the earlier one's data."""
-    from streams.broker import EmbeddedBroker, bootstrap_of, ensure_topics
+def use_broker_kind(kind: str, tmp: Path) -> None:
+    """Set this process's (and so its children's) broker kind before ``streams`` is used:
+    ``GRID_BROKER_KIND=tansu`` switches the Tansu workarounds on (streams.tansu); on Kafka
+    it is removed. ``GRID_HOME`` moves to ``tmp`` so that a kind recorded by a running
+    ``grid up`` cannot switch them on either."""
+    os.environ["GRID_HOME"] = str(tmp)
+    if kind == "tansu":
+        os.environ["GRID_BROKER_KIND"] = "tansu"
+        from streams.tansu import patch_fetch_gaps
 
-    embedded = None if broker else EmbeddedBroker(ready_timeout=30).start()
+        patch_fetch_gaps()  # in case ``streams`` was imported before the variable was set
+    else:
+        os.environ.pop("GRID_BROKER_KIND", None)
+
+
+def broker_info(broker: str | None, kind: str, kafka_config: dict[str, str]) -> dict[str, Any]:
+    """Which broker the phases run on (kind, version, one line for the table)."""
+    if broker:
+        from streams.broker import broker_kind
+
+        return {"kind": broker_kind(), "version": None,
+                "name": f"{broker} (external, {broker_kind()}, shared by all phases)"}
+    if kind == "kafka":
+        from streams.kafka_server import kafka_version
+
+        extra = "".join(f", {k}={v}" for k, v in kafka_config.items())
+        return {"kind": kind, "version": kafka_version(), "config": kafka_config,
+                "name": f"Apache Kafka {kafka_version()} (1 node, fresh per phase{extra})"}
+    import subprocess
+
+    from streams.broker import broker_bin
+
+    out = subprocess.run([broker_bin(), "--version"], capture_output=True, text=True).stdout
+    version = out.split()[-1] if out.strip() else "?"  # "tansu 0.6.0"
+    return {"kind": kind, "version": version,
+            "name": f"Tansu {version} (memory store, fresh per phase)"}
+
+
+@contextlib.contextmanager
+def _broker(broker: str | None, kind: str, kafka_config: dict[str, str],
+            topics: dict[str, int]):
+    """``broker`` if given, else a fresh embedded broker of ``kind`` for this phase only:
+    no phase pays for another's stored data (Tansu gets slower with everything stored in
+    it, docs/BENCHMARKS.md)."""
+    from streams.broker import EmbeddedBroker, bootstrap_of, ensure_topics
+    from streams.kafka_server import EmbeddedKafka
+
+    embedded = None
+    if not broker:
+        embedded = (EmbeddedKafka(nodes=1, extra_config=kafka_config) if kind == "kafka"
+                    else EmbeddedBroker(ready_timeout=30))
+        embedded.start()
     url = broker or embedded.url
     try:
-        ensure_topics(bootstrap_of(url), topics)
+        ensure_topics(bootstrap_of(url), topics, timeout=60)
         yield url, bootstrap_of(url)
     finally:
         if embedded is not None:
             embedded.stop()
+            if kind == "kafka":
+                import shutil
+
+                shutil.rmtree(embedded.data_dir, ignore_errors=True)
 
 
 async def _wait_ready(bootstrap: str, in_topic: str, events: str, dlq: str, probe: bytes,
@@ -71,6 +124,11 @@ async def _wait_ready(bootstrap: str, in_topic: str, events: str, dlq: str, prob
         if out.complete:
             return
     raise RuntimeError(f"no output for a probe within {timeout}s:\n{proc.tail()}")
+
+
+def _check_alive(proc: procs.Proc) -> None:
+    if not proc.alive():
+        raise RuntimeError(f"process under test exited ({proc.log}):\n{proc.tail()}")
 
 
 async def _warm_up(bootstrap: str, in_topic: str, out_topic: str, raws: list[bytes], match,
@@ -98,15 +156,23 @@ def _latency(bootstrap: str, in_topic: str, out_topic: str, raws: list[bytes], r
 
 def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
         geodata: str | None = None, broker: str | None = None, partitions: int = 8,
-        recovery_events: int = 1_000_000, log=print) -> dict[str, Any]:
-    """The whole benchmark; returns the results as one dict (see docs/BENCHMARKS.md)."""
+        recovery_events: int = 1_000_000, embedded: str = "kafka",
+        kafka_config: dict[str, str] | None = None, log=print) -> dict[str, Any]:
+    """The whole benchmark; returns the results as one dict (see docs/BENCHMARKS.md).
+    Each phase runs on ``broker`` or else on a fresh embedded broker of kind ``embedded``
+    (``kafka``, with ``kafka_config`` added to its settings, or ``tansu``)."""
+    kafka_config = dict(kafka_config or {})
+    tmp = Path(tempfile.mkdtemp(prefix="grid-bench-"))
+    if not broker:
+        use_broker_kind(embedded, tmp)
     from grid.service import Engine
     from grid.simulator import BAD_INPUTS
     from streams import topics as T
     from streams.broker import free_port
 
-    tmp = Path(tempfile.mkdtemp(prefix="grid-bench-"))
-    result: dict[str, Any] = {"machine": machine(), "reports": reports,
+    result: dict[str, Any] = {"machine": machine(),
+                              "broker": broker_info(broker, embedded, kafka_config),
+                              "reports": reports,
                               "geodata": geodata or "shipped Yangpu demo set",
                               "partitions": partitions}
     t = time.perf_counter()
@@ -129,15 +195,18 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
 
     topics = (T.all_topics(partitions) | bench_topics(partitions)
               | {P.IN_TOPIC: partitions, P.OUT_TOPIC: partitions})
+    phase_broker = functools.partial(_broker, broker, embedded, kafka_config, topics)
     # -- baseline ----------------------------------------------------------------------
-    with _broker(broker, topics) as (url, bootstrap):
+    with phase_broker() as (url, bootstrap):
         base = procs.baseline(bootstrap, profile_path, f"bench-{uuid.uuid4().hex[:6]}", tmp)
         try:
             asyncio.run(_wait_ready(bootstrap, IN_TOPIC, topic_of("event"), topic_of("dlq"),
                                     probe_b, base))
             cpu0 = base.cpu_s()
             out = asyncio.run(driver.throughput(bootstrap, IN_TOPIC, topic_of("event"),
-                                                topic_of("dlq"), raws, expect))
+                                                topic_of("dlq"), raws, expect,
+                                                alive=base.alive))
+            _check_alive(base)
             use = base.usage_since(cpu0)
             result["baseline"] = _rates(out, reports, profile.per_input) | asdict(use)
             log(f"baseline: {result['baseline']}")
@@ -147,7 +216,7 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
         finally:
             base.stop()
     # -- the broker's floor: forward each report at once -------------------------------
-    with _broker(broker, topics) as (url, bootstrap):
+    with phase_broker() as (url, bootstrap):
         fwd = procs.passthrough(bootstrap, f"bench-{uuid.uuid4().hex[:6]}", tmp)
         try:
             asyncio.run(_warm_up(bootstrap, P.IN_TOPIC, P.OUT_TOPIC, latency_raws[:20],
@@ -158,20 +227,22 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
         finally:
             fwd.stop()
     # -- engine ------------------------------------------------------------------------
-    with _broker(broker, topics) as (url, bootstrap):
+    with phase_broker() as (url, bootstrap):
         app_id = f"bench-{uuid.uuid4().hex[:6]}"
         w = procs.worker(url, app_id, tmp, geodata, partitions, free_port())
         try:
             asyncio.run(_wait_ready(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ, probe_e, w))
             cpu0 = w.cpu_s()
             out = asyncio.run(driver.throughput(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ,
-                                                raws, expect))
+                                                raws, expect, alive=w.alive))
+            _check_alive(w)
             use = w.usage_since(cpu0)
             result["engine"] = _rates(out, reports, profile.per_input) | asdict(use)
             log(f"engine: {result['engine']}")
             cpu0, t0 = w.cpu_s(), time.perf_counter()
             lat = _latency(bootstrap, T.REPORTS, T.DISPATCH, latency_raws, rate,
                            driver.first_work_order_case, "engine", log)
+            _check_alive(w)
             use = w.usage_since(cpu0)
             result["latency"] = lat | {"worker_cpu_share": round(
                 use.cpu_s / (time.perf_counter() - t0), 2)}
