@@ -17,6 +17,7 @@ from typing import Any, TextIO
 import click
 import orjson
 
+from grid.deadlines import SHANGHAI
 from streams import topics
 from streams.broker import (
     BrokerError,
@@ -37,6 +38,8 @@ ALIASES = {
     "dispatch": topics.DISPATCH,
     "alerts": topics.ALERTS,
     "dlq": topics.DLQ,
+    "reports-gateway": topics.REPORTS_GATEWAY,
+    "reports-hotline": topics.REPORTS_HOTLINE,
 }
 
 broker_option = click.option(
@@ -152,7 +155,7 @@ def format_record(rec: Any, as_json: bool = False) -> str:
             {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
              "timestamp_ms": rec.timestamp_ms, "key": rec.key, "value": rec.value}
         ).decode()  # fmt: skip
-    at = datetime.fromtimestamp(rec.timestamp_ms / 1000, UTC).astimezone()
+    at = datetime.fromtimestamp(rec.timestamp_ms / 1000, UTC).astimezone(SHANGHAI)
     line = f"{at:%H:%M:%S.%f}"[:-3] + f" p{rec.partition} {rec.key or '-'}  {summarize(rec.value)}"
     return printable(line)
 

@@ -81,6 +81,7 @@ def test_tail_shows_report_text_without_terminal_control():
     line = format_record(rec, as_json=False)
     assert "\x1b" not in line and "\x07" not in line and "\x08" not in line
     assert "垃圾red" in line and "\\x08bell" in line and "k" in line
+    assert line.startswith("11:20:00.000 ")  # 2025-11-28 03:20 UTC is 11:20 in Shanghai
 
 
 def test_broker_kind_is_recorded_beside_the_address(tmp_path, monkeypatch):
