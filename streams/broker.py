@@ -247,16 +247,7 @@ class EmbeddedBroker:
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate the broker (SIGTERM, then SIGKILL); idempotent."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGCONT)  # a paused broker cannot handle SIGTERM
-            proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
+        terminate([proc] if proc is not None else [], timeout)
 
     def pause(self) -> None:
         """Freeze the broker (SIGSTOP): clients see a stalled, not a closed, socket."""
@@ -421,6 +412,23 @@ def grid_home() -> Path:
 
 def broker_state_file() -> Path:
     return grid_home() / "broker"
+
+
+def terminate(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    """Stop broker processes at once: SIGCONT (a paused process cannot handle SIGTERM) and
+    SIGTERM to each, then SIGKILL whatever is left after ``timeout`` seconds in all."""
+    live = [p for p in procs if p.poll() is None]
+    for p in live:
+        with contextlib.suppress(ProcessLookupError):
+            p.send_signal(signal.SIGCONT)
+            p.terminate()
+    deadline = time.monotonic() + timeout
+    for p in live:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
 
 
 def die_with_parent() -> None:

@@ -21,8 +21,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-STATES = ("starting", "running", "restarting")
-
 
 @dataclass
 class ConsumerHealth:

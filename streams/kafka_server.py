@@ -17,7 +17,6 @@ The broker settings are the ones of ``docker-compose.yml`` (RF 3 and ``min.insyn
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
 import logging
@@ -33,7 +32,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from streams.broker import BrokerError, api_versions_ok, die_with_parent, ensure_topics, free_port
+from streams.broker import (
+    BrokerError,
+    api_versions_ok,
+    die_with_parent,
+    ensure_topics,
+    free_port,
+    terminate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +339,7 @@ class EmbeddedKafka:
         n = self.node(node_id)
         if n.running:
             return
-        if java_major() is None or java_major() < MIN_JAVA:  # type: ignore[operator]
+        if not java_ok():
             raise BrokerError(f"Apache Kafka needs Java {MIN_JAVA}+ on PATH "
                               "(apt-get install openjdk-17-jre-headless)")
         config = self._config(n)
@@ -402,16 +408,10 @@ class EmbeddedKafka:
         """Stop one node cleanly (SIGTERM: controlled shutdown), SIGKILL after ``timeout``."""
         n = self.node(node_id)
         proc, n.proc = n.proc, None
-        if proc is None or proc.poll() is not None:
-            return proc.returncode if proc else None
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGCONT)  # a paused JVM cannot handle SIGTERM
-            proc.terminate()
-        try:
-            return proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            return proc.wait(10)
+        if proc is None:
+            return None
+        terminate([proc], timeout)
+        return proc.returncode
 
     def kill(self, node_id: int) -> None:
         """SIGKILL one node: no controlled shutdown, as in a crash."""
@@ -440,20 +440,10 @@ class EmbeddedKafka:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop every node at once (SIGTERM), SIGKILL what is left after ``timeout``
         (idempotent)."""
-        procs = [p for n in self.nodes if (p := n.proc) is not None and p.poll() is None]
+        procs = [p for n in self.nodes if (p := n.proc) is not None]
         for n in self.nodes:
             n.proc = None
-        for p in procs:
-            with contextlib.suppress(ProcessLookupError):
-                p.send_signal(signal.SIGCONT)
-                p.terminate()
-        deadline = time.monotonic() + timeout
-        for p in procs:
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(10)
+        terminate(procs, timeout)
 
     @property
     def running(self) -> bool:
