@@ -28,6 +28,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from streams import topics as T
 
 
+def chunks(items: list, n: int) -> list[list]:
+    """``items`` cut into ``n`` nearly equal runs, in order."""
+    size = -(-len(items) // n)
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
 def sim_messages(n: int, seed: int) -> tuple[list[bytes], set[bytes]]:
     """``n`` messages of the realistic stream (Yangpu points) and the set of bad inputs."""
     from bench import mix

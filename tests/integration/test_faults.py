@@ -25,6 +25,7 @@ from tests.conftest import start_broker
 from tests.integration.conftest import WorkerProc, _lattice, make_report
 from tests.integration.reliability import (
     check_run,
+    chunks,
     leader_of,
     produce,
     sim_messages,
@@ -51,11 +52,6 @@ def worker(cluster: Any, tmp_path, app_id: str) -> WorkerProc:
     w = WorkerProc(cluster.url, tmp_path, app_id, GRID_REPLICATION="3")
     w.env["GRID_CLOCK"] = "system"  # no escalations: the runs are about delivery
     return w.start()
-
-
-def chunks(items: list, n: int) -> list[list]:
-    size = -(-len(items) // n)
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def alive(w: WorkerProc, when: str) -> None:

@@ -24,6 +24,7 @@ from tests.conftest import start_broker
 from tests.integration.conftest import WorkerProc
 from tests.integration.reliability import (
     check_run,
+    chunks,
     produce,
     sim_messages,
     wait_accounted,
@@ -60,11 +61,6 @@ def worker(broker: Any, tmp_path, app_id: str) -> WorkerProc:
                    GRID_REPLICATION=str(broker.replication))  # changelogs RF 3 too
     w.env["GRID_CLOCK"] = "system"  # no escalations: the run is about delivery
     return w.start()
-
-
-def chunks(items: list, n: int) -> list[list]:
-    size = -(-len(items) // n)
-    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def test_sigkill_during_20000_reports_loses_and_doubles_nothing(private_broker, tmp_path):
