@@ -91,6 +91,7 @@ class CaseSummary:
     disposed_at: datetime | None = None
     closed_at: datetime | None = None
     closed_on_time: bool | None = None
+    merged_at: datetime | None = None  # the last duplicate report merged into it
     work_order_id: str | None = None
     dispatches: int = 0
     reworks: int = 0
@@ -181,6 +182,114 @@ class Figures:
         return d
 
 
+# what each event type adds to the day's counters (see Projection.counters)
+COUNTED: dict[str, tuple[str, ...]] = {
+    "reported": ("reported",), "filed": ("filed",), "classified": ("filed",),
+    "dispatched": ("dispatched",), "redispatched": (), "closed": ("closed",),  # cases
+    "self_closed": ("closed", "self_closed"), "merged": ("merged",),
+}
+
+
+def new_case(e: dict[str, Any]) -> CaseSummary:
+    """The summary a ``reported`` event opens (before :func:`fold` applies the event)."""
+    d = e.get("data") or {}
+    r = d.get("report") or {}
+    p = d.get("placement") or {}
+    at = _dt(e["at"])
+    return CaseSummary(
+        case_id=e["case_id"], type_code=d.get("type_code"), category=d.get("category"),
+        kind=d.get("kind"), district=p.get("district") or e.get("district"),
+        street=p.get("street") or e.get("street"), community=p.get("community"),
+        cell=p.get("cell"), patrol_area=p.get("patrol_area"), lon=p.get("lon"),
+        lat=p.get("lat"), source=r.get("source"),
+        reporters=(r["reporter_id"],) if r.get("reporter_id") else (),
+        description=r.get("description", ""), address=r.get("address"),
+        created_at=at, updated_at=at)
+
+
+def report_facts(r: dict[str, Any]) -> dict[str, Any]:
+    """What a case detail shows of its opening report (no photo URLs, only their count)."""
+    return {k: r.get(k) for k in ("report_id", "reporter_id", "reported_at", "source",
+                                  "self_disposed", "component_id")} | {
+        "photos": len(r.get("photos") or ())}
+
+
+def decision_facts(dec: dict[str, Any]) -> dict[str, Any]:
+    """What a case detail shows of a routing decision."""
+    return {k: dec.get(k) for k in DECISION_FIELDS}
+
+
+def history_entry(e: dict[str, Any]) -> dict[str, Any]:
+    """One line of a case's history: the event without the report, placement and decision."""
+    h = {k: e.get(k) for k in HISTORY_FIELDS}
+    data = {k: v for k, v in (e.get("data") or {}).items()
+            if k not in ("report", "placement", "decision")}
+    if data:
+        h["data"] = data
+    return h
+
+
+def fold(c: CaseSummary, e: dict[str, Any], category_of: Any = None) -> tuple[str, ...]:
+    """Apply the case's next event ``e`` (``seq == c.seq + 1``) to ``c`` in place.
+
+    Returns the day counters the event adds to (:data:`COUNTED`). The one definition of
+    what each event type does to a case summary: the in-memory projection and the SQL
+    store both fold with it.
+    """
+    t, at = e["type"], _dt(e["at"])
+    d = e.get("data") or {}
+    c.seq = int(e["seq"])
+    c.state = e["state_to"]
+    c.updated_at = at
+    if "decision" in d:
+        dec = d["decision"]
+        c.department = dec.get("department")
+        c.tier, c.priority = dec.get("tier", c.tier), dec.get("priority", c.priority)
+        c.handling = dec.get("handling")
+        c.deadlines = {k: _dt(v) for k, v in (dec.get("deadlines") or {}).items()}
+        c.alert = bool(dec.get("alert"))
+        c.type_code = d.get("type_code") or dec.get("type_code") or c.type_code
+        c.level = c.tier if c.tier in ESCALATION_LEVELS else "street"
+        if category_of and c.type_code and t == "classified":
+            c.category = category_of(c.type_code) or c.category
+    if t in ("filed", "classified"):
+        c.filed_at = c.filed_at or at
+    elif t in ("dispatched", "redispatched"):
+        c.department = d.get("department", c.department)
+        c.work_order_id = d.get("work_order_id")
+        c.dispatches += 1
+        c.dispatched_at = c.dispatched_at or at
+    elif t == "disposed":
+        c.disposed_at = at
+    elif t == "returned":
+        c.returns += 1
+    elif t == "arbitration":
+        c.arbitration = True
+    elif t == "rework":
+        c.reworks += 1
+    elif t == "extension_granted":
+        c.extensions += 1
+        c.deadlines.update({k: _dt(v) for k, v in (d.get("deadlines") or {}).items()})
+    elif t == "supervised":
+        c.level = d.get("level", c.level)
+        c.supervisions += 1
+    elif t == "warned":
+        c.warnings += 1
+    elif t == "merged":
+        c.report_count += 1
+        if d.get("reporter_id"):
+            c.reporters = (*c.reporters, d["reporter_id"])
+        c.merged_at = at
+    elif t in ("closed", "self_closed"):
+        due = c.deadlines.get("dispose")
+        c.closed_at = at
+        c.closed_on_time = due is None or (c.disposed_at or at) <= due
+        if t == "self_closed":
+            c.self_closed = True
+            c.tier, c.department = "self", None
+    return COUNTED.get(t, ())
+
+
 def _cursor(c: CaseSummary) -> str:
     raw = f"{_iso(c.created_at)}|{c.case_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -263,97 +372,28 @@ class Projection:
 
     def _fold(self, e: dict[str, Any]) -> None:
         self.events_applied += 1
-        cid, t, at = e["case_id"], e["type"], _dt(e["at"])
-        d = e.get("data") or {}
+        cid = e["case_id"]
         c = self.cases.get(cid)
         if c is None:
-            c = self._open_case(cid, e, d, at)
+            c = self.cases[cid] = new_case(e)
+            r = (e.get("data") or {}).get("report") or {}
+            if r.get("report_id"):
+                self.reports[r["report_id"]] = cid
+            bisect.insort(self._order, (c.created_at, cid))
+            self._detail_of(cid)["report"] = report_facts(r)
         else:
             self._count_open(c, -1)
-        c.seq = int(e["seq"])
-        c.state = e["state_to"]
-        c.updated_at = at
-        if "decision" in d:
-            dec = d["decision"]
-            c.department = dec.get("department")
-            c.tier, c.priority = dec.get("tier", c.tier), dec.get("priority", c.priority)
-            c.handling = dec.get("handling")
-            c.deadlines = {k: _dt(v) for k, v in (dec.get("deadlines") or {}).items()}
-            c.alert = bool(dec.get("alert"))
-            c.type_code = d.get("type_code") or dec.get("type_code") or c.type_code
-            c.level = c.tier if c.tier in ESCALATION_LEVELS else "street"
-            if cid in self._detail:
-                self._detail[cid]["decision"] = {k: dec.get(k) for k in DECISION_FIELDS}
-            if self.category_of and c.type_code and t == "classified":
-                c.category = self.category_of(c.type_code) or c.category
-        day = self._days.setdefault(at.astimezone(TZ).date(), Counter())
-        if t in ("filed", "classified"):
-            c.filed_at = c.filed_at or at
-            day["filed"] += 1
-        elif t in ("dispatched", "redispatched"):
-            c.department = d.get("department", c.department)
-            c.work_order_id = d.get("work_order_id")
-            c.dispatches += 1
-            c.dispatched_at = c.dispatched_at or at
-            day["dispatched"] += 1
-        elif t == "disposed":
-            c.disposed_at = at
-        elif t == "returned":
-            c.returns += 1
-        elif t == "arbitration":
-            c.arbitration = True
-        elif t == "rework":
-            c.reworks += 1
-        elif t == "extension_granted":
-            c.extensions += 1
-            c.deadlines.update({k: _dt(v) for k, v in (d.get("deadlines") or {}).items()})
-        elif t == "supervised":
-            c.level = d.get("level", c.level)
-            c.supervisions += 1
-        elif t == "warned":
-            c.warnings += 1
-        elif t == "merged":
-            c.report_count += 1
-            if d.get("reporter_id"):
-                c.reporters = (*c.reporters, d["reporter_id"])
-            if d.get("report_id"):
-                self.reports[d["report_id"]] = cid
-            day["merged"] += 1
-        elif t in ("closed", "self_closed"):
-            due = c.deadlines.get("dispose")
-            c.closed_at = at
-            c.closed_on_time = due is None or (c.disposed_at or at) <= due
-            day["closed"] += 1
-            if t == "self_closed":
-                c.self_closed = True
-                c.tier, c.department = "self", None
-                day["self_closed"] += 1
-        elif t == "reported":
-            day["reported"] += 1
+        counted = fold(c, e, self.category_of)
+        d = e.get("data") or {}
+        if "decision" in d and cid in self._detail:
+            self._detail[cid]["decision"] = decision_facts(d["decision"])
+        if e["type"] == "merged" and d.get("report_id"):
+            self.reports[d["report_id"]] = cid
+        day = self._days.setdefault(c.updated_at.astimezone(TZ).date(), Counter())
+        for key in counted:
+            day[key] += 1
         self._count_open(c, +1)
         self._history(cid, e)
-
-    def _open_case(self, cid: str, e: dict[str, Any], d: dict[str, Any],
-                   at: datetime) -> CaseSummary:
-        r = d.get("report") or {}
-        p = d.get("placement") or {}
-        c = CaseSummary(
-            case_id=cid, type_code=d.get("type_code"), category=d.get("category"),
-            kind=d.get("kind"), district=p.get("district") or e.get("district"),
-            street=p.get("street") or e.get("street"), community=p.get("community"),
-            cell=p.get("cell"), patrol_area=p.get("patrol_area"), lon=p.get("lon"),
-            lat=p.get("lat"), source=r.get("source"),
-            reporters=(r["reporter_id"],) if r.get("reporter_id") else (),
-            description=r.get("description", ""), address=r.get("address"),
-            created_at=at, updated_at=at)
-        self.cases[cid] = c
-        if r.get("report_id"):
-            self.reports[r["report_id"]] = cid
-        bisect.insort(self._order, (at, cid))
-        self._detail_of(cid)["report"] = {k: r.get(k) for k in (
-            "report_id", "reporter_id", "reported_at", "source", "self_disposed",
-            "component_id")} | {"photos": len(r.get("photos") or ())}
-        return c
 
     def _count_open(self, c: CaseSummary, sign: int) -> None:
         if c.is_open:
@@ -374,12 +414,7 @@ class Projection:
     def _history(self, cid: str, e: dict[str, Any]) -> None:
         if cid not in self._detail:
             return
-        h = {k: e.get(k) for k in HISTORY_FIELDS}
-        data = {k: v for k, v in (e.get("data") or {}).items()
-                if k not in ("report", "placement", "decision")}
-        if data:
-            h["data"] = data
-        self._detail[cid]["history"].append(h)
+        self._detail[cid]["history"].append(history_entry(e))
 
     def apply_alert(self, alert: dict[str, Any]) -> bool:
         """Remember a recent alert (grid.alerts.v1) for the dashboard; idempotent."""
@@ -456,12 +491,71 @@ class Projection:
                                      key=lambda x: (-x[0].total_seconds(), x[1].case_id))]
 
     def counters(self, day: date, now: datetime | None = None) -> dict[str, int]:
-        """Today's counters: reported (cases opened), filed, self_closed, dispatched (work
-        orders issued), closed (incl. self-closed), merged; overdue is open cases at ``now``."""
+        """Today's counters: reported (cases opened), filed, self_closed, dispatched (cases
+        given their first work order; re-dispatches not counted), closed (incl.
+        self-closed), merged (duplicate reports); overdue is open cases at ``now``."""
         got = self._days.get(day, Counter())
         out = {k: got.get(k, 0) for k in COUNTER_KEYS}
         out["overdue"] = len(self.overdue(now)) if now is not None else 0
         return out
+
+    def day_cases(self, day: date, key: str, now: datetime | None = None,
+                  district: str | None = None) -> list[CaseSummary]:
+        """The cases behind counter ``key`` of :meth:`counters` on ``day``, newest first:
+        opened, filed, first dispatched, closed or self-closed that day, overdue at
+        ``now``, or (``merged``) that took in a duplicate report that day (a case once,
+        however many duplicates). ValueError for another key."""
+        if key == "overdue":
+            if now is None:
+                raise ValueError("overdue cases need now")
+            return self.overdue(now, district)
+        at_of = {"reported": lambda c: c.created_at, "filed": lambda c: c.filed_at,
+                 "dispatched": lambda c: c.dispatched_at, "closed": lambda c: c.closed_at,
+                 "self_closed": lambda c: c.closed_at if c.self_closed else None,
+                 "merged": lambda c: c.merged_at}.get(key)
+        if at_of is None:
+            raise ValueError(f"no counter {key!r}: one of {', '.join(COUNTER_KEYS)}")
+        out = []
+        for c in self._iter_newest(None):
+            at = at_of(c)
+            if at is not None and at.astimezone(TZ).date() == day and (
+                    district is None or c.district == district):
+                out.append(c)
+        return out
+
+    def search(self, text: str, district: str | None = None,
+               limit: int = 50) -> list[CaseSummary]:
+        """Cases newest first whose case id or one of whose report ids is ``text``, or whose
+        case id starts with it, or whose description or address contains it (any case)."""
+        text = text.strip()
+        if not text:
+            return []
+        exact = [cid for cid in (text, self.reports.get(text)) if cid in self.cases]
+        out = [self.cases[cid] for cid in dict.fromkeys(exact)]
+        low = text.lower()
+        for c in self._iter_newest(None):
+            if len(out) >= limit:
+                break
+            if district is not None and c.district != district:
+                continue
+            if c.case_id not in exact and (c.case_id.startswith(text)
+                                           or low in c.description.lower()
+                                           or (c.address and low in c.address.lower())):
+                out.append(c)
+        return [c for c in out if district is None or c.district == district][:limit]
+
+    def open_by_street(self, now: datetime,
+                       district: str | None = None) -> dict[str, dict[str, int]]:
+        """Open cases per street and how many of them are overdue at ``now`` (every open
+        case, whether dispatched or not: the street map)."""
+        out: dict[str, dict[str, int]] = {}
+        for c in self.open_cases():
+            if not c.street or (district is not None and c.district != district):
+                continue
+            s = out.setdefault(c.street, {"open": 0, "overdue": 0})
+            s["open"] += 1
+            s["overdue"] += c.lateness(now) is not None
+        return dict(sorted(out.items()))
 
     def open_counts(self) -> dict[tuple[str, str, str], int]:
         """Open cases per (district, street, state) — the grid_cases_open gauge."""

@@ -184,3 +184,31 @@ def processes(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Proces
     finally:
         procs.stop_all()
         _LOGS.pop(request.node.nodeid, None)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL server (Debian's package) on a free loopback port; its URL."""
+    from store.pg_server import PostgresServer
+
+    with PostgresServer() as pg:
+        yield pg.url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty store: a SQLite file, or a fresh database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    import sqlalchemy as sa
+
+    base = request.getfixturevalue("postgres")
+    name = unique_name("s").replace("-", "_").lower()
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    yield base.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()

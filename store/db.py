@@ -1,0 +1,65 @@
+"""Connecting to the read store and migrating it (Alembic, run programmatically).
+
+``GRID_STORE_URL`` is a SQLAlchemy URL: ``postgresql+psycopg://user@host:port/db`` in
+production, ``sqlite:///…`` embedded. Without it the store is ``$GRID_HOME/store.db``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def default_url() -> str:
+    """``GRID_STORE_URL``, else a SQLite file in the instance's home (``~/.grid``)."""
+    if url := os.environ.get("GRID_STORE_URL"):
+        return url
+    home = Path(os.environ.get("GRID_HOME") or Path.home() / ".grid")
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'store.db'}"
+
+
+def connect(url: str | None = None, migrate: bool = True) -> Engine:
+    """An engine on ``url`` (default :func:`default_url`), migrated to the newest schema.
+
+    SQLite runs in WAL mode so that readers never wait for the projector's transactions.
+    """
+    url = url or default_url()
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
+    if migrate:
+        upgrade(engine)
+    return engine
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply the migrations up to ``revision`` (idempotent)."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+def reset(engine: Engine) -> None:
+    """Drop every table and migrate again: an empty store (``grid projector --rebuild``)."""
+    command.downgrade(alembic_config(engine), "base")
+    upgrade(engine)

@@ -1,0 +1,304 @@
+"""Queries over the store: what the pages, the API, the metrics and the report read.
+
+:class:`ReadStore` answers the same questions as the in-memory
+:class:`grid.projection.Projection` (same names, same results on the same log; the
+definitions of the evaluation figures are in grid/projection.py and docs/evaluation.md),
+from SQL on PostgreSQL or SQLite. All methods are blocking: call them from a thread when
+on an event loop.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, and_, case, func, or_, select
+from sqlalchemy.sql import ColumnElement
+
+from grid.projection import (
+    COUNTED,
+    COUNTER_KEYS,
+    TERMINAL,
+    TIERS,
+    TZ,
+    WORK_ORDER_OPEN,
+    CaseSummary,
+    Figures,
+    history_entry,
+)
+from store import schema as S
+from store.rows import from_row
+
+C = S.cases.c
+PAGE = 200  # rows per round trip when a caller filters further (scan)
+
+
+def encode_cursor(created_at: datetime, case_id: str) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([created_at.isoformat(), case_id])).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """(created_at, case_id) of an opaque cursor; ValueError when it is not one."""
+    try:
+        at, cid = orjson.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(at), str(cid)
+    except Exception as err:
+        raise ValueError("invalid cursor: use next_cursor from the previous page") from err
+
+
+def day_range(day: date) -> tuple[datetime, datetime]:
+    """A Shanghai day as [start, end) instants."""
+    start = datetime.combine(day, time.min, TZ)
+    return start, start + timedelta(days=1)
+
+
+class ReadStore:
+    """Read side over the store on ``engine`` (see module doc)."""
+
+    def __init__(self, engine: Engine, keep_alerts: int = 200) -> None:
+        self.engine = engine
+        self.keep_alerts = keep_alerts
+
+    def _all(self, stmt: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).all()
+
+    def _scalar(self, stmt: Any) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).scalar()
+
+    # -- one case ----------------------------------------------------------------------------
+
+    def count(self) -> int:
+        """Cases in the store."""
+        return int(self._scalar(select(func.count()).select_from(S.cases)) or 0)
+
+    def get(self, case_id: str) -> CaseSummary | None:
+        rows = self._all(select(S.cases).where(C.case_id == case_id))
+        return from_row(rows[0]) if rows else None
+
+    def case_for_report(self, report_id: str) -> str | None:
+        """The case a report opened or was merged into (None: not seen yet)."""
+        rc = S.report_cases.c
+        return self._scalar(select(rc.case_id).where(rc.report_id == report_id))
+
+    def detail(self, case_id: str, now: datetime | None = None) -> dict[str, Any] | None:
+        """Summary plus report facts, decision (rule, explanation) and the full history."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(S.cases).where(C.case_id == case_id)).first()
+            if row is None:
+                return None
+            e = S.case_events.c
+            bodies = conn.execute(select(e.body).where(e.case_id == case_id)
+                                  .order_by(e.at, e.seq)).scalars().all()
+        history = [history_entry(b) for b in bodies
+                   if b.get("seq", 0) == 0 or b["seq"] <= row.seq]
+        return {**from_row(row).to_dict(now), "report": row.report, "decision": row.decision,
+                "history": history, "history_kept": True,
+                "names": {k: row._mapping[f"{k}_name"]
+                          for k in ("type", "department", "district", "street", "community")}}
+
+    # -- lists -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _where(district: str | None = None, street: str | None = None,
+               state: str | Iterable[str] | None = None, overdue: bool | None = None,
+               department: str | None = None, now: datetime | None = None,
+               type_code: str | None = None, since: datetime | None = None,
+               until: datetime | None = None) -> list[ColumnElement[bool]]:
+        if overdue is not None and now is None:
+            raise ValueError("overdue filter needs now")
+        w: list[ColumnElement[bool]] = []
+        if district:
+            w.append(C.district == district)
+        if street:
+            w.append(C.street == street)
+        if department:
+            w.append(C.department == department)
+        if type_code:
+            w.append(C.type_code == type_code)
+        if since:
+            w.append(C.created_at >= since)
+        if until:
+            w.append(C.created_at < until)
+        states = {state} if isinstance(state, str) else set(state) if state else None
+        if states:
+            named = sorted(states - {"open"})
+            cond = [C.state.in_(named)] if named else []
+            if "open" in states:
+                cond.append(C.is_open.is_(True))
+            w.append(or_(*cond))
+        if overdue is True:
+            w.append(and_(C.is_open.is_(True), C.due_at <= now))
+        elif overdue is False:
+            w.append(or_(C.is_open.is_(False), C.due_at.is_(None), C.due_at > now))
+        return w
+
+    def scan(self, cursor: str | None = None, **filters: Any) -> Iterator[CaseSummary]:
+        """Matching cases newest first (created_at, case_id), from ``cursor`` on, fetched
+        :data:`PAGE` at a time (for callers that filter further, e.g. by scope)."""
+        where = self._where(**filters)
+        after = decode_cursor(cursor) if cursor else None
+        while True:
+            w = list(where)
+            if after is not None:
+                w.append(or_(C.created_at < after[0],
+                             and_(C.created_at == after[0], C.case_id < after[1])))
+            rows = self._all(select(S.cases).where(*w)
+                             .order_by(C.created_at.desc(), C.case_id.desc()).limit(PAGE))
+            for r in rows:
+                yield from_row(r)
+            if len(rows) < PAGE:
+                return
+            after = (rows[-1].created_at, rows[-1].case_id)
+
+    def list(self, district: str | None = None, street: str | None = None,
+             state: str | Iterable[str] | None = None, overdue: bool | None = None,
+             department: str | None = None, now: datetime | None = None, limit: int = 50,
+             cursor: str | None = None, **more: Any) -> tuple[list[CaseSummary], str | None]:
+        """Cases newest first, filtered; returns (page, cursor of the next page or None)."""
+        page: list[CaseSummary] = []
+        for c in self.scan(cursor, district=district, street=street, state=state,
+                           overdue=overdue, department=department, now=now, **more):
+            if len(page) == limit:
+                return page, encode_cursor(page[-1].created_at, page[-1].case_id)
+            page.append(c)
+        return page, None
+
+    def open_cases(self, district: str | None = None) -> Iterator[CaseSummary]:
+        w = [C.is_open.is_(True)] + ([C.district == district] if district else [])
+        return (from_row(r) for r in self._all(select(S.cases).where(*w)))
+
+    def overdue(self, now: datetime, district: str | None = None) -> list[CaseSummary]:
+        """Open cases past their current stage's deadline, latest first."""
+        w = self._where(district=district, overdue=True, now=now)
+        rows = self._all(select(S.cases).where(*w).order_by(C.due_at, C.case_id))
+        return [from_row(r) for r in rows]
+
+    def work_orders(self, department: str) -> list[dict[str, Any]]:
+        """Open work orders of a department (dispatched, accepted or in rework), oldest first."""
+        rows = self._all(select(S.cases).where(C.department == department,
+                                               C.state.in_(sorted(WORK_ORDER_OPEN)))
+                         .order_by(C.dispatched_at, C.case_id))
+        out = []
+        for r in rows:
+            c = from_row(r)
+            due = c.deadlines.get("dispose")
+            out.append({"work_order_id": c.work_order_id, "case_id": c.case_id,
+                        "department": department, "state": c.state, "priority": c.priority,
+                        "type_code": c.type_code, "street": c.street,
+                        "due": due.isoformat() if due else None,
+                        "dispatched_at": c.dispatched_at.isoformat()
+                        if c.dispatched_at else None})
+        return out
+
+    # -- aggregates --------------------------------------------------------------------------
+
+    def counters(self, day: date, now: datetime | None = None) -> dict[str, int]:
+        """The day's counters (as :meth:`grid.projection.Projection.counters`)."""
+        start, end = day_range(day)
+        e = S.case_events.c
+        rows = self._all(select(e.type, func.count()).where(
+            e.at >= start, e.at < end, e.seq > 0, e.type.in_(sorted(COUNTED)))
+            .group_by(e.type))
+        got: Counter[str] = Counter()
+        for t, n in rows:
+            for key in COUNTED[t]:
+                got[key] += n
+        out = {k: got.get(k, 0) for k in COUNTER_KEYS}
+        out["overdue"] = self.overdue_count(now) if now is not None else 0
+        return out
+
+    def overdue_count(self, now: datetime, district: str | None = None) -> int:
+        w = self._where(district=district, overdue=True, now=now)
+        return int(self._scalar(select(func.count()).select_from(S.cases).where(*w)) or 0)
+
+    def open_counts(self) -> dict[tuple[str, str, str], int]:
+        """Open cases per (district, street, state) — the grid_cases_open gauge."""
+        rows = self._all(select(C.district, C.street, C.state, func.count())
+                         .where(C.is_open.is_(True)).group_by(C.district, C.street, C.state))
+        return {(d or "", s or "", st): n for d, s, st, n in rows}
+
+    def overdue_counts(self, now: datetime) -> dict[tuple[str, str], int]:
+        """Overdue open cases per (district, street)."""
+        rows = self._all(select(C.district, C.street, func.count())
+                         .where(*self._where(overdue=True, now=now))
+                         .group_by(C.district, C.street))
+        return {(d or "", s or ""): n for d, s, n in rows}
+
+    def tier_flow(self, day: date | None = None) -> dict[str, dict[str, int]]:
+        """Cases per loop: total, open, closed, escalated (see Projection.tier_flow)."""
+        w = [C.state.notin_(["rejected", "merged"])]
+        if day is not None:
+            start, end = day_range(day)
+            w += [C.created_at >= start, C.created_at < end]
+        rows = self._all(select(
+            C.tier, func.count(), func.sum(case((C.is_open.is_(True), 1), else_=0)),
+            func.sum(case((C.supervisions > 0, 1), else_=0))).where(*w).group_by(C.tier))
+        flow = {t: {"total": 0, "open": 0, "closed": 0, "escalated": 0} for t in TIERS}
+        for tier, total, open_, esc in rows:
+            flow[tier] = {"total": total, "open": int(open_ or 0),
+                          "closed": total - int(open_ or 0), "escalated": int(esc or 0)}
+        return flow
+
+    def _figures(self, key: Any, start: datetime, end: datetime, now: datetime | None,
+                 district: str | None) -> dict[str, Figures]:
+        def n(cond: Any) -> Any:
+            return func.sum(case((cond, 1), else_=0))
+
+        lo, hi = _clip(start), _clip(end)
+        w = [C.dispatched_at.is_not(None), C.dispatched_at >= lo, C.dispatched_at < hi]
+        if district:
+            w.append(C.district == district)
+        closed = C.state == "closed"
+        late = and_(C.is_open.is_(True), C.due_at <= now) if now is not None else None
+        cols = [key.label("k"), func.count(), n(closed), n(and_(closed, C.closed_on_time)),
+                n(C.disposed_at.is_not(None)), n(C.reworks > 0), n(C.extensions > 0),
+                n(C.is_open.is_(True)), n(late) if late is not None else func.sum(0)]
+        rows = self._all(select(*cols).where(*w).group_by(key))
+        out = {}
+        for k, disp, cl, ot, dis, rw, ext, op, od in rows:
+            out[k] = Figures(key=k, dispatched=disp, closed=int(cl or 0),
+                             closed_on_time=int(ot or 0), disposed=int(dis or 0),
+                             reworked=int(rw or 0), extended=int(ext or 0), open=int(op or 0),
+                             overdue=int(od or 0))
+        return dict(sorted(out.items()))
+
+    def department_figures(self, start: datetime, end: datetime, now: datetime | None = None,
+                           district: str | None = None) -> dict[str, Figures]:
+        """Figures per department for cases first dispatched in ``[start, end)``."""
+        return self._figures(func.coalesce(C.department, "command_center"), start, end, now,
+                             district)
+
+    def street_figures(self, start: datetime, end: datetime, now: datetime | None = None,
+                       district: str | None = None) -> dict[str, Figures]:
+        """Figures per street for cases first dispatched in ``[start, end)``."""
+        return self._figures(func.coalesce(C.street, ""), start, end, now, district)
+
+    # -- alerts ------------------------------------------------------------------------------
+
+    @property
+    def alerts(self) -> list[dict[str, Any]]:
+        """The newest alerts, oldest first (as the projection's bounded deque)."""
+        return self.recent_alerts(self.keep_alerts)
+
+    def recent_alerts(self, n: int = 50, district: str | None = None) -> list[dict[str, Any]]:
+        """The ``n`` newest alerts (of ``district`` and those without one), oldest first."""
+        a = S.alerts.c
+        w = [or_(a.district == district, a.district.is_(None))] if district else []
+        rows = self._all(select(a.body).where(*w).order_by(a.at.desc(), a.alert_id.desc())
+                         .limit(n))
+        return [r[0] for r in reversed(rows)]
+
+
+def _clip(t: datetime) -> datetime:
+    """datetime.min/max (open periods) as instants every database can compare."""
+    lo, hi = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+    return min(max(t, lo), hi)
+
+
+__all__ = ["TERMINAL", "ReadStore", "decode_cursor", "encode_cursor"]

@@ -1,0 +1,327 @@
+"""Folding consumed records into the store, with their offsets, in one transaction.
+
+A batch of records from the case-event, work-order and alert topics is applied by
+:meth:`StoreWriter.apply`: new events are stored (event id unique), each touched case is
+folded with :func:`grid.projection.fold` (the same fold as the in-memory projection) and
+written back, and ``consumed_offsets`` moves to the offset after the batch — all in one
+database transaction. A crash before the commit loses nothing (the records are consumed
+again from the stored offsets); a crash after it doubles nothing.
+
+Fencing: the writer remembers the offsets it last stored for each partition it applies.
+The offset update is conditional on them; when another projector has moved a partition
+since (a rebalance this writer has not seen yet), :class:`Fenced` is raised and nothing
+of the batch is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, and_, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from grid.projection import (
+    CaseSummary,
+    _dt,
+    decision_facts,
+    fold,
+    new_case,
+    report_facts,
+)
+from store import schema as S
+from store.rows import Names, from_row, no_names, to_row
+from streams.topics import ALERTS, CASE_EVENTS, DISPATCH
+
+log = logging.getLogger(__name__)
+
+TOPICS = (CASE_EVENTS, DISPATCH, ALERTS)  # what a projector consumes
+CHUNK = 500  # ids per IN (…) clause
+
+TP = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed message."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+@dataclass
+class Applied:
+    """What a batch changed: new events (in log order) and alerts, for live subscribers."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    work_orders: int = 0
+    skipped: int = 0  # malformed or already applied
+
+
+class Fenced(RuntimeError):
+    """Another projector has applied one of these partitions since this one looked."""
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), CHUNK):
+        yield items[i:i + CHUNK]
+
+
+class StoreWriter:
+    """Applies batches for one projector name (``consumer``) to the store on ``engine``."""
+
+    def __init__(self, engine: Engine, consumer: str = "projector", names: Names = no_names,
+                 category_of: Any = None) -> None:
+        self.engine = engine
+        self.consumer = consumer
+        self.names = names
+        self.category_of = category_of
+        self.positions: dict[TP, int] = {}
+
+    # -- offsets -------------------------------------------------------------------------
+
+    def load_positions(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """The stored next offsets of ``tps`` (0 for a partition never applied); remembered
+        as the base of the next conditional update."""
+        tps = list(tps)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(S.offsets.c.topic, S.offsets.c.partition,
+                                       S.offsets.c.next_offset)
+                                .where(S.offsets.c.consumer == self.consumer)).all()
+        stored = {(t, p): o for t, p, o in rows}
+        got = {tp: stored.get(tp, 0) for tp in tps}
+        self.positions.update(got)
+        return got
+
+    def forget(self, tps: Iterable[TP]) -> None:
+        for tp in tps:
+            self.positions.pop(tp, None)
+
+    def _move_offsets(self, conn: Connection, ends: dict[TP, int]) -> None:
+        o = S.offsets.c
+        for (topic, part), end in ends.items():
+            base = self.positions.get((topic, part), 0)
+            res = conn.execute(update(S.offsets).where(and_(
+                o.consumer == self.consumer, o.topic == topic, o.partition == part,
+                o.next_offset == base)).values(next_offset=end))
+            if res.rowcount == 1:
+                continue
+            exists = conn.execute(select(o.next_offset).where(and_(
+                o.consumer == self.consumer, o.topic == topic, o.partition == part))).first()
+            if exists is not None or base != 0:
+                raise Fenced(f"{topic}[{part}] is at {exists[0] if exists else None} in the "
+                             f"store, not {base}: another projector applied it")
+            conn.execute(_insert(conn, S.offsets).values(
+                consumer=self.consumer, topic=topic, partition=part, next_offset=end))
+
+    # -- one batch -----------------------------------------------------------------------
+
+    def apply(self, records: Sequence[Record]) -> Applied:
+        """Apply ``records`` (in consumed order) and move the offsets, atomically.
+
+        Records below a partition's stored position are skipped (already applied).
+        Raises :class:`Fenced` (and writes nothing) when another projector moved one of
+        the partitions.
+        """
+        out = Applied()
+        events: list[dict[str, Any]] = []
+        orders: list[dict[str, Any]] = []
+        alerts: list[dict[str, Any]] = []
+        ends: dict[TP, int] = {}
+        for r in records:
+            tp = (r.topic, r.partition)
+            if r.offset < self.positions.get(tp, 0):
+                out.skipped += 1
+                continue
+            ends[tp] = max(ends.get(tp, 0), r.offset + 1)
+            msg = _parse(r.value)
+            if msg is None:
+                out.skipped += 1
+                continue
+            (events if r.topic == CASE_EVENTS else orders if r.topic == DISPATCH
+             else alerts).append(msg)
+        if not ends:
+            return out
+        with self.engine.begin() as conn:
+            out.events = self._events(conn, events)
+            out.work_orders = self._work_orders(conn, orders)
+            out.alerts = self._alerts(conn, alerts)
+            self._move_offsets(conn, ends)
+        self.positions.update(ends)
+        return out
+
+    # -- case events ---------------------------------------------------------------------
+
+    def _events(self, conn: Connection, msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        e_ = S.case_events.c
+        good = [m for m in msgs if _event_ok(m)]
+        seen: set[str] = set()
+        for ids in _chunks(list({m["event_id"] for m in good})):
+            seen.update(conn.scalars(select(e_.event_id).where(e_.event_id.in_(ids))))
+        new: list[dict[str, Any]] = []
+        for m in good:
+            if m["event_id"] not in seen:
+                seen.add(m["event_id"])
+                new.append(m)
+        if not new:
+            return []
+        conn.execute(_insert(conn, S.case_events), [_event_row(m) for m in new])
+
+        by_case: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for m in new:
+            by_case[m["case_id"]].append(m)
+        cases, extra = self._load_cases(conn, list(by_case))
+        created: set[str] = set()
+        reports: list[dict[str, Any]] = []
+        waiting: set[str] = {cid for cid, x in extra.items() if x["waiting"]}
+        for cid, evs in by_case.items():
+            for e in sorted(evs, key=lambda m: int(m["seq"])):
+                c = cases.get(cid)
+                seq = int(e["seq"])
+                if seq == 0 or (c is not None and seq <= c.seq):
+                    continue  # command_rejected (history only) or an older event again
+                if (c is None and e["type"] != "reported") or (c is not None
+                                                                and seq > c.seq + 1):
+                    waiting.add(cid)
+                    continue
+                if c is None:
+                    c = cases[cid] = new_case(e)
+                    created.add(cid)
+                    r = (e.get("data") or {}).get("report") or {}
+                    extra[cid] = {"report": report_facts(r), "decision": None,
+                                  "waiting": False}
+                    if r.get("report_id"):
+                        reports.append({"report_id": r["report_id"], "case_id": cid,
+                                        "reporter_id": r.get("reporter_id"), "merged": False})
+                self._fold(c, e, extra[cid], reports)
+        # events stored earlier that were waiting for one of this batch
+        catch_up = sorted((waiting | created) & cases.keys())
+        for ids in _chunks(catch_up):
+            later = conn.execute(select(e_.case_id, e_.seq, e_.body).where(and_(
+                e_.case_id.in_(ids), e_.seq > 0)).order_by(e_.case_id, e_.seq)).all()
+            for cid, seq, body in later:
+                c = cases[cid]
+                if seq == c.seq + 1:
+                    self._fold(c, body, extra[cid], reports)
+            for cid in ids:
+                extra[cid]["waiting"] = any(r.case_id == cid and r.seq > cases[cid].seq
+                                            for r in later)
+        self._write_cases(conn, cases, extra, created)
+        if reports:
+            conn.execute(_insert(conn, S.report_cases).on_conflict_do_nothing(), reports)
+        return new
+
+    def _fold(self, c: CaseSummary, e: dict[str, Any], extra: dict[str, Any],
+              reports: list[dict[str, Any]]) -> None:
+        fold(c, e, self.category_of)
+        d = e.get("data") or {}
+        if "decision" in d:
+            extra["decision"] = decision_facts(d["decision"])
+        if e["type"] == "merged" and d.get("report_id"):
+            reports.append({"report_id": d["report_id"], "case_id": c.case_id,
+                            "reporter_id": d.get("reporter_id"), "merged": True})
+
+    def _load_cases(self, conn: Connection, ids: list[str]
+                    ) -> tuple[dict[str, CaseSummary], dict[str, dict[str, Any]]]:
+        cases: dict[str, CaseSummary] = {}
+        extra: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(ids):
+            for row in conn.execute(select(S.cases).where(S.cases.c.case_id.in_(chunk))):
+                cases[row.case_id] = from_row(row)
+                extra[row.case_id] = {"report": row.report, "decision": row.decision,
+                                      "waiting": row.waiting}
+        return cases, extra
+
+    def _write_cases(self, conn: Connection, cases: dict[str, CaseSummary],
+                     extra: dict[str, dict[str, Any]], created: set[str]) -> None:
+        rows = [to_row(c, self.names, **extra[cid]) for cid, c in cases.items()]
+        new = [r for r in rows if r["case_id"] in created]
+        old = [r for r in rows if r["case_id"] not in created]
+        if new:
+            conn.execute(_insert(conn, S.cases), new)
+        if old:
+            cols = [k for k in old[0] if k != "case_id"]
+            stmt = (update(S.cases).where(S.cases.c.case_id == bindparam("_id"))
+                    .values({k: bindparam(k) for k in cols}))
+            conn.execute(stmt, [{**r, "_id": r["case_id"]} for r in old])
+
+    # -- work orders and alerts ----------------------------------------------------------
+
+    def _work_orders(self, conn: Connection, msgs: list[dict[str, Any]]) -> int:
+        rows = []
+        for m in msgs:
+            try:
+                rows.append({
+                    "work_order_id": str(m["work_order_id"]), "case_id": str(m["case_id"]),
+                    "department": str(m["department"]), "priority": m.get("priority"),
+                    "tier": m.get("tier"), "type_code": m.get("type_code"),
+                    "district": m.get("district"), "street": m.get("street"),
+                    "issued_at": _dt(m["issued_at"]),
+                    "due_dispose": _dt((m.get("due") or {}).get("dispose")), "body": m})
+            except (KeyError, TypeError, ValueError):
+                log.warning("store skipped a malformed work order: %.200r", m)
+        if rows:
+            conn.execute(_insert(conn, S.work_orders).on_conflict_do_nothing(), rows)
+        return len(rows)
+
+    def _alerts(self, conn: Connection, msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows, fresh = [], []
+        for m in msgs:
+            try:
+                rows.append({"alert_id": str(m["alert_id"]), "case_id": str(m["case_id"]),
+                             "kind": str(m["kind"]), "district": m.get("district"),
+                             "at": _dt(m["at"]), "body": m})
+                fresh.append(m)
+            except (KeyError, TypeError, ValueError):
+                log.warning("store skipped a malformed alert: %.200r", m)
+        if not rows:
+            return []
+        a = S.alerts.c
+        known = set(conn.scalars(select(a.alert_id).where(
+            a.alert_id.in_([r["alert_id"] for r in rows]))))
+        rows = [r for r in rows if r["alert_id"] not in known]
+        if rows:
+            conn.execute(_insert(conn, S.alerts).on_conflict_do_nothing(), rows)
+        return [m for m in fresh if m["alert_id"] not in known]
+
+
+def _parse(raw: bytes | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        log.warning("store skipped a record that is not JSON: %.120r", raw)
+        return None
+    return msg if isinstance(msg, dict) else None
+
+
+def _event_ok(m: dict[str, Any]) -> bool:
+    try:
+        return bool(m["event_id"]) and bool(m["case_id"]) and int(m.get("seq", 0)) >= 0 \
+            and isinstance(_dt(m["at"]), datetime) and bool(m.get("type"))
+    except (KeyError, TypeError, ValueError):
+        log.warning("store skipped a malformed case event: %.200r", m)
+        return False
+
+
+def _event_row(m: dict[str, Any]) -> dict[str, Any]:
+    return {"event_id": str(m["event_id"]), "case_id": str(m["case_id"]),
+            "seq": int(m.get("seq", 0)), "type": str(m["type"]),
+            "state_from": m.get("state_from"), "state_to": m.get("state_to"),
+            "actor": m.get("actor"), "role": m.get("role"), "at": _dt(m["at"]),
+            "reason": m.get("reason"), "body": m}
+

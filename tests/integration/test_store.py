@@ -1,0 +1,182 @@
+"""The read store (SQLite and a real PostgreSQL) answers as the in-memory projection does,
+applies each record exactly once with its offsets, and refuses a fenced writer."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+
+from grid.projection import Projection
+from grid.report import read_jsonl
+from store import schema as S
+from store.db import connect
+from store.reader import ReadStore
+from store.writer import Fenced, Record, StoreWriter
+from streams import topics as T
+
+pytestmark = pytest.mark.integration
+
+LOG = Path(__file__).parent.parent / "fixtures" / "events" / "district.jsonl"
+CST = timezone(timedelta(hours=8))
+NOW = datetime(2026, 3, 25, 12, tzinfo=CST)
+MARCH = (datetime(2026, 3, 1, tzinfo=CST), datetime(2026, 4, 1, tzinfo=CST))
+
+
+@pytest.fixture(scope="module")
+def events() -> list[dict]:
+    with LOG.open("rb") as f:
+        return list(read_jsonl(f))
+
+
+def records(events: list[dict], start: int = 0) -> list[Record]:
+    """The events as consumed records: partition by case id, offsets in log order."""
+    out, next_offset = [], {}
+    for e in events:
+        p = sum(e["case_id"].encode()) % 3
+        off = next_offset.get(p, start)
+        next_offset[p] = off + 1
+        out.append(Record(T.CASE_EVENTS, p, off, orjson.dumps(e)))
+    return out
+
+
+def loaded(url: str, events: list[dict], batches: int = 4) -> tuple[StoreWriter, ReadStore]:
+    w = StoreWriter(connect(url))
+    w.load_positions([])
+    recs = records(events)
+    size = -(-len(recs) // batches)
+    for i in range(0, len(recs), size):
+        w.apply(recs[i:i + size])
+    return w, ReadStore(w.engine)
+
+
+def projection(events: list[dict]) -> Projection:
+    p = Projection()
+    p.apply_all(events)
+    return p
+
+
+def test_store_matches_the_projection(store_url, events):
+    _, rs = loaded(store_url, events)
+    p = projection(events)
+    assert rs.count() == len(p.cases) == 11
+    for cid, c in p.cases.items():
+        assert rs.get(cid).to_dict(NOW) == c.to_dict(NOW), cid
+        assert rs.case_for_report(p.detail(cid)["report"]["report_id"]) == cid
+    for day in (date(2026, 2, 27), date(2026, 3, 2), date(2026, 3, 10), date(2026, 3, 20)):
+        assert rs.counters(day, NOW) == p.counters(day, NOW), day
+    assert rs.open_counts() == p.open_counts()
+    assert rs.tier_flow() == p.tier_flow()
+    assert rs.tier_flow(date(2026, 3, 2)) == p.tier_flow(date(2026, 3, 2))
+    assert [c.case_id for c in rs.overdue(NOW)] == [c.case_id for c in p.overdue(NOW)]
+    assert rs.overdue(NOW), "the fixture has an overdue case at NOW"
+    for fig in ("department_figures", "street_figures"):
+        got = getattr(rs, fig)(*MARCH, now=NOW, district="310110")
+        want = getattr(p, fig)(*MARCH, now=NOW, district="310110")
+        assert {k: v.to_dict() for k, v in got.items()} == \
+            {k: v.to_dict() for k, v in want.items()}
+    for dept in ("sanitation", "roads"):
+        assert rs.work_orders(dept) == p.work_orders(dept)
+    for cid in p.cases:
+        mine, theirs = rs.detail(cid, NOW), p.detail(cid, NOW)
+        assert mine["history"] == theirs["history"]
+        assert (mine["report"], mine["decision"]) == (theirs["report"], theirs["decision"])
+
+
+def test_filters_and_keyset_pages_match(store_url, events):
+    _, rs = loaded(store_url, events)
+    p = projection(events)
+    for filters in ({}, {"state": "open"}, {"state": ["closed", "rejected"]},
+                    {"department": "sanitation"}, {"street": "310110001"},
+                    {"overdue": True, "now": NOW}, {"overdue": False, "now": NOW},
+                    {"district": "310110", "state": "open"}):
+        want, cursor, got = [c.case_id for c in p.list(limit=100, **filters)[0]], None, []
+        while True:  # pages of 2 until the cursor runs out
+            page, cursor = rs.list(limit=2, cursor=cursor, **filters)
+            got += [c.case_id for c in page]
+            if cursor is None:
+                break
+        assert got == want, filters
+
+
+def test_redelivered_and_reordered_records_fold_once(store_url, events):
+    w = StoreWriter(connect(store_url))
+    w.load_positions([])
+    shuffled = list(events) * 2  # every event twice, some before their predecessors
+    random.Random(5).shuffle(shuffled)
+    recs = records(shuffled)
+    for i in range(0, len(recs), 7):
+        w.apply(recs[i:i + 7])
+    rs = ReadStore(w.engine)
+    p = projection(events)
+    assert {cid: rs.get(cid).to_dict(NOW) for cid in p.cases} == \
+        {cid: c.to_dict(NOW) for cid, c in p.cases.items()}
+    with w.engine.connect() as conn:
+        n_events = conn.scalar(select(func.count()).select_from(S.case_events))
+        waiting = conn.scalar(select(func.count()).select_from(S.cases)
+                              .where(S.cases.c.waiting.is_(True)))
+    assert n_events == len({e["event_id"] for e in events})
+    assert waiting == 0
+
+
+def test_offsets_move_with_the_rows_and_a_batch_applies_once(store_url, events):
+    w, rs = loaded(store_url, events)
+    stored = StoreWriter(w.engine).load_positions([(T.CASE_EVENTS, p) for p in range(3)])
+    assert sum(stored.values()) == len(events)
+    before = rs.get(events[0]["case_id"]).to_dict(NOW)
+    again = w.apply(records(events))  # the whole log once more: below the positions
+    assert again.skipped == len(events) and again.events == []
+    assert rs.get(events[0]["case_id"]).to_dict(NOW) == before
+
+
+def test_a_fenced_writer_writes_nothing(store_url, events):
+    recs = records(events)
+    a = StoreWriter(connect(store_url))
+    a.load_positions([])
+    a.apply(recs[:10])
+    zombie = StoreWriter(a.engine)
+    zombie.load_positions([])  # looked before ...
+    a.apply(recs[10:20])  # ... the other projector moved on
+    with pytest.raises(Fenced, match="another projector"):
+        zombie.apply(recs[10:30])
+    rs = ReadStore(a.engine)
+    with a.engine.connect() as conn:
+        n = conn.scalar(select(func.count()).select_from(S.case_events))
+    assert n == len({r.value for r in recs[:20]} & {r.value for r in recs[:20]})
+    assert rs.count() == len({orjson.loads(r.value)["case_id"] for r in recs[:20]
+                              if orjson.loads(r.value)["type"] == "reported"})
+
+
+def test_a_failed_transaction_leaves_rows_and_offsets_as_they_were(store_url, events):
+    w = StoreWriter(connect(store_url))
+    w.load_positions([])
+    recs = records(events)
+    w.apply(recs[:10])
+    boom = StoreWriter(w.engine, names=lambda kind, code: 1 / 0)  # fails mid-transaction
+    boom.positions = dict(w.positions)
+    with pytest.raises(ZeroDivisionError):
+        boom.apply(recs[10:40])
+    tps = [(T.CASE_EVENTS, p) for p in range(3)]
+    stored = StoreWriter(w.engine).load_positions(tps)
+    assert stored == {tp: w.positions.get(tp, 0) for tp in tps}
+    assert sum(stored.values()) == 10
+    assert ReadStore(w.engine).count() == len({orjson.loads(r.value)["case_id"]
+                                               for r in recs[:10]})
+    w.apply(recs[10:])  # and the next try applies them
+    assert ReadStore(w.engine).count() == 11
+
+
+def test_malformed_records_are_skipped_and_counted(store_url, events):
+    w = StoreWriter(connect(store_url))
+    w.load_positions([])
+    bad = [Record(T.CASE_EVENTS, 0, 0, b"not json"), Record(T.CASE_EVENTS, 0, 1, None),
+           Record(T.CASE_EVENTS, 0, 2, b'{"event_id": "x"}'), Record(T.ALERTS, 0, 0, b"[]"),
+           Record(T.DISPATCH, 0, 0, b'{"work_order_id": 1}')]
+    out = w.apply(bad)
+    assert (out.skipped, out.events, out.alerts, out.work_orders) == (3, [], [], 0)
+    assert StoreWriter(w.engine).load_positions([(T.CASE_EVENTS, 0), (T.ALERTS, 0)]) == {
+        (T.CASE_EVENTS, 0): 3, (T.ALERTS, 0): 1}
