@@ -141,7 +141,7 @@ class Report(Wire):
     def _known_type(cls, v: str | None, info: ValidationInfo) -> str | None:
         taxonomy = (info.context or {}).get("taxonomy")
         if v is not None and taxonomy is not None and v not in taxonomy.types:
-            raise ValueError(f"unknown type code {v!r}; see `grid taxonomy` for the 120 types")
+            raise ValueError(f"unknown type code {v!r}; see `grid taxonomy` for the types")
         return v
 
     @model_validator(mode="after")

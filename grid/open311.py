@@ -50,11 +50,12 @@ def iso(dt: datetime | None) -> str | None:
 
 
 def services(taxonomy: Any, lang: str = "zh") -> list[dict[str, Any]]:
-    """One GeoReport service per component/event type (service_code = type code)."""
+    """One GeoReport service per component/event type (service_code = type code); ``group``
+    is the type's national class (GB/T 30428.2), e.g. ``部件·公用设施``."""
     out = []
     for code in sorted(taxonomy.types):
         t = taxonomy.types[code]
-        cat = taxonomy.categories.get(t.category)
+        ncls = taxonomy.national_class(code)
         dept = taxonomy.departments.get(t.department)
         en = lang.startswith("en")
         dept_name = (dept.name_en if en else dept.name_zh) if dept else t.department
@@ -67,7 +68,7 @@ def services(taxonomy: Any, lang: str = "zh") -> list[dict[str, Any]]:
             "metadata": False,
             "type": "realtime",
             "keywords": ",".join([*t.keywords_zh, *t.keywords_en]),
-            "group": (cat.name_en if en else cat.name_zh) if cat else t.category,
+            "group": ncls.label_en if en else ncls.label_zh,
         })
     return out
 

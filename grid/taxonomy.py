@@ -1,4 +1,5 @@
-"""The component/event taxonomy (10 categories, 120 types), loaded from data files.
+"""The component/event taxonomy (10 categories, 120 types + 12 catch-alls), loaded from data
+files, each type with its national class (GB/T 30428.2, :mod:`grid.national`).
 
 The base lives in ``grid/data/taxonomy.yaml`` and ``grid/data/departments.yaml``.
 Extension files (new domains, seed 003 §4) use the same top-level keys
@@ -18,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
 
 from grid.models import Handling, Kind
+from grid.national import CROSSWALK_FILE, National, NationalClass, default_national
 
 DATA_DIR = Path(__file__).parent / "data"
 BASE_FILES = (DATA_DIR / "departments.yaml", DATA_DIR / "taxonomy.yaml")
@@ -70,6 +72,10 @@ class IncidentType(_Entry):
     closing_standard: Text
     keywords_zh: list[Keyword]
     keywords_en: list[Keyword]
+    # GB/T 30428.2: the base types get them from grid/data/national_crosswalk.csv,
+    # extension types give them here
+    national_class: Annotated[str, StringConstraints(pattern=r"^\d{2}$")] | None = None
+    national_subclasses: list[Annotated[str, StringConstraints(pattern=r"^\d{4}$")]] = []
 
     @field_validator("deadlines")
     @classmethod
@@ -99,11 +105,13 @@ class Taxonomy:
         types: dict[str, IncidentType],
         departments: dict[str, Department],
         sources: tuple[Path, ...] = (),
+        national: National | None = None,
     ) -> None:
         self.categories = categories
         self.types = types
         self.departments = departments
         self.sources = sources
+        self.national = national or default_national()
 
     def type(self, code: str) -> IncidentType:
         """The type with this code; ``KeyError`` naming the code when unknown."""
@@ -115,15 +123,28 @@ class Taxonomy:
     def category_of(self, code: str) -> Category:
         return self.categories[self.type(code).category]
 
+    def national_class(self, code: str) -> NationalClass:
+        """The GB/T 30428.2 class of a type (every loaded type has one)."""
+        t = self.type(code)
+        return self.national.classes[(t.kind, t.national_class or "")]
+
+    def object_owner(self, object_code: str | None) -> str | None:
+        """The owner department named by a component object code's subclass, if any."""
+        return self.national.owner_of(object_code)
+
     def types_in(self, category: str) -> list[IncidentType]:
         return [t for t in self.types.values() if t.category == category]
 
     def to_json(self) -> dict[str, Any]:
-        """``{"categories": [...], "types": [...], "departments": [...]}`` in code order."""
+        """``{"categories": [...], "types": [...], "departments": [...], "national_classes":
+        [...]}`` in code order."""
         return {
             "categories": [c.model_dump() for c in self.categories.values()],
             "types": [t.model_dump() for t in self.types.values()],
             "departments": [d.model_dump() for d in self.departments.values()],
+            "national_classes": [{"kind": c.kind, "code": c.code, "name_zh": c.name_zh,
+                                  "name_en": c.name_en}
+                                 for c in self.national.classes.values()],
         }
 
 
@@ -189,6 +210,7 @@ def load_taxonomy(extra: Iterable[Path | str] = ()) -> Taxonomy:
     types: dict[str, IncidentType] = {}
     origin: dict[str, Path] = {}
     parsed = [(path, _read(path)) for path in files]
+    national = default_national()
 
     for path, data in parsed:
         for d in _entries(path, data, "departments", Department):
@@ -223,7 +245,7 @@ def load_taxonomy(extra: Iterable[Path | str] = ()) -> Taxonomy:
                 raise TaxonomyError(f"{where}: unknown department {t.department!r}")
             if not (t.keywords_zh or t.keywords_en):
                 raise TaxonomyError(f"{where}: give at least one keyword (keywords_zh/_en)")
-            types[t.code] = t
+            types[t.code] = _with_national(t, national, where)
             origin[t.code] = path
 
     return Taxonomy(
@@ -231,7 +253,27 @@ def load_taxonomy(extra: Iterable[Path | str] = ()) -> Taxonomy:
         types=dict(sorted(types.items())),
         departments=departments,
         sources=tuple(files),
+        national=national,
     )
+
+
+def _with_national(t: IncidentType, national: National, where: str) -> IncidentType:
+    """``t`` with its national class and subclasses (from the crosswalk unless it gives
+    them), checked: the class exists for the type's kind and each subclass is in it."""
+    if t.national_class is None:
+        cw = national.crosswalk.get(t.code)
+        if cw is None:
+            raise TaxonomyError(f"{where}: no national class: add the type to "
+                                f"{CROSSWALK_FILE.name} or give national_class")
+        t = t.model_copy(update={"national_class": cw.national_class,
+                                 "national_subclasses": list(cw.national_subclasses)})
+    if national.cls(t.kind, t.national_class or "") is None:
+        raise TaxonomyError(f"{where}: unknown national {t.kind} class {t.national_class!r}")
+    bad = [s for s in t.national_subclasses if not s.startswith(t.national_class or "")]
+    if bad or not t.national_subclasses:
+        raise TaxonomyError(f"{where}: national_subclasses must be 4-digit codes in class "
+                            f"{t.national_class!r}, got {t.national_subclasses}")
+    return t
 
 
 @cache

@@ -360,16 +360,16 @@ def test_case_list_filters_and_pages(api):
 
 # --- Open311 -----------------------------------------------------------------------------------
 
-def test_open311_services_lists_the_120_types(api):
+def test_open311_services_lists_the_types_grouped_by_national_class(api):
     services = api.b.get("/open311/v2/services.json").json()
-    assert len(services) == 120
+    assert len(services) == 132  # 120 types + one catch-all per national class
     manhole = next(s for s in services if s["service_code"] == "0101")
     assert manhole["metadata"] is False and manhole["type"] == "realtime"
-    assert manhole["group"] and "manhole" in manhole["keywords"]
-    assert len({s["group"] for s in services}) == 10
+    assert manhole["group"] == "部件·公用设施" and "manhole" in manhole["keywords"]
+    assert len({s["group"] for s in services}) == 12
     xml = api.b.get("/open311/v2/services.xml")
     assert xml.headers["content-type"].startswith("text/xml")
-    assert xml.text.count("<service>") == 120
+    assert xml.text.count("<service>") == 132
 
 
 def test_open311_errors_in_spec_format(api):

@@ -38,13 +38,17 @@ def taxonomy():
 
 def test_services_one_per_type(taxonomy):
     rows = services(taxonomy)
-    assert len(rows) == 120 == len({r["service_code"] for r in rows})
-    assert {r["group"] for r in rows} == {c.name_zh for c in taxonomy.categories.values()}
+    assert len(rows) == 132 == len({r["service_code"] for r in rows})
+    assert len({r["group"] for r in rows}) == 12  # the GB/T 30428.2 classes
+    by_code = {r["service_code"]: r["group"] for r in rows}
+    assert by_code["0101"] == "部件·公用设施" and by_code["0602"] == "事件·市容环境"
+    assert by_code["0914"] == "事件·街面秩序" and by_code["0599"] == "部件·其他设施"
     m = next(r for r in rows if r["service_code"] == "0101")
     assert m == {**m, "metadata": False, "type": "realtime", "service_name": "井盖缺失/损坏"}
     assert "manhole" in m["keywords"].split(",") and "井盖" in m["keywords"].split(",")
     en = next(r for r in services(taxonomy, "en") if r["service_code"] == "0101")
     assert en["service_name"] == "Manhole cover missing or damaged"
+    assert en["group"] == "Components · Public facilities"
 
 
 def test_request_to_report_validates_with_intake(taxonomy):

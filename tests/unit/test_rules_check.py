@@ -23,7 +23,7 @@ def check(path: Path | None = None):
 def test_shipped_rule_set_passes_with_full_coverage():
     res = check()
     assert res.errors == []
-    assert res.summary == "120/120 types routable in 3/3 streets"
+    assert res.summary == "132/132 types routable in 3/3 streets"
 
 
 def test_version_is_a_content_hash(tmp_path):
@@ -59,7 +59,7 @@ def test_duplicate_ids_and_sections_across_files():
 
 def test_unknown_references():
     errors = check(BROKEN / "unknown_refs").errors
-    assert "rules.yaml: route.ghost-type: match.type_code: unknown type code '0199'" in errors
+    assert "rules.yaml: route.ghost-type: match.type_code: unknown type code '0197'" in errors
     assert any(e.startswith("rules.yaml: route.ghost-category: match.category: unknown "
                             "category '11'") for e in errors)
     assert any("route.ghost-zone: match.zones: unknown zone type 'airport'" in e
@@ -93,7 +93,7 @@ def test_unreachable_rules_are_flagged():
 def test_missing_coverage_is_counted_and_explained():
     res = check(BROKEN / "no_coverage")
     assert not res.ok
-    assert res.summary == "16/120 types routable in 0/3 streets"
+    assert res.summary == "17/132 types routable in 0/3 streets"
     assert ("coverage: type 0201 (Road surface damaged) in street 310110001: no department: "
             "no matching routing rule sets one") in res.errors
 
