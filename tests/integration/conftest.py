@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ import pytest
 from streams import topics as T
 from streams.broker import free_port
 from streams.kafka_io import collect, produce_json
-from tests.conftest import show_on_failure
+from tests.conftest import show_on_failure, start_broker
 
 CLOCK_SPEED = 600  # one real second = ten engine minutes: a 2 h deadline passes in 12 s
 CLOCK = f"x{CLOCK_SPEED}@{time.time():.3f}"  # one origin: every worker of the session agrees
@@ -140,3 +141,14 @@ def engine(broker, tmp_path_factory) -> Iterator[WorkerProc]:
         pytest.fail(f"worker did not process a probe report in 90 s:\n{w.log_tail()}")
     yield w
     w.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A private three-node Kafka cluster (RF 3, ``min.insync.replicas`` 2) for one test:
+    the fault and reliability tests crash, stall and restart it."""
+    k = start_broker(tmp_path, nodes=3, nodeid=request.node.nodeid)
+    try:
+        yield k
+    finally:
+        k.stop()  # type: ignore[attr-defined]

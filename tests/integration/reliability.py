@@ -1,4 +1,5 @@
-"""Helpers for the reliability tests: a private broker, the simulated report stream, and
+"""Helpers for the reliability and fault tests (their private cluster is the ``cluster``
+fixture of tests/integration/conftest.py): workers, the simulated report stream, and
 the accounting of a whole run (every report exactly once, work orders, case histories).
 
 What is asserted (the consumer contract is "dedupe by event_id / work_order_id"):
@@ -21,11 +22,28 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams import topics as T
+from tests.integration.conftest import WorkerProc
+
+
+def start_worker(broker: Any, tmp_path: Path, app_id: str) -> WorkerProc:
+    """A started ``grid worker`` on ``broker``, its changelogs replicated as the broker's
+    topics, on the system clock (no escalations: the runs are about delivery)."""
+    w = WorkerProc(broker.url, tmp_path, app_id, GRID_REPLICATION=str(broker.replication))
+    w.env["GRID_CLOCK"] = "system"
+    return w.start()
+
+
+def alive(w: WorkerProc, when: str) -> None:
+    """Fail with the worker's log tail if it has exited."""
+    assert w.proc is not None and w.proc.poll() is None, (
+        f"worker exited with {w.proc and w.proc.returncode} {when}:\n{w.log_tail()}")
 
 
 def chunks(items: list, n: int) -> list[list]:
@@ -259,8 +277,7 @@ def wait_group(workers: list, timeout: float = 120) -> dict[str, list[int]]:
     views: list = []
     while time.monotonic() < deadline:
         for w in workers:
-            assert w.proc.poll() is None, f"worker exited with {w.proc.returncode}:\n" \
-                                          f"{w.log_tail()}"
+            alive(w, "while the group settled")
         got = [health(w) for w in workers]
         views = [h and h["workers"] for h in got]
         if all(got):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,14 +20,15 @@ import orjson
 import pytest
 
 from streams import topics as T
-from tests.conftest import start_broker
 from tests.integration.conftest import WorkerProc, _lattice, make_report
 from tests.integration.reliability import (
+    alive,
     check_run,
     chunks,
     leader_of,
     produce,
     sim_messages,
+    start_worker,
     wait_accounted,
     wait_assignment,
     wait_group,
@@ -39,33 +39,13 @@ pytestmark = pytest.mark.integration
 VIEWER = {"Authorization": "Bearer demo-viewer"}
 
 
-@pytest.fixture
-def cluster(tmp_path, request) -> Iterator[Any]:
-    k = start_broker(tmp_path, nodes=3, nodeid=request.node.nodeid)
-    try:
-        yield k
-    finally:
-        k.stop()
-
-
-def worker(cluster: Any, tmp_path, app_id: str) -> WorkerProc:
-    w = WorkerProc(cluster.url, tmp_path, app_id, GRID_REPLICATION="3")
-    w.env["GRID_CLOCK"] = "system"  # no escalations: the runs are about delivery
-    return w.start()
-
-
-def alive(w: WorkerProc, when: str) -> None:
-    assert w.proc.poll() is None, f"worker exited with {w.proc.returncode} {when}:\n" \
-                                  f"{w.log_tail()}"
-
-
 def leader_killed_while_reports_flow(cluster: Any, tmp_path, app_id: str, topic: str,
                                      seed: int) -> dict[str, int]:
     """20,000 reports in ten chunks; after the third, SIGKILL the leader of ``topic``
     partition 0 while the worker works through its backlog, go on producing (the producer
     and the worker must fail over), start the node again after ~10 s; check the run."""
     raws, bad = sim_messages(20_000, seed=seed)
-    w = worker(cluster, tmp_path, app_id)
+    w = start_worker(cluster, tmp_path, app_id)
     try:
         wait_group([w])  # started and joined: a node lost at startup is another story
         leader, replicas = leader_of(cluster.bootstrap, topic, 0)
@@ -160,7 +140,7 @@ def test_whole_cluster_restart_keeps_cases_and_merges_into_them(cluster, tmp_pat
     dup = make_report("0603", lon=lon + 0.0002, lat=lat + 0.0002, description="毁绿 again")
     before = [orjson.dumps(first), *raws[:2000]]
     after = [orjson.dumps(dup), *raws[2000:]]
-    w = worker(cluster, tmp_path, app_id)
+    w = start_worker(cluster, tmp_path, app_id)
     try:
         produce(cluster.bootstrap, before)
         cases_before = case_of_each_report(wait_accounted(cluster.bootstrap, before, bad))
@@ -171,7 +151,7 @@ def test_whole_cluster_restart_keeps_cases_and_merges_into_them(cluster, tmp_pat
         assert not cluster.running
         cluster.start()
         assert cluster.bootstrap == ports and cluster.registered_brokers() == 3
-        w = worker(cluster, tmp_path, app_id)
+        w = start_worker(cluster, tmp_path, app_id)
         got = report_cases(w, list(cases_before))
         wrong = {rid: got[rid] for rid, cid in cases_before.items()
                  if not isinstance(got[rid], dict) or got[rid]["case_id"] != cid}
@@ -222,8 +202,8 @@ def test_worker_frozen_past_its_session_is_a_harmless_zombie(cluster, tmp_path):
     intake = f"{app_id}-intake"  # the intake consumer's group (the cases agent: app_id)
     raws, bad = sim_messages(10_000, seed=404)
     parts = chunks(raws, 10)
-    a = worker(cluster, tmp_path, app_id)
-    b = worker(cluster, tmp_path, app_id)
+    a = start_worker(cluster, tmp_path, app_id)
+    b = start_worker(cluster, tmp_path, app_id)
     try:
         wait_group([a, b])
         wait_assignment(cluster.bootstrap, intake, T.REPORTS, members=2)  # a reads reports too

@@ -21,26 +21,18 @@ from typing import Any
 import pytest
 
 from tests.conftest import start_broker
-from tests.integration.conftest import WorkerProc
 from tests.integration.reliability import (
+    alive,
     check_run,
     chunks,
     produce,
     sim_messages,
+    start_worker,
     wait_accounted,
     wait_group,
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def private_broker(tmp_path, request) -> Iterator[Any]:
-    b = start_broker(tmp_path, nodes=3, nodeid=request.node.nodeid)
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture
@@ -56,33 +48,27 @@ def single_node(tmp_path, request) -> Iterator[Any]:
         b.stop()
 
 
-def worker(broker: Any, tmp_path, app_id: str) -> WorkerProc:
-    w = WorkerProc(broker.url, tmp_path, app_id,
-                   GRID_REPLICATION=str(broker.replication))  # changelogs RF 3 too
-    w.env["GRID_CLOCK"] = "system"  # no escalations: the run is about delivery
-    return w.start()
-
-
-def test_sigkill_during_20000_reports_loses_and_doubles_nothing(private_broker, tmp_path):
+def test_sigkill_during_20000_reports_loses_and_doubles_nothing(cluster, tmp_path):
     rng = random.Random(42)
     app_id = f"crash-{uuid.uuid4().hex[:6]}"
     raws, bad = sim_messages(20_000, seed=101)
-    w = worker(private_broker, tmp_path, app_id)
+    w = start_worker(cluster, tmp_path, app_id)
     workers = [w]
     kills = 0
     try:
         for i, part in enumerate(chunks(raws, 10)):
-            produce(private_broker.bootstrap, part)
+            produce(cluster.bootstrap, part)
             time.sleep(rng.uniform(0.5, 3.0))
             if i in (1, 4, 7):  # three SIGKILLs at random moments of the flow
-                assert w.proc.poll() is None, f"worker died by itself:\n{w.log_tail()}"
+                alive(w, "by itself")
                 w.kill(signal.SIGKILL)
                 kills += 1
-                w = worker(private_broker, tmp_path, app_id)
+                w = start_worker(cluster, tmp_path, app_id)
                 workers.append(w)
-        log = wait_accounted(private_broker.bootstrap, raws, bad, timeout=240)
-        counts = check_run(log, raws, bad, private_broker.bootstrap)
-        assert kills == 3 and w.proc.poll() is None
+        log = wait_accounted(cluster.bootstrap, raws, bad, timeout=240)
+        counts = check_run(log, raws, bad, cluster.bootstrap)
+        assert kills == 3
+        alive(w, "at the end")
         assert counts["cases"] > 5_000  # many simulated reports merge as duplicates
     finally:
         for x in workers:
@@ -127,14 +113,14 @@ def test_rebalance_as_workers_go_from_1_to_2_to_3_to_1(single_node, tmp_path):
     all partitions among exactly those workers) and the last reports go to the one left."""
     app_id = f"rebal-{uuid.uuid4().hex[:6]}"
     raws, bad = sim_messages(8_000, seed=202)
-    a = worker(single_node, tmp_path, app_id)
+    a = start_worker(single_node, tmp_path, app_id)
     workers = [a]
     feeder = Feeder(single_node.bootstrap, chunks(raws, 40))
     try:
         wait_group([a])
         feeder.start()
         for _ in range(2):  # 1 -> 2 -> 3
-            workers.append(worker(single_node, tmp_path, app_id))
+            workers.append(start_worker(single_node, tmp_path, app_id))
             wait_group(workers)
         for w in workers[1:]:  # 3 -> 1
             w.stop()
@@ -143,7 +129,7 @@ def test_rebalance_as_workers_go_from_1_to_2_to_3_to_1(single_node, tmp_path):
         feeder.finish()
         log = wait_accounted(single_node.bootstrap, raws, bad, timeout=180)
         check_run(log, raws, bad, single_node.bootstrap)
-        assert a.proc.poll() is None
+        alive(a, "at the end")
         assert "Traceback" not in a.log_tail(400)
     finally:
         feeder.release()
@@ -151,23 +137,23 @@ def test_rebalance_as_workers_go_from_1_to_2_to_3_to_1(single_node, tmp_path):
             x.stop()
 
 
-def test_broker_stall_of_30s_worker_survives_and_resumes(private_broker, tmp_path):
+def test_broker_stall_of_30s_worker_survives_and_resumes(cluster, tmp_path):
     app_id = f"stall-{uuid.uuid4().hex[:6]}"
     raws, bad = sim_messages(3_000, seed=303)
     before, after = raws[:1500], raws[1500:]
-    w = worker(private_broker, tmp_path, app_id)
+    w = start_worker(cluster, tmp_path, app_id)
     try:
-        produce(private_broker.bootstrap, before)
-        wait_accounted(private_broker.bootstrap, before, bad, timeout=120)
-        private_broker.pause()
+        produce(cluster.bootstrap, before)
+        wait_accounted(cluster.bootstrap, before, bad, timeout=120)
+        cluster.pause()
         try:
             time.sleep(30)
-            assert w.proc.poll() is None, f"worker died during the stall:\n{w.log_tail()}"
+            alive(w, "during the stall")
         finally:
-            private_broker.resume()
-        produce(private_broker.bootstrap, after)
-        log = wait_accounted(private_broker.bootstrap, raws, bad, timeout=180)
-        check_run(log, raws, bad, private_broker.bootstrap)
-        assert w.proc.poll() is None, f"worker died after the stall:\n{w.log_tail()}"
+            cluster.resume()
+        produce(cluster.bootstrap, after)
+        log = wait_accounted(cluster.bootstrap, raws, bad, timeout=180)
+        check_run(log, raws, bad, cluster.bootstrap)
+        alive(w, "after the stall")
     finally:
         w.stop()
