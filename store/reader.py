@@ -109,10 +109,21 @@ class ReadStore:
                state: str | Iterable[str] | None = None, overdue: bool | None = None,
                department: str | None = None, now: datetime | None = None,
                type_code: str | None = None, since: datetime | None = None,
-               until: datetime | None = None) -> list[ColumnElement[bool]]:
+               until: datetime | None = None, scope: Any = None,
+               reporter: str | None = None) -> list[ColumnElement[bool]]:
+        """Filter clauses. ``scope``: a principal-like object with ``districts``, ``streets``
+        and ``patrol_areas`` (all empty: the whole city); ``reporter``: only cases one of
+        whose reports came from this reporter."""
         if overdue is not None and now is None:
             raise ValueError("overdue filter needs now")
         w: list[ColumnElement[bool]] = []
+        if scope is not None and (scope.districts or scope.streets or scope.patrol_areas):
+            w.append(or_(C.district.in_(sorted(scope.districts)),
+                         C.street.in_(sorted(scope.streets)),
+                         C.patrol_area.in_(sorted(scope.patrol_areas))))
+        if reporter is not None:
+            rc = S.report_cases.c
+            w.append(C.case_id.in_(select(rc.case_id).where(rc.reporter_id == reporter)))
         if district:
             w.append(C.district == district)
         if street:
@@ -120,7 +131,8 @@ class ReadStore:
         if department:
             w.append(C.department == department)
         if type_code:
-            w.append(C.type_code == type_code)
+            w.append(C.type_code.in_(sorted(type_code)) if isinstance(type_code, set | list)
+                     else C.type_code == type_code)
         if since:
             w.append(C.created_at >= since)
         if until:
@@ -169,6 +181,30 @@ class ReadStore:
             page.append(c)
         return page, None
 
+    def page(self, limit: int = 50, cursor: str | None = None, **filters: Any
+             ) -> tuple[list[CaseSummary], str | None, int | None]:
+        """One page newest first: (cases, next cursor or None, total matching — on the first
+        page only, None with a cursor). ``filters`` as :meth:`scan`."""
+        where = self._where(**filters)
+        w = list(where)
+        if cursor:
+            at, cid = decode_cursor(cursor)
+            w.append(or_(C.created_at < at, and_(C.created_at == at, C.case_id < cid)))
+        rows = self._all(select(S.cases).where(*w)
+                         .order_by(C.created_at.desc(), C.case_id.desc()).limit(limit + 1))
+        cases = [from_row(r) for r in rows[:limit]]
+        nxt = encode_cursor(cases[-1].created_at, cases[-1].case_id) \
+            if len(rows) > limit else None
+        total = None if cursor else int(self._scalar(
+            select(func.count()).select_from(S.cases).where(*where)) or 0)
+        return cases, nxt, total
+
+    def report_id(self, case_id: str) -> str | None:
+        """The report that opened a case."""
+        rc = S.report_cases.c
+        return self._scalar(select(rc.report_id).where(rc.case_id == case_id,
+                                                       rc.merged.is_(False)))
+
     def open_cases(self, district: str | None = None) -> Iterator[CaseSummary]:
         w = [C.is_open.is_(True)] + ([C.district == district] if district else [])
         return (from_row(r) for r in self._all(select(S.cases).where(*w)))
@@ -195,6 +231,49 @@ class ReadStore:
                         "dispatched_at": c.dispatched_at.isoformat()
                         if c.dispatched_at else None})
         return out
+
+    def day_cases(self, day: date, key: str, now: datetime | None = None,
+                  district: str | None = None) -> list[CaseSummary]:
+        """The cases behind counter ``key`` on ``day`` (as Projection.day_cases)."""
+        if key == "overdue":
+            if now is None:
+                raise ValueError("overdue cases need now")
+            return self.overdue(now, district)
+        col = {"reported": C.created_at, "filed": C.filed_at, "dispatched": C.dispatched_at,
+               "closed": C.closed_at, "self_closed": C.closed_at,
+               "merged": C.merged_at}.get(key)
+        if col is None:
+            raise ValueError(f"no counter {key!r}: one of {', '.join(COUNTER_KEYS)}")
+        start, end = day_range(day)
+        w = [col >= start, col < end] + ([C.district == district] if district else [])
+        if key == "self_closed":
+            w.append(C.self_closed.is_(True))
+        rows = self._all(select(S.cases).where(*w)
+                         .order_by(C.created_at.desc(), C.case_id.desc()))
+        return [from_row(r) for r in rows]
+
+    def search(self, text: str, district: str | None = None,
+               limit: int = 50) -> list[CaseSummary]:
+        """Cases newest first whose case id or one of whose report ids is ``text``, or whose
+        case id starts with it, or whose description or address contains it (any case)."""
+        text = text.strip()
+        if not text:
+            return []
+        exact = [cid for cid in (text, self.case_for_report(text)) if cid]
+        scope = [C.district == district] if district else []
+        first = self._all(select(S.cases).where(C.case_id.in_(exact), *scope)) if exact else []
+        by_id = {r.case_id: from_row(r) for r in first}
+        out = [by_id[cid] for cid in dict.fromkeys(exact) if cid in by_id]
+        like = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%") \
+            .replace("_", "\\_") + "%"
+        rows = self._all(select(S.cases).where(
+            *scope, C.case_id.notin_(exact) if exact else C.case_id.is_not(None),
+            or_(C.case_id.startswith(text, autoescape=True),
+                func.lower(C.description).like(like, escape="\\"),
+                func.lower(C.address).like(like, escape="\\")))
+            .order_by(C.created_at.desc(), C.case_id.desc()).limit(limit))
+        out += [from_row(r) for r in rows]
+        return out[:limit]
 
     # -- aggregates --------------------------------------------------------------------------
 
@@ -229,6 +308,17 @@ class ReadStore:
                          .where(*self._where(overdue=True, now=now))
                          .group_by(C.district, C.street))
         return {(d or "", s or ""): n for d, s, n in rows}
+
+    def open_by_street(self, now: datetime,
+                       district: str | None = None) -> dict[str, dict[str, int]]:
+        """Open cases per street and how many of them are overdue at ``now``."""
+        late = and_(C.due_at.is_not(None), C.due_at <= now)
+        w = [C.is_open.is_(True), C.street.is_not(None)]
+        if district:
+            w.append(C.district == district)
+        rows = self._all(select(C.street, func.count(), func.sum(case((late, 1), else_=0)))
+                         .where(*w).group_by(C.street).order_by(C.street))
+        return {s: {"open": n, "overdue": int(o or 0)} for s, n, o in rows}
 
     def tier_flow(self, day: date | None = None) -> dict[str, dict[str, int]]:
         """Cases per loop: total, open, closed, escalated (see Projection.tier_flow)."""

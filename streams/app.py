@@ -405,8 +405,8 @@ class GridApp:
     def consumers(self) -> dict[str, dict[str, Any]]:
         """Each consumer's state, lag and age of its oldest waiting input."""
         out = {"intake": self.intake.health.status(), "cases": self.cases_health.status()}
-        if (rm := getattr(self, "read_model", None)) is not None:
-            out["read_model"] = rm.health.status()
+        if (pr := getattr(self, "projector", None)) is not None:
+            out["projector"] = pr.health.status()
         return out
 
     def not_ready(self) -> list[str]:
@@ -417,10 +417,10 @@ class GridApp:
         app = self.app
         if app.rebalancing or not app.tables.actives_ready:
             why.append("the consumer group is rebalancing or the case tables are recovering")
-        rm = getattr(self, "read_model", None)
-        if rm is not None and not rm.caught_up.is_set():
-            why.append(f"the read model is still reading the event log "
-                       f"({len(rm.projection.cases)} cases so far)")
+        pr = getattr(self, "projector", None)
+        if pr is not None and not pr.caught_up.is_set():
+            why.append(f"the projector is still storing the event log present at start "
+                       f"({pr.applied} events so far)")
         return why
 
     async def _on_rebalance(self, *args: Any, **kw: Any) -> None:

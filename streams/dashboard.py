@@ -5,7 +5,10 @@
   per-street figures, overdue list, open cases per cell, markers, recent alerts
 * ``GET /dashboard/api/cells.geojson`` / ``streets.geojson`` — the district's cells and
   streets from the loaded geodata (simplified, WGS-84)
-* ``GET /dashboard/api/cases/{case_id}`` — one case: summary, decision, history
+* ``GET /dashboard/api/cases?street=|department=|counter=|q=&state=&overdue=`` — a
+  filtered case list (the drill-down from a street, a department, a counter; the search)
+* ``GET /dashboard/api/cases/{case_id}`` — one case: summary, names of its place, type and
+  department, decision with a plain-words reason, deadlines, history
 * ``GET /dashboard/events`` — server-sent events: ``event`` (a case event with the case's
   new summary) and ``alert``
 
@@ -48,13 +51,14 @@ PUBLIC = Principal("public", "viewer")  # GRID_DASHBOARD_PUBLIC: city scope, no 
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), status=status,
+    return web.Response(body=orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS) + b"\n",
+                        status=status,
                         content_type="application/json",
                         headers={"Cache-Control": "no-store"})
 
 
 class Dashboard:
-    """Handlers over ``grid_app.projection`` and ``grid_app.read_model``."""
+    """Handlers over ``grid_app.read_store`` (SQL) and ``grid_app.projector`` (live events)."""
 
     def __init__(self, grid_app: Any, registry: auth.TokenRegistry) -> None:
         self.g = grid_app
@@ -64,6 +68,7 @@ class Dashboard:
         self.locator = grid_app.engine.locator
         self.district = os.environ.get("GRID_DASHBOARD_DISTRICT") or self._default_district()
         self._geo_cache: dict[tuple[str, str], bytes] = {}
+        self._name_cache: dict[str, dict[str, str]] = {}
         self._streams: set[asyncio.Queue] = set()
 
     def _default_district(self) -> str | None:
@@ -78,13 +83,14 @@ class Dashboard:
             ("GET", "/dashboard/api/summary.json", self.summary),
             ("GET", "/dashboard/api/cells.geojson", self.cells),
             ("GET", "/dashboard/api/streets.geojson", self.streets),
+            ("GET", "/dashboard/api/cases", self.case_list),
             ("GET", "/dashboard/api/cases/{case_id}", self.case),
             ("GET", "/dashboard/events", self.events),
         ]
 
     @property
     def projection(self) -> Any:
-        return self.g.projection
+        return self.g.read_store
 
     def now(self) -> datetime:
         return self.g.clock.now()
@@ -131,7 +137,8 @@ class Dashboard:
 
     async def summary(self, request: web.Request) -> web.Response:
         p = self.viewer(request)
-        return _json(self.summary_data(self.district_for(p, request.query.get("district"))))
+        district = self.district_for(p, request.query.get("district"))
+        return _json(await asyncio.to_thread(self.summary_data, district))
 
     def summary_data(self, district: str | None) -> dict[str, Any]:
         p, now = self.projection, self.now()
@@ -153,11 +160,13 @@ class Dashboard:
         streets = p.street_figures(start, end, now, district=district)
         counters = p.counters(day, now)
         counters["overdue"] = len(overdue)
-        rm = getattr(self.g, "read_model", None)
+        rm = getattr(self.g, "projector", None)
+        snames = self._names("streets")
         return {
             "now": now.isoformat(), "day": day.isoformat(), "district": district,
+            "clock_speed": getattr(self.g.clock, "speed", 1.0),
             "district_name": self.locator.district_names.get(district or ""),
-            "caught_up": bool(rm and rm.caught_up.is_set()), "cases": len(p.cases),
+            "caught_up": bool(rm and rm.caught_up.is_set()), "cases": p.count(),
             "counters": counters,
             "tier_flow": p.tier_flow(day),
             "tier_flow_all": p.tier_flow(),
@@ -166,8 +175,10 @@ class Dashboard:
             "overdue": [self._row(c, now) for c in overdue[:OVERDUE_MAX]],
             "overdue_total": len(overdue),
             "cells": dict(cells),
+            "street_open": {code: {**n, "name": snames.get(code, code)}
+                            for code, n in p.open_by_street(now, district).items()},
             "markers": markers[:MARKERS_MAX],
-            "alerts": [a for a in list(p.alerts) if not district
+            "alerts": [self.alert_row(a) for a in list(p.alerts) if not district
                        or a.get("district") in (None, district)][-50:][::-1],
         }
 
@@ -177,14 +188,22 @@ class Dashboard:
 
     def _marker(self, c: CaseSummary, overdue: bool) -> dict[str, Any]:
         return {"case_id": c.case_id, "lon": c.lon, "lat": c.lat, "priority": c.priority,
-                "overdue": overdue, "state": c.state, "type_code": c.type_code}
+                "overdue": overdue, "state": c.state, "type_code": c.type_code,
+                "type_zh": self._type_names(c.type_code)[0]}
+
+    def _dept_names(self, code: str | None) -> tuple[str | None, str | None]:
+        d = self.taxonomy.departments.get(code) if code else None
+        return (d.name_zh, d.name_en) if d else (None, None)
 
     def _row(self, c: CaseSummary, now: datetime) -> dict[str, Any]:
         zh, en = self._type_names(c.type_code)
+        dzh, den = self._dept_names(c.department)
         late = c.lateness(now)
         return {"case_id": c.case_id, "type_code": c.type_code, "type_zh": zh, "type_en": en,
                 "description": c.description[:160], "street": c.street,
-                "department": c.department, "priority": c.priority,
+                "street_name": self._names("streets").get(c.street or ""),
+                "department": c.department, "department_zh": dzh, "department_en": den,
+                "priority": c.priority, "created_at": _iso(c.created_at),
                 "state": c.state, "stage": c.stage, "level": c.level,
                 "late_seconds": round(late.total_seconds()) if late else 0,
                 "lon": c.lon, "lat": c.lat}
@@ -195,15 +214,29 @@ class Dashboard:
                 "name_en": d.name_en if d else f.key}
 
     def _street_row(self, f: Any) -> dict[str, Any]:
-        return {**f.to_dict(), "name": self._street_names().get(f.key, f.key)}
+        return {**f.to_dict(), "name": self._names("streets").get(f.key, f.key)}
 
-    def _street_names(self) -> dict[str, str]:
-        if not hasattr(self, "_snames"):
-            gdf = self.locator.layers.get("streets")
-            self._snames = ({str(c): str(n) for c, n in zip(gdf["code"], gdf["name"],
-                                                             strict=True)}
-                            if gdf is not None and "name" in gdf.columns else {})
-        return self._snames
+    def _names(self, layer: str) -> dict[str, str]:
+        """Code -> name of a loaded layer (streets, communities); empty when unnamed."""
+        if layer not in self._name_cache:
+            gdf = self.locator.layers.get(layer)
+            self._name_cache[layer] = (
+                {str(c): str(n) for c, n in zip(gdf["code"], gdf["name"], strict=True)}
+                if gdf is not None and {"code", "name"} <= set(gdf.columns) else {})
+        return self._name_cache[layer]
+
+    def alert_row(self, a: dict[str, Any]) -> dict[str, Any]:
+        """An alert with the names of its type and street, and a sentence that uses them
+        (``message``, the engine's own words with codes, stays)."""
+        zh, en = self._type_names(a.get("type_code"))
+        street = self._names("streets").get(a.get("street") or "")
+        what = f"{zh} {en}" if zh else (a.get("type_code") or "unclassified 未分类")
+        where = f"{street} ({a.get('street')})" if street else (a.get("street") or "")
+        kind = ALERT_WORDS.get(a.get("kind", ""), a.get("kind", ""))
+        text = f"{kind}: {what}" + (f" — {where}" if where else "")
+        if a.get("kind") in ("warning", "supervision_order", "arbitration") and a.get("message"):
+            text += f" · {a['message']}"
+        return {**a, "type_zh": zh, "type_en": en, "street_name": street, "text": text}
 
     # -- geodata ---------------------------------------------------------------------------
 
@@ -242,7 +275,7 @@ class Dashboard:
     async def case(self, request: web.Request) -> web.Response:
         p = self.viewer(request)
         cid = request.match_info["case_id"]
-        d = self.projection.detail(cid, self.now())
+        d = await asyncio.to_thread(self.projection.detail, cid, self.now())
         if d is None:
             return _json({"error": f"no case {cid!r}"}, 404)
         if not p.covers(d):
@@ -251,10 +284,56 @@ class Dashboard:
         if not self.personal_ok(p):
             d = strip_personal(d)
         d["type_zh"], d["type_en"] = self._type_names(d.get("type_code"))
-        dept = self.taxonomy.departments.get(d.get("department") or "")
-        d["department_zh"] = dept.name_zh if dept else None
-        d["department_en"] = dept.name_en if dept else None
+        d["department_zh"], d["department_en"] = self._dept_names(d.get("department"))
+        d["district_name"] = self.locator.district_names.get(d.get("district") or "")
+        d["street_name"] = self._names("streets").get(d.get("street") or "")
+        d["community_name"] = self._names("communities").get(d.get("community") or "")
+        d["why"] = why(d)
         return _json(d)
+
+    async def case_list(self, request: web.Request) -> web.Response:
+        """Cases of the caller's district for one drill-down: ``street``, ``department``
+        (with ``state``: open (default) or all, and ``overdue=1``), ``counter`` (today's
+        counter key) or ``q`` (case id, report id or text); newest first, at most
+        ``LIST_MAX``. 422 names a bad parameter."""
+        p = self.viewer(request)
+        q = request.query
+        district = self.district_for(p, q.get("district"))
+        now = self.now()
+        proj = self.projection
+        if q.get("q") is not None:
+            cases = proj.search(q["q"], district, limit=LIST_MAX)
+            title = f"搜索 Search: {q['q'].strip()}"
+        elif q.get("counter"):
+            day = now.astimezone(TZ).date()
+            try:
+                cases = proj.day_cases(day, q["counter"], now, district)
+            except ValueError as err:
+                return _json({"error": str(err)}, 422)
+            title = f"今日 Today: {COUNTER_WORDS.get(q['counter'], q['counter'])}"
+        elif q.get("street") or q.get("department"):
+            state = q.get("state") or "open"
+            if state not in ("open", "all"):
+                return _json({"error": f"state {state!r}: open or all"}, 422)
+            overdue = True if q.get("overdue") in ("1", "true") else None
+            cases, _ = proj.list(district=district, street=q.get("street"),
+                                 department=q.get("department"),
+                                 state="open" if state == "open" else None,
+                                 overdue=overdue, now=now, limit=LIST_MAX)
+            if q.get("street"):
+                name = self._names("streets").get(q["street"])
+                title = f"街镇 Street: {name} ({q['street']})" if name else \
+                    f"街镇 Street: {q['street']}"
+            else:
+                zh, en = self._dept_names(q["department"])
+                title = f"部门 Department: {zh} {en}" if zh else \
+                    f"部门 Department: {q['department']}"
+            title += " · " + ("超期 overdue" if overdue else STATE_WORDS[state])
+        else:
+            return _json({"error": "give one of street, department, counter or q"}, 422)
+        rows = [self._row(c, now) for c in cases[:LIST_MAX]]
+        return _json({"title": title, "district": district, "items": rows,
+                      "total": len(cases), "more": len(cases) > LIST_MAX})
 
     # -- live ------------------------------------------------------------------------------
 
@@ -273,17 +352,17 @@ class Dashboard:
         else:
             if not p.city_wide and data.get("district") not in p.districts:
                 return None
-            out = data
+            out = self.alert_row(data)
         return f"event: {kind}\ndata: ".encode() + orjson.dumps(out) + b"\n\n"
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         p = self.viewer(request)
-        rm = self.g.read_model
+        rm = self.g.projector  # None when the projector runs elsewhere: pings only
         resp = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no"})
         await resp.prepare(request)
-        q = rm.subscribe()
+        q = rm.subscribe() if rm is not None else asyncio.Queue()
         self._streams.add(q)
         try:
             await resp.write(b"retry: 2000\n: connected\n\n")
@@ -300,7 +379,8 @@ class Dashboard:
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            rm.unsubscribe(q)
+            if rm is not None:
+                rm.unsubscribe(q)
             self._streams.discard(q)
         return resp
 
@@ -309,6 +389,62 @@ class Dashboard:
         for q in list(self._streams):
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(None)
+
+
+def _iso(v: datetime | None) -> str | None:
+    return v.isoformat() if v is not None else None
+
+
+def why(d: dict[str, Any]) -> list[str]:
+    """A case's routing decision in sentences with names (the rule ids kept in brackets),
+    from the detail's fields and the decision's ``<field> <value> <- <rule>`` lines."""
+    dec = d.get("decision") or {}
+    if not dec:
+        return []
+    by: dict[str, str] = {}
+    for line in dec.get("explanation") or ():
+        head, sep, rule = line.partition(" <- ")
+        if sep and " " in head:
+            by.setdefault(head.split(" ", 1)[0], rule.strip())
+    what = " ".join(x for x in (d.get("type_zh"), d.get("type_en")) if x) or \
+        (d.get("type_code") or "this report")
+    out = []
+    dept = " ".join(x for x in (d.get("department_zh"), d.get("department_en")) if x)
+    if d.get("department"):
+        out.append(f"Sent to {dept or d['department']} ({d['department']}): it is the "
+                   f"department responsible for {what}"
+                   + (f" (rule {by['department']})." if by.get("department") else "."))
+    prio = d.get("priority")
+    if prio and prio != "normal":
+        reason = {"key_supervision": f"{what} is a key-supervision (重点监管) type"}.get(
+            dec.get("handling") or "", f"the rules rate {what} {prio}")
+        out.append(f"{PRIORITY_WORDS.get(prio, prio).capitalize()} because {reason}"
+                   + (f" (rule {by['priority']})." if by.get("priority") else "."))
+    tier = d.get("tier")
+    if tier:
+        out.append(f"Handled in the {TIER_WORDS.get(tier, tier)}"
+                   + (f" (rule {by['tier']})." if by.get("tier") else "."))
+    due = (d.get("deadlines") or {}).get("dispose")
+    if due:
+        cal = "around the clock" if dec.get("calendar") == "24h" else \
+            f"on the {dec.get('calendar')} calendar (working time)"
+        at = datetime.fromisoformat(due).astimezone(TZ)
+        out.append(f"To be disposed of by {at:%Y-%m-%d %H:%M} Shanghai time, counted {cal}.")
+    return out
+
+
+PRIORITY_WORDS = {"urgent": "urgent 紧急", "high": "high priority 高", "normal": "normal 一般"}
+TIER_WORDS = {"self": "self loop 自循环 (fixed on the spot)",
+              "community": "community loop 微循环", "street": "street loop 小循环",
+              "district": "district loop 大循环·区", "city": "city loop 大循环·市"}
+ALERT_WORDS = {"key_supervision": "重点监管 Key supervision", "warning": "预警 Deadline warning",
+               "supervision_order": "督办 Supervision order", "arbitration": "仲裁 Arbitration"}
+COUNTER_WORDS = {"reported": "上报 reported (cases opened)", "filed": "立案 filed",
+                 "self_closed": "自行处置 self-closed", "dispatched": "派遣 dispatched (cases)",
+                 "closed": "结案 closed", "overdue": "超期 overdue now",
+                 "merged": "重复合并 took in duplicate reports"}
+STATE_WORDS = {"open": "在办 open", "all": "全部 all"}
+LIST_MAX = 200
 
 
 def _error(status: int, message: str) -> web.HTTPException:
@@ -330,14 +466,14 @@ def strip_personal(detail: dict[str, Any]) -> dict[str, Any]:
 
 def install_dashboard(grid_app: Any, registry: auth.TokenRegistry | None = None) -> Dashboard:
     """Register the dashboard and sign-in routes on ``grid_app.app``'s web server (needs the
-    read model: call :func:`streams.readmodel.attach_read_model` first). ``registry``: the
+    read store: call :func:`streams.readmodel.attach_read_store` first). ``registry``: the
     API's tokens (default: loaded as the API loads them)."""
     from streams.signin import install_signin
 
-    if getattr(grid_app, "read_model", None) is None:
-        from streams.readmodel import attach_read_model
+    if getattr(grid_app, "read_store", None) is None:
+        from streams.readmodel import attach_read_store
 
-        attach_read_model(grid_app)
+        attach_read_store(grid_app)
     if registry is None:
         registry = auth.load_registry(departments=grid_app.engine.taxonomy.departments)
     dash = Dashboard(grid_app, registry)

@@ -3,7 +3,7 @@
 One :class:`~prometheus_client.CollectorRegistry` per worker holds
 
 * domain metrics (``grid_*``), fed by ``grid_app.listeners`` callbacks (intake and effects
-  of the engine) and, for open cases, read from the read model on each scrape;
+  of the engine) and, for open cases, read from the read store on each scrape;
 * engine metrics from Faust's Prometheus sensor (``faust_*``: messages, events, commits,
   send latency, rebalances, offsets) plus ``grid_consumer_lag{topic,partition}`` and
   ``grid_fetch_gaps_total{outcome}``.
@@ -115,33 +115,30 @@ class GridMetrics:
 
 
 class OpenCasesCollector(Collector):
-    """``grid_cases_open{district,street,state}`` from the read model, at scrape time."""
+    """``grid_cases_open{district,street,state}`` from the read store, at scrape time."""
 
     def __init__(self, grid_app: Any) -> None:
         self.grid_app = grid_app
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        g = GaugeMetricFamily("grid_cases_open", "Open cases (read model of the whole log)",
+        g = GaugeMetricFamily("grid_cases_open", "Open cases (read store)",
                               labels=["district", "street", "state"])
-        proj = getattr(self.grid_app, "projection", None)
-        if proj is not None:
-            for (district, street, state), n in sorted(proj.open_counts().items()):
+        rs = getattr(self.grid_app, "read_store", None)
+        if rs is not None:
+            for (district, street, state), n in sorted(rs.open_counts().items()):
                 g.add_metric([district, street, state], n)
         yield g
         late = GaugeMetricFamily("grid_cases_overdue",
                                  "Open cases past their current stage's deadline (engine clock)",
                                  labels=["district", "street"])
-        if proj is not None:
-            counts: dict[tuple[str, str], int] = {}
-            for c in proj.overdue(self.grid_app.clock.now()):
-                key = (c.district or "", c.street or "")
-                counts[key] = counts.get(key, 0) + 1
-            for (district, street), n in sorted(counts.items()):
+        if rs is not None:
+            now = self.grid_app.clock.now()
+            for (district, street), n in sorted(rs.overdue_counts(now).items()):
                 late.add_metric([district, street], n)
         yield late
-        ready = GaugeMetricFamily("grid_read_model_cases", "Cases held by the read model")
-        ready.add_metric([], len(proj.cases) if proj is not None else 0)
-        yield ready
+        stored = GaugeMetricFamily("grid_read_store_cases", "Cases in the read store")
+        stored.add_metric([], rs.count() if rs is not None else 0)
+        yield stored
 
 
 class LagCollector(Collector):
@@ -163,7 +160,7 @@ class LagCollector(Collector):
 
 
 class ConsumerHealthCollector(Collector):
-    """Per consumer (intake, cases, read_model): ``grid_consumer_restarts_total``,
+    """Per consumer (intake, cases, projector): ``grid_consumer_restarts_total``,
     ``grid_oldest_unprocessed_seconds``, ``grid_consumer_stuck`` (streams/health.py)."""
 
     def __init__(self, grid_app: Any) -> None:

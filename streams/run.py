@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import click
 
@@ -50,9 +51,9 @@ def worker(loglevel: str, rules_dir: str | None, **kw) -> None:
     grid_app = create_app(settings)
     from streams.dashboard import install_dashboard
     from streams.metrics import install_metrics
-    from streams.readmodel import attach_read_model
+    from streams.readmodel import attach_read_store
 
-    attach_read_model(grid_app)  # grid_app.projection: the whole event log, in memory
+    attach_read_store(grid_app)  # grid_app.read_store (SQL) and its projector task
     install_metrics(grid_app)  # GET /metrics (domain + Faust engine metrics)
     from streams.web import install
 
@@ -109,6 +110,94 @@ def check_topics(settings: Settings) -> None:
 
 
 RESTART_EXIT_CODE = 70  # streams.app.Outbox: output not delivered, offsets not committed
+DEMO_CLOCK = "x60"  # grid up --demo: one real minute is an engine hour
+READY_TIMEOUT = 180.0
+
+
+def wait_ready(web_port: int, proc: subprocess.Popen, stopping: Callable[[], bool],
+               timeout: float = READY_TIMEOUT) -> bool:
+    """Wait until the worker answers ``GET /api/v1/ready`` with 200 (its consumers joined
+    and the read model caught up). False when it exited or we are stopping; after
+    ``timeout`` it says what it still waits for and goes on waiting."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"http://127.0.0.1:{web_port}/api/v1/ready"
+    t0 = time.monotonic()
+    warned = False
+    while not stopping():
+        if proc.poll() is not None:
+            click.echo(f"grid up: the worker exited with {proc.returncode} before it was "
+                       "ready", err=True)
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return True
+            why = "not ready"
+        except urllib.error.HTTPError as e:  # 503 with the reasons
+            try:
+                why = json.loads(e.read()).get("reasons")
+            except ValueError:
+                why = f"HTTP {e.code}"
+        except (OSError, ValueError):
+            why = "not answering yet"
+        if not warned and time.monotonic() - t0 > timeout:
+            click.echo(f"grid up: the worker is still not ready after {timeout:.0f} s: {why}",
+                       err=True)
+            warned = True
+        time.sleep(0.3)
+    return False
+
+
+def grid_command() -> str:
+    """How to call ``grid`` from the current directory: ``grid`` when that is the one on
+    PATH, else the path of this environment's (e.g. ``.venv/bin/grid``)."""
+    import shutil
+    from pathlib import Path
+
+    mine = Path(sys.executable).parent / "grid"
+    if not mine.exists():
+        return "grid"
+    on_path = shutil.which("grid")
+    if on_path and Path(on_path).resolve() == mine.resolve():
+        return "grid"
+    try:
+        return str(mine.relative_to(Path.cwd()))
+    except ValueError:
+        return str(mine)
+
+
+def banner(broker: str, kind: str, web_port: int, clock: str, demo: bool) -> str:
+    """What ``grid up`` prints once the worker is ready: addresses, tokens, the clock, and
+    commands that can be pasted as they are."""
+    from streams import topics as T
+
+    what = {"kafka": "Apache Kafka, data on disk", "tansu": "Tansu fallback, memory only",
+            "external": "external"}[kind]
+    g = grid_command()
+    speed = clock[1:].split("@")[0] if clock.startswith("x") else None
+    clock_line = (f"engine time runs {speed}x real time (one minute = {float(speed):g} engine "
+                  "minutes: deadlines, warnings and escalation show within minutes; "
+                  "--clock system for real time)" if speed else "real time")
+    feed = ("demo feed  simulated reports; departments answer, some late, some return or "
+            "ask for more time\n  " if demo else "")
+    web = f"http://127.0.0.1:{web_port}"
+    return f"""
+grid is up.
+  broker     {broker}   ({what})
+  dashboard  {web}/   (sign in with demo-command-center)
+  API        {web}/api/v1/   (OpenAPI: /api/v1/openapi.json)
+  metrics    {web}/metrics
+  clock      {clock_line}
+  {feed}topics     {', '.join(T.all_topics())}
+  tokens     demo-command-center (Yangpu), demo-city (the city), demo-viewer,
+             demo-supervisor, demo-hotline, demo-dept-<department> (e.g. demo-dept-water)
+             (embedded mode only; all of them: {g} tokens)
+  try        {g} submit --new-id --follow examples/manhole.json
+             {g} tail {T.ALERTS}
+Ctrl-C stops everything."""
 
 
 def choose_embedded(kind: str) -> str:
@@ -135,15 +224,20 @@ def choose_embedded(kind: str) -> str:
 @click.option("--rate", default=5.0, show_default=True, help="demo reports per second")
 @click.option("--web-port", type=int, default=6066, show_default=True)
 @click.option("--partitions", type=int, default=4, show_default=True)
-@click.option("--clock", default="system", show_default=True)
+@click.option("--clock", default=None,
+              help="engine clock: 'system' or 'x<speed>' [default: x60 with --demo (an hour "
+                   "passes in a minute: deadlines, warnings and escalation show), else system]")
 @click.option("--geodata", help="layer directory (default: shipped Yangpu demo)")
 @click.option("--rules", "rules_dir", help="rule-set directory (default: shipped)")
 def up(broker: str | None, embedded: str, data_dir: str | None, demo: bool, rate: float,
-       web_port: int, partitions: int, clock: str, geodata: str | None,
+       web_port: int, partitions: int, clock: str | None, geodata: str | None,
        rules_dir: str | None) -> None:
     """Start the embedded engine: a broker, topics, one worker, optional demo feed.
 
-    Everything it starts stops with it, also when it is killed."""
+    The banner prints once the worker is ready to serve. Everything it starts stops with
+    it, also when it is killed."""
+    if clock is None:
+        clock = DEMO_CLOCK if demo else "system"
     from streams import topics as T
     from streams.broker import (
         BrokerError,
@@ -202,22 +296,6 @@ def up(broker: str | None, embedded: str, data_dir: str | None, demo: bool, rate
     def spawn(args: list[str]) -> subprocess.Popen:
         return subprocess.Popen(args, env=env, preexec_fn=die_with_parent)
 
-    procs.append(spawn([*exe, "worker"]))
-    if demo:
-        procs.append(spawn([*exe, "simulate", "--rate", str(rate), "--duration", "0",
-                            "--respond"]))
-    what = {"kafka": "Apache Kafka, data on disk", "tansu": "Tansu fallback, memory only"}
-    click.echo(f"""
-grid is up.
-  broker     {broker}   ({what[kind] if started else 'external'})
-  dashboard  http://127.0.0.1:{web_port}/   (sign in with demo-command-center)
-  API        http://127.0.0.1:{web_port}/api/v1/   (OpenAPI: /api/v1/openapi.json)
-  metrics    http://127.0.0.1:{web_port}/metrics
-  topics     {', '.join(t for t in T.all_topics())}
-  tokens     demo-supervisor, demo-command-center, demo-viewer, demo-dept-<department>
-             (embedded mode only; all of them: grid tokens)
-  try        grid submit examples/manhole.json && grid tail {T.DISPATCH}
-Ctrl-C stops everything.""")
     stopping = False
 
     def stop(*_: object) -> None:
@@ -226,7 +304,17 @@ Ctrl-C stops everything.""")
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    procs.append(spawn([*exe, "worker"]))
     try:
+        click.echo(f"grid up: starting the worker (web port {web_port}); the banner follows "
+                   "when it is ready…", err=True)
+        if not wait_ready(web_port, procs[0], lambda: stopping):
+            stopping = True
+        elif demo:
+            procs.append(spawn([*exe, "simulate", "--rate", str(rate), "--duration", "0",
+                                "--respond"]))
+        if not stopping:
+            click.echo(banner(broker, kind if started else "external", web_port, clock, demo))
         while not stopping:
             for i, p in enumerate(procs):
                 if p.poll() is None:

@@ -35,6 +35,9 @@ class Settings:
     # an empty fetch for the whole wait: streams/faust_patches.py)
     stuck_seconds: float = 30.0  # GRID_STUCK_SECONDS: a consumer this long without progress
     # while input waits fails the health check (streams/health.py)
+    store_url: str = ""  # GRID_STORE_URL: the read store (SQLAlchemy URL); "" = SQLite file
+    # store.db in data_dir, private to this worker
+    projector: bool = True  # GRID_PROJECTOR: run a projector into the store in this worker
     taxonomy_extra: list[str] = field(default_factory=list)  # GRID_TAXONOMY_EXTRA (os.pathsep)
 
     @classmethod

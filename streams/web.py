@@ -7,21 +7,21 @@ Faust web server (aiohttp). :func:`install` registers the routes; see docs/api.m
 * A case lives in the table partition of its street. Reads of one case go to the worker that
   owns that partition (Faust table routing: the ``cases`` table's assignment metadata); any
   worker can answer, forwarding at most one hop.
-* Lists (cases, work orders, Open311 requests) come from the read model
-  (``grid_app.projection``, complete in every worker); without one, from local table state.
+* Lists (cases, work orders, Open311 requests) come from the read store
+  (``grid_app.read_store``, SQL: :mod:`store.reader`), keyset-paged in the database.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
+import itertools
 import logging
 import os
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import asdict, is_dataclass
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -39,7 +39,6 @@ from grid.models import (
     CaseState,
     Command,
     Report,
-    case_id_for,
     partition_key_of,
 )
 from streams.app import partition_of
@@ -69,8 +68,9 @@ class HttpError(Exception):
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
                   ) -> web.Response:
-    return web.Response(body=orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS), status=status,
-                        headers=headers, content_type="application/json")
+    # a final newline: a shell prompt after `curl` starts on its own line
+    return web.Response(body=orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS) + b"\n",
+                        status=status, headers=headers, content_type="application/json")
 
 
 def install(grid_app: Any) -> None:
@@ -113,7 +113,6 @@ class Api:
         self.max_body = int(os.environ.get("GRID_API_MAX_BYTES", MAX_BODY))
         self.action_wait = float(os.environ.get("GRID_API_ACTION_WAIT", ACTION_WAIT))
         self.pending: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._keys: list[str] | None = None
         if not len(self.registry):
             log.warning("no API tokens configured (GRID_MODE=production): every API call is 401")
 
@@ -276,7 +275,7 @@ class Api:
                               "app_id": self.g.settings.app_id, "partitions": mine,
                               "partition_count": self.g.settings.partitions,
                               "workers": workers,
-                              "read_model": getattr(self.g, "projection", None) is not None},
+                              "read_store": getattr(self.g, "read_store", None) is not None},
                              status=503 if failing else 200)
 
     async def openapi(self, request: web.Request) -> web.Response:
@@ -392,33 +391,13 @@ class Api:
                             headers={"X-Grid-Served-By": owner})
 
     def _projection_case_id(self, rid: str) -> str | None:
-        """The case a report opened, from the read model: case ids are derived from the report
-        id and the street, so try every partition key the locator knows (a few hundred)."""
-        proj = getattr(self.g, "projection", None)
-        if proj is None:
-            return None
-        fn = getattr(proj, "case_for_report", None)
-        if callable(fn):
-            got = fn(rid)
-            if got is not None:
-                return got if isinstance(got, str) else _field(got, "case_id")
-        for key in self._partition_keys():
-            cid = case_id_for(rid, key)
-            if cid in proj.cases:
-                return cid
-        return None
-
-    def _partition_keys(self) -> list[str]:
-        if self._keys is None:
-            loc = self.g.engine.locator
-            self._keys = [*loc.streets(), *loc.districts(), "outside"]
-        return self._keys
+        """The case a report opened or joined, from the read store (None: not stored yet)."""
+        rs = getattr(self.g, "read_store", None)
+        return rs.case_for_report(rid) if rs is not None else None
 
     def _projection_report_id(self, case_id: str) -> str | None:
-        proj = getattr(self.g, "projection", None)
-        detail = getattr(proj, "detail", None)
-        got = detail(case_id) if callable(detail) else None
-        return ((got or {}).get("report") or {}).get("report_id")
+        rs = getattr(self.g, "read_store", None)
+        return rs.report_id(case_id) if rs is not None else None
 
     async def get_report(self, request: web.Request) -> web.Response:
         """The case a report became (404 'not yet processed' before)."""
@@ -462,20 +441,9 @@ class Api:
                         "actions": f"{API}/cases/{case.case_id}/actions"}
         return out
 
-    def summaries(self) -> Iterable[dict[str, Any]]:
-        """Case summaries from the read model, else from this worker's table state."""
-        proj = getattr(self.g, "projection", None)
-        if proj is not None:
-            now = self.now()
-            return (_as_dict(s, now) for s in list(proj.cases.values()))
-        out = []
-        for _k, raw in list(self.g.store.cases.items()):
-            case = Case.model_validate_json(raw)
-            out.append(summary_of(case))
-        return out
-
-    def _filtered(self, p: Principal, q: dict[str, str]) -> list[dict[str, Any]]:
-        now = self.now()
+    def _filters(self, p: Principal, q: dict[str, str]) -> dict[str, Any]:
+        """The read store's filters for a list request by ``p`` (its scope included); 422 for
+        a bad parameter, 403 for a department asking for another's cases."""
         overdue = _bool(q.get("overdue"), "overdue")
         states = {s for s in (q.get("state") or "").split(",") if s}
         bad = states - {s.value for s in CaseState} - {"open"}
@@ -484,37 +452,48 @@ class Api:
                 {"field": "state", "message": "one of " + ", ".join(s.value for s in CaseState)
                  + ", open"}])
         dept = q.get("department")
-        if p.role == "department" and p.city_wide:
+        own_department = p.role == "department" and p.city_wide
+        if own_department:
             if dept and dept != p.department:
                 raise HttpError(403, f"department {p.department!r} may list only its own cases")
             dept = p.department
-        rows = []
-        for s in self.summaries():
-            if q.get("district") and s.get("district") != q["district"]:
-                continue
-            if q.get("street") and s.get("street") != q["street"]:
-                continue
-            if dept and s.get("department") != dept:
-                continue
-            state = str(s.get("state"))
-            if states and state not in states and not ("open" in states and _open(state)):
-                continue
-            if overdue is not None and _is_overdue(s, now) != overdue:
-                continue
-            if not (p.role == "department" and p.city_wide) and not p.covers(s):
-                continue
-            reporters = s.pop("reporters", None) or ()
-            if p.role == "integration" and p.name not in reporters:
-                continue  # an integration lists only the cases it reported
-            rows.append(s)
-        return rows
+        times = {}
+        for name in ("since", "until"):
+            if q.get(name):
+                t = _dt(q[name])
+                if t is None or t.tzinfo is None:
+                    raise HttpError(422, f"{name} must be ISO 8601 with a UTC offset", errors=[
+                        {"field": name, "message": "e.g. 2026-05-01T00:00:00+08:00"}])
+                times[name] = t
+        return {"district": q.get("district") or None, "street": q.get("street") or None,
+                "department": dept or None, "type_code": q.get("type") or None,
+                "state": states or None, "overdue": overdue, "now": self.now(),
+                "scope": None if own_department else p,
+                "reporter": p.name if p.role == "integration" else None, **times}
+
+    def _list(self, p: Principal, q: dict[str, str]) -> dict[str, Any]:
+        """A page of cases for ``p`` (blocking: the read store)."""
+        limit = _limit(q)
+        try:
+            cases, nxt, total = self.g.read_store.page(limit, q.get("cursor") or None,
+                                                       **self._filters(p, q))
+        except ValueError as err:
+            raise HttpError(422, str(err), errors=[
+                {"field": "cursor", "message": "use next_cursor from the previous page"}]
+            ) from None
+        now = self.now()
+        items = []
+        for c in cases:
+            row = c.to_dict(now)
+            row.pop("reporters", None)
+            items.append(row)
+        return {"items": items, "count": len(items), "total": total, "next_cursor": nxt}
 
     async def list_cases(self, request: web.Request) -> web.Response:
-        """Cases filtered by district, street, state, overdue, department; newest first."""
+        """Cases filtered by district, street, department, type, state, overdue and creation
+        time (since/until); newest first, keyset pages (``cursor``)."""
         p = self.principal(request)
-        q = dict(request.query)
-        rows = self._filtered(p, q)
-        return json_response(_page(rows, q, f"{API}/cases"))
+        return json_response(await asyncio.to_thread(self._list, p, dict(request.query)))
 
     async def work_orders(self, request: web.Request) -> web.Response:
         """A department's open work orders (dispatched, accepted or in rework)."""
@@ -530,11 +509,11 @@ class Api:
         _guard(auth.check_work_orders, p, dept)
         q = dict(request.query, department=dept,
                  state=",".join(s.value for s in OPEN_WORK))
-        rows = []
-        for s in self._filtered(p, q):
-            n = s.get("dispatches") or 1
-            rows.append({"work_order_id": f"{s['case_id']}:{n}", **s})
-        return json_response(_page(rows, dict(request.query), f"{API}/work-orders"))
+        page = await asyncio.to_thread(self._list, p, q)
+        page["items"] = [{"work_order_id": s.get("work_order_id")
+                          or f"{s['case_id']}:{s.get('dispatches') or 1}", **s}
+                         for s in page["items"]]
+        return json_response(page)
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -758,20 +737,15 @@ class Api:
                             "2026-05-01T00:00:00+08:00") from None
         if start.tzinfo is None or end.tzinfo is None:
             raise HttpError(400, "start_date/end_date need a UTC offset, e.g. +08:00")
-        rows = []
-        for s in self.summaries():
-            created = _dt(s.get("created_at"))
-            if created is None or not (start <= created <= end):
-                continue
-            if codes and s.get("type_code") not in codes:
-                continue
-            st = "open" if _open(str(s.get("state"))) else "closed"
-            if status and st not in status:
-                continue
-            rows.append(s)
-        rows.sort(key=lambda s: str(s.get("created_at")), reverse=True)
+        state = None if len(status) != 1 else "open" if "open" in status \
+            else sorted(t.value for t in TERMINAL_STATES)
+        found = await asyncio.to_thread(lambda: list(itertools.islice(
+            self.g.read_store.scan(since=start, until=end + timedelta(microseconds=1),
+                                   type_code=codes or None, state=state), 1000)))
+        now = self.now()
+        rows = [c.to_dict(now) for c in found]
         out = []
-        for s in rows[:1000]:
+        for s in rows:
             cid = s.get("case_id")
             case = (self.g.store.get(cid) if cid and self.owner_of(partition_key_of(cid)) is None
                     else None)
@@ -786,21 +760,6 @@ class Api:
 
 # --- helpers --------------------------------------------------------------------------------
 
-def summary_of(case: Case) -> dict[str, Any]:
-    """A list row for a case (the same fields the read model's summaries carry)."""
-    p = case.placement
-    return {
-        "case_id": case.case_id, "report_id": case.report.rid, "state": case.state.value,
-        "type_code": case.type_code, "category": case.category, "kind": case.kind,
-        "department": case.department, "priority": case.priority, "tier": case.tier,
-        "level": case.level, "district": p.district, "street": p.street,
-        "community": p.community, "cell": p.cell, "patrol_area": p.patrol_area,
-        "lon": p.lon, "lat": p.lat, "description": case.report.description,
-        "address": case.report.address, "created_at": case.created_at.isoformat(),
-        "updated_at": case.updated_at.isoformat(), "dispatches": case.dispatches,
-        "deadlines": {k: v.isoformat() for k, v in case.deadlines.items()},
-        "closed_at": case.closed_at.isoformat() if case.closed_at else None,
-    }
 
 
 def _summary_request(rid: str, s: dict[str, Any], taxonomy: Any) -> dict[str, Any]:
@@ -825,25 +784,12 @@ def _summary_request(rid: str, s: dict[str, Any], taxonomy: Any) -> dict[str, An
     }
 
 
-def _as_dict(s: Any, now: datetime) -> dict[str, Any]:
-    if isinstance(s, dict):
-        return s
-    if hasattr(s, "to_dict"):
-        return s.to_dict(now)
-    if hasattr(s, "model_dump"):
-        return s.model_dump(mode="json")
-    if is_dataclass(s):
-        return {k: (v.isoformat() if isinstance(v, datetime) else v)
-                for k, v in asdict(s).items()}
-    return dict(vars(s))
 
 
-def _field(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
-def _page(rows: list[dict[str, Any]], q: dict[str, str], base: str) -> dict[str, Any]:
-    """Newest first, keyset pagination: ``cursor`` is opaque (created_at and case id)."""
+def _limit(q: dict[str, str]) -> int:
+    """The ``limit`` parameter: 1..500, default 50 (422 otherwise)."""
     try:
         limit = int(q.get("limit") or 50)
     except ValueError:
@@ -852,31 +798,9 @@ def _page(rows: list[dict[str, Any]], q: dict[str, str], base: str) -> dict[str,
     if not 1 <= limit <= 500:
         raise HttpError(422, "limit must be between 1 and 500",
                         errors=[{"field": "limit", "message": "1..500"}])
-    key = lambda s: (str(s.get("created_at") or ""), str(s.get("case_id")))  # noqa: E731
-    rows = sorted(rows, key=key, reverse=True)
-    if q.get("cursor"):
-        try:
-            after = tuple(orjson.loads(base64.urlsafe_b64decode(q["cursor"].encode())))
-        except Exception:
-            raise HttpError(422, "invalid cursor", errors=[
-                {"field": "cursor", "message": "use next_cursor from the previous page"}]
-            ) from None
-        rows = [s for s in rows if key(s) < after]
-    page = rows[:limit]
-    nxt = None
-    if len(rows) > limit:
-        nxt = base64.urlsafe_b64encode(orjson.dumps(list(key(page[-1])))).decode()
-    return {"items": page, "count": len(page), "total": len(rows) if not q.get("cursor")
-            else None, "next_cursor": nxt}
+    return limit
 
 
-def _is_overdue(s: dict[str, Any], now: datetime) -> bool:
-    if "overdue" in s and isinstance(s["overdue"], bool):
-        return s["overdue"]
-    if not _open(str(s.get("state"))):
-        return False
-    return any((d := _dt(v)) is not None and d <= now
-               for v in (s.get("deadlines") or {}).values())
 
 
 def _open(state: str) -> bool:
@@ -894,9 +818,7 @@ def _dt(v: Any) -> datetime | None:
     return None
 
 
-def _days(n: int):
-    from datetime import timedelta
-
+def _days(n: int) -> timedelta:
     return timedelta(days=n)
 
 

@@ -15,7 +15,7 @@ import pytest
 from streams import topics as T
 from streams.kafka_io import produce_json
 from tests.conftest import start_broker
-from tests.integration.conftest import WorkerProc, make_report
+from tests.integration.conftest import WorkerProc, make_report, wait_http
 
 STUCK_SECONDS = 5
 
@@ -23,20 +23,6 @@ STUCK_SECONDS = 5
 def get(url: str) -> tuple[int, dict]:
     r = httpx.get(url, timeout=10)
     return r.status_code, r.json()
-
-
-def poll(url: str, want: int, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    last: tuple[int, dict] | None = None
-    while time.monotonic() < deadline:
-        try:
-            last = get(url)
-        except httpx.HTTPError:
-            last = None
-        if last and last[0] == want:
-            return last[1]
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer {want} within {timeout} s; last: {last}")
 
 
 @pytest.fixture
@@ -54,11 +40,15 @@ def stalling_engine(tmp_path, request):
 def test_health_fails_while_the_broker_stalls_and_recovers_after(stalling_engine):
     broker, w = stalling_engine
     api = f"http://127.0.0.1:{w.web_port}/api/v1"
-    ready = poll(f"{api}/ready", 200, timeout=120)
+
+    def poll(path: str, status: int, timeout: float) -> dict:
+        return wait_http(f"{api}/{path}", status, timeout, proc=w.proc, log=w.log_tail).json()
+
+    ready = poll("ready", 200, timeout=120)
     assert ready == {"ready": True, "reasons": []}
     status, healthy = get(f"{api}/health")
     assert status == 200 and healthy["status"] == "ok" and healthy["reasons"] == []
-    assert set(healthy["consumers"]) == {"intake", "cases", "read_model"}
+    assert set(healthy["consumers"]) == {"intake", "cases", "projector"}
     assert healthy["consumers"]["intake"]["state"] == "running"
     assert "tokens" not in healthy
 
@@ -80,7 +70,7 @@ def test_health_fails_while_the_broker_stalls_and_recovers_after(stalling_engine
         time.sleep(3)
         broker.pause(1)
         try:
-            failing = poll(f"{api}/health", 503, timeout=STUCK_SECONDS + 25)
+            failing = poll("health", 503, timeout=STUCK_SECONDS + 25)
             metrics = httpx.get(f"http://127.0.0.1:{w.web_port}/metrics", timeout=10).text
         finally:
             broker.resume(1)
@@ -91,7 +81,7 @@ def test_health_fails_while_the_broker_stalls_and_recovers_after(stalling_engine
                    for r in failing["reasons"]), failing["reasons"]
         assert any(f'grid_consumer_stuck{{consumer="{name}"}} 1.0' in metrics
                    for name in stuck), [x for x in metrics.splitlines() if "stuck" in x]
-        recovered = poll(f"{api}/health", 200, timeout=90)
+        recovered = poll("health", 200, timeout=90)
         assert recovered["status"] == "ok" and not any(
             c["stuck"] for c in recovered["consumers"].values())
     finally:

@@ -81,6 +81,17 @@ def test_store_matches_the_projection(store_url, events):
             {k: v.to_dict() for k, v in want.items()}
     for dept in ("sanitation", "roads"):
         assert rs.work_orders(dept) == p.work_orders(dept)
+    assert rs.open_by_street(NOW) == p.open_by_street(NOW)
+    for day in (date(2026, 3, 2), date(2026, 3, 10)):
+        for key in ("reported", "filed", "dispatched", "closed", "self_closed", "merged"):
+            assert [c.case_id for c in rs.day_cases(day, key, NOW)] == \
+                [c.case_id for c in p.day_cases(day, key, NOW)], (day, key)
+    assert [c.case_id for c in rs.day_cases(date(2026, 3, 2), "overdue", NOW)] == \
+        [c.case_id for c in p.overdue(NOW)]
+    for text in ("fixture A", "FIXTURE b1", "310110001-", events[0]["case_id"],
+                 events[0]["data"]["report"]["report_id"], "no such text", "50%_"):
+        assert [c.case_id for c in rs.search(text, "310110")] == \
+            [c.case_id for c in p.search(text, "310110")], text
     for cid in p.cases:
         mine, theirs = rs.detail(cid, NOW), p.detail(cid, NOW)
         assert mine["history"] == theirs["history"]

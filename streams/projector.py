@@ -1,0 +1,179 @@
+"""The projector: case events, work orders and alerts from Kafka into the read store.
+
+One plain aiokafka loop in a consumer group: ``poll batch → StoreWriter.apply (rows and
+offsets in one database transaction) → tell live subscribers``. Kafka offsets are not
+committed: the store's ``consumed_offsets`` are the truth, and on every assignment the
+consumer seeks there, so a crash never loses or doubles a row. Several projectors on one
+store share the partitions (same group); a projector that lost a partition it still
+writes is fenced by the store (:class:`store.writer.Fenced`) and seeks again.
+
+A store that is *ahead* of the log (the broker was recreated, e.g. the memory-only Tansu
+fallback restarted) does not describe this log: a private store (SQLite, the embedded
+default) is emptied and rebuilt from the log; a shared one stops the projector with an
+error that says to run ``grid projector --rebuild``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from store.db import reset
+from store.writer import TOPICS, Fenced, Record, StoreWriter
+from streams.broker import bootstrap_of, client_security
+from streams.health import ConsumerHealth
+from streams.kafka_io import run_forever
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 2000
+MAX_RECORDS = 2000
+
+
+class StoreBehindLog(RuntimeError):
+    """The store holds offsets beyond the end of the log: it belongs to another log."""
+
+
+class Projector:
+    """Feeds ``writer``'s store from ``bootstrap`` in consumer group ``group``.
+
+    ``private``: the store belongs to this projector alone (rebuilt when it does not match
+    the log). ``subscribe()`` gives a queue of ``{"kind": "event"|"alert", "data": msg}``
+    for each newly stored event or alert; ``caught_up`` is set once the log present at
+    start is stored.
+    """
+
+    def __init__(self, bootstrap: str, writer: StoreWriter, group: str,
+                 private: bool = False, stuck_after: float = 30.0) -> None:
+        self.bootstrap = bootstrap_of(bootstrap)
+        self.writer = writer
+        self.group = group
+        self.private = private
+        self.subscribers: set[asyncio.Queue] = set()
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.caught_up = asyncio.Event()
+        self.applied = 0
+        self.fenced = 0
+        self._lag: dict[TopicPartition, int] = {}
+        self._ends: dict[TopicPartition, int] | None = None
+        self._error: BaseException | None = None  # raised in a rebalance callback
+        self.health = ConsumerHealth("projector", stuck_after=stuck_after,
+                                     lag=lambda: sum(self._lag.values()))
+
+    # -- live subscribers ----------------------------------------------------------------
+
+    def subscribe(self) -> asyncio.Queue:
+        q: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
+        self.subscribers.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue) -> None:
+        self.subscribers.discard(q)
+
+    def _notify(self, kind: str, msg: dict[str, Any]) -> None:
+        for cb in self.listeners:
+            cb(kind, msg)
+        for q in list(self.subscribers):
+            with contextlib.suppress(asyncio.QueueFull):  # a slow subscriber loses messages
+                q.put_nowait({"kind": kind, "data": msg})
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Project forever (cancel to stop); a failed consumer is replaced after 2 s."""
+        await run_forever(self._consume, "projector", health=self.health)
+
+    async def _consume(self) -> None:
+        cons = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=self.group, enable_auto_commit=False,
+            auto_offset_reset="earliest", isolation_level="read_committed",
+            metadata_max_age_ms=5000, **client_security())
+        await cons.start()
+        try:
+            cons.subscribe(list(TOPICS), listener=_Seek(self, cons))
+            self.health.started()
+            while True:
+                self.health.beat()
+                if self._error is not None:
+                    err, self._error = self._error, None
+                    raise err
+                batch = await cons.getmany(timeout_ms=500, max_records=MAX_RECORDS)
+                records = [Record(tp.topic, tp.partition, r.offset, r.value)
+                           for tp, rs in batch.items() for r in rs]
+                if records:
+                    try:
+                        applied = await asyncio.to_thread(self.writer.apply, records)
+                    except Fenced as err:
+                        self.fenced += 1
+                        log.warning("projector fenced (%s); seeking to the stored offsets", err)
+                        await self._seek(cons, cons.assignment())
+                        continue
+                    self.applied += len(applied.events)
+                    for e in applied.events:
+                        self._notify("event", e)
+                    for a in applied.alerts:
+                        self._notify("alert", a)
+                    self.health.committed({TopicPartition(*tp): o
+                                           for tp, o in self.writer.positions.items()})
+                for tp in cons.assignment():
+                    pos = self.writer.positions.get((tp.topic, tp.partition), 0)
+                    self._lag[tp] = max((cons.highwater(tp) or pos) - pos, 0)
+                self._check_caught_up(cons)
+        finally:
+            await cons.stop()
+
+    def _check_caught_up(self, cons: AIOKafkaConsumer) -> None:
+        if self.caught_up.is_set() or self._ends is None:
+            return
+        if all(self.writer.positions.get((tp.topic, tp.partition), 0) >= end
+               for tp, end in self._ends.items() if tp in cons.assignment()):
+            self.caught_up.set()
+            log.info("projector caught up with the log present at start")
+
+    async def _seek(self, cons: AIOKafkaConsumer, tps: Any) -> None:
+        """Seek ``tps`` to the offsets stored with the rows (checking them against the log)."""
+        tps = sorted(tps, key=lambda tp: (tp.topic, tp.partition))
+        if not tps:
+            return
+        ends = await cons.end_offsets(tps)
+        if self._ends is None:
+            self._ends = dict(ends)
+        stored = await asyncio.to_thread(self.writer.load_positions,
+                                         [(tp.topic, tp.partition) for tp in tps])
+        ahead = {tp: o for tp in tps if (o := stored[(tp.topic, tp.partition)]) > ends[tp]}
+        if ahead:
+            what = ", ".join(f"{tp.topic}[{tp.partition}] at {o} > end {ends[tp]}"
+                             for tp, o in ahead.items())
+            if not self.private:
+                raise StoreBehindLog(f"the store is ahead of the log ({what}): it was filled "
+                                     f"from another cluster; run `grid projector --rebuild`")
+            log.warning("the store is ahead of the log (%s): the broker was recreated; "
+                        "emptying the store and rebuilding it from the log", what)
+            await asyncio.to_thread(reset, self.writer.engine)
+            self.writer.positions.clear()
+            stored = await asyncio.to_thread(self.writer.load_positions,
+                                             [(tp.topic, tp.partition) for tp in tps])
+        for tp in tps:
+            cons.seek(tp, stored[(tp.topic, tp.partition)])
+
+
+class _Seek(ConsumerRebalanceListener):
+    """Assignment → seek to the store's offsets; revocation → forget those partitions."""
+
+    def __init__(self, projector: Projector, cons: AIOKafkaConsumer) -> None:
+        self.p = projector
+        self.cons = cons
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.p.writer.forget((tp.topic, tp.partition) for tp in revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        try:
+            await self.p._seek(self.cons, assigned)
+        except Exception as err:  # aiokafka would only log it: the loop raises it
+            self.p._error = err
