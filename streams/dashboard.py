@@ -295,31 +295,37 @@ class Dashboard:
         """Cases of the caller's district for one drill-down: ``street``, ``department``
         (with ``state``: open (default) or all, and ``overdue=1``), ``counter`` (today's
         counter key) or ``q`` (case id, report id or text); newest first, at most
-        ``LIST_MAX``. 422 names a bad parameter."""
+        ``LIST_MAX`` (then ``more`` is true and ``total`` null). 422 names a bad
+        parameter."""
         p = self.viewer(request)
-        q = request.query
+        q = dict(request.query)
         district = self.district_for(p, q.get("district"))
-        now = self.now()
+        body, status = await asyncio.to_thread(self.case_list_data, q, district, self.now())
+        return _json(body, status)
+
+    def case_list_data(self, q: dict[str, str], district: str | None,
+                       now: datetime) -> tuple[dict[str, Any], int]:
+        """The body and status of :meth:`case_list` (runs in a thread: the store is SQL)."""
         proj = self.projection
         if q.get("q") is not None:
-            cases = proj.search(q["q"], district, limit=LIST_MAX)
+            cases = proj.search(q["q"], district, limit=LIST_MAX + 1)
             title = f"搜索 Search: {q['q'].strip()}"
         elif q.get("counter"):
             day = now.astimezone(TZ).date()
             try:
                 cases = proj.day_cases(day, q["counter"], now, district)
             except ValueError as err:
-                return _json({"error": str(err)}, 422)
+                return {"error": str(err)}, 422
             title = f"今日 Today: {COUNTER_WORDS.get(q['counter'], q['counter'])}"
         elif q.get("street") or q.get("department"):
             state = q.get("state") or "open"
             if state not in ("open", "all"):
-                return _json({"error": f"state {state!r}: open or all"}, 422)
+                return {"error": f"state {state!r}: open or all"}, 422
             overdue = True if q.get("overdue") in ("1", "true") else None
             cases, _ = proj.list(district=district, street=q.get("street"),
                                  department=q.get("department"),
                                  state="open" if state == "open" else None,
-                                 overdue=overdue, now=now, limit=LIST_MAX)
+                                 overdue=overdue, now=now, limit=LIST_MAX + 1)
             if q.get("street"):
                 name = self._names("streets").get(q["street"])
                 title = f"街镇 Street: {name} ({q['street']})" if name else \
@@ -330,10 +336,11 @@ class Dashboard:
                     f"部门 Department: {q['department']}"
             title += " · " + ("超期 overdue" if overdue else STATE_WORDS[state])
         else:
-            return _json({"error": "give one of street, department, counter or q"}, 422)
+            return {"error": "give one of street, department, counter or q"}, 422
         rows = [self._row(c, now) for c in cases[:LIST_MAX]]
-        return _json({"title": title, "district": district, "items": rows,
-                      "total": len(cases), "more": len(cases) > LIST_MAX})
+        return {"title": title, "district": district, "items": rows,
+                "total": len(cases) if len(cases) <= LIST_MAX else None,
+                "more": len(cases) > LIST_MAX}, 200
 
     # -- live ------------------------------------------------------------------------------
 

@@ -23,6 +23,16 @@ const EVENT = {
 const TIERS = [["self", "自循环", "self"], ["community", "微循环", "community"],
   ["street", "小循环", "street"], ["district", "大循环·区", "district"], ["city", "大循环·市", "city"]];
 const STAGE = { file: "立案 file", dispatch: "派遣 dispatch", dispose: "处置 dispose", verify: "核查 verify" };
+const LEVEL = { street: "街镇 street", district: "区 district", city: "市 city",
+  community: "社区 community", self: "自 self" };
+const TIER_NAME = { self: "自循环 self", community: "微循环 community", street: "小循环 street",
+  district: "大循环·区 district", city: "大循环·市 city" };
+const SOURCE = { supervisor: "网格监督员 supervisor", hotline_12345: "12345 热线 hotline",
+  hotline_12319: "12319 热线 hotline", video: "视频 video", sensor: "传感器 sensor", citizen: "市民 citizen" };
+const ROLE = { supervisor: "监督员 supervisor", department: "部门 department", command_center: "指挥中心 command center",
+  system: "系统 system", citizen: "市民 citizen", integration: "接口 integration" };
+const HANDLING = { key_supervision: "重点监管 key supervision", dispatch: "派遣 dispatch",
+  self_disposal: "自行处置 self-disposal", self_dispose: "自行处置 self-disposal" };
 const PRIORITY = { urgent: "紧急 urgent", high: "高 high", normal: "一般 normal" };
 const ALERT = { key_supervision: "重点监管 key supervision", warning: "预警 warning",
   supervision_order: "督办 supervision", arbitration: "仲裁 arbitration" };
@@ -68,6 +78,9 @@ function fmtLate(s) {
   return d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : `${m}m`;
 }
 function typeLabel(r) { return r.type_zh ? `${r.type_zh}` : (r.type_code || "未分类 unclassified"); }
+function streetLabel(r) { return r.street_name || r.street || ""; }
+function deptLabel(r) { return r.department ? (r.department_zh || r.department) : "—"; }
+function named(name, code) { return name ? `${name} (${code})` : (code || "—"); }
 
 async function getJSON(url) {
   const r = await fetch(url, { cache: "no-store" });
@@ -78,7 +91,7 @@ async function getJSON(url) {
 /* ---------- map (canvas, equirectangular with cos(lat) scaling) ---------- */
 const map = {
   canvas: null, ctx: null, cells: [], streets: [], bbox: null, counts: {}, markers: [],
-  dpr: 1, view: null, base: null,
+  streetOpen: {}, mode: "cells", dpr: 1, view: null, base: null,
   async load() {
     this.canvas = $("map");
     this.ctx = this.canvas.getContext("2d");
@@ -115,10 +128,10 @@ const map = {
     for (const c of this.cells) c.path = this.path(c.rings);
     for (const st of this.streets) {
       st.path = this.path(st.rings);
-      const r = st.rings[0];
+      const r = st.rings.reduce((a, b) => (b.length > a.length ? b : a), st.rings[0]);
       let cx = 0, cy = 0;
       for (const [x, y] of r) { cx += x; cy += y; }
-      st.label = this.px(cx / r.length, cy / r.length);
+      st.anchor = this.px(cx / r.length, cy / r.length);
     }
     this.base = null;
     this.draw();
@@ -142,40 +155,96 @@ const map = {
     if (n <= 4) return "#f0a431";
     return "#ff5a4e";
   },
+  /* street view: five classes of the street's open (or overdue) count, scaled to the max */
+  bins() {
+    const key = this.mode === "overdue" ? "overdue" : "open";
+    const max = Math.max(0, ...Object.values(this.streetOpen).map((v) => v[key] || 0));
+    const step = Math.max(1, Math.ceil(max / 4));
+    return { key, step };
+  },
+  streetColor(n) {
+    const { step } = this.bins();
+    if (!n) return "#16233d";
+    return ["#1f5a8a", "#2a8fc4", "#f0a431", "#ff5a4e"][Math.min(3, Math.floor((n - 1) / step))];
+  },
+  streetValue(st) { return (this.streetOpen[st.code] || {})[this.bins().key] || 0; },
+  /* a label position inside the street with the fewest markers under it */
+  placeLabel(st, w) {
+    const [ax, ay] = st.anchor;
+    let best = null;
+    for (const [dx, dy] of [[0, 0], [0, -20], [0, 20], [-30, 0], [30, 0], [0, -40], [0, 40],
+      [-30, -20], [30, 20], [-30, 20], [30, -20]]) {
+      const x = ax + dx, y = ay + dy;
+      if (!this.ctx.isPointInPath(st.path, x * this.dpr, y * this.dpr)) continue;
+      let hits = 0;
+      for (const m of this.markers) {
+        if (m.sx > x - w / 2 - 8 && m.sx < x + w / 2 + 8 && m.sy > y - 16 && m.sy < y + 14) hits++;
+      }
+      if (!best || hits < best.hits) best = { x, y, hits };
+      if (!hits) break;
+    }
+    return best ? [best.x, best.y] : st.anchor;
+  },
+  setMode(mode) {
+    this.mode = mode;
+    for (const [id, m] of [["view-cells", "cells"], ["view-streets", "open"], ["view-overdue", "overdue"]])
+      $(id).classList.toggle("on", m === mode);
+    setText("map-title", mode === "cells" ? "Cells · open cases"
+      : mode === "open" ? "Streets · open cases" : "Streets · overdue cases");
+    $("street-card").hidden = mode !== "cells";
+    this.legend();
+    this.draw();
+  },
+  legend() {
+    if (this.mode === "cells") {
+      ["0", "1", "2", "3–4", "5+"].forEach((t, i) => setText(`lg${i}`, t));
+      return;
+    }
+    const { step } = this.bins();
+    const r = (i) => (step === 1 ? `${i}` : `${(i - 1) * step + 1}–${i * step}`);
+    ["0", r(1), r(2), r(3), `${3 * step + 1}+`].forEach((t, i) => setText(`lg${i}`, t));
+  },
   draw() {
     if (!this.view) return;
     const ctx = this.ctx;
     ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
-    ctx.lineWidth = 0.4;
-    ctx.strokeStyle = "#0b1220";
-    const byColor = new Map();
-    for (const c of this.cells) {
-      const col = this.color(this.counts[c.code] || 0);
-      if (!byColor.has(col)) byColor.set(col, []);
-      byColor.get(col).push(c);
+    if (this.mode === "cells") {
+      ctx.lineWidth = 0.4;
+      ctx.strokeStyle = "#0b1220";
+      const byColor = new Map();
+      for (const c of this.cells) {
+        const col = this.color(this.counts[c.code] || 0);
+        if (!byColor.has(col)) byColor.set(col, []);
+        byColor.get(col).push(c);
+      }
+      for (const [col, list] of byColor) {
+        ctx.fillStyle = col;
+        for (const c of list) { ctx.fill(c.path); }
+      }
+      if (this.cells.length < 20000) for (const c of this.cells) ctx.stroke(c.path);
+    } else {
+      for (const st of this.streets) { ctx.fillStyle = this.streetColor(this.streetValue(st)); ctx.fill(st.path); }
     }
-    for (const [col, list] of byColor) {
-      ctx.fillStyle = col;
-      for (const c of list) { ctx.fill(c.path); }
-    }
-    if (this.cells.length < 20000) for (const c of this.cells) ctx.stroke(c.path);
     ctx.lineWidth = 1.4;
     ctx.strokeStyle = "#5b7bb0";
     for (const st of this.streets) ctx.stroke(st.path);
+    for (const m of this.markers) { [m.sx, m.sy] = this.px(m.lon, m.lat); }
     ctx.font = "11px " + getComputedStyle(document.body).fontFamily;
     ctx.textAlign = "center";
     for (const st of this.streets) {
-      if (!st.label || !st.name) continue;
+      if (!st.anchor || !st.name) continue;
+      const text = this.mode === "cells" ? st.name : `${st.name} ${this.streetValue(st)}`;
+      const w = ctx.measureText(text).width + 8;
+      st.label = this.placeLabel(st, w);
       ctx.fillStyle = "#0b1220cc";
-      const w = ctx.measureText(st.name).width + 8;
       ctx.fillRect(st.label[0] - w / 2, st.label[1] - 8, w, 15);
       ctx.fillStyle = "#9fb4d8";
-      ctx.fillText(st.name, st.label[0], st.label[1] + 3);
+      ctx.fillText(text, st.label[0], st.label[1] + 3);
     }
+    if (this.mode !== "cells") return;  // the street view shows counts, not single cases
     for (const m of this.markers) {
-      const [x, y] = this.px(m.lon, m.lat);
-      m.sx = x; m.sy = y;
+      const x = m.sx, y = m.sy;
       if (m.overdue) {
         ctx.beginPath(); ctx.arc(x, y, 7, 0, 2 * Math.PI);
         ctx.strokeStyle = "#ffb020"; ctx.lineWidth = 2; ctx.stroke();
@@ -190,29 +259,52 @@ const map = {
       }
     }
   },
+  streetAt(x, y) {
+    return this.streets.find((st) => st.path && this.ctx.isPointInPath(st.path, x * this.dpr, y * this.dpr));
+  },
   nearest(e) {
     const r = this.canvas.getBoundingClientRect();
     const x = e.clientX - r.left, y = e.clientY - r.top;
     let best = null, bd = 100;
+    if (this.mode !== "cells") return [null, x, y];
     for (const m of this.markers) {
       const d = (m.sx - x) ** 2 + (m.sy - y) ** 2;
       if (d < bd) { bd = d; best = m; }
     }
     return [best, x, y];
   },
-  click(e) { const [m] = this.nearest(e); if (m) openCase(m.case_id); },
+  click(e) {
+    const [m, x, y] = this.nearest(e);
+    if (m) { go({ case: m.case_id }); return; }
+    const st = this.streetAt(x, y);
+    if (st) go(this.mode === "overdue" ? { street: st.code, overdue: "1" } : { street: st.code });
+  },
   hover(e) {
     const [m, x, y] = this.nearest(e);
     const tip = $("map-tip");
-    if (!m) { tip.hidden = true; this.canvas.style.cursor = "crosshair"; return; }
+    if (!m) {
+      const st = this.mode !== "cells" && this.streetAt(x, y);
+      if (!st) { tip.hidden = true; this.canvas.style.cursor = "crosshair"; return; }
+      const n = this.streetOpen[st.code] || { open: 0, overdue: 0 };
+      this.canvas.style.cursor = "pointer";
+      clear(tip);
+      tip.append(el("div", {}, el("b", {}, st.name || st.code), " ", el("span", { class: "mono" }, st.code)),
+        el("div", {}, `在办 open ${n.open} · 超期 overdue ${n.overdue}`));
+      tip.style.left = `${x + 12}px`; tip.style.top = `${y + 12}px`; tip.hidden = false;
+      return;
+    }
     this.canvas.style.cursor = "pointer";
     clear(tip);
-    tip.append(el("div", { class: "mono" }, m.case_id),
+    tip.append(el("div", {}, m.type_zh || m.type_code || "未分类 unclassified", " ",
+      el("span", { class: "mono" }, m.case_id)),
       el("div", {}, PRIORITY[m.priority] || m.priority, " · ", STATE[m.state] || m.state,
         m.overdue ? " · 超期 overdue" : ""));
     tip.style.left = `${x + 12}px`; tip.style.top = `${y + 12}px`; tip.hidden = false;
   },
-  update(counts, markers) { this.counts = counts; this.markers = markers; this.draw(); },
+  update(counts, markers, streetOpen) {
+    this.counts = counts; this.markers = markers; this.streetOpen = streetOpen || {};
+    this.legend(); this.draw();
+  },
 };
 
 function rings(g) {
@@ -253,12 +345,15 @@ function renderTiers(flow) {
 }
 
 function alertItem(a, fresh) {
-  return el("li", { class: fresh ? "new" : "", data: { caseId: a.case_id }, on: { click: () => openCase(a.case_id) } },
+  const what = a.type_zh ? `${a.type_zh} ${a.type_en || ""}`.trim() : (a.type_code || "未分类 unclassified");
+  const detail = a.kind === "key_supervision" ? "" : (a.message || "");
+  return el("li", { class: fresh ? "new" : "", data: { caseId: a.case_id }, on: { click: () => go({ case: a.case_id }) } },
     el("div", { class: "row" },
       el("span", {}, el("span", { class: `tag ${a.kind}` }, ALERT[a.kind] || a.kind),
         el("span", { class: `tag ${a.priority}` }, PRIORITY[a.priority] || a.priority)),
       el("span", { class: "t" }, fmtTime(a.at))),
-    el("div", { class: "desc" }, a.message || ""),
+    el("div", { class: "what" }, what, a.street ? ` · ${named(a.street_name, a.street)}` : ""),
+    detail ? el("div", { class: "desc wrap" }, detail) : null,
     el("div", { class: "t mono" }, a.case_id));
 }
 
@@ -285,12 +380,13 @@ function renderOverdue(rows, total) {
   const box = $("overdue");
   clear(box);
   for (const r of rows) {
-    box.append(el("li", { data: { caseId: r.case_id }, on: { click: () => openCase(r.case_id) } },
+    box.append(el("li", { data: { caseId: r.case_id }, on: { click: () => go({ case: r.case_id }) } },
       el("div", { class: "row" },
         el("span", {}, el("span", { class: `tag ${r.priority}` }, PRIORITY[r.priority] || r.priority), typeLabel(r)),
         el("span", { class: "late" }, "+" + fmtLate(r.late_seconds))),
       el("div", { class: "row" },
-        el("span", { class: "t" }, STAGE[r.stage] || r.stage || "", " · ", r.department || "—", " · 督办级别 ", r.level),
+        el("span", { class: "t" }, STAGE[r.stage] || r.stage || "", " · ", deptLabel(r), " · ",
+          streetLabel(r), " · 督办 ", LEVEL[r.level] || r.level),
         el("span", { class: "t mono" }, r.case_id))));
   }
   if (!rows.length) box.append(el("li", { class: "empty" }, "无超期案件 Nothing overdue"));
@@ -312,7 +408,9 @@ function renderFigures(s) {
     const name = figMode === "dept"
       ? el("td", { class: "name" }, f.name_zh, el("small", {}, f.name_en))
       : el("td", { class: "name" }, f.name, el("small", { class: "mono" }, f.key));
-    body.append(el("tr", {}, name,
+    const target = figMode === "dept" ? { department: f.key } : { street: f.key };
+    body.append(el("tr", { class: "link-row", tabindex: "0", title: "点击查看在办案件 Click: its open cases",
+      data: { key: f.key }, on: { click: () => go(target), keydown: (e) => { if (e.key === "Enter") go(target); } } }, name,
       el("td", {}, f.dispatched),
       el("td", {}, meter(f.closure_rate)),
       el("td", {}, meter(f.on_time_rate)),
@@ -324,13 +422,15 @@ function renderFigures(s) {
   if (!rows.length) body.append(el("tr", {}, el("td", { class: "name zero", colspan: "8" }, "暂无派遣案件 No dispatched cases yet")));
 }
 
-function renderStreetRank(streets) {
+function renderStreetRank(byStreet) {
   const box = $("street-rank");
   clear(box);
-  const rows = streets.filter((r) => r.open > 0).sort((a, b) => b.open - a.open).slice(0, 8);
+  const rows = Object.entries(byStreet || {}).map(([key, v]) => ({ key, ...v }))
+    .filter((r) => r.open > 0).sort((a, b) => b.open - a.open).slice(0, 8);
   const max = Math.max(1, ...rows.map((r) => r.open));
   for (const r of rows) {
-    box.append(el("li", { title: `${r.key}: ${r.open} open, ${r.overdue} overdue` },
+    box.append(el("li", { title: `${r.name || r.key} (${r.key}): ${r.open} open, ${r.overdue} overdue — click for the list`,
+      data: { street: r.key }, on: { click: () => go({ street: r.key }) } },
       el("span", { class: "nm" }, r.name || r.key),
       el("span", { class: "bar" }, el("span", { class: "open", style: `width:${(r.open / max) * 100}%` })),
       el("span", { class: "n" + (r.overdue ? " late-n" : "") }, r.open)));
@@ -345,13 +445,14 @@ function pushEvent(ev, c, fresh) {
   const empty = box.querySelector(".empty"); if (empty) empty.remove();
   const row = c || {};
   const li = el("li", { class: fresh ? "new" : "", data: { caseId: ev.case_id, type: ev.type },
-    on: { click: () => openCase(ev.case_id) } },
+    on: { click: () => go({ case: ev.case_id }) } },
     el("div", { class: "row" },
       el("span", {}, el("span", { class: `tag ${ev.type} ${row.priority === "urgent" ? "urgent" : ""}` }, EVENT[ev.type] || ev.type),
         typeLabel(row)),
       el("span", { class: "t" }, fmtTime(ev.at))),
     row.description ? el("div", { class: "desc" }, row.description) : null,
-    el("div", { class: "t mono" }, ev.case_id, row.street ? ` · ${row.street}` : ""));
+    el("div", { class: "t" }, el("span", { class: "mono" }, ev.case_id),
+      row.street ? ` · ${streetLabel(row)}` : "", row.department ? ` · ${deptLabel(row)}` : ""));
   box.prepend(li);
   while (box.children.length > 120) box.lastChild.remove();
   feedCount += 1;
@@ -364,28 +465,120 @@ function kv(pairs) {
   for (const [k, v] of pairs) dl.append(el("dt", {}, k), el("dd", {}, v === null || v === undefined || v === "" ? "—" : v));
   return dl;
 }
-async function openCase(id) {
+/* ---------- navigation: every view of the drawer has a link (#case=…, #street=…) ---------- */
+const LIST_KEYS = ["street", "department", "counter", "q", "state", "overdue"];
+function hashOf(params) {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") u.set(k, v);
+  return u.toString();
+}
+function go(params) {
+  const h = hashOf(params);
+  if (location.hash.slice(1) === h) route(); else location.hash = h;
+}
+let lastList = null;  // the hash of the list the drawer showed last (for "back")
+function route() {
+  const q = new URLSearchParams(location.hash.slice(1));
+  if (q.get("case")) { openCase(q.get("case")); return; }
+  const params = {};
+  for (const k of LIST_KEYS) if (q.has(k)) params[k] = q.get(k);
+  if (Object.keys(params).length) { openList(params); return; }
+  $("drawer").hidden = true;
+}
+function closeDrawer() {
+  $("drawer").hidden = true;
+  history.pushState(null, "", location.pathname + location.search);
+}
+function drawerHead(kind, title, hash, mono) {
+  setText("d-kind", kind);
+  const h = $("d-id");
+  h.textContent = title;
+  h.className = mono ? "mono" : "";
+  $("d-link").setAttribute("href", "#" + hash);
+  $("d-link").title = location.origin + location.pathname + "#" + hash;
+  const back = $("d-back");
+  back.hidden = !(kind.startsWith("案件") && lastList);
+  if (lastList) back.setAttribute("href", "#" + lastList);
+}
+
+/* ---------- case list (drill-down and search) ---------- */
+let listSeq = 0;
+async function openList(params) {
   const drawer = $("drawer"), body = $("d-body");
-  setText("d-id", id);
+  const hash = hashOf(params);
+  lastList = hash;
+  drawerHead("案件列表 Cases", "…", hash, false);
   clear(body);
   body.append(el("div", { class: "empty" }, "加载中 Loading…"));
   drawer.hidden = false;
+  const mine = ++listSeq;
+  let d;
+  try { d = await getJSON(`${API}/cases?${hash}`); } catch (e) {
+    if (mine !== listSeq) return;
+    clear(body); body.append(el("div", { class: "empty" }, "无法加载 Could not load: " + e.message)); return;
+  }
+  if (mine !== listSeq) return;  // a newer list was asked for meanwhile
+  drawerHead("案件列表 Cases", d.title, hash, false);
+  clear(body);
+  if (params.street || params.department) {
+    const base = params.street ? { street: params.street } : { department: params.department };
+    const tabs = el("div", { class: "tabs list-tabs" });
+    for (const [label, extra] of [["在办 Open", {}], ["超期 Overdue", { overdue: "1" }], ["全部 All", { state: "all" }]]) {
+      const on = (extra.overdue || "") === (params.overdue || "") && (extra.state || "") === (params.state || "");
+      tabs.append(el("button", { type: "button", class: on ? "on" : "", on: { click: () => go({ ...base, ...extra }) } }, label));
+    }
+    body.append(tabs);
+  }
+  body.append(el("div", { class: "list-n", id: "list-n" },
+    d.more ? `${d.items.length}+ 件 cases · 显示最新 ${d.items.length} showing the newest ${d.items.length}`
+      : `${d.total} 件 cases`));
+  const ol = el("ol", { class: "feed caselist", id: "case-list" });
+  for (const r of d.items) {
+    ol.append(el("li", { data: { caseId: r.case_id }, on: { click: () => go({ case: r.case_id }) } },
+      el("div", { class: "row" },
+        el("span", {}, el("span", { class: `tag ${r.priority}` }, PRIORITY[r.priority] || r.priority),
+          el("span", { class: "tag" }, STATE[r.state] || r.state), typeLabel(r)),
+        r.late_seconds ? el("span", { class: "late" }, "+" + fmtLate(r.late_seconds)) : el("span", { class: "t" }, fmtTime(r.created_at))),
+      r.description ? el("div", { class: "desc" }, r.description) : null,
+      el("div", { class: "t" }, el("span", { class: "mono" }, r.case_id), " · ", streetLabel(r), " · ", deptLabel(r))));
+  }
+  if (!d.items.length) ol.append(el("li", { class: "empty" }, "没有案件 No cases"));
+  body.append(ol);
+}
+
+/* ---------- case drawer ---------- */
+function kv(pairs) {
+  const dl = el("dl", { class: "kv" });
+  for (const [k, v] of pairs) dl.append(el("dt", {}, k), el("dd", {}, v === null || v === undefined || v === "" ? "—" : v));
+  return dl;
+}
+async function openCase(id) {
+  const drawer = $("drawer"), body = $("d-body");
+  drawerHead("案件 Case", id, hashOf({ case: id }), true);
+  clear(body);
+  body.append(el("div", { class: "empty" }, "加载中 Loading…"));
+  drawer.hidden = false;
+  const mine = ++listSeq;
   let d;
   try { d = await getJSON(`${API}/cases/${encodeURIComponent(id)}`); } catch (e) {
+    if (mine !== listSeq) return;
     clear(body); body.append(el("div", { class: "empty" }, "未找到 Not found")); return;
   }
+  if (mine !== listSeq) return;
   clear(body);
+  const where = [d.district_name && named(d.district_name, d.district), named(d.street_name, d.street),
+    d.community && named(d.community_name, d.community), d.cell && `网格 cell ${d.cell}`].filter(Boolean).join(" › ");
   body.append(
     kv([["状态 State", STATE[d.state] || d.state],
-      ["类型 Type", `${d.type_code || "—"} ${d.type_zh || ""} ${d.type_en ? "· " + d.type_en : ""}`],
+      ["类型 Type", d.type_zh ? `${d.type_zh} · ${d.type_en || ""} (${d.type_code})` : (d.type_code || "未分类 unclassified")],
       ["优先级 Priority", PRIORITY[d.priority] || d.priority],
-      ["循环 Tier / 级别 Level", `${d.tier} / ${d.level}`],
-      ["部门 Department", d.department ? `${d.department_zh || d.department} (${d.department})` : "—"],
-      ["位置 Where", [d.street, d.community, d.cell].filter(Boolean).join(" › ")],
-      ["来源 Source", d.source],
+      ["循环 Loop / 督办 Level", `${TIER_NAME[d.tier] || d.tier} / ${LEVEL[d.level] || d.level}`],
+      ["部门 Department", d.department ? named([d.department_zh, d.department_en].filter(Boolean).join(" "), d.department) : "—"],
+      ["位置 Where", el("span", { id: "d-where" }, where)],
+      ["来源 Source", SOURCE[d.source] || d.source],
       ["上报 Reported", fmtTime(d.created_at)],
       ["超期 Overdue", d.overdue ? `+${fmtLate(d.late_seconds)} (${STAGE[d.stage] || d.stage})` : "否 no"],
-      ["返工/延期/回退", `${d.reworks} / ${d.extensions} / ${d.returns}`],
+      ["返工/延期/回退", `${d.reworks} / ${d.extensions} / ${d.returns}  (rework / extension / return)`],
       ["重复上报 Reports", d.report_count]]),
     el("h4", {}, "描述 Description"),
     el("div", { class: "desc-box", id: "d-desc" }, d.description || "—"));
@@ -393,20 +586,23 @@ async function openCase(id) {
   const dec = d.decision;
   body.append(el("h4", {}, "派遣决定 Decision"));
   if (dec) {
-    body.append(kv([["规则 Rule", dec.winner], ["处置方式 Handling", dec.handling],
-      ["日历 Calendar", dec.calendar], ["结案标准 Standard", dec.closing_standard],
+    if (d.why && d.why.length) body.append(el("ul", { class: "why", id: "d-why" }, d.why.map((l) => el("li", {}, l))));
+    body.append(kv([["处置方式 Handling", HANDLING[dec.handling] || dec.handling],
+      ["日历 Calendar", dec.calendar === "24h" ? "24 小时 around the clock" : `${dec.calendar} (工作时间 working time)`],
+      ["结案标准 Standard", dec.closing_standard], ["规则 Rule", dec.winner],
       ["规则集 Ruleset", dec.ruleset_version]]));
     if (dec.explanation && dec.explanation.length)
-      body.append(el("ol", { class: "explain" }, dec.explanation.map((l) => el("li", {}, l))));
+      body.append(el("details", { class: "trace" }, el("summary", {}, "规则明细 Rule trace"),
+        el("ol", { class: "explain" }, dec.explanation.map((l) => el("li", {}, l)))));
   } else body.append(el("div", { class: "empty" }, "—"));
-  body.append(el("h4", {}, "时限 Deadlines"));
+  body.append(el("h4", {}, "时限 Deadlines (上海时间 Shanghai time)"));
   body.append(kv(Object.entries(d.deadlines || {}).map(([k, v]) => [STAGE[k] || k, fmtTime(v)])));
   body.append(el("h4", {}, "处置过程 History"));
   if (!d.history_kept) body.append(el("div", { class: "empty" },
     "仅保留最近案件的过程 History is kept for recent cases only: see /api/v1/cases/" + d.case_id));
   body.append(el("ol", { class: "timeline" }, (d.history || []).map((h) =>
     el("li", {}, el("div", {}, el("b", {}, EVENT[h.type] || h.type), " → ", STATE[h.state_to] || h.state_to),
-      el("div", { class: "when" }, fmtTime(h.at), " · ", h.actor, " (", h.role, ")"),
+      el("div", { class: "when" }, fmtTime(h.at), " · ", h.actor || "—", " (", ROLE[h.role] || h.role, ")"),
       h.reason ? el("div", {}, h.reason) : null))));
 }
 
@@ -417,14 +613,20 @@ async function refresh() {
   setText("district-name", s.district_name || s.district || "");
   setText("district-code", s.district || "");
   setText("clock", fmtClock(s.now));
+  const speed = $("clock-speed");
+  speed.hidden = !(s.clock_speed > 1);
+  if (s.clock_speed > 1) {
+    speed.textContent = `演示加速时钟 ×${s.clock_speed} accelerated demo clock`;
+    speed.title = `引擎时间比真实时间快 ${s.clock_speed} 倍 Engine time runs ${s.clock_speed}× real time: deadlines pass in minutes`;
+  }
   setText("case-total", s.cases);
   renderCounters(s.counters);
   renderTiers(s.tier_flow);
   renderAlerts(s.alerts);
   renderOverdue(s.overdue, s.overdue_total);
   renderFigures(s);
-  renderStreetRank(s.streets);
-  map.update(s.cells, s.markers);
+  renderStreetRank(s.street_open);
+  map.update(s.cells, s.markers, s.street_open);
 }
 let pending = null;
 function scheduleRefresh(ms) {
@@ -447,14 +649,25 @@ function connect() {
 }
 
 function init() {
-  $("d-close").addEventListener("click", () => { $("drawer").hidden = true; });
-  document.addEventListener("keydown", (e) => { if (e.key === "Escape") $("drawer").hidden = true; });
+  $("d-close").addEventListener("click", closeDrawer);
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && !$("drawer").hidden) closeDrawer(); });
+  window.addEventListener("hashchange", route);
+  $("search").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const q = $("q").value.trim();
+    if (q) go({ q });
+  });
+  for (const card of document.querySelectorAll(".kpi")) card.addEventListener("click", () => go({ counter: card.dataset.key }));
+  $("view-cells").addEventListener("click", () => map.setMode("cells"));
+  $("view-streets").addEventListener("click", () => map.setMode("open"));
+  $("view-overdue").addEventListener("click", () => map.setMode("overdue"));
   $("tab-dept").addEventListener("click", () => { figMode = "dept"; $("tab-dept").classList.add("on"); $("tab-street").classList.remove("on"); if (lastSummary) renderFigures(lastSummary); });
   $("tab-street").addEventListener("click", () => { figMode = "street"; $("tab-street").classList.add("on"); $("tab-dept").classList.remove("on"); if (lastSummary) renderFigures(lastSummary); });
   $("feed").append(el("li", { class: "empty" }, "等待新事件 Waiting for events…"));
   map.load().then(() => refresh()).catch((e) => { setText("map-msg", "地图不可用 Map unavailable"); showError(e); });
   refresh().catch(showError);
   connect();
+  route();  // a link to a case or a list opens it
   setInterval(() => scheduleRefresh(0), 5000);
 }
 document.addEventListener("DOMContentLoaded", init);
