@@ -15,6 +15,7 @@ Two stages, so that case state can be partitioned by street:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from grid.models import (
     Report,
     WorkOrder,
 )
+from grid.names import Names
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOCATED_SCHEMA = "grid.located/1"
@@ -345,6 +347,11 @@ class Engine:
 
     # -- helpers -------------------------------------------------------------------------
 
+    @functools.cached_property
+    def names(self) -> Names:
+        """Type, department and place names for messages people read (alerts)."""
+        return Names.of_locator(self.locator, self.taxonomy)
+
     def duplicate_radius_m(self, type_code: str) -> float:
         """How far apart two reports of ``type_code`` may be and still be duplicates."""
         cfg = self.ruleset.duplicates
@@ -361,7 +368,7 @@ class Engine:
         for e in events:
             if e.type in ("dispatched", "redispatched"):
                 fx.work_orders.append(lifecycle.work_order_for(case, e))
-            alert = _alert_for(case, e)
+            alert = _alert_for(case, e, self.names)
             if alert is not None:
                 fx.alerts.append(alert)
         return fx
@@ -387,24 +394,29 @@ def _events_of_report(case: Case, report_id: str) -> list[CaseEvent]:
     return [e for e in h if e.type == "merged" and e.data.get("report_id") == report_id]
 
 
-def _alert_for(case: Case, e: CaseEvent) -> Alert | None:
+def _alert_for(case: Case, e: CaseEvent, names: Names | None = None) -> Alert | None:
+    """The alert an event raises, worded with names beside codes (``names``: else codes)."""
     p = case.placement
     common = dict(case_id=case.case_id, priority=case.priority, at=e.at, district=p.district,
                   street=p.street, type_code=case.type_code)
+    what = (f"{names.type(case.type_code)} in {names.place(p.street)}" if names
+            else f"type {case.type_code} in street {p.street}")
+    stage = e.data.get("stage")
     if e.type == "filed" and case.decision and case.decision.alert:
         due = case.decision.deadlines.get("dispose")
         by = f" — on site by {due.astimezone(SHANGHAI):%m-%d %H:%M}" if due else ""
         return Alert(alert_id=f"{e.event_id}:alert", kind="key_supervision", level=case.tier,
-                     message=f"key supervision 重点监管: type {case.type_code} in street "
-                             f"{p.street}{by}", **common)
+                     message=f"key supervision 重点监管: {what}{by}", **common)
     if e.type == "warned":
+        due = case.deadlines.get(stage) if stage else None
+        by = f" (due {due.astimezone(SHANGHAI):%m-%d %H:%M})" if due else ""
         return Alert(alert_id=f"{e.event_id}:alert", kind="warning", level=case.level,
-                     message=f"deadline warning for stage {e.data.get('stage')}", **common)
+                     message=f"deadline warning 预警: stage {stage}{by} — {what}", **common)
     if e.type == "supervised":
         return Alert(alert_id=f"{e.event_id}:alert", kind="supervision_order",
                      level=e.data["level"],
-                     message=f"supervision order: {e.data.get('stage')} overdue, escalated to "
-                             f"{e.data['level']}", **common)
+                     message=f"supervision order 督办: {stage} overdue, escalated to "
+                             f"{e.data['level']} — {what}", **common)
     if e.type == "arbitration":
         return Alert(alert_id=f"{e.event_id}:alert", kind="arbitration", level="district",
                      message=e.reason, **common)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import signal
 import threading
+import uuid
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -85,11 +87,38 @@ def message_key(raw: bytes, topic: str) -> str | None:
     return None
 
 
+def with_new_ids(messages: list[bytes], now: datetime) -> list[bytes]:
+    """Each report with a fresh ``report_id`` and ``reported_at`` = ``now`` (so that an
+    example file can be sent again: the engine is idempotent on report ids); anything that
+    is not a JSON object is kept as it is."""
+    out = []
+    for raw in messages:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            out.append(raw)
+            continue
+        if isinstance(value, dict):
+            value = {**value, "report_id": str(uuid.uuid4()), "reported_at": now.isoformat()}
+            raw = orjson.dumps(value)
+        out.append(raw)
+    return out
+
+
 @click.command()
 @click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
 @broker_option
 @click.option("--topic", default=topics.REPORTS, show_default=True, help="Topic or alias.")
-def submit(source: TextIO, broker: str | None, topic: str) -> None:
+@click.option("--new-id", is_flag=True,
+              help="Give each report a fresh report_id and reported_at = now (send an example "
+                   "again: the same report id is one report).")
+@click.option("--follow", is_flag=True,
+              help="Then show what became of each report: its case, work order and alerts "
+                   "(or why it was refused), until each is settled or --wait passes.")
+@click.option("--wait", "wait_s", type=float, default=30.0, show_default=True,
+              help="With --follow: seconds to wait at most.")
+def submit(source: TextIO, broker: str | None, topic: str, new_id: bool, follow: bool,
+           wait_s: float) -> None:
     """Produce reports from SOURCE (a file or - for stdin): one JSON object per line or
     a JSON array. Prints each message's key (the report id), '-' when it has none."""
     from streams.kafka_io import produce_json
@@ -98,16 +127,51 @@ def submit(source: TextIO, broker: str | None, topic: str) -> None:
     messages = read_messages(source.read())
     if not messages:
         raise click.ClickException("no messages in input")
+    if new_id:
+        messages = with_new_ids(messages, datetime.now(UTC))
     url = resolve_broker(broker)
+    bootstrap = bootstrap_of(url)
+
+    async def send() -> None:
+        await produce_json(bootstrap, topic, messages, key_fn=lambda m: message_key(m, topic))
+
+    keys = [message_key(raw, topic) for raw in messages]
     try:
-        asyncio.run(
-            produce_json(bootstrap_of(url), topic, messages, key_fn=lambda m: message_key(m, topic))
-        )
+        if follow:
+            from streams.follow import run_follow
+
+            nm = names()
+
+            def echo(line: str) -> None:
+                at = datetime.now(UTC).astimezone(SHANGHAI)
+                click.echo(printable(f"{at:%H:%M:%S.%f}"[:-3] + "  " + line))
+
+            for k in keys:
+                click.echo(k or "-")
+            click.echo(f"sent {len(messages)} message(s) to {topic} on {url}; following "
+                       "them (names beside codes, Shanghai time):", err=True)
+            f = run_follow(bootstrap, [k for k in keys if k], send,
+                           lambda v: summarize(v, nm), echo, timeout=wait_s)
+        else:
+            asyncio.run(send())
     except Exception as e:
         raise click.ClickException(f"could not produce to {url}: {e!r}") from e
-    for raw in messages:
-        click.echo(message_key(raw, topic) or "-")
-    click.echo(f"sent {len(messages)} message(s) to {topic} on {url}", err=True)
+    if not follow:
+        for k in keys:
+            click.echo(k or "-")
+        click.echo(f"sent {len(messages)} message(s) to {topic} on {url}", err=True)
+        return
+    web = os.environ.get("GRID_WEB_PORT", "6066")
+    for o in f.reports.values():
+        if o.case_id:
+            click.echo(f"report {o.report_id} → case {o.case_id}"
+                       + (" (merged: a duplicate of an open case)" if o.merged else "")
+                       + f"; on the dashboard: http://127.0.0.1:{web}/#case={o.case_id}")
+        if not o.settled:
+            click.echo(f"report {o.report_id}: nothing settled within {wait_s:g} s (is a worker "
+                       "running? grid up)", err=True)
+    if not f.done():
+        raise SystemExit(1)
 
 
 # -- tail --------------------------------------------------------------------------------
@@ -116,11 +180,46 @@ def _clip(text: Any, n: int = 40) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def summarize(value: Any) -> str:
-    """One readable line for a message value, by its schema."""
+_NAMES: list[Any] = []
+
+
+def names() -> Any:
+    """The :class:`grid.names.Names` of the shipped (or ``$GRID_GEODATA``) set, loaded once;
+    ``None`` when they cannot be loaded (codes are printed then)."""
+    if not _NAMES:
+        try:
+            from grid.names import Names
+
+            _NAMES.append(Names.load())
+        except Exception:  # names are a courtesy: tail works without them
+            _NAMES.append(None)
+    return _NAMES[0]
+
+
+def shanghai(iso: Any, fmt: str = "%m-%d %H:%M") -> str:
+    """An ISO timestamp as Shanghai time (``12-03 10:53``); anything else as it is."""
+    try:
+        return f"{datetime.fromisoformat(str(iso)).astimezone(SHANGHAI):{fmt}}"
+    except ValueError:
+        return str(iso)
+
+
+def due_text(due: Any) -> str:
+    """``dispose by 12-03 10:53, verify by 12-03 12:53`` (Shanghai time)."""
+    if not isinstance(due, dict) or not due:
+        return "no deadline"
+    return ", ".join(f"{stage} by {shanghai(at)}" for stage, at in due.items())
+
+
+def summarize(value: Any, n: Any = None) -> str:
+    """One readable line for a message value, by its schema; with ``n`` (names), type,
+    department and street names beside their codes."""
     if not isinstance(value, dict):
         return _clip(value if isinstance(value, str) else orjson.dumps(value).decode(), 160)
     v = value
+    typ = n.type if n else (lambda c: f"type {c}")
+    dept = n.department if n else (lambda c: str(c))
+    place = n.place if n else (lambda c: f"street {c}")
     match v.get("schema"):
         case "grid.report/1":
             loc = v.get("location") or {}
@@ -128,15 +227,17 @@ def summarize(value: Any) -> str:
             return (f"report {v.get('type_code') or '?'} from {v.get('source')} "
                     f"{where} {_clip(v.get('description', ''))}")  # fmt: skip
         case "grid.work-order/1":
-            return (f"WORK ORDER {v.get('priority', '').upper()} → {v.get('department')} "
-                    f"case {v.get('case_id')} type {v.get('type_code')} street {v.get('street')} "
-                    f"due {v.get('due', {})}")  # fmt: skip
+            return (f"WORK ORDER {v.get('priority', '').upper()} → {dept(v.get('department'))}"
+                    f" · {typ(v.get('type_code'))} · {place(v.get('street'))}"
+                    f" · {due_text(v.get('due'))} · case {v.get('case_id')}")  # fmt: skip
         case "grid.case-event/1":
-            return (f"case {v.get('case_id')} #{v.get('seq')} {v.get('type')}: "
-                    f"{v.get('state_from')} → {v.get('state_to')} by {v.get('actor')} "
-                    f"{_clip(v.get('reason', ''))}")  # fmt: skip
+            move = (f"{v.get('state_from')} → {v.get('state_to')}" if v.get("state_from")
+                    else f"new case, {v.get('state_to')}")
+            return (f"case {v.get('case_id')} #{v.get('seq')} {v.get('type')}: {move} "
+                    f"by {v.get('actor')} {_clip(v.get('reason', ''))}").rstrip()  # fmt: skip
         case "grid.alert/1":
-            return (f"ALERT {v.get('kind')} {v.get('priority')} case {v.get('case_id')} "
+            return (f"ALERT {v.get('kind')} {v.get('priority')} · {typ(v.get('type_code'))}"
+                    f" · {place(v.get('street'))} · case {v.get('case_id')} · "
                     f"{_clip(v.get('message', ''), 80)}")  # fmt: skip
         case "grid.dlq/1":
             return (f"DLQ {v.get('reason')}: {_clip(v.get('message', ''), 100)} "
@@ -149,14 +250,15 @@ def summarize(value: Any) -> str:
     return _clip(orjson.dumps(v).decode(), 160)
 
 
-def format_record(rec: Any, as_json: bool = False) -> str:
+def format_record(rec: Any, as_json: bool = False, n: Any = None) -> str:
     if as_json:
         return orjson.dumps(
             {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
              "timestamp_ms": rec.timestamp_ms, "key": rec.key, "value": rec.value}
         ).decode()  # fmt: skip
     at = datetime.fromtimestamp(rec.timestamp_ms / 1000, UTC).astimezone(SHANGHAI)
-    line = f"{at:%H:%M:%S.%f}"[:-3] + f" p{rec.partition} {rec.key or '-'}  {summarize(rec.value)}"
+    line = (f"{at:%H:%M:%S.%f}"[:-3]
+            + f" p{rec.partition} {rec.key or '-'}  {summarize(rec.value, n)}")
     return printable(line)
 
 
@@ -178,10 +280,11 @@ async def _tail(
     from streams.kafka_io import consume
 
     n = 0
+    nm = None if as_json else names()
     stream = consume(bootstrap_of(url), topic, from_beginning=from_beginning, timeout=timeout)
     async with contextlib.aclosing(stream):
         async for rec in stream:
-            click.echo(format_record(rec, as_json))
+            click.echo(format_record(rec, as_json, nm))
             n += 1
             if count is not None and n >= count:
                 break
