@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -94,8 +94,9 @@ class Simulator:
         words = list(t.keywords_zh[:2]) if t.keywords_zh else [t.name_zh]
         return f"{self.rng.choice(['发现', '路边', '小区门口', '路口'])}{''.join(words)}，请处理"
 
-    def stream(self, now: datetime) -> Iterator[bytes]:
-        """An endless stream of raw messages (bytes), with duplicates and bad input."""
+    def stream(self, now: datetime | Callable[[], datetime]) -> Iterator[bytes]:
+        """An endless stream of raw messages (bytes), with duplicates and bad input; ``now``
+        is the reports' time, or a function giving it (a running clock)."""
         while True:
             x = self.rng.random()
             m = self.mix
@@ -112,6 +113,6 @@ class Simulator:
                 dup["type_code"] = dup.get("type_code") or "0701"
                 yield orjson.dumps(dup)
                 continue
-            r = self.report(now)
+            r = self.report(now() if callable(now) else now)
             self.recent = [*self.recent[-199:], r]
             yield orjson.dumps(r)

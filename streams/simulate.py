@@ -4,14 +4,17 @@ departments, supervisors and command center answering work orders with realistic
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 
 import click
 import orjson
 
+from grid.clock import Clock
 from grid.models import partition_key_of
 from streams import topics as T
 from streams.broker import client_security
@@ -33,14 +36,44 @@ def sample_points(locator, n: int, seed: int = 11) -> list[tuple[float, float]]:
     return points[:n]
 
 
-async def respond(bootstrap: str, rate_scale: float, stop: asyncio.Event, seed: int = 5) -> None:
-    """Departments accept and dispose work orders; supervisors verify; the center closes.
+@dataclass(frozen=True)
+class Behaviour:
+    """How simulated departments answer work orders (shares of work orders, 0..1).
 
-    A few work orders are returned ("not ours"), a few get extensions, a few are ignored
-    and go overdue, so that escalation shows on the dashboard.
+    Real departments are not all punctual: some ignore an order until it is supervised,
+    some return it as not theirs, some ask for more time, some finish late, and some
+    disposals fail the supervisor's check. Times are fractions of the order's disposal
+    budget (issue → dispose deadline) in engine time, so an accelerated clock
+    (``grid up --clock x60``) shows lateness, warnings and supervision orders in minutes.
     """
+
+    ignore: float = 0.05  # never answered: goes overdue, supervision orders escalate it
+    give_back: float = 0.06  # returned as "not ours" (first work order only), re-dispatched
+    extension: float = 0.08  # asks for 24 h more; the command center grants 3 in 4
+    late: float = 0.15  # disposes after the deadline (1.1–1.6× the budget)
+    fail_check: float = 0.08  # the supervisor's verification fails: rework, then done
+    max_wait: float = 900.0  # real seconds: no step waits longer (real-time clocks)
+
+
+def plan(rng: random.Random, behaviour: Behaviour, first_order: bool) -> str:
+    """One work order's fate: ignore, give_back, extension, late or on_time."""
+    x = rng.random()
+    b = behaviour
+    for fate, share in (("ignore", b.ignore), ("give_back", b.give_back if first_order else 0),
+                        ("extension", b.extension), ("late", b.late)):
+        if x < share:
+            return fate
+        x -= share
+    return "on_time"
+
+
+async def respond(bootstrap: str, clock: Clock, stop: asyncio.Event, seed: int = 5,
+                  behaviour: Behaviour | None = None) -> None:
+    """Departments accept and dispose work orders; supervisors verify; the center closes,
+    on ``clock``'s time (see :class:`Behaviour` for the mix)."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+    b = behaviour or Behaviour()
     rng = random.Random(seed)
     consumer = AIOKafkaConsumer(T.DISPATCH, bootstrap_servers=bootstrap, group_id="grid-sim",
                                 auto_offset_reset="latest", **client_security())
@@ -55,31 +88,52 @@ async def respond(bootstrap: str, rate_scale: float, stop: asyncio.Event, seed: 
         await producer.send(T.COMMANDS, orjson.dumps(cmd),
                             key=partition_key_of(case_id).encode())
 
+    async def wait(engine_seconds: float) -> None:
+        await asyncio.sleep(min(b.max_wait, max(0.5, engine_seconds / clock.speed)))
+
     async def play(wo: dict) -> None:
         cid, dept = wo["case_id"], wo["department"]
-        x = rng.random()
-        if x < 0.05:
-            return  # ignored: goes overdue and escalates
-        await asyncio.sleep(rng.uniform(1, 5) * rate_scale)
-        if x < 0.08 and not wo["work_order_id"].endswith(":2"):
-            await send(cid, "return", dept, "department", reason="不属于本单位职责 (not ours)")
-            await asyncio.sleep(rng.uniform(1, 3) * rate_scale)
+        due = wo.get("due", {}).get("dispose")
+        budget = ((datetime.fromisoformat(due) - clock.now()).total_seconds() if due
+                  else 4 * 3600.0)
+        budget = max(budget, 600.0)
+        fate = plan(rng, b, first_order=wo["work_order_id"].endswith(":1"))
+        if fate == "ignore":
+            return
+        await wait(budget * rng.uniform(0.03, 0.15))
+        if fate == "give_back":
+            await send(cid, "return", dept, "department", reason="不属于本单位职责 not ours")
+            await wait(rng.uniform(300, 1200))
             await send(cid, "dispatch", "cc-sim", "command_center", department="street_office",
-                       reason="re-dispatch after return")
+                       reason="退回后改派街道 re-dispatched to the street office after return")
             return
         await send(cid, "accept", dept, "department")
-        if x < 0.11:
+        if fate == "extension":
+            await wait(budget * rng.uniform(0.1, 0.3))
             await send(cid, "request_extension", dept, "department", extension_minutes=1440,
-                       reason="needs parts")
-            await send(cid, "grant_extension", "cc-sim", "command_center")
-        await asyncio.sleep(rng.uniform(2, 10) * rate_scale)
+                       reason="需采购配件 waiting for parts")
+            await wait(rng.uniform(300, 1800))
+            granted = rng.random() < 0.75
+            await send(cid, "grant_extension" if granted else "deny_extension", "cc-sim",
+                       "command_center",
+                       reason="" if granted else "时限内可完成 can be done in time")
+            if granted:
+                budget += 1440 * 60
+        share = rng.uniform(1.1, 1.6) if fate == "late" else rng.uniform(0.25, 0.8)
+        await wait(budget * share)
         await send(cid, "dispose", dept, "department", reason="已处置 fixed",
                    evidence_photos=[f"https://img.example/d/{uuid.uuid4()}.jpg"])
-        await asyncio.sleep(rng.uniform(1, 4) * rate_scale)
-        passed = rng.random() > 0.02
-        await send(cid, "verify", "sup-sim", "supervisor", passed=passed)
-        if passed:
-            await send(cid, "close", "cc-sim", "command_center")
+        await wait(rng.uniform(600, 3600))
+        if rng.random() < b.fail_check:
+            await send(cid, "verify", "sup-sim", "supervisor", passed=False,
+                       reason="现场未整改到位 not fixed on site")
+            await wait(budget * rng.uniform(0.1, 0.3))
+            await send(cid, "dispose", dept, "department", reason="返工完成 reworked",
+                       evidence_photos=[f"https://img.example/d/{uuid.uuid4()}.jpg"])
+            await wait(rng.uniform(600, 3600))
+        await send(cid, "verify", "sup-sim", "supervisor", passed=True)
+        await wait(rng.uniform(60, 600))
+        await send(cid, "close", "cc-sim", "command_center")
 
     try:
         while not stop.is_set():
@@ -106,13 +160,14 @@ async def run(bootstrap: str, rate: float, duration: float, responder: bool,
 
     sim = Simulator(default_taxonomy(), sample_points(Locator.load(None), 400), seed=seed)
     stop = asyncio.Event()
-    resp = asyncio.create_task(respond(bootstrap, 1.0, stop)) if responder else None
+    clock = Clock.from_spec(os.environ.get("GRID_CLOCK"))  # the engine's (grid up shares it)
+    resp = asyncio.create_task(respond(bootstrap, clock, stop)) if responder else None
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **client_security())
     await producer.start()
     sent = 0
     t0 = time.monotonic()
     try:
-        stream = sim.stream(datetime.now(UTC))
+        stream = sim.stream(clock.now)
         while duration <= 0 or time.monotonic() - t0 < duration:
             raw = next(stream)
             key = None
