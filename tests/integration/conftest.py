@@ -11,11 +11,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -117,6 +118,34 @@ def wait_for(bootstrap: str, topic: str, pred, n: int = 1, timeout: float = 30.0
                               lambda vs: sum(1 for v in vs if isinstance(v, dict) and pred(v)) >= n,
                               timeout=timeout))
     return [v for v in got if isinstance(v, dict) and pred(v)]
+
+
+def wait_http(url: str, status: int = 200, timeout: float = 60.0, *,
+              headers: dict[str, str] | None = None, proc: subprocess.Popen | None = None,
+              log: Callable[[], str] | None = None) -> httpx.Response:
+    """GET ``url`` every 0.5 s until it answers ``status``; returns that response.
+
+    Fails saying what it waited for and the last answer (or connection error), with ``log()``
+    appended: after ``timeout`` seconds, or at once when ``proc`` (the server) has exited.
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the server exited with {proc.returncode} while waiting for "
+                                 f"GET {url} to answer {status}; last: {last}"
+                                 + (f"\n{log()}" if log else ""))
+        try:
+            r = httpx.get(url, headers=headers, timeout=5)
+            if r.status_code == status:
+                return r
+            last = f"{r.status_code} {r.text[:300]}"
+        except httpx.HTTPError as err:
+            last = repr(err)
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"GET {url} did not answer {status} within {timeout:.0f} s; "
+                                 f"last: {last}" + (f"\n{log()}" if log else ""))
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ import pytest
 from streams import topics as T
 from streams.broker import free_port
 from tests.conftest import start_broker
-from tests.integration.conftest import WorkerProc, make_report, submit, wait_for
+from tests.integration.conftest import WorkerProc, make_report, submit, wait_for, wait_http
 from tests.integration.test_pipeline import command
 
 PROMETHEUS = shutil.which("prometheus")
@@ -30,13 +30,6 @@ pytestmark = pytest.mark.skipif(PROMETHEUS is None or PROMTOOL is None,
                                 "prometheus)")
 
 
-def _serving(w: WorkerProc) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{w.web_port}/metrics", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def own_engine(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("metrics")
@@ -44,11 +37,8 @@ def own_engine(tmp_path_factory):
     try:
         w = WorkerProc(broker.url, tmp, f"grid-metrics-{uuid.uuid4().hex[:6]}").start()
         try:
-            deadline = time.monotonic() + 90
-            while not _serving(w):
-                if w.proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"worker did not start serving /metrics:\n{w.log_tail()}")
-                time.sleep(0.5)
+            wait_http(f"http://127.0.0.1:{w.web_port}/metrics", timeout=90, proc=w.proc,
+                      log=w.log_tail)
             yield broker, w
         finally:
             w.stop()
@@ -78,17 +68,8 @@ scrape_configs:
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        else:
-            pytest.fail("prometheus did not become ready:\n"
-                        + (tmp / "prometheus.log").read_text(errors="replace")[-3000:])
+        wait_http(f"{url}/-/ready", timeout=30, proc=proc,
+                  log=lambda: (tmp / "prometheus.log").read_text(errors="replace")[-3000:])
         yield url
     finally:
         proc.terminate()

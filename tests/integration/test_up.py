@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from streams.broker import api_versions_ok, free_port
 from tests.conftest import REPO, show_on_failure
-from tests.integration.conftest import make_report
+from tests.integration.conftest import make_report, wait_http
 
 SUP = {"Authorization": "Bearer demo-supervisor"}
 
@@ -43,17 +42,7 @@ class Up:
         return f"http://127.0.0.1:{self.web_port}/api/v1"
 
     def wait_serving(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"grid up exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.api}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        pytest.fail(f"grid up did not serve in {timeout} s:\n{self.output()}")
+        wait_http(f"{self.api}/health", timeout=timeout, proc=self.proc, log=self.output)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
@@ -70,13 +59,7 @@ class Up:
 
 
 def case_of(api: str, report_id: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = httpx.get(f"{api}/reports/{report_id}", headers=SUP, timeout=5)
-        if r.status_code == 200:
-            return r.json()
-        time.sleep(0.5)
-    raise AssertionError(f"report {report_id} became no case in {timeout} s")
+    return wait_http(f"{api}/reports/{report_id}", timeout=timeout, headers=SUP).json()
 
 
 def broker_port(home: Path) -> int:
