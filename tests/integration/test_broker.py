@@ -184,20 +184,26 @@ def test_memory_storage_starts_empty_after_restart(tmp_path):
         assert ensure_topics(b2.bootstrap, {"kept": 1}) == ["kept"]
 
 
-@pytest.mark.tansu_only
-async def test_tansu_end_offset_after_a_batch_is_corrected(broker, new_topic):
-    """Tansu's ListOffsets(latest) = last batch's base offset + 1; streams.tansu fixes it."""
+async def end_offset_after_one_batch(broker, new_topic) -> tuple[TopicPartition, int]:
+    """20 records produced as one batch to a fresh one-partition topic: the partition and
+    the end offset the broker reports (ListOffsets latest)."""
     topic = new_topic(partitions=1)
     await produce_json(broker.bootstrap, topic, [{"n": i} for i in range(20)])  # one batch
     tp = TopicPartition(topic, 0)
     cons = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap)
     await cons.start()
     try:
-        reported = await cons.end_offsets([tp])
+        return tp, (await cons.end_offsets([tp]))[tp]
     finally:
         await cons.stop()
-    assert reported[tp] == 1, "Tansu fixed ListOffsets? then streams.tansu can go"
-    assert await true_end_offsets(broker.bootstrap, reported) == {tp: 20}
+
+
+@pytest.mark.tansu_only
+async def test_tansu_end_offset_after_a_batch_is_corrected(broker, new_topic):
+    """Tansu's ListOffsets(latest) = last batch's base offset + 1; streams.tansu fixes it."""
+    tp, reported = await end_offset_after_one_batch(broker, new_topic)
+    assert reported == 1, "Tansu fixed ListOffsets? then streams.tansu can go"
+    assert await true_end_offsets(broker.bootstrap, {tp: reported}) == {tp: 20}
 
 
 @pytest.mark.tansu
@@ -305,15 +311,8 @@ async def test_kafka_end_offset_after_a_batch_is_the_last_offset_plus_one(broker
     """Apache Kafka answers ListOffsets(latest) right, so the Tansu correction stays off."""
     from streams.broker import on_tansu
 
-    topic = new_topic(partitions=1)
-    await produce_json(broker.bootstrap, topic, [{"n": i} for i in range(20)])  # one batch
-    tp = TopicPartition(topic, 0)
-    cons = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap)
-    await cons.start()
-    try:
-        assert await cons.end_offsets([tp]) == {tp: 20}
-    finally:
-        await cons.stop()
+    _tp, reported = await end_offset_after_one_batch(broker, new_topic)
+    assert reported == 20
     assert not on_tansu()
 
 
