@@ -56,8 +56,30 @@ def build(districts: tuple[str, ...], city: bool, out: Path | None) -> None:
         counts = gen.build(out, todo, log=lambda m: click.echo(m, err=True))
     except (RuntimeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    counts.update(_registry(out))
     click.echo(f"wrote {out} in {time.perf_counter() - t:.1f} s: "
                + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def _registry(directory: Path) -> dict[str, int]:
+    from geodata.registry_build import build_registry
+
+    return {f"registry {k}": v for k, v in build_registry(directory).items()}
+
+
+@geodata.command()
+@click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False))
+def registry(directory: str | None) -> None:
+    """(Re)generate the responsible-unit registry of a layer set (DIRECTORY/registry/*.csv;
+    default: the shipped set). ``grid geodata build`` does this too."""
+    from geodata.locator import DATA_DIR
+
+    d = Path(directory) if directory else DATA_DIR
+    try:
+        counts = _registry(d)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {d / 'registry'}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
 @geodata.command()

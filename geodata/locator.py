@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from numpy.typing import ArrayLike
 
 from geodata import coords
 from geodata.gridindex import SquareIndex
+from geodata.registry import Registry
 from geodata.schema import METRIC_EPSG, layer_path, read_layer, read_layers
 from grid.models import Placement
 
@@ -167,6 +169,12 @@ class Locator:
         else:
             self._zone_ids, self._zone_types, self._zones = [], [], None
             self._zone_index = {}
+
+    @cached_property
+    def registry(self) -> Registry:
+        """The responsible-unit registry of this layer set (``<dir>/registry``; empty if
+        there is none): see :mod:`geodata.registry`."""
+        return Registry.load(self.directory / "registry" if self.directory else None)
 
     # ------------------------------------------------------------------ loading
     @classmethod

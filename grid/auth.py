@@ -10,6 +10,8 @@ Token file format (YAML or JSON)::
     tokens:
       - {token: s3cret-1, name: sup-0007, role: supervisor, patrol_areas: [310110012-P14]}
       - {token_sha256: <hex>, name: roads-desk, role: department, department: roads}
+      - {token: s3cret-7, name: anju-pm, role: department, department: property_management,
+         unit: 310110.property_management.01}      # a unit: only its own work orders
       - {token: s3cret-3, name: yangpu-cc, role: command_center, districts: ["310110"]}
       - {token: s3cret-4, name: city-cc, role: command_center}            # no scope = city
       - {token: s3cret-5, name: wall, role: viewer, districts: ["310110"]}
@@ -17,6 +19,8 @@ Token file format (YAML or JSON)::
 
 Roles: ``supervisor`` reports, self-disposes and verifies in their patrol areas (or
 streets/districts); ``department`` acts only on cases whose work order is with it;
+a department token with a ``unit`` (registry unit id: a compound's property company, a
+street's housing office) acts and reads only where that unit holds a work order;
 ``command_center`` files, rejects, dispatches, grants/denies extensions, supervises, closes
 and classifies in its districts (or the city); ``viewer`` reads; ``integration`` (12345
 hotline, citizen apps) submits reports with a fixed ``source``.
@@ -36,23 +40,29 @@ from typing import Any, Literal
 import click
 import yaml
 
-from grid.models import Action, Placement, Source
+from grid.models import Action, Case, Placement, Role, Source
 
 ApiRole = Literal["supervisor", "department", "command_center", "viewer", "integration"]
 ROLES: tuple[str, ...] = ("supervisor", "department", "command_center", "viewer", "integration")
-SOURCES = ("supervisor", "hotline_12345", "hotline_12319", "video", "sensor", "citizen")
+SOURCES = ("supervisor", "hotline_12345", "hotline_12319", "hotline_962121", "video", "sensor",
+           "citizen")
 
 # which API role may ask for which action (the lifecycle then checks the case's state)
 ACTIONS_BY_ROLE: dict[str, frozenset[Action]] = {
     "supervisor": frozenset({Action.VERIFY, Action.SELF_DISPOSE}),
     "department": frozenset({Action.ACCEPT, Action.DISPOSE, Action.RETURN,
-                             Action.REQUEST_EXTENSION}),
+                             Action.REQUEST_EXTENSION, Action.REPORT_PART,
+                             Action.CLOSE_OUT_PART}),
     "command_center": frozenset({Action.FILE, Action.REJECT, Action.DISPATCH,
                                  Action.GRANT_EXTENSION, Action.DENY_EXTENSION,
-                                 Action.SUPERVISE, Action.CLOSE, Action.CLASSIFY}),
+                                 Action.SUPERVISE, Action.CLOSE, Action.CLASSIFY,
+                                 Action.CLOSE_OUT_PART, Action.CALLBACK}),
     "viewer": frozenset(),
-    "integration": frozenset(),
+    "integration": frozenset({Action.CALLBACK}),  # a hotline's 回访 on the cases it reported
 }
+# the lifecycle role a principal's commands carry (a hotline integration calls back)
+COMMAND_ROLE: dict[str, Role] = {"supervisor": "supervisor", "department": "department",
+                                 "command_center": "command_center", "integration": "hotline"}
 REPORTING_ROLES = frozenset({"supervisor", "integration"})
 
 DEMO_DISTRICT = "310110"  # Yangpu, the shipped demo district
@@ -81,6 +91,7 @@ class Principal:
     patrol_areas: frozenset[str] = frozenset()
     department: str | None = None
     source: Source = "supervisor"
+    unit: str | None = None  # a department's unit (registry id): scope at unit level
 
     @property
     def city_wide(self) -> bool:
@@ -89,7 +100,22 @@ class Principal:
     @property
     def actor(self) -> str:
         """The ``actor`` of the commands this principal sends (departments act by id)."""
-        return self.department if self.role == "department" and self.department else self.name
+        if self.role == "department":
+            return self.unit or self.department or self.name
+        return self.name
+
+    @property
+    def command_role(self) -> Role | None:
+        """The lifecycle role of this principal's commands (``None``: it sends none)."""
+        return COMMAND_ROLE.get(self.role)
+
+    def holds(self, department: str | None, holders: Iterable[str] = ()) -> bool:
+        """Whether this department principal holds a work order on a case led by
+        ``department`` whose work orders are held by ``holders`` (departments and units):
+        a unit token only by its unit, a department token by its department."""
+        if self.unit:
+            return self.unit in set(holders)
+        return department == self.department or self.department in set(holders)
 
     def covers(self, place: Placement | Mapping[str, Any] | None) -> bool:
         """Whether ``place`` (Placement, or dict with district/street/patrol_area) is in scope."""
@@ -110,6 +136,7 @@ class Principal:
     def public(self) -> dict[str, Any]:
         """What ``GET /api/v1/me`` shows (never the token)."""
         return {"name": self.name, "role": self.role, "department": self.department,
+                "unit": self.unit,
                 "source": self.source if self.role in REPORTING_ROLES else None,
                 "districts": sorted(self.districts), "streets": sorted(self.streets),
                 "patrol_areas": sorted(self.patrol_areas), "city_wide": self.city_wide,
@@ -129,16 +156,31 @@ def check_report(p: Principal, place: Placement | None) -> None:
                         f"this location is {where}")
 
 
+def holders_of(case: Case) -> frozenset[str]:
+    """Departments and units holding a work order on ``case``: the lead and every assisting
+    department (协办), each with its unit."""
+    out = {case.department, case.unit}
+    for part in case.assisting:
+        out |= {part.department, part.unit}
+    return frozenset(x for x in out if x)
+
+
 def check_read(p: Principal, place: Placement | Mapping[str, Any] | None,
-               department: str | None = None, reporters: Iterable[str] = ()) -> None:
-    """May ``p`` read a case at ``place`` handled by ``department`` and reported by
-    ``reporters``? An integration (hotline, citizen app) reads only cases it reported."""
+               department: str | None = None, reporters: Iterable[str] = (),
+               holders: Iterable[str] = ()) -> None:
+    """May ``p`` read a case at ``place`` handled by ``department`` (work orders held by
+    ``holders``, see :func:`holders_of`) and reported by ``reporters``? An integration
+    (hotline, citizen app) reads only cases it reported; a unit only cases it holds."""
     if p.role == "integration":
         if p.name not in set(reporters):
             raise Forbidden(f"integration {p.name!r} reads only the cases it reported")
         return
+    if p.role == "department" and p.unit:
+        if not p.holds(department, holders):
+            raise Forbidden(f"unit {p.unit!r} reads only the cases it holds a work order on")
+        return
     if p.role == "department" and p.city_wide:
-        if department != p.department:
+        if not p.holds(department, holders):
             raise Forbidden(f"department {p.department!r} reads only its own cases "
                             f"(this one is with {department!r})")
         return
@@ -148,8 +190,11 @@ def check_read(p: Principal, place: Placement | Mapping[str, Any] | None,
 
 
 def check_action(p: Principal, action: Action, place: Placement | None,
-                 department: str | None) -> None:
-    """May ``p`` ask for ``action`` on a case at ``place`` with work order at ``department``?
+                 department: str | None, holders: Iterable[str] = (),
+                 reporters: Iterable[str] = ()) -> None:
+    """May ``p`` ask for ``action`` on a case at ``place`` with its lead work order at
+    ``department`` (all work orders held by ``holders``)? A hotline calls back only the
+    cases it reported.
 
     Whether the case's *state* allows the action is the lifecycle's business (409).
     """
@@ -157,9 +202,14 @@ def check_action(p: Principal, action: Action, place: Placement | None,
     if action not in allowed:
         names = ", ".join(sorted(a.value for a in allowed)) or "none (read-only)"
         raise Forbidden(f"role {p.role!r} may not {action.value!r}; its actions: {names}")
+    if p.role == "integration":
+        if place is not None and p.name not in set(reporters):
+            raise Forbidden(f"integration {p.name!r} calls back only the cases it reported")
+        return
     if p.role == "department":
-        if department != p.department:
-            raise Forbidden(f"department {p.department!r} may act only on its own work orders; "
+        if department is not None and not p.holds(department, holders):
+            who = f"unit {p.unit!r}" if p.unit else f"department {p.department!r}"
+            raise Forbidden(f"{who} may act only on its own work orders; "
                             f"this case is with {department!r}")
         return
     if not p.covers(place):
@@ -168,11 +218,25 @@ def check_action(p: Principal, action: Action, place: Placement | None,
 
 
 def check_work_orders(p: Principal, department: str) -> None:
-    """May ``p`` list the open work orders of ``department``?"""
+    """May ``p`` list the open work orders of ``department``? (A unit token then sees only
+    its unit's: :func:`visible_work_orders`.)"""
     if p.role == "department" and department != p.department:
         raise Forbidden(f"department {p.department!r} may list only its own work orders")
     if p.role in ("supervisor", "integration"):
         raise Forbidden(f"role {p.role!r} may not list work orders")
+
+
+def visible_work_orders(p: Principal, orders: Iterable[Any]) -> list[Any]:
+    """The work orders (models or dicts with ``department``/``unit``) ``p`` may see: a unit
+    token only its unit's, a department token its department's, others all of them."""
+    def get(o: Any, k: str) -> Any:
+        return o.get(k) if isinstance(o, Mapping) else getattr(o, k, None)
+
+    if p.role != "department":
+        return list(orders)
+    if p.unit:
+        return [o for o in orders if get(o, "unit") == p.unit]
+    return [o for o in orders if get(o, "department") == p.department]
 
 
 def _where(place: Placement | Mapping[str, Any] | None) -> str:
@@ -219,7 +283,7 @@ def parse_entries(entries: Iterable[Mapping[str, Any]], origin: str) -> TokenReg
         if not isinstance(e, Mapping):
             raise AuthError(f"{where}: expected a mapping, got {type(e).__name__}")
         unknown = set(e) - {"token", "token_sha256", "name", "role", "districts", "streets",
-                            "patrol_areas", "department", "source"}
+                            "patrol_areas", "department", "source", "unit"}
         if unknown:
             raise AuthError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         role = e.get("role")
@@ -245,8 +309,11 @@ def parse_entries(entries: Iterable[Mapping[str, Any]], origin: str) -> TokenReg
         digest = str(sha).lower() if sha else _digest(token)
         if digest in reg.by_digest:
             raise AuthError(f"{where}: the same token is listed twice")
+        unit = e.get("unit")
+        if unit is not None and (role != "department" or not isinstance(unit, str)):
+            raise AuthError(f"{where}: unit (a registry unit id) is for department tokens")
         reg.by_digest[digest] = Principal(name=name, role=role, department=dept, source=source,
-                                          **scope)
+                                          unit=unit, **scope)
     return reg
 
 

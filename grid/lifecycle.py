@@ -23,11 +23,13 @@ from typing import Any
 from grid.models import (
     TERMINAL_STATES,
     Action,
+    Callback,
     Case,
     CaseEvent,
     CaseState,
     Command,
     Decision,
+    Part,
     Placement,
     Report,
     Role,
@@ -66,6 +68,8 @@ RULES: dict[Action, tuple[frozenset[Role], frozenset[CaseState] | None]] = {
     Action.REQUEST_EXTENSION: (frozenset({"department"}), frozenset(DISPOSABLE)),
     Action.GRANT_EXTENSION: (frozenset({"command_center"}), frozenset(DISPOSABLE)),
     Action.DENY_EXTENSION: (frozenset({"command_center"}), frozenset(DISPOSABLE)),
+    Action.REPORT_PART: (frozenset({"department"}), frozenset(DISPOSABLE)),
+    Action.CLOSE_OUT_PART: (frozenset({"department", "command_center"}), frozenset(DISPOSABLE)),
     Action.VERIFY: (frozenset({"supervisor"}), frozenset({S.DISPOSED})),
     Action.CLOSE: (frozenset({"command_center"}), frozenset({S.VERIFIED})),
     Action.SELF_DISPOSE: (
@@ -75,6 +79,7 @@ RULES: dict[Action, tuple[frozenset[Role], frozenset[CaseState] | None]] = {
     Action.SUPERVISE: (frozenset({"command_center", "system"}), None),
     Action.WARN: (frozenset({"system"}), None),
     Action.MERGE: (frozenset({"system", "command_center"}), None),
+    Action.CALLBACK: (frozenset({"hotline", "command_center"}), frozenset({S.CLOSED})),
 }
 
 
@@ -135,11 +140,23 @@ def open_case(report: Report, placement: Placement, decision: Decision, now: dat
 
 
 def _dispatch_event(case: Case, department: str, actor: str, role: Role, at: datetime,
-                    reason: str, **data: Any) -> CaseEvent:
+                    reason: str, unit: str | None = None, unit_name: str | None = None,
+                    **data: Any) -> CaseEvent:
+    """A work order to ``department`` (its ``unit``); on the first dispatch of a joint case
+    also one per assisting department of the decision (``assisting`` in the data)."""
     n = case.dispatches + 1
+    dec = case.decision
+    if unit is None and dec is not None and department == dec.department:
+        unit, unit_name = dec.unit, dec.unit_name
+    parts = None
+    if dec is not None and dec.assisting and not case.assisting:
+        parts = [{"department": a.department, "unit": a.unit, "unit_name": a.unit_name,
+                  "work_order_id": f"{case.case_id}:{n}:{a.department}"}
+                 for a in dec.assisting if a.department != department]
     return _event(case, "dispatched", S.DISPATCHED, actor, role, at, reason,
-                  department=department, work_order_id=f"{case.case_id}:{n}",
-                  priority=case.priority, tier=case.tier, **data)
+                  department=department, unit=unit, unit_name=unit_name,
+                  work_order_id=f"{case.case_id}:{n}", priority=case.priority, tier=case.tier,
+                  assisting=parts or None, **data)
 
 
 def _check(case: Case, cmd: Command) -> None:
@@ -147,15 +164,33 @@ def _check(case: Case, cmd: Command) -> None:
     if cmd.role not in roles:
         raise NotPermitted(case.state, cmd.action,
                            f"role {cmd.role!r} may not; allowed: {', '.join(sorted(roles))}")
-    if case.state in TERMINAL_STATES:
+    if case.state in TERMINAL_STATES and cmd.action is not Action.CALLBACK:
         raise IllegalTransition(case.state, cmd.action, "the case is finished")
     if states is not None and case.state not in states:
         allowed = ", ".join(sorted(s.value for s in states))
         raise IllegalTransition(case.state, cmd.action, f"allowed only in: {allowed}")
-    if cmd.role == "department" and cmd.actor != case.department:
+    if cmd.role != "department":
+        return
+    if cmd.action is Action.REPORT_PART:
+        if _part_of(case, cmd.actor) is None:
+            raise NotPermitted(case.state, cmd.action,
+                               f"{cmd.actor!r} has no open assisting part in this case "
+                               f"(open: {', '.join(p.department for p in case.open_parts)})")
+    elif not is_lead(case, cmd.actor):
         raise NotPermitted(case.state, cmd.action,
                            f"department {cmd.actor!r} is not responsible "
-                           f"(work order is with {case.department!r})")
+                           f"(work order is with {case.unit or case.department!r})")
+
+
+def is_lead(case: Case, actor: str) -> bool:
+    """Whether ``actor`` (a department id, or a unit id) holds the lead work order. When the
+    order names a unit, only that unit or the department's desk may act."""
+    return actor == case.department or (case.unit is not None and actor == case.unit)
+
+
+def _part_of(case: Case, actor: str) -> Part | None:
+    """The open assisting part ``actor`` (department or unit id) holds, if any."""
+    return next((p for p in case.open_parts if actor in (p.department, p.unit)), None)
 
 
 def already_applied(case: Case, command_id: str) -> bool:
@@ -198,7 +233,8 @@ def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None
         if not dept:
             raise IllegalTransition(case.state, a, "no department to dispatch to")
         kind = "redispatched" if case.state is S.RETURNED else "dispatched"
-        e = _dispatch_event(case, dept, cmd.actor, cmd.role, at, cmd.reason, **base)
+        e = _dispatch_event(case, dept, cmd.actor, cmd.role, at, cmd.reason, unit=cmd.unit,
+                            **base)
         return [e.model_copy(update={"type": kind})]
     if a is Action.ACCEPT:
         return [ev("accepted", S.ACCEPTED)]
@@ -206,7 +242,14 @@ def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None
         if not cmd.evidence_photos and not cmd.reason.strip():
             raise IllegalTransition(case.state, a, "disposal feedback needs evidence_photos "
                                     "or a reason (e.g. 'transferred to legal proceedings')")
+        if case.open_parts:  # a joint case waits for its assisting departments
+            return [ev("lead_disposed", case.state, evidence_photos=list(cmd.evidence_photos),
+                       waiting_for=[p.department for p in case.open_parts])]
         return [ev("disposed", S.DISPOSED, evidence_photos=list(cmd.evidence_photos))]
+    if a in (Action.REPORT_PART, Action.CLOSE_OUT_PART):
+        return _part_events(case, cmd, at, ev)
+    if a is Action.CALLBACK:
+        return _callback_events(case, cmd, at, ev)
     if a is Action.RETURN:
         if not cmd.reason.strip():
             raise IllegalTransition(case.state, a, "a return needs a reason")
@@ -267,6 +310,85 @@ def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None
     raise IllegalTransition(case.state, a, "unknown action")  # pragma: no cover
 
 
+def _part_events(case: Case, cmd: Command, at: datetime, ev: Callable[..., CaseEvent],
+                 ) -> list[CaseEvent]:
+    """An assisting department reports its part (evidence or a reason), or the lead / the
+    command center closes a part out with a reason; the last part of a case whose lead has
+    disposed disposes the case."""
+    if cmd.action is Action.REPORT_PART:
+        part = _part_of(case, cmd.actor)
+        if not cmd.evidence_photos and not cmd.reason.strip():
+            raise IllegalTransition(case.state, cmd.action,
+                                    "a part needs evidence_photos or a reason")
+        kind = "part_reported"
+    else:
+        part = _part_of(case, cmd.department or "")
+        if part is None:
+            raise IllegalTransition(case.state, cmd.action, "name the open assisting part "
+                                    f"in department (open: "
+                                    f"{', '.join(p.department for p in case.open_parts)})")
+        if not cmd.reason.strip():
+            raise IllegalTransition(case.state, cmd.action, "closing a part out needs a reason")
+        kind = "part_closed_out"
+    assert part is not None
+    out = [ev(kind, case.state, department=part.department, unit=part.unit,
+              work_order_id=part.work_order_id, evidence_photos=list(cmd.evidence_photos))]
+    after = evolve(case, out[0])
+    if after.lead_disposed and not after.open_parts:
+        out.append(_event(after, "disposed", S.DISPOSED, "engine", "system", at,
+                          "the lead and every assisting department are done",
+                          command_id=cmd.command_id))
+    return out
+
+
+def _callback_events(case: Case, cmd: Command, at: datetime, ev: Callable[..., CaseEvent],
+                     ) -> list[CaseEvent]:
+    """回访: record the citizen's satisfaction once per closing; "not satisfied" within the
+    callback window reopens the case for rework (at most ``max_reopens`` times)."""
+    from grid.hotline import config
+
+    cfg = config()
+    if case.report.ticket is None:
+        raise IllegalTransition(case.state, cmd.action, "not a hotline case (no ticket)")
+    if cmd.satisfaction is None:
+        raise IllegalTransition(case.state, cmd.action, "callback needs satisfaction: "
+                                "satisfied, basically_satisfied or not_satisfied")
+    closed = case.closed_at or case.updated_at
+    last_close = max((i for i, e in enumerate(case.history) if e.type == "closed"), default=-1)
+    if any(e.type == "callback" for e in case.history[last_close + 1:]):
+        raise IllegalTransition(case.state, cmd.action, "the citizen was already called back "
+                                "after this closing")
+    late = at - closed > cfg.callback_window
+    if late:
+        raise IllegalTransition(case.state, cmd.action, f"the callback window "
+                                f"({cfg.callback_window}) after closing has passed")
+    reopen = cmd.satisfaction == "not_satisfied" and case.reopens < cfg.max_reopens
+    note = ("" if reopen or cmd.satisfaction != "not_satisfied"
+            else f"not reopened: reopened {case.reopens} time(s) already (limit "
+                 f"{cfg.max_reopens})")
+    out = [ev("callback", S.CLOSED, satisfaction=cmd.satisfaction, comment=cmd.reason,
+              reopened=reopen, note=note or None)]
+    if reopen:
+        after = evolve(case, out[0])
+        out.append(_event(after, "reopened", S.REWORK, cmd.actor, cmd.role, at,
+                          "citizen not satisfied: reopened for review and rework",
+                          command_id=cmd.command_id, department=case.department,
+                          deadlines=_reopen_deadlines(case, at)))
+    return out
+
+
+def _reopen_deadlines(case: Case, at: datetime) -> dict[str, str]:
+    """New disposal and verification deadlines: the original spans, counted from ``at``."""
+    dec = case.decision
+    due = dec.deadlines if dec else {}
+    out: dict[str, str] = {}
+    if "dispose" in due:
+        out["dispose"] = (at + (due["dispose"] - case.created_at)).isoformat()
+        if "verify" in due:
+            out["verify"] = (at + (due["verify"] - case.created_at)).isoformat()
+    return out
+
+
 def _parse(v: Any) -> datetime:
     return v if isinstance(v, datetime) else datetime.fromisoformat(v)
 
@@ -298,15 +420,34 @@ def evolve(case: Case | None, e: CaseEvent, *, typed: dict[str, Any] | None = No
             u["type_code"] = d["type_code"]
     t = e.type
     if t in ("dispatched", "redispatched"):
-        u.update(department=d["department"], dispatches=case.dispatches + 1)
+        u.update(department=d["department"], unit=d.get("unit"),
+                 dispatches=case.dispatches + 1)
+        if d.get("assisting"):
+            u["assisting"] = [Part(**p) for p in d["assisting"]]
     elif t == "disposed":
-        u["disposed_at"] = e.at
+        u.update(disposed_at=e.at, lead_disposed=True)
+    elif t == "lead_disposed":
+        u["lead_disposed"] = True
+    elif t in ("part_reported", "part_closed_out"):
+        status = "done" if t == "part_reported" else "closed_out"
+        u["assisting"] = [p.model_copy(update={"status": status})
+                          if p.work_order_id == d["work_order_id"] else p
+                          for p in case.assisting]
+    elif t == "callback":
+        u["callbacks"] = [*case.callbacks, Callback(
+            satisfaction=d["satisfaction"], comment=d.get("comment", ""), at=e.at,
+            reopened=bool(d.get("reopened")))]
+    elif t == "reopened":
+        new = {k: _parse(v) for k, v in d.get("deadlines", {}).items()}
+        u.update(reopens=case.reopens + 1, reworks=case.reworks + 1, lead_disposed=False,
+                 closed_at=None, closed_on_time=None, disposed_at=None,
+                 deadlines={**case.deadlines, **new}, warned=[], supervised=[])
     elif t == "returned":
         u["returns"] = case.returns + 1
     elif t == "arbitration":
         u["arbitration"] = True
     elif t == "rework":
-        u["reworks"] = case.reworks + 1
+        u.update(reworks=case.reworks + 1, lead_disposed=False)
     elif t == "extension_requested":
         u["extension_requested_minutes"] = d["minutes"]
     elif t == "extension_granted":
@@ -359,13 +500,27 @@ def rejection_event(case: Case, cmd: Command, error: Exception, now: datetime) -
     )
 
 
+def work_orders_for(case: Case, e: CaseEvent) -> list[WorkOrder]:
+    """The work orders a 'dispatched'/'redispatched' event issues: the lead's, then one per
+    assisting department it opens."""
+    lead = work_order_for(case, e)
+    out = [lead]
+    for part in e.data.get("assisting") or []:
+        out.append(lead.model_copy(update={
+            "work_order_id": part["work_order_id"], "department": part["department"],
+            "unit": part.get("unit"), "unit_name": part.get("unit_name"), "role": "assisting",
+            "lead_department": lead.department}))
+    return out
+
+
 def work_order_for(case: Case, e: CaseEvent) -> WorkOrder:
-    """The work order a 'dispatched'/'redispatched' event issues to its department."""
+    """The lead work order a 'dispatched'/'redispatched' event issues to its department."""
     p = case.placement
     dec = case.decision
     return WorkOrder(
         work_order_id=e.data["work_order_id"], case_id=case.case_id,
-        department=e.data["department"], priority=case.priority, tier=case.tier,
+        department=e.data["department"], unit=e.data.get("unit"),
+        unit_name=e.data.get("unit_name"), priority=case.priority, tier=case.tier,
         type_code=case.type_code, handling=dec.handling if dec else "ordinary", issued_at=e.at,
         due={k: v for k, v in case.deadlines.items() if k in ("dispose", "verify")},
         lon=p.lon, lat=p.lat, district=p.district, street=p.street, cell=p.cell,

@@ -31,19 +31,24 @@ CASE_EVENT_SCHEMA = "grid.case-event/1"
 WORK_ORDER_SCHEMA = "grid.work-order/1"
 COMMAND_SCHEMA = "grid.command/1"
 ALERT_SCHEMA = "grid.alert/1"
+HOTLINE_REPLY_SCHEMA = "grid.hotline-reply/1"
 
 MAX_DESCRIPTION = 2000
 MAX_PHOTOS = 9
 FUTURE_TOLERANCE = timedelta(minutes=10)
 CASE_NAMESPACE = uuid.UUID("6f1c2a3e-1d0b-4c55-9a55-2b1f0d9e7a10")
 
-Source = Literal["supervisor", "hotline_12345", "hotline_12319", "video", "sensor", "citizen"]
+Source = Literal["supervisor", "hotline_12345", "hotline_12319", "hotline_962121", "video",
+                 "sensor", "citizen"]
+Hotline = Literal["12345", "12319", "962121"]
+MeterSide = Literal["before", "after"]
 Crs = Literal["wgs84", "gcj02", "bd09"]
 Kind = Literal["component", "event"]
 Handling = Literal["ordinary", "key_supervision", "legal_process", "self_disposable"]
 Tier = Literal["self", "community", "street", "district", "city"]
 Priority = Literal["normal", "high", "urgent"]
-Role = Literal["supervisor", "department", "command_center", "system"]
+Role = Literal["supervisor", "department", "command_center", "system", "hotline"]
+Satisfaction = Literal["satisfied", "basically_satisfied", "not_satisfied"]
 Stage = Literal["file", "dispatch", "dispose", "verify"]
 
 TypeCode = Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
@@ -91,8 +96,22 @@ class Point(Wire):
         return v
 
 
+class Ticket(Wire):
+    """A hotline's own ticket (工单) for a report: the case is answered back under it."""
+
+    hotline: Hotline
+    ticket_no: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{3,39}$")]
+    callback: bool = True  # the citizen wants a callback (回访) after closing
+
+
 class Report(Wire):
-    """A report (上报) from a supervisor, hotline, camera, sensor or citizen."""
+    """A report (上报) from a supervisor, hotline, camera, sensor or citizen.
+
+    ``component_code`` is a standard 16-digit object code (部件标识码, GB/T 30428.2):
+    its subclass names the owner class. ``meter`` says on which side of the utility meter a
+    pipe or line fault lies (seed 004: 表前 the utility, 表后 the owner). ``ticket`` is the
+    hotline's own ticket: the case is answered back under it (grid.hotline-replies.v1).
+    """
 
     schema_: Literal["grid.report/1"] = Field(REPORT_SCHEMA, alias="schema")
     report_id: uuid.UUID
@@ -106,7 +125,10 @@ class Report(Wire):
     self_disposed: bool = False
     evidence_photos: list[PhotoUrl] = Field(default_factory=list, max_length=MAX_PHOTOS)
     component_id: Ident | None = None
+    component_code: Annotated[str, StringConstraints(pattern=r"^\d{16}$")] | None = None
+    meter: MeterSide | None = None
     address: ShortText | None = None
+    ticket: Ticket | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -150,6 +172,9 @@ class Report(Wire):
             raise ValueError("type_code is required when source is 'supervisor'")
         if self.type_code is None and not self.description.strip():
             raise ValueError("give a type_code or a description to classify")
+        if self.ticket is not None and self.source != f"hotline_{self.ticket.hotline}":
+            raise ValueError(f"ticket: a {self.ticket.hotline} ticket comes with source "
+                             f"'hotline_{self.ticket.hotline}', not {self.source!r}")
         return self
 
     @property
@@ -181,13 +206,31 @@ class Placement(BaseModel):
         return self.street or self.district or "outside"
 
 
+class Assignment(BaseModel):
+    """A department and the unit of it that acts (a compound's property company, a street's
+    housing office, the utility owning a component); ``unit`` is ``None`` when the registry
+    names none (the department's desk dispatches)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    department: str
+    unit: str | None = None
+    unit_name: str | None = None
+
+
 class Decision(BaseModel):
-    """A routing decision with its explanation (rules engine output)."""
+    """A routing decision with its explanation (rules engine output).
+
+    ``department``/``unit`` lead (主办); ``assisting`` are the assisting departments (协办),
+    each with its unit and its own work order."""
 
     model_config = ConfigDict(frozen=True)
 
     type_code: str | None
     department: str | None
+    unit: str | None = None
+    unit_name: str | None = None
+    assisting: list[Assignment] = Field(default_factory=list)
     tier: Tier
     priority: Priority
     handling: Handling | Literal["triage"]
@@ -238,9 +281,13 @@ class Action(StrEnum):
     DISPOSE = "dispose"
     RETURN = "return"
     REQUEST_EXTENSION = "request_extension"
+    REPORT_PART = "report_part"  # an assisting department (协办) reports its part done
+    CLOSE_OUT_PART = "close_out_part"  # the lead closes an assisting part out (reason)
     # supervisor
     VERIFY = "verify"
     SELF_DISPOSE = "self_dispose"
+    # hotline (12345, 962121) or command center
+    CALLBACK = "callback"  # 回访: the citizen's satisfaction after closing
     # system
     MERGE = "merge"  # a duplicate report merged into this case
     WARN = "warn"  # deadline warning
@@ -260,7 +307,9 @@ class Command(Wire):
     evidence_photos: list[PhotoUrl] = Field(default_factory=list, max_length=MAX_PHOTOS)
     passed: bool | None = None  # verify: pass or fail
     extension_minutes: int | None = Field(None, gt=0, le=60 * 24 * 90)
-    department: Ident | None = None  # dispatch / re-dispatch target
+    department: Ident | None = None  # dispatch / re-dispatch target; close_out_part: the part
+    unit: Ident | None = None  # dispatch: the unit of the department (else the registry's)
+    satisfaction: Satisfaction | None = None  # callback (回访)
     type_code: TypeCode | None = None  # classify
     report_id: Ident | None = None  # merge: the duplicate report
     reporter_id: Ident | None = None  # merge: who sent the duplicate report
@@ -293,12 +342,18 @@ class CaseEvent(Wire):
 
 
 class WorkOrder(Wire):
-    """A work order (派遣单) to a department, keyed by department on grid.dispatch.v1."""
+    """A work order (派遣单) to a department's unit, keyed by unit (department when the
+    registry names none) on grid.dispatch.v1. An assisting department (协办) gets its own
+    order (``role: assisting``, id ``{case_id}:{n}:{department}``) beside the lead's."""
 
     schema_: Literal["grid.work-order/1"] = Field(WORK_ORDER_SCHEMA, alias="schema")
     work_order_id: str  # f"{case_id}:{n}" — n counts dispatches of the case
     case_id: str
     department: str
+    unit: str | None = None
+    unit_name: str | None = None
+    role: Literal["lead", "assisting"] = "lead"
+    lead_department: str | None = None  # assisting orders: who leads
     priority: Priority
     tier: Tier
     type_code: str | None
@@ -337,6 +392,53 @@ class Alert(Wire):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class Part(BaseModel):
+    """An assisting department's part of a joint case (协办) and where it stands."""
+
+    model_config = ConfigDict(frozen=True)
+
+    department: str
+    unit: str | None = None
+    unit_name: str | None = None
+    work_order_id: str
+    status: Literal["open", "done", "closed_out"] = "open"
+
+
+class Callback(BaseModel):
+    """A 回访: the citizen's satisfaction with a closed hotline case."""
+
+    model_config = ConfigDict(frozen=True)
+
+    satisfaction: Satisfaction
+    comment: str = ""
+    at: datetime
+    reopened: bool = False
+
+
+class HotlineReply(Wire):
+    """One answer to a hotline about its ticket (grid.hotline-replies.v1, keyed by ticket
+    number): every state change of a case reported with a ticket, and the 回访."""
+
+    schema_: Literal["grid.hotline-reply/1"] = Field(HOTLINE_REPLY_SCHEMA, alias="schema")
+    reply_id: str  # the case event id: idempotent
+    hotline: Hotline
+    ticket_no: str
+    case_id: str
+    report_id: str
+    event: str  # the case event type, e.g. "dispatched", "closed", "callback", "reopened"
+    status: Literal["open", "closed"]  # Open311 status
+    state: CaseState
+    status_zh: str  # e.g. 已派遣
+    message: str  # what the hotline reads to the citizen, in Chinese
+    department: str | None = None
+    unit: str | None = None
+    unit_name: str | None = None
+    satisfaction: Satisfaction | None = None
+    at: datetime
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class Case(BaseModel):
     """A case (案件): the state a report opens, changed only through :mod:`grid.lifecycle`."""
 
@@ -351,6 +453,11 @@ class Case(BaseModel):
     kind: Kind | None = None
     decision: Decision | None = None
     department: str | None = None
+    unit: str | None = None  # the lead department's unit (registry), if any
+    assisting: list[Part] = Field(default_factory=list)  # 协办 parts of a joint case
+    lead_disposed: bool = False  # the lead reported its disposal while parts were open
+    callbacks: list[Callback] = Field(default_factory=list)  # 回访 after closing
+    reopens: int = 0  # times a "not satisfied" callback reopened the case
     tier: Tier = "street"
     priority: Priority = "normal"
     level: Tier = "street"  # escalation level (street -> district -> city)
@@ -377,6 +484,11 @@ class Case(BaseModel):
         return self.state not in TERMINAL_STATES
 
     @property
+    def open_parts(self) -> list[Part]:
+        """Assisting parts not yet reported done or closed out."""
+        return [p for p in self.assisting if p.status == "open"]
+
+    @property
     def reporters(self) -> list[str]:
         """Reporter ids of the opening report and of every report merged into the case."""
         merged = [e.data.get("reporter_id") for e in self.history if e.type == "merged"]
@@ -395,5 +507,6 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     CASE_EVENT_SCHEMA: CaseEvent,
     WORK_ORDER_SCHEMA: WorkOrder,
     ALERT_SCHEMA: Alert,
+    HOTLINE_REPLY_SCHEMA: HotlineReply,
     CASE_SCHEMA: Case,
 }

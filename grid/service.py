@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field
 
 from grid import lifecycle
+from grid.hotline import HotlineReply, reply_for
 from grid.intake import Rejection, parse_report
 from grid.models import (
     Action,
@@ -109,6 +110,7 @@ class Effects:
     events: list[CaseEvent] = field(default_factory=list)
     work_orders: list[WorkOrder] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
+    replies: list[HotlineReply] = field(default_factory=list)  # to the hotline (12345 …)
     merged_into: str | None = None  # case id a duplicate report was merged into
     duplicate_delivery: bool = False  # the same report id / command id was seen before
     # (then events/work_orders/alerts are the ones it caused the first time, same ids)
@@ -155,6 +157,8 @@ class Engine:
         if classify_threshold is None:
             from grid.classifier import DEFAULT_THRESHOLD as classify_threshold
         self.classify_threshold = classify_threshold
+        # the responsible-unit registry of the layer set (geodata.registry), if it has one
+        self.registry = getattr(locator, "registry", None)
 
     @classmethod
     def load(cls, geodata: str | None = None, rules_dir: str | None = None,
@@ -256,7 +260,7 @@ class Engine:
             }
             type_code = best.type_code if best else None
         decision = self._decide(report, place, now, self.ruleset, taxonomy=self.taxonomy,
-                                type_code=type_code)
+                                type_code=type_code, registry=self.registry)
         t = self.taxonomy.types.get(type_code) if type_code else None
         return Located(report=report, placement=place, decision=decision,
                        category=t.category if t else None, kind=t.kind if t else None,
@@ -323,6 +327,8 @@ class Engine:
         decision = None
         if cmd.action is Action.CLASSIFY and cmd.type_code:
             decision = self.decide(case.report, case.placement, now, cmd.type_code).decision
+        if cmd.action is Action.DISPATCH and cmd.department and cmd.unit is None:
+            cmd = self._with_unit(cmd, case)
         try:
             new, events = lifecycle.apply(case, cmd, now, decision=decision,
                                           extend=self._extend)
@@ -347,6 +353,16 @@ class Engine:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _with_unit(self, cmd: Command, case: Case) -> Command:
+        """A (re-)dispatch to another department goes to that department's unit here."""
+        if self.registry is None or (case.decision and cmd.department ==
+                                     case.decision.department):
+            return cmd
+        r = case.report
+        res = self.registry.unit_for(cmd.department, case.placement, r.component_id,
+                                     r.component_code)
+        return cmd.model_copy(update={"unit": res.unit.unit_id}) if res else cmd
+
     @functools.cached_property
     def names(self) -> Names:
         """Type, department and place names for messages people read (alerts)."""
@@ -367,7 +383,10 @@ class Engine:
         fx = Effects(case=case, events=events)
         for e in events:
             if e.type in ("dispatched", "redispatched"):
-                fx.work_orders.append(lifecycle.work_order_for(case, e))
+                fx.work_orders.extend(lifecycle.work_orders_for(case, e))
+            reply = reply_for(case, e, self.taxonomy.departments)
+            if reply is not None:
+                fx.replies.append(reply)
             alert = _alert_for(case, e, self.names)
             if alert is not None:
                 fx.alerts.append(alert)

@@ -28,7 +28,7 @@ from rules.ruleset import RuleSet
 from rules.schema import STAGES, DeadlineRule, HandlingRule, Match, RaiseRule, RoutingRule
 
 TYPE_FIELDS = ("type_code", "category", "kind", "handling", "safety")
-SET_FIELDS = ("source", "priority", "tier", "count")
+SET_FIELDS = ("source", "priority", "tier", "count", "owner", "meter")
 CHECK_TIME = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday: deadlines exist in any calendar
 SHANGHAI = timezone(timedelta(hours=8))
 # times of the week the tighten-only check runs at: a Monday morning, a Friday evening (the
@@ -230,8 +230,14 @@ def _references(rs: RuleSet, tax: Any, zones: tuple[str, ...], streets: list[str
             err(f"{at}: match: none of the streets lies in the districts given (unreachable)")
         if isinstance(r, RoutingRule):
             dep = r.set.department
-            if dep is not None and dep != "@type" and dep not in depts:
+            if dep is not None and dep not in ("@type", "@owner") and dep not in depts:
                 err(f"{at}: set.department: unknown department {dep!r}")
+            for a in r.set.assisting or []:
+                if a not in depts:
+                    err(f"{at}: set.assisting: unknown department {a!r}")
+        for o in m.owner or []:
+            if o not in depts:
+                err(f"{at}: match.owner: unknown department {o!r}")
     for code, _cls in rs.handling.items():
         if code not in tax.types:
             err(f"handling: unknown type code {code!r}")

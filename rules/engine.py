@@ -23,14 +23,15 @@ from functools import cache
 from typing import Any
 
 from grid.deadlines import stage_calendar
-from grid.models import Decision, Placement, Report
+from grid.models import Assignment, Decision, Placement, Report
 from rules.ruleset import RuleSet
-from rules.schema import PRIORITIES, STAGES, TYPE_REF, Match
+from rules.schema import OWNER_REF, PRIORITIES, STAGES, TYPE_REF, Match
 from rules.timing import due_at, duration, scaled
 
-ROUTE_FIELDS = ("department", "tier", "priority", "alert", "closing_standard")
+ROUTE_FIELDS = ("department", "tier", "priority", "alert", "closing_standard", "assisting")
 ROUTE_DEFAULTS: dict[str, Any] = {"department": None, "tier": "street", "priority": "normal",
-                                  "alert": False, "closing_standard": TYPE_REF}
+                                  "alert": False, "closing_standard": TYPE_REF,
+                                  "assisting": []}
 
 
 @cache
@@ -58,6 +59,8 @@ class Facts:
     count: str | None = None  # "single" / "gathered" from the description (count cues)
     safety: bool = False  # the type is in the rule set's `safety` list
     handling_rule: str | None = None  # the handling rule that set ``handling``, if any
+    owner: str | None = None  # owner department named by the component's object code
+    meter: str | None = None  # "before" / "after" the utility meter
 
 
 def matches(m: Match, f: Facts) -> bool:
@@ -89,8 +92,15 @@ def facts_for(report: Report | None, placement: Placement, type_code: str | None
         source=report.source if report else None,
         count=count_hint(report.description, type_code) if report else None,
         safety=(type_code or "") in ruleset.safety,
+        owner=_object_owner(taxonomy, report.component_code) if report else None,
+        meter=report.meter if report else None,
     )
     return with_handling_rules(f, ruleset)
+
+
+def _object_owner(taxonomy: Any, code: str | None) -> str | None:
+    owner = getattr(taxonomy, "object_owner", None)
+    return owner(code) if owner is not None and code else None
 
 
 def with_handling_rules(f: Facts, ruleset: RuleSet) -> Facts:
@@ -100,9 +110,12 @@ def with_handling_rules(f: Facts, ruleset: RuleSet) -> Facts:
 
 
 def decide(report: Report, placement: Placement, now: datetime, ruleset: RuleSet, *,
-           taxonomy: Any = None, type_code: str | None = None) -> Decision:
+           taxonomy: Any = None, type_code: str | None = None, registry: Any = None,
+           ) -> Decision:
     """Route one located report. ``type_code`` overrides the report's (e.g. a classifier's);
-    no type at all, or one the taxonomy does not know, gives a triage decision."""
+    no type at all, or one the taxonomy does not know, gives a triage decision.
+    ``registry`` (:class:`geodata.registry.Registry`) names the unit of the lead and of
+    each assisting department at the placement."""
     taxonomy = taxonomy if taxonomy is not None else _default_taxonomy()
     code = type_code or report.type_code
     facts = facts_for(report, placement, code, ruleset, taxonomy)
@@ -111,6 +124,7 @@ def decide(report: Report, placement: Placement, now: datetime, ruleset: RuleSet
         "handling": facts.handling, "district": placement.district, "street": placement.street,
         "community": placement.community, "cell": placement.cell,
         "zones": sorted(placement.zones), "component_id": report.component_id,
+        "component_code": report.component_code, "owner": facts.owner, "meter": report.meter,
         "count": facts.count,
         "source": report.source, "self_disposed": report.self_disposed,
         "evidence_photos": len(report.evidence_photos), "now": now.isoformat(),
@@ -133,17 +147,41 @@ def decide(report: Report, placement: Placement, now: datetime, ruleset: RuleSet
         )
     d = route(facts, now, ruleset, taxonomy)
     explanation = [_type_line(code, facts, taxonomy), *d["explanation"]]
+    lead, unit_lines = assign(d["department"], placement, report, registry)
+    assisting = []
+    for dept in d["assisting"]:
+        a, lines = assign(dept, placement, report, registry, "assisting ")
+        assisting.append(a)
+        unit_lines += lines
+    explanation += unit_lines
     if report.self_disposed and facts.handling in sc.handling:
         explanation.append(f"not self-closed: {len(report.evidence_photos)} evidence photo(s), "
                            f"source {report.source} (needs >= {sc.min_evidence_photos} from "
                            f"{'/'.join(sc.sources)}); routed normally")
     return Decision(
         type_code=code, department=d["department"], tier=d["tier"], priority=d["priority"],
+        unit=lead.unit if lead else None, unit_name=lead.unit_name if lead else None,
+        assisting=assisting,
         handling=facts.handling or "ordinary", alert=d["alert"], calendar=d["calendar"],
         deadlines=d["deadlines"], rules=d["rules"], winner=d["winner"],
         ruleset_version=ruleset.version, closing_standard=d["closing_standard"],
         explanation=explanation, inputs=inputs,
     )
+
+
+def assign(department: str | None, placement: Placement, report: Report | None,
+           registry: Any, role: str = "") -> tuple[Assignment | None, list[str]]:
+    """``department`` with the registry's unit at ``placement``, and the explanation line."""
+    if not department:
+        return None, []
+    res = registry.unit_for(department, placement, report.component_id if report else None,
+                            report.component_code if report else None) if registry else None
+    if res is None:
+        why = "no registry" if not registry else "the registry names none here"
+        return Assignment(department=department), [f"{role}unit for {department}: - ({why})"]
+    u = res.unit
+    return (Assignment(department=department, unit=u.unit_id, unit_name=u.name_zh),
+            [f"{role}unit {u.unit_id} {u.name_zh} <- {res.via}"])
 
 
 def route(facts: Facts, now: datetime, ruleset: RuleSet, taxonomy: Any) -> dict[str, Any]:
@@ -161,10 +199,15 @@ def route(facts: Facts, now: datetime, ruleset: RuleSet, taxonomy: Any) -> dict[
     src = {k: chosen.get(k, (None, "default"))[1] for k in ROUTE_FIELDS}
     if out["department"] == TYPE_REF:
         out["department"] = getattr(t, "department", None)
+    elif out["department"] == OWNER_REF:
+        out["department"] = facts.owner
     if out["closing_standard"] == TYPE_REF:
         out["closing_standard"] = getattr(t, "closing_standard", "") or ""
+    out["assisting"] = [a for a in out["assisting"] or [] if a != out["department"]]
     lines = [f"{k} {str(out[k]).lower() if k == 'alert' else out[k]} <- {src[k]}"
              for k in ("department", "tier", "priority", "alert")]
+    if out["assisting"]:
+        lines.append(f"assisting {', '.join(out['assisting'])} <- {src['assisting']}")
     if facts.handling_rule:
         lines.insert(0, f"handling {facts.handling} <- {facts.handling_rule} "
                         f"(count {facts.count})")

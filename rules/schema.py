@@ -29,6 +29,7 @@ from grid.models import Handling, Kind, Priority, Source, Tier
 STAGES = ("file", "dispatch", "dispose", "verify")
 PRIORITIES: tuple[Priority, ...] = ("normal", "high", "urgent")
 TYPE_REF = "@type"  # "the value the taxonomy gives for the type"
+OWNER_REF = "@owner"  # "the owner department the component's object code names"
 DURATION = re.compile(r"^\+?\d+(m|h|d)$")
 # Conditions about *where, when and how urgently* (zone, area, period, raised priority, tier):
 # a deadline rule using any of them is a modifier, which may only tighten the type's limits
@@ -113,6 +114,10 @@ class Match(Strict):
     count: Annotated[list[Literal["single", "gathered"]] | None,
                      BeforeValidator(_listify)] = None
     safety: bool | None = None  # the type is in the rule set's `safety` list
+    # the owner department named by the component's object code (grid/data/national.yaml)
+    owner: Strs = None
+    # which side of the utility meter (seed 004: 表前 the utility's, 表后 the owner's)
+    meter: Annotated[list[Literal["before", "after"]] | None, BeforeValidator(_listify)] = None
 
     @model_validator(mode="after")
     def _no_empty_lists(self) -> Match:
@@ -158,11 +163,14 @@ class Rule(Strict):
 class RouteSet(Strict):
     """What a routing rule decides; each field is decided by the strongest rule setting it."""
 
-    department: str | None = None  # a department id or "@type" (the taxonomy's department)
+    # a department id, "@type" (the taxonomy's department) or "@owner" (the object code's)
+    department: str | None = None
     tier: Tier | None = None
     priority: Priority | None = None
     alert: bool | None = None
     closing_standard: str | None = None  # text or "@type"
+    # assisting departments (协办), each with its own work order; [] for none
+    assisting: Annotated[list[str] | None, BeforeValidator(_listify)] = None
 
     def given(self) -> dict[str, Any]:
         return {k: v for k, v in self if v is not None}
@@ -175,7 +183,9 @@ class RoutingRule(Rule):
     def _sets_something(self) -> RoutingRule:
         if not self.set.given():
             raise ValueError("set: a routing rule must set at least one of "
-                             "department, tier, priority, alert, closing_standard")
+                             "department, tier, priority, alert, closing_standard, assisting")
+        if self.set.department == OWNER_REF and not self.match.owner:
+            raise ValueError("set.department '@owner' needs a match.owner condition")
         if self.match.priority or self.match.tier:
             raise ValueError("match: priority/tier are results of routing; "
                              "use them in deadline rules only")

@@ -561,7 +561,9 @@ class GridApp:
         for e in fx.events:
             out.send(T.CASE_EVENTS, e.case_id.encode(), dumps(e))
         for wo in fx.work_orders:
-            out.send(T.DISPATCH, wo.department.encode(), dumps(wo))
+            out.send(T.DISPATCH, (wo.unit or wo.department).encode(), dumps(wo))
+        for r in fx.replies:
+            out.send(T.HOTLINE_REPLIES, r.ticket_no.encode(), dumps(r))
         for a in fx.alerts:
             out.send(T.ALERTS, (a.district or "").encode(), dumps(a))
         for cb in self.listeners:

@@ -42,6 +42,8 @@ ALIASES = {
     "dlq": topics.DLQ,
     "reports-gateway": topics.REPORTS_GATEWAY,
     "reports-hotline": topics.REPORTS_HOTLINE,
+    "hotline-replies": topics.HOTLINE_REPLIES,
+    "replies": topics.HOTLINE_REPLIES,
 }
 
 broker_option = click.option(

@@ -20,6 +20,7 @@ DLQ = "grid.reports.dlq.v1"
 LOCATED = "grid.located.v1"  # internal: validated, located, decided reports keyed by street
 REPORTS_GATEWAY = "grid.reports.gateway.v1"  # written only by the supervisors' gateway
 REPORTS_HOTLINE = "grid.reports.hotline.v1"  # written only by the hotline integration
+HOTLINE_REPLIES = "grid.hotline-replies.v1"  # answers to the hotlines, read by the hotline
 
 DEFAULT_PARTITIONS = 8
 
@@ -57,7 +58,8 @@ SPECS: dict[str, TopicSpec] = {
             DEFAULT_PARTITIONS,
             "grid.report/1",
             "report_id",
-            "intake from the 12345 / 12319 hotlines (principal hotline: hotline sources)",
+            "intake from the 12345 / 962121 / 12319 hotlines (principal hotline: hotline "
+            "sources)",
         ),
         TopicSpec(
             COMMANDS,
@@ -77,8 +79,16 @@ SPECS: dict[str, TopicSpec] = {
             DISPATCH,
             DEFAULT_PARTITIONS,
             "grid.work-order/1",
-            "department",
-            "work orders to departments",
+            "unit (registry unit id), else department",
+            "work orders to departments' units: lead (主办) and assisting (协办)",
+        ),
+        TopicSpec(
+            HOTLINE_REPLIES,
+            DEFAULT_PARTITIONS,
+            "grid.hotline-reply/1",
+            "hotline ticket number",
+            "answers to the 12345 / 962121 / 12319 hotlines: every state change of a case "
+            "they reported, and the callback (回访)",
         ),
         TopicSpec(
             ALERTS,
@@ -113,7 +123,7 @@ INTAKE_CHANNELS: dict[str, Channel] = {
     REPORTS: Channel(REPORTS, "worker"),  # the HTTP API: it checks each token's source
     REPORTS_GATEWAY: Channel(REPORTS_GATEWAY, "gateway", frozenset({"supervisor"})),
     REPORTS_HOTLINE: Channel(REPORTS_HOTLINE, "hotline",
-                             frozenset({"hotline_12345", "hotline_12319"})),
+                             frozenset({"hotline_12345", "hotline_12319", "hotline_962121"})),
 }
 
 

@@ -212,7 +212,8 @@ ROLE_FOR = {
     Action.DISPOSE: ("department", "water"), Action.RETURN: ("department", "water"),
     Action.REQUEST_EXTENSION: ("department", "water"), Action.VERIFY: ("supervisor", "s"),
     Action.SELF_DISPOSE: ("supervisor", "s"), Action.WARN: ("system", "engine"),
-    Action.MERGE: ("system", "engine"),
+    Action.MERGE: ("system", "engine"), Action.REPORT_PART: ("department", "police"),
+    Action.CLOSE_OUT_PART: ("department", "water"), Action.CALLBACK: ("hotline", "hotline"),
 }
 
 commands = st.builds(

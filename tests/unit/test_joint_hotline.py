@@ -1,0 +1,204 @@
+"""Joint handling (主办/协办) and the hotline loop (replies, 回访, reopen) — issue 18."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from grid import auth
+from grid.lifecycle import replay
+from grid.models import Action, CaseState, Command, Report
+from grid.service import Engine
+
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # Monday 10:00 in Shanghai
+S = CaseState
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine.load()
+
+
+def _open(engine: Engine, type_code: str, **kw):
+    data = dict(report_id=str(uuid.uuid4()), source="supervisor", reporter_id="sup-7",
+                reported_at=NOW, location={"lon": 121.514, "lat": 31.299}, type_code=type_code)
+    r = Report.model_validate({**data, **kw})
+    place = engine.locator.locate(121.514, 31.299)
+    return engine.on_located(engine.decide(r, place, NOW), None, [], NOW)
+
+
+def _do(engine: Engine, case, action: Action, actor: str, role: str, at=NOW, **kw):
+    c = Command(command_id=str(uuid.uuid4()), case_id=case.case_id, action=action,
+                actor=actor, role=role, **kw)
+    return engine.on_command(c, case, at)
+
+
+# --- lead and assisting departments (群租) ----------------------------------------------------
+
+
+def test_group_renting_has_lead_housing_office_and_two_assisting_work_orders(engine):
+    fx = _open(engine, "0914", description="群租")
+    case, street = fx.case, fx.case.placement.street
+    d = case.decision
+    assert (d.department, d.unit) == ("housing", f"{street}.housing")
+    assert [(a.department, a.unit) for a in d.assisting] == [
+        ("public_security", f"{street}.public_security"),
+        ("urban_enforcement", f"{street}.urban_enforcement")]
+    assert "assisting public_security, urban_enforcement <- route.joint.group-renting" \
+        in d.explanation
+    orders = {(w.department, w.role, w.unit, w.lead_department) for w in fx.work_orders}
+    assert orders == {("housing", "lead", f"{street}.housing", None),
+                      ("public_security", "assisting", f"{street}.public_security", "housing"),
+                      ("urban_enforcement", "assisting", f"{street}.urban_enforcement",
+                       "housing")}
+    assert len({w.work_order_id for w in fx.work_orders}) == 3
+    assert auth.holders_of(case) >= {"housing", "public_security", f"{street}.urban_enforcement"}
+
+
+def test_joint_case_is_disposed_only_when_lead_and_every_assisting_part_are_done(engine):
+    case = _open(engine, "0914", description="群租").case
+    street = case.placement.street
+    fx = _do(engine, case, Action.DISPOSE, f"{street}.housing", "department",
+             evidence_photos=["a.jpg"])
+    assert [e.type for e in fx.events] == ["lead_disposed"]
+    assert fx.case.state is S.DISPATCHED and fx.case.lead_disposed
+    assert fx.events[0].data["waiting_for"] == ["public_security", "urban_enforcement"]
+    # the housing office may not report the police's part
+    no = _do(engine, fx.case, Action.REPORT_PART, "housing", "department", reason="x")
+    assert no.events[0].type == "command_rejected"
+    assert "has no open assisting part" in no.events[0].reason
+    fx = _do(engine, fx.case, Action.REPORT_PART, f"{street}.public_security", "department",
+             reason="居住人员已登记清退")
+    assert [e.type for e in fx.events] == ["part_reported"]
+    assert fx.case.state is S.DISPATCHED
+    assert [p.status for p in fx.case.assisting] == ["done", "open"]
+    fx = _do(engine, fx.case, Action.REPORT_PART, "urban_enforcement", "department",
+             evidence_photos=["b.jpg"])
+    assert [e.type for e in fx.events] == ["part_reported", "disposed"]
+    assert fx.case.state is S.DISPOSED
+    fx = _do(engine, fx.case, Action.VERIFY, "sup-7", "supervisor", passed=True)
+    fx = _do(engine, fx.case, Action.CLOSE, "cc", "command_center")
+    assert fx.case.state is S.CLOSED
+    assert replay(fx.case.history) == fx.case
+
+
+def test_lead_closes_an_assisting_part_out_with_a_reason(engine):
+    case = _open(engine, "0914", description="群租").case
+    fx = _do(engine, case, Action.REPORT_PART, "public_security", "department", reason="done")
+    no = _do(engine, fx.case, Action.CLOSE_OUT_PART, "housing", "department",
+             department="urban_enforcement")
+    assert "closing a part out needs a reason" in no.events[0].reason
+    fx = _do(engine, fx.case, Action.CLOSE_OUT_PART, "housing", "department",
+             department="urban_enforcement", reason="无需执法：已自行整改")
+    assert [e.type for e in fx.events] == ["part_closed_out"]
+    assert fx.case.state is S.DISPATCHED  # the lead has not disposed yet
+    fx = _do(engine, fx.case, Action.DISPOSE, "housing", "department", evidence_photos=["a"])
+    assert [e.type for e in fx.events] == ["disposed"] and fx.case.state is S.DISPOSED
+    assert [p.status for p in fx.case.assisting] == ["done", "closed_out"]
+
+
+# --- the 12345 loop -------------------------------------------------------------------------
+
+TICKET = {"hotline": "12345", "ticket_no": "SH12345-20261123-0007"}
+
+
+def _hotline_case(engine: Engine):
+    return _open(engine, "0604", source="hotline_12345", reporter_id="hotline-12345",
+                 description="占用公共部位", ticket=TICKET)
+
+
+def _close(engine: Engine, case, at=NOW):
+    fx = _do(engine, case, Action.DISPOSE, case.department, "department", at,
+             evidence_photos=["x"])
+    replies = list(fx.replies)
+    for action, actor, role, kw in ((Action.VERIFY, "sup-7", "supervisor", {"passed": True}),
+                                    (Action.CLOSE, "cc", "command_center", {})):
+        fx = _do(engine, fx.case, action, actor, role, at, **kw)
+        replies += fx.replies
+    return fx.case, replies
+
+
+def test_report_ticket_is_schema_checked():
+    base = dict(report_id=str(uuid.uuid4()), reporter_id="h", reported_at=NOW,
+                location={"lon": 121.5, "lat": 31.3}, description="x")
+    r = Report.model_validate({**base, "source": "hotline_962121",
+                               "ticket": {"hotline": "962121", "ticket_no": "F-2026-0001"}})
+    assert r.ticket.callback is True
+    with pytest.raises(ValidationError, match="comes with source 'hotline_12345'"):
+        Report.model_validate({**base, "source": "citizen", "ticket": TICKET})
+    with pytest.raises(ValidationError, match="ticket_no"):
+        Report.model_validate({**base, "source": "hotline_12345",
+                               "ticket": {"hotline": "12345", "ticket_no": "no spaces!"}})
+
+
+def test_hotline_case_sends_a_reply_on_each_change(engine):
+    fx = _hotline_case(engine)
+    assert [r.event for r in fx.replies] == ["filed", "dispatched"]
+    r = fx.replies[-1]
+    assert (r.hotline, r.ticket_no, r.status, r.status_zh) == (
+        "12345", "SH12345-20261123-0007", "open", "已派遣")
+    assert r.reply_id == fx.events[-1].event_id and r.department == fx.case.department
+    assert r.message.startswith("工单SH12345-20261123-0007：已派遣，承办：")
+    case, replies = _close(engine, fx.case)
+    assert [(r.event, r.status) for r in replies] == [
+        ("disposed", "open"), ("verified", "open"), ("closed", "closed")]
+    # a case without a ticket answers nobody
+    assert _open(engine, "0604", description="占用公共部位").replies == []
+
+
+def test_callback_records_satisfaction_once(engine):
+    case, _ = _close(engine, _hotline_case(engine).case)
+    later = NOW + timedelta(days=1)
+    fx = _do(engine, case, Action.CALLBACK, "hotline-12345", "hotline", later,
+             satisfaction="satisfied", reason="处理及时")
+    assert [e.type for e in fx.events] == ["callback"]
+    assert fx.case.state is S.CLOSED and fx.case.callbacks[0].satisfaction == "satisfied"
+    assert fx.replies[0].message.endswith("回访：满意（处理及时）")
+    again = _do(engine, fx.case, Action.CALLBACK, "hotline-12345", "hotline", later,
+                satisfaction="not_satisfied")
+    assert "already called back" in again.events[0].reason
+
+
+def test_not_satisfied_reopens_for_rework_once_within_the_window(engine):
+    case, _ = _close(engine, _hotline_case(engine).case)
+    at = NOW + timedelta(days=2)
+    fx = _do(engine, case, Action.CALLBACK, "hotline-12345", "hotline", at,
+             satisfaction="not_satisfied", reason="杂物又堆回来了")
+    assert [e.type for e in fx.events] == ["callback", "reopened"]
+    case = fx.case
+    assert case.state is S.REWORK and case.reopens == 1 and case.closed_at is None
+    span = case.decision.deadlines["dispose"] - case.created_at
+    assert case.deadlines["dispose"] == at + span
+    assert [r.event for r in fx.replies] == ["callback", "reopened"]
+    assert fx.replies[-1].message.endswith("市民不满意，案件重新处置")
+    assert replay(case.history) == case
+    # fixed again, closed again; a second "not satisfied" is recorded but cannot reopen
+    case, _ = _close(engine, case, at)
+    fx = _do(engine, case, Action.CALLBACK, "hotline-12345", "hotline", at + timedelta(days=1),
+             satisfaction="not_satisfied")
+    assert [e.type for e in fx.events] == ["callback"] and fx.case.state is S.CLOSED
+    assert "limit 1" in fx.events[0].data["note"]
+
+
+def test_callback_outside_the_window_or_without_ticket_is_refused(engine):
+    case, _ = _close(engine, _hotline_case(engine).case)
+    late = _do(engine, case, Action.CALLBACK, "hotline-12345", "hotline",
+               NOW + timedelta(days=8), satisfaction="not_satisfied")
+    assert "callback window (7 days, 0:00:00) after closing has passed" in late.events[0].reason
+    plain, _ = _close(engine, _open(engine, "0604", description="占用公共部位").case)
+    no = _do(engine, plain, Action.CALLBACK, "cc", "command_center", NOW,
+             satisfaction="satisfied")
+    assert "not a hotline case" in no.events[0].reason
+
+
+def test_only_the_reporting_hotline_may_call_back():
+    hotline = auth.Principal(name="hotline-12345", role="integration", source="hotline_12345")
+    assert hotline.command_role == "hotline"
+    auth.check_action(hotline, Action.CALLBACK, None, None)  # before the case is loaded
+    with pytest.raises(auth.Forbidden, match="calls back only the cases it reported"):
+        auth.check_action(hotline, Action.CALLBACK, object(), None, (), ["someone-else"])
+    with pytest.raises(auth.Forbidden, match="may not 'close'"):
+        auth.check_action(hotline, Action.CLOSE, None, None)
