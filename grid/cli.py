@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "up": "streams.run:up",
     "tokens": "grid.auth:tokens",
     "report": "grid.cli_report:report",
+    "projector": "streams.projector_cli:projector",
     "simulate": "streams.simulate:simulate",
     "submit": "streams.cli:submit",
     "tail": "streams.cli:tail",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from datetime import date
 from typing import Any
@@ -19,15 +18,22 @@ def _date(_ctx: Any, _param: Any, value: str | None) -> date | None:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from err
 
 
-def _from_kafka(broker: str, idle: float) -> list[dict[str, Any]]:
-    from streams import topics as T
-    from streams.kafka_io import consume
+def _from_store(url: str | None, district: str, start: date, end: date) -> Any:
+    from grid.report import evaluation_of
+    from store.db import connect, default_url, sqlite_path
+    from store.reader import ReadStore
 
-    async def read() -> list[dict[str, Any]]:
-        return [r.value async for r in consume(broker, T.CASE_EVENTS, idle=idle)
-                if isinstance(r.value, dict)]
-
-    return asyncio.run(read())
+    url = url or default_url()
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise click.ClickException(
+            f"no read store at {path}: start the engine (grid up) or point --store / "
+            f"GRID_STORE_URL at one (e.g. postgresql+psycopg://grid@db:5432/grid)")
+    engine = connect(url)
+    try:
+        return evaluation_of(district, start, end, ReadStore(engine).evaluation)
+    finally:
+        engine.dispose()
 
 
 @click.command()
@@ -37,14 +43,14 @@ def _from_kafka(broker: str, idle: float) -> list[dict[str, Any]]:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True)
 @click.option("--events", "events_file", type=click.Path(dir_okay=False, allow_dash=True),
-              help="read case events from a JSON-lines file ('-' = stdin) instead of Kafka")
-@click.option("--broker", envvar="GRID_BROKER", default="127.0.0.1:9092", show_default=True,
-              help="Kafka bootstrap (GRID_BROKER) to read grid.case-events.v1 from")
-@click.option("--idle", default=3.0, show_default=True,
-              help="seconds without a new event that end reading the topic")
+              help="fold case events from a JSON-lines file ('-' = stdin) instead of reading "
+              "the store")
+@click.option("--store", "store_url", help="read store URL [default: GRID_STORE_URL, else the "
+              "store of grid up: $GRID_HOME/data/store.db]")
 def report(district: str, start: date, end: date, fmt: str, events_file: str | None,
-           broker: str, idle: float) -> None:
-    """Per-department and per-street evaluation figures for a period, from the event log.
+           store_url: str | None) -> None:
+    """Per-department and per-street evaluation figures for a period, from the read store
+    (or a file of case events).
 
     Closure rate = closed / dispatched, on-time closure rate = closed on time / closed,
     rework rate = reworked / disposed, extension rate = extended / dispatched, over the
@@ -64,7 +70,7 @@ def report(district: str, start: date, end: date, fmt: str, events_file: str | N
                     events = list(read_jsonl(f))
         except (OSError, ValueError) as err:
             raise click.ClickException(f"{events_file}: {err}") from err
-    else:
-        events = _from_kafka(broker, idle)
     names = {k: d.name_zh for k, d in load_taxonomy().departments.items()}
-    click.echo(render(evaluate(events, district, start, end), fmt, names))
+    ev = evaluate(events, district, start, end) if events_file else \
+        _from_store(store_url, district, start, end)
+    click.echo(render(ev, fmt, names))

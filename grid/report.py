@@ -94,6 +94,13 @@ def evaluate(events: Iterable[dict[str, Any]], district: str, start: date,
     return Evaluation(district, start, end, depts, streets, _total(depts.values()), n)
 
 
+def evaluation_of(district: str, start: date, end: date, figures: Any) -> Evaluation:
+    """The report from a reader's ``evaluation(t0, t1, district)`` (e.g. the read store's)."""
+    t0, t1 = period(start, end)
+    depts, streets, n = figures(t0, t1, district)
+    return Evaluation(district, start, end, depts, streets, _total(depts.values()), n)
+
+
 def _width(s: str) -> int:
     """Display width in a terminal: CJK characters take two columns."""
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)

@@ -1,7 +1,8 @@
 """Connecting to the read store and migrating it (Alembic, run programmatically).
 
 ``GRID_STORE_URL`` is a SQLAlchemy URL: ``postgresql+psycopg://user@host:port/db`` in
-production, ``sqlite:///…`` embedded. Without it the store is ``$GRID_HOME/store.db``.
+production, ``sqlite:///…`` embedded. Without it the commands use the store ``grid up``'s
+worker keeps: ``$GRID_HOME/data/store.db`` (``GRID_HOME`` defaults to ``~/.grid``).
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def default_url() -> str:
-    """``GRID_STORE_URL``, else a SQLite file in the instance's home (``~/.grid``)."""
+    """``GRID_STORE_URL``, else the SQLite file of ``grid up``'s worker."""
     if url := os.environ.get("GRID_STORE_URL"):
         return url
     home = Path(os.environ.get("GRID_HOME") or Path.home() / ".grid")
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / 'store.db'}"
+    return f"sqlite:///{home / 'data' / 'store.db'}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL (None for other databases)."""
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
 def connect(url: str | None = None, migrate: bool = True) -> Engine:

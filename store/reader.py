@@ -28,6 +28,7 @@ from grid.projection import (
     WORK_ORDER_OPEN,
     CaseSummary,
     Figures,
+    Projection,
     history_entry,
 )
 from store import schema as S
@@ -336,7 +337,7 @@ class ReadStore:
         return flow
 
     def _figures(self, key: Any, start: datetime, end: datetime, now: datetime | None,
-                 district: str | None) -> dict[str, Figures]:
+                 district: str | None, more: list[Any] | None = None) -> dict[str, Figures]:
         def n(cond: Any) -> Any:
             return func.sum(case((cond, 1), else_=0))
 
@@ -344,6 +345,7 @@ class ReadStore:
         w = [C.dispatched_at.is_not(None), C.dispatched_at >= lo, C.dispatched_at < hi]
         if district:
             w.append(C.district == district)
+        w += more or []
         closed = C.state == "closed"
         late = and_(C.is_open.is_(True), C.due_at <= now) if now is not None else None
         cols = [key.label("k"), func.count(), n(closed), n(and_(closed, C.closed_on_time)),
@@ -369,6 +371,37 @@ class ReadStore:
         """Figures per street for cases first dispatched in ``[start, end)``."""
         return self._figures(func.coalesce(C.street, ""), start, end, now, district)
 
+    def evaluation(self, start: datetime, end: datetime, district: str | None = None
+                   ) -> tuple[dict[str, Figures], dict[str, Figures], int]:
+        """(per department, per street, events applied) as of ``end`` for the cases first
+        dispatched in ``[start, end)`` — the figures of :func:`grid.report.evaluate`.
+
+        A case not updated since ``end`` is counted from its row, in SQL; a case changed
+        after ``end`` is folded again from its events before ``end`` (the one fold), so a
+        closed period's report never changes.
+        """
+        stable = [C.updated_at < end]
+        depts = self._figures(func.coalesce(C.department, "command_center"), start, end,
+                              end, district, stable)
+        streets = self._figures(func.coalesce(C.street, ""), start, end, end, district, stable)
+        w = [C.dispatched_at >= _clip(start), C.dispatched_at < _clip(end), C.updated_at >= end]
+        if district:
+            w.append(C.district == district)
+        changed = [r[0] for r in self._all(select(C.case_id).where(*w))]
+        if changed:
+            p = Projection(keep_detail=0)
+            e = S.case_events.c
+            for ids in _chunks(changed):
+                for (body,) in self._all(select(e.body).where(
+                        e.case_id.in_(ids), e.at < end, e.seq > 0).order_by(e.case_id, e.seq)):
+                    p.apply(body)
+            depts = _add(depts, p.department_figures(start, end, now=end, district=district))
+            streets = _add(streets, p.street_figures(start, end, now=end, district=district))
+        e = S.case_events.c
+        n = int(self._scalar(select(func.count()).select_from(S.case_events)
+                             .where(e.at < end)) or 0)
+        return depts, streets, n
+
     # -- alerts ------------------------------------------------------------------------------
 
     @property
@@ -383,6 +416,23 @@ class ReadStore:
         rows = self._all(select(a.body).where(*w).order_by(a.at.desc(), a.alert_id.desc())
                          .limit(n))
         return [r[0] for r in reversed(rows)]
+
+
+def _chunks(items: list[Any], n: int = 500) -> Iterator[list[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def _add(a: dict[str, Figures], b: dict[str, Figures]) -> dict[str, Figures]:
+    """Figures of two disjoint sets of cases, per key."""
+    out = dict(a)
+    for k, f in b.items():
+        g = out.get(k)
+        out[k] = f if g is None else Figures(key=k, **{
+            n: getattr(f, n) + getattr(g, n) for n in (
+                "dispatched", "closed", "closed_on_time", "disposed", "reworked", "extended",
+                "open", "overdue")})
+    return dict(sorted(out.items()))
 
 
 def _clip(t: datetime) -> datetime:

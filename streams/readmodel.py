@@ -26,9 +26,8 @@ def store_of(settings: Any) -> tuple[str, bool]:
     return f"sqlite:///{Path(settings.data_dir).resolve() / 'store.db'}", True
 
 
-def names_of(grid_app: Any) -> Any:
-    """``names(kind, code)`` from the loaded geodata and taxonomy (for the store's rows)."""
-    loc, tax = grid_app.engine.locator, grid_app.engine.taxonomy
+def names_of(loc: Any, tax: Any) -> Any:
+    """``names(kind, code)`` from a locator's layers and a taxonomy (for the store's rows)."""
     tables: dict[str, dict[str, str]] = {"district": dict(loc.district_names)}
     for kind, layer in (("street", "streets"), ("community", "communities")):
         gdf = loc.layers.get(layer)
@@ -50,6 +49,22 @@ def names_of(grid_app: Any) -> Any:
     return names
 
 
+def category_of(tax: Any) -> Any:
+    """``category_of(type_code)`` for re-typed (classified) cases."""
+    def of(code: str) -> str | None:
+        t = tax.types.get(code)
+        return t.category if t else None
+
+    return of
+
+
+def group_of(app_id: str, url: str, private: bool) -> str:
+    """The projector's consumer group: shared by every projector of a shared store; its own
+    for a private store (it must see every partition)."""
+    group = f"{app_id}-projector"
+    return group + "-" + hashlib.sha1(url.encode()).hexdigest()[:8] if private else group
+
+
 def attach_read_store(grid_app: Any) -> ReadStore:
     """Give ``grid_app`` ``read_store`` and (``settings.projector``) a ``projector`` task."""
     settings = grid_app.settings
@@ -59,16 +74,10 @@ def attach_read_store(grid_app: Any) -> ReadStore:
     grid_app.projector = None
     if settings.projector:
         tax = grid_app.engine.taxonomy
-
-        def category_of(code: str) -> str | None:
-            t = tax.types.get(code)
-            return t.category if t else None
-
-        group = f"{settings.app_id}-projector"
-        if private:  # a private store has its own group: it must see every partition
-            group += "-" + hashlib.sha1(url.encode()).hexdigest()[:8]
-        writer = StoreWriter(engine, consumer=group, names=names_of(grid_app),
-                             category_of=category_of)
+        group = group_of(settings.app_id, url, private)
+        writer = StoreWriter(engine, consumer=group,
+                             names=names_of(grid_app.engine.locator, tax),
+                             category_of=category_of(tax))
         projector = Projector(settings.broker, writer, group, private=private,
                               stuck_after=settings.stuck_seconds)
         grid_app.projector = projector

@@ -191,3 +191,43 @@ def test_malformed_records_are_skipped_and_counted(store_url, events):
     assert (out.skipped, out.events, out.alerts, out.work_orders) == (3, [], [], 0)
     assert StoreWriter(w.engine).load_positions([(T.CASE_EVENTS, 0), (T.ALERTS, 0)]) == {
         (T.CASE_EVENTS, 0): 3, (T.ALERTS, 0): 1}
+
+
+@pytest.mark.parametrize("first,last", [(date(2026, 3, 1), date(2026, 3, 31)),
+                                        (date(2026, 2, 1), date(2026, 3, 5)),
+                                        (date(2026, 3, 2), date(2026, 3, 2)),
+                                        (date(2026, 1, 1), date(2026, 12, 31))])
+def test_evaluation_from_the_store_equals_the_report_from_the_log(store_url, events, first,
+                                                                  last):
+    from grid.report import evaluate, evaluation_of
+
+    _, rs = loaded(store_url, events)
+    districts = sorted({e["district"] for e in events})
+    assert len(districts) == 2  # D1 is in another district
+    for district in districts:
+        want = evaluate(events, district, first, last)
+        got = evaluation_of(district, first, last, rs.evaluation)
+        assert got.to_dict() == want.to_dict(), (district, first, last)
+    march = evaluate(events, "310110", first, last)
+    assert march.total.dispatched > 0 or first == date(2026, 3, 2)
+
+
+def test_grid_report_reads_the_store_and_says_where_a_missing_one_should_be(store_url, events,
+                                                                            tmp_path):
+    from click.testing import CliRunner
+
+    from grid.cli import main
+
+    loaded(store_url, events)
+    args = ["report", "--district", "310110", "--from", "2026-03-01", "--to", "2026-03-31",
+            "--format", "json"]
+    from_store = CliRunner().invoke(main, [*args, "--store", store_url])
+    from_log = CliRunner().invoke(main, [*args, "--events", str(LOG)])
+    assert from_store.exit_code == 0, from_store.output
+    assert orjson.loads(from_store.output) == orjson.loads(from_log.output)
+    assert orjson.loads(from_store.output)["total"]["dispatched"] == 7
+    missing = CliRunner().invoke(main, args, env={"GRID_HOME": str(tmp_path / "none"),
+                                                  "GRID_STORE_URL": ""})
+    assert missing.exit_code == 1
+    assert f"no read store at {tmp_path / 'none' / 'data' / 'store.db'}" in missing.output
+    assert "grid up" in missing.output
