@@ -338,6 +338,11 @@ def demo_tokens(departments: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
         "demo-city": dict(name="city-cc", role="command_center"),
         "demo-viewer": dict(name="viewer", role="viewer"),
         "demo-hotline": dict(name="hotline-12345", role="integration", source="hotline_12345"),
+        "demo-hotline-962121": dict(name="hotline-962121", role="integration",
+                                    source="hotline_962121"),
+        "demo-unit-pm01": dict(name="anju-pm", role="department",
+                               department="property_management",
+                               unit=f"{DEMO_DISTRICT}.property_management.01"),
         "demo-citizen-app": dict(name="citizen-app", role="integration", source="citizen"),
     }
     for dept in departments:

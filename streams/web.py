@@ -413,7 +413,8 @@ class Api:
             raise HttpError(404, f"report {rid} is not yet processed (or was rejected: see "
                             f"grid.reports.dlq.v1); retry shortly", report_id=rid,
                             processing="pending" if rid in self.pending else "unknown")
-        _guard(auth.check_read, p, case.placement, case.department, case.reporters)
+        _guard(auth.check_read, p, case.placement, case.department, case.reporters,
+               auth.holders_of(case))
         return json_response({
             "report_id": rid, "case_id": case.case_id, "case_url": f"{API}/cases/{case.case_id}",
             "state": case.state.value, "merged": case.report.rid != rid})
@@ -430,7 +431,8 @@ class Api:
         case = self.g.store.get(case_id)
         if case is None:
             raise HttpError(404, f"no case {case_id!r}", case_id=case_id)
-        _guard(auth.check_read, p, case.placement, case.department, case.reporters)
+        _guard(auth.check_read, p, case.placement, case.department, case.reporters,
+               auth.holders_of(case))
         return json_response(self.case_json(case),
                              headers={"X-Grid-Served-By": str(self.app.conf.canonical_url)})
 
@@ -549,11 +551,12 @@ class Api:
         if action not in auth.ACTIONS_BY_ROLE[p.role]:  # before loading the case
             _guard(auth.check_action, p, action, None, None)
         case = await self.load_case(case_id, request)
-        _guard(auth.check_action, p, action, case.placement, case.department)
+        _guard(auth.check_action, p, action, case.placement, case.department,
+               auth.holders_of(case), case.reporters)
         try:
             cmd = Command.model_validate({
                 **data, "command_id": data.get("command_id") or str(uuid.uuid4()),
-                "case_id": case_id, "actor": p.actor, "role": p.role,
+                "case_id": case_id, "actor": p.actor, "role": p.command_role or p.role,
                 "street": case.placement.street})
         except ValidationError as err:
             raise HttpError(422, "invalid action", errors=[
