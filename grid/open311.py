@@ -164,6 +164,13 @@ def request_status(report_id: str, case: Case | None, taxonomy: Any,
         notes = f"merged into case {case.case_id}; " + notes
     if case.state is CaseState.REJECTED and last is not None and last.reason:
         notes += f" ({last.reason})"
+    if case.reopens and case.is_open:
+        notes = "reopened after the citizen's callback (not satisfied); " + notes
+    if case.callbacks and not case.is_open:
+        cb = case.callbacks[-1]
+        notes += f"; callback: {cb.satisfaction.replace('_', ' ')}"
+    if case.report.ticket is not None:
+        notes = f"{case.report.ticket.hotline} ticket {case.report.ticket.ticket_no}: " + notes
     due = case.deadlines.get("dispose") or case.deadlines.get("verify")
     dec = case.decision
     notice = None

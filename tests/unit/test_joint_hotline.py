@@ -202,3 +202,52 @@ def test_only_the_reporting_hotline_may_call_back():
         auth.check_action(hotline, Action.CALLBACK, object(), None, (), ["someone-else"])
     with pytest.raises(auth.Forbidden, match="may not 'close'"):
         auth.check_action(hotline, Action.CLOSE, None, None)
+
+
+# --- evaluation by role and unit --------------------------------------------------------------
+
+
+def test_evaluation_counts_both_roles_and_the_callbacks_per_unit(engine):
+    from grid.evaluation import role_figures
+
+    joint = _open(engine, "0914", description="群租").case
+    street = joint.placement.street
+    fx = _do(engine, joint, Action.REPORT_PART, "public_security", "department", reason="ok")
+    fx = _do(engine, fx.case, Action.CLOSE_OUT_PART, "housing", "department",
+             department="urban_enforcement", reason="无需执法")
+    events = list(fx.case.history)
+    for satisfaction in ("not_satisfied", "satisfied"):
+        case, _ = _close(engine, _hotline_case(engine).case)
+        cb = _do(engine, case, Action.CALLBACK, "hotline-12345", "hotline",
+                 NOW + timedelta(hours=1), satisfaction=satisfaction)
+        events += cb.case.history
+    rows = {(r.department, r.unit): r for r in role_figures(events + events)}  # counted once
+    housing = rows[("housing", f"{street}.housing")]
+    assert (housing.lead, housing.assisting) == (1, 0)
+    police = rows[("public_security", f"{street}.public_security")]
+    assert (police.lead, police.assisting, police.parts_done) == (0, 1, 1)
+    enforcement = rows[("urban_enforcement", f"{street}.urban_enforcement")]
+    assert (enforcement.assisting, enforcement.parts_closed_out) == (1, 1)
+    pm = [r for r in rows.values() if r.callbacks]
+    assert len(pm) == 1  # both hotline cases are with the same lead
+    assert (pm[0].callbacks, pm[0].satisfied, pm[0].not_satisfied, pm[0].reopened) == (2, 1, 1, 1)
+    assert (pm[0].satisfaction_rate, pm[0].reopen_rate) == (0.5, 0.5)
+    assert pm[0].to_dict()["reopen_rate"] == 0.5
+    later = role_figures(events, start=NOW + timedelta(minutes=30))  # only the callbacks
+    assert [(r.lead, r.assisting, r.callbacks) for r in later] == [(0, 0, 2)]
+
+
+def test_open311_status_names_the_ticket_and_the_callback(engine):
+    from grid.open311 import request_status
+
+    case, _ = _close(engine, _hotline_case(engine).case)
+    fx = _do(engine, case, Action.CALLBACK, "hotline-12345", "hotline", NOW,
+             satisfaction="not_satisfied")
+    row = request_status(fx.case.report.rid, fx.case, engine.taxonomy)
+    assert row["status"] == "open"
+    assert row["status_notes"].startswith("12345 ticket SH12345-20261123-0007: reopened after "
+                                          "the citizen's callback (not satisfied); ")
+    closed = request_status(case.report.rid, case, engine.taxonomy)
+    assert closed["status"] == "closed"
+    assert closed["status_notes"] == ("12345 ticket SH12345-20261123-0007: closed: fixed and "
+                                      "verified")
