@@ -2,7 +2,8 @@
 
 One ``GRID_KAFKA_<PRINCIPAL>_PASSWORD`` line per principal of ``principals.yaml``, generated
 once and kept in ``<dir>/principals.json`` (the same code as ``grid kafka start --secure``), so
-running it again changes nothing and a principal added to the policy gets a password::
+running it again changes nothing and a principal added to the policy gets a password; and
+``GRID_POSTGRES_PASSWORD`` for the read store, kept in ``<dir>/postgres.password``::
 
     .venv/bin/python deploy/kafka/compose_env.py            # -> var/compose/compose.env
     docker compose --env-file var/compose/compose.env up -d --build
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 from pathlib import Path
 
 from streams.kafka_acl import POLICY, credentials, load_policy
@@ -30,7 +32,12 @@ def write_env(directory: Path, policy_path: Path = POLICY) -> Path:
     path = directory / "compose.env"
     path.touch(mode=0o600, exist_ok=True)
     os.chmod(path, 0o600)
-    path.write_text("".join(f"{env_name(p)}={pw}\n" for p, pw in sorted(passwords.items())))
+    pg = directory / "postgres.password"
+    if not pg.exists():
+        pg.touch(mode=0o600)
+        pg.write_text(secrets.token_urlsafe(24))
+    lines = [f"{env_name(p)}={pw}\n" for p, pw in sorted(passwords.items())]
+    path.write_text("".join(lines) + f"GRID_POSTGRES_PASSWORD={pg.read_text().strip()}\n")
     return path
 
 

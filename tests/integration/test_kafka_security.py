@@ -2,13 +2,17 @@
 deploy/kafka/principals.yaml): a worker authenticated as ``worker`` turns a report that the
 hotline principal wrote to its own intake topic into a case, and records that principal; a
 report there with a source the hotline may not send is dead-lettered; the hotline writes
-nothing else; a reader reads outputs and writes nothing; a client without credentials gets
-nothing."""
+nothing else; a reader reads outputs and writes nothing; the projector principal fills a read
+store and writes nothing; a client without credentials gets nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 
 import pytest
@@ -97,5 +101,37 @@ def test_only_the_granted_principals_write_and_read(secured, tmp_path):
         with pytest.raises(TopicAuthorizationFailedError):
             asyncio.run(_read_until(k, k.security("gateway"), T.CASE_EVENTS, bool, 15))
         assert w.proc.poll() is None, w.log_tail()
+        # the projector principal fills a read store from the outputs, and writes nothing
+        assert asyncio.run(_send(k, k.security("projector"), T.CASE_EVENTS, b"{}")) == \
+            "TopicAuthorizationFailedError"
+        assert _projected(k, tmp_path, report["report_id"]) == event["case_id"]
     finally:
         w.stop()
+
+
+def _projected(k: EmbeddedKafka, tmp_path, report_id: str, timeout: float = 90) -> str | None:
+    """Run ``grid projector`` as the ``projector`` principal until the report's case is in
+    its store; the case id (None on timeout)."""
+    from store.db import connect
+    from store.reader import ReadStore
+
+    url = f"sqlite:///{tmp_path / 'shared-store.db'}"
+    log = tmp_path / "projector.log"
+    show_on_failure(log)
+    env = {**os.environ, "GRID_KAFKA_USER": "projector",
+           "GRID_KAFKA_PASSWORD": k.passwords["projector"]}
+    proc = subprocess.Popen([sys.executable, "-m", "grid.cli", "projector", "--store", url,
+                             "--broker", k.url], env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
+    try:
+        rs = ReadStore(connect(url))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            if (cid := rs.case_for_report(report_id)) is not None:
+                return cid
+            time.sleep(0.5)
+        return None
+    finally:
+        proc.terminate()
+        proc.wait(30)

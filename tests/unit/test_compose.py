@@ -238,7 +238,7 @@ def _granted(principal: str, kind: str, name: str, operation: str) -> bool:
 
 
 def test_every_kafka_client_authenticates_as_its_own_principal():
-    assert set(CLIENTS) == {"kafka-init", "worker"}
+    assert set(CLIENTS) == {"kafka-init", "worker", "projector"}
     for name, s in CLIENTS.items():
         env = s["environment"]
         user = env["GRID_KAFKA_USER"]
@@ -246,6 +246,7 @@ def test_every_kafka_client_authenticates_as_its_own_principal():
         # its own principal's password, nobody else's
         assert _password_var(env["GRID_KAFKA_PASSWORD"]) == f"GRID_KAFKA_{user.upper()}_PASSWORD"
     assert CLIENTS["worker"]["environment"]["GRID_KAFKA_USER"] == "worker"
+    assert CLIENTS["projector"]["environment"]["GRID_KAFKA_USER"] == "projector"
     assert CLIENTS["kafka-init"]["environment"]["GRID_KAFKA_USER"] in super_users(POLICY)
 
 
@@ -384,9 +385,33 @@ def test_compose_env_defines_every_password_compose_asks_for(tmp_path):
     path = mod.write_env(tmp_path)
     first = dict(line.split("=", 1) for line in path.read_text().splitlines())
     compose = (REPO / "docker-compose.yml").read_text()
-    asked = set(re.findall(r"\$\{(GRID_KAFKA_\w+_PASSWORD)", compose))
-    assert asked == set(first) == {f"GRID_KAFKA_{p.upper()}_PASSWORD" for p in POLICY}
+    asked = set(re.findall(r"\$\{(GRID_(?:KAFKA_\w+|POSTGRES)_PASSWORD)", compose))
+    assert asked == set(first) == {f"GRID_KAFKA_{p.upper()}_PASSWORD" for p in POLICY} | {
+        "GRID_POSTGRES_PASSWORD"}
     assert len(set(first.values())) == len(first) and all(len(v) >= 16 for v in first.values())
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again = dict(line.split("=", 1) for line in mod.write_env(tmp_path).read_text().splitlines())
     assert again == first  # stable: the nodes' storage was formatted with these
+
+
+def test_projector_and_workers_share_one_postgres_store():
+    """The workers read the store the projector service fills; nobody replays the log."""
+    from streams.readmodel import group_of
+
+    proj = SERVICES["projector"]
+    env = {k: str(v) for k, v in proj["environment"].items()}
+    assert proj["command"] == ["grid", "projector"] and "projector" in SUBCOMMANDS
+    assert env["GRID_STORE_URL"] == WORKER_ENV["GRID_STORE_URL"]
+    url = _interpolate(env["GRID_STORE_URL"], {"GRID_POSTGRES_PASSWORD": "pw"})
+    assert url == "postgresql+psycopg://grid:pw@postgres:5432/grid"
+    pg = SERVICES["postgres"]["environment"]
+    assert (pg["POSTGRES_USER"], pg["POSTGRES_DB"]) == ("grid", "grid")
+    assert WORKER_ENV["GRID_PROJECTOR"] == "false"
+    for s in (proj, WORKER):
+        assert s["depends_on"]["postgres"]["condition"] == "service_healthy"
+    group = group_of(env["GRID_APP_ID"], url, private=False)
+    assert group == "grid-projector"
+    assert _granted("projector", "group", group, "READ")
+    for topic in ("grid.case-events.v1", "grid.dispatch.v1", "grid.alerts.v1"):
+        assert _granted("projector", "topic", topic, "READ")
+    assert not _granted("projector", "topic", "grid.reports.v1", "WRITE")
