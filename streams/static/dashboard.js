@@ -155,17 +155,20 @@ const map = {
     if (n <= 4) return "#f0a431";
     return "#ff5a4e";
   },
-  /* street view: five classes of the street's open (or overdue) count, scaled to the max */
+  /* street view: 0, then four classes at the quartiles of the streets' non-zero counts */
   bins() {
     const key = this.mode === "overdue" ? "overdue" : "open";
-    const max = Math.max(0, ...Object.values(this.streetOpen).map((v) => v[key] || 0));
-    const step = Math.max(1, Math.ceil(max / 4));
-    return { key, step };
+    const vals = Object.values(this.streetOpen).map((v) => v[key] || 0).filter((v) => v > 0)
+      .sort((a, b) => a - b);
+    const q = (f) => vals[Math.min(vals.length - 1, Math.floor(vals.length * f))];
+    const breaks = vals.length ? [q(0.25), q(0.5), q(0.75), vals[vals.length - 1]] : [];
+    return { key, breaks, min: vals[0] || 0 };
   },
   streetColor(n) {
-    const { step } = this.bins();
     if (!n) return "#16233d";
-    return ["#1f5a8a", "#2a8fc4", "#f0a431", "#ff5a4e"][Math.min(3, Math.floor((n - 1) / step))];
+    const { breaks } = this.bins();
+    const i = breaks.findIndex((b) => n <= b);
+    return ["#1f5a8a", "#2a8fc4", "#f0a431", "#ff5a4e"][i < 0 ? 3 : i];
   },
   streetValue(st) { return (this.streetOpen[st.code] || {})[this.bins().key] || 0; },
   /* a label position inside the street with the fewest markers under it */
@@ -200,9 +203,10 @@ const map = {
       ["0", "1", "2", "3–4", "5+"].forEach((t, i) => setText(`lg${i}`, t));
       return;
     }
-    const { step } = this.bins();
-    const r = (i) => (step === 1 ? `${i}` : `${(i - 1) * step + 1}–${i * step}`);
-    ["0", r(1), r(2), r(3), `${3 * step + 1}+`].forEach((t, i) => setText(`lg${i}`, t));
+    const { breaks, min } = this.bins();
+    const lows = [min, ...breaks.slice(0, 3).map((b) => b + 1)];
+    const text = breaks.map((b, i) => (lows[i] > b ? "—" : lows[i] === b ? `${b}` : `${lows[i]}–${b}`));
+    ["0", ...text, "", "", "", ""].slice(0, 5).forEach((t, i) => setText(`lg${i}`, t || "—"));
   },
   draw() {
     if (!this.view) return;
@@ -230,6 +234,12 @@ const map = {
     ctx.strokeStyle = "#5b7bb0";
     for (const st of this.streets) ctx.stroke(st.path);
     for (const m of this.markers) { [m.sx, m.sy] = this.px(m.lon, m.lat); }
+    if (this.mode === "cells") this.drawMarkers();
+    this.drawLabels();
+  },
+  /* street names last, each where the fewest markers are (placeLabel): readable on top */
+  drawLabels() {
+    const ctx = this.ctx;
     ctx.font = "11px " + getComputedStyle(document.body).fontFamily;
     ctx.textAlign = "center";
     for (const st of this.streets) {
@@ -242,7 +252,9 @@ const map = {
       ctx.fillStyle = "#9fb4d8";
       ctx.fillText(text, st.label[0], st.label[1] + 3);
     }
-    if (this.mode !== "cells") return;  // the street view shows counts, not single cases
+  },
+  drawMarkers() {
+    const ctx = this.ctx;
     for (const m of this.markers) {
       const x = m.sx, y = m.sy;
       if (m.overdue) {
@@ -346,7 +358,10 @@ function renderTiers(flow) {
 
 function alertItem(a, fresh) {
   const what = a.type_zh ? `${a.type_zh} ${a.type_en || ""}`.trim() : (a.type_code || "未分类 unclassified");
-  const detail = a.kind === "key_supervision" ? "" : (a.message || "");
+  // the engine's message says "<what happened> — <type> in <street>" (key supervision:
+  // "<type> in <street> — on site by …"); the type and street are shown above it already
+  const parts = (a.message || "").split(" — ");
+  const detail = a.kind === "key_supervision" ? parts.slice(1).join(" — ") : parts[0];
   return el("li", { class: fresh ? "new" : "", data: { caseId: a.case_id }, on: { click: () => go({ case: a.case_id }) } },
     el("div", { class: "row" },
       el("span", {}, el("span", { class: `tag ${a.kind}` }, ALERT[a.kind] || a.kind),

@@ -198,3 +198,176 @@ def test_integration_reads_only_its_own_reports_cases(engine):
     listed = httpx.get(f"{base}/cases?limit=200", headers=hotline, timeout=10).json()
     ids = {row["case_id"] for row in listed["items"]}
     assert mine_case in ids and other_case not in ids
+
+
+# -- issue 19: names, links, drill-down, layout ---------------------------------------------
+
+def signed_in(browser, engine, width: int, height: int):
+    """A page of a new context at ``width`` × ``height``, signed in as Yangpu's command
+    center (console errors collected in ``page.problems``)."""
+    ctx = browser.new_context(viewport={"width": width, "height": height})
+    pg = ctx.new_page()
+    pg.problems = []
+    pg.on("console", lambda m: pg.problems.append(f"console.{m.type}: {m.text}")
+          if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.problems.append(f"pageerror: {e}"))
+    base = f"http://127.0.0.1:{engine.web_port}"
+    pg.goto(f"{base}/login", wait_until="domcontentloaded")
+    pg.fill("#token", "demo-command-center")
+    pg.click("button[type=submit]")
+    pg.wait_for_url(f"{base}/")
+    pg.wait_for_selector("#map-msg", state="hidden", timeout=15_000)
+    return ctx, pg
+
+
+def list_ids(pg) -> list[str]:
+    pg.wait_for_selector("#case-list", timeout=5_000)
+    return pg.locator("#case-list li[data-case-id]").evaluate_all(
+        "els => els.map(e => e.dataset.caseId)")
+
+
+def hash_of(pg) -> str:
+    return pg.evaluate("location.hash")
+
+
+def test_names_case_link_drilldown_search_at_1280(browser, engine):
+    from grid.names import Names
+
+    names = Names.load()
+    base = f"http://127.0.0.1:{engine.web_port}"
+    report = make_report("0101", description="井盖缺失 drill-down test")
+    post_report(engine, report)
+    case_id = _case_of(base, report["report_id"])
+    street = case_id.split("-")[0]
+    street_name = names.place_name(street)
+    assert street_name  # the shipped streets are named
+    dept = httpx.get(f"{base}/api/v1/cases/{case_id}", headers=CC, timeout=10).json()[
+        "department"]  # the owner of the cover: the rules decide
+    dept_name = names.department(dept)
+    assert dept_name != dept
+    ctx, pg = signed_in(browser, engine, 1280, 800)
+    try:
+        # a link opens the case: names, not only codes, in the drawer
+        pg.goto(f"{base}/#case={case_id}")
+        pg.wait_for_selector("#d-where", timeout=5_000)
+        assert pg.locator("#d-id").text_content() == case_id
+        where = pg.locator("#d-where").text_content()
+        assert f"{street_name} ({street})" in where and "杨浦区 (310110)" in where
+        body = pg.locator("#d-body").text_content()
+        assert "井盖缺失/损坏 · Manhole cover missing or damaged (0101)" in body
+        assert dept_name in body
+        why = pg.locator("#d-why").text_content()
+        assert f"Sent to {dept_name}" in why
+        assert "key-supervision (重点监管) type (rule route.key-supervision)" in why
+        assert pg.locator("#d-link").get_attribute("href") == f"#case={case_id}"
+        # the alert names the type and the street
+        alert = pg.locator(f"#alerts li[data-case-id='{case_id}']").first
+        alert.wait_for(timeout=10_000)
+        text = alert.text_content()
+        assert "井盖缺失/损坏" in text and f"{street_name} ({street})" in text
+        pg.keyboard.press("Escape")
+        assert pg.locator("#drawer").is_hidden() and hash_of(pg) == ""
+
+        # drill-down: a street row, a department row, a counter
+        pg.click("#tab-street")
+        pg.click(f"#figures-body tr[data-key='{street}']")
+        assert hash_of(pg) == f"#street={street}" and case_id in list_ids(pg)
+        assert street_name in pg.locator("#d-id").text_content()
+        pg.click("#tab-dept")
+        pg.click(f"#figures-body tr[data-key='{dept}']")
+        assert hash_of(pg) == f"#department={dept}" and case_id in list_ids(pg)
+        deadline = time.monotonic() + 30  # 2 h to dispose, engine time x600: 12 s
+        pg.keyboard.press("Escape")  # the drawer covers the right-hand counters at 1280 px
+        while True:
+            pg.click(".kpi[data-key='overdue']")
+            pg.wait_for_selector("#list-n", timeout=5_000)
+            if case_id in list_ids(pg):
+                break
+            assert time.monotonic() < deadline, "the case never showed as overdue"
+            pg.keyboard.press("Escape")
+            pg.wait_for_timeout(1000)
+        assert hash_of(pg) == "#counter=overdue"
+        # a row opens the case, with a way back to the list
+        pg.click(f"#case-list li[data-case-id='{case_id}']")
+        pg.wait_for_selector("#d-where", timeout=5_000)
+        assert hash_of(pg) == f"#case={case_id}"
+        assert pg.locator("#d-back").is_visible()
+        assert pg.locator("#d-back").get_attribute("href") == "#counter=overdue"
+
+        # the search box finds the case by its report id
+        pg.fill("#q", report["report_id"])
+        pg.press("#q", "Enter")
+        deadline = time.monotonic() + 5
+        while "q=" not in hash_of(pg):
+            assert time.monotonic() < deadline
+            pg.wait_for_timeout(100)
+        assert list_ids(pg) == [case_id]
+        pg.keyboard.press("Escape")
+
+        # 1280 px: nothing clipped, no sideways scrolling
+        pg.wait_for_timeout(500)
+        layout = pg.evaluate("""(() => {
+          const wrap = document.querySelector('.table-wrap').getBoundingClientRect();
+          const ths = [...document.querySelectorAll('#figures th')].map(
+            (t) => t.getBoundingClientRect().right);
+          const w = document.querySelector('.table-wrap');
+          const cut = [...document.querySelectorAll('#alerts .what, #alerts .desc')].filter(
+            (e) => e.scrollWidth > e.clientWidth + 1).length;
+          return {page: document.documentElement.scrollWidth, right: wrap.right,
+                  ths, scroll: w.scrollWidth, client: w.clientWidth, cut};
+        })()""")
+        assert layout["page"] <= 1280, layout
+        assert len(layout["ths"]) == 8 and max(layout["ths"]) <= layout["right"] + 1, layout
+        assert layout["scroll"] <= layout["client"], layout
+        assert layout["cut"] == 0, layout
+        assert pg.problems == [], pg.problems
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "dashboard-1280.png"), full_page=True)
+    finally:
+        ctx.close()
+
+
+def test_street_map_and_wall_screen_layout(browser, engine):
+    base = f"http://127.0.0.1:{engine.web_port}"
+    report = make_report("0601", description="street map test")
+    post_report(engine, report)
+    case_id = _case_of(base, report["report_id"])
+    street = case_id.split("-")[0]
+    ctx, pg = signed_in(browser, engine, 1920, 1080)
+    try:
+        pg.click("#view-streets")
+        assert pg.locator("#street-card").is_hidden()  # the map itself shows the streets
+        assert pg.locator("#view-streets").get_attribute("class") == "on"
+        deadline = time.monotonic() + 10
+        while True:  # the summary carries open and overdue cases per street
+            s = pg.evaluate("fetch('/dashboard/api/summary.json').then(r => r.json())")
+            if s["street_open"].get(street, {}).get("open", 0) >= 1:
+                break
+            assert time.monotonic() < deadline, s["street_open"]
+            pg.wait_for_timeout(300)
+        assert s["street_open"][street]["name"] != street
+        # a click inside the street opens its list
+        pt = pg.evaluate(f"""(() => {{
+          const st = map.streets.find((s) => s.code === '{street}');
+          const r = map.canvas.getBoundingClientRect();
+          return [r.left + st.label[0], r.top + st.label[1] + 12];
+        }})()""")
+        pg.mouse.click(pt[0], pt[1])
+        deadline = time.monotonic() + 5
+        while not hash_of(pg).startswith("#street="):
+            assert time.monotonic() < deadline, hash_of(pg)
+            pg.wait_for_timeout(100)
+        assert hash_of(pg) == f"#street={street}" and case_id in list_ids(pg)
+        pg.keyboard.press("Escape")
+        # a wall screen uses the width: the live feed gets a column of its own
+        boxes = pg.evaluate("""(() => Object.fromEntries(
+          ['.map-panel', '.side', '.livefeed', '.depts'].map(
+            (s) => [s, document.querySelector(s).getBoundingClientRect().toJSON()])))()""")
+        assert boxes[".livefeed"]["left"] > boxes[".side"]["right"], boxes
+        assert boxes[".depts"]["right"] >= boxes[".side"]["right"] - 1, boxes
+        assert pg.evaluate("document.documentElement.scrollWidth") <= 1920
+        assert pg.problems == [], pg.problems
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / "dashboard-1920-streets.png"))
+    finally:
+        ctx.close()
