@@ -1,9 +1,11 @@
-"""``grid up`` on Apache Kafka, as a user runs it: a report survives Ctrl-C and a restart,
+"""``grid up`` on Apache Kafka, as a user runs it: a report survives Ctrl-C and a restart (and
+is served from the SQLite read store at once, nothing replayed; ``grid report`` finds it),
 a second instance on the same home refuses to start, and a killed ``grid up`` leaves no
 broker behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -89,15 +91,39 @@ def test_grid_up_on_kafka_keeps_a_case_across_a_restart(tmp_path):
     assert "grid up: stopped." in first.output()
     assert "Apache Kafka" in first.output()
 
+    stored = stored_offsets(home)
+    assert sum(stored.values()) >= 3  # reported, filed, dispatched at least
+
     again = Up(home, first.web_port, "up-3")
     try:
         again.wait_serving()
+        # the list comes from the SQLite store at once: nothing is replayed into memory
+        listed = httpx.get(f"{again.api}/cases", headers=SUP, timeout=10).json()
+        assert [c["case_id"] for c in listed["items"]] == [before["case_id"]]
         after = case_of(again.api, report["report_id"])
         assert after["case_id"] == before["case_id"]
         assert httpx.get(f"{again.api}/cases/{after['case_id']}", headers=SUP,
                          timeout=10).json()["type_code"] == "0101"
+        assert "emptying the store" not in again.output()
+        today = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+        out = subprocess.run(
+            [sys.executable, "-m", "grid.cli", "report", "--district", "310110", "--from",
+             today, "--to", today, "--format", "json"], cwd=REPO, capture_output=True,
+            env=dict(os.environ, GRID_HOME=str(home)), timeout=60, text=True)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["total"]["dispatched"] == 1
     finally:
         again.stop()
+    assert stored_offsets(home) == stored  # the restart resumed from the stored offsets
+
+
+def stored_offsets(home: Path) -> dict[tuple[str, int], int]:
+    """The read store's consumed offsets in ``grid up``'s SQLite file."""
+    import sqlite3
+
+    with sqlite3.connect(home / "data" / "store.db") as db:
+        return {(t, p): o for t, p, o in db.execute(
+            "SELECT topic, partition, next_offset FROM consumed_offsets")}
 
 
 def test_killed_grid_up_leaves_no_broker_running(tmp_path):
