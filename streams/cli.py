@@ -145,15 +145,18 @@ def submit(source: TextIO, broker: str | None, topic: str, new_id: bool, follow:
             nm = names()
 
             def echo(line: str) -> None:
-                at = datetime.now(UTC).astimezone(SHANGHAI)
-                click.echo(printable(f"{at:%H:%M:%S.%f}"[:-3] + "  " + line))
+                click.echo(printable(line))
+
+            def describe(v: Any) -> str:  # stamped with the engine's time of the record
+                at = v.get("at") or v.get("issued_at") or v.get("received_at")
+                return f"{shanghai(at, '%H:%M:%S')}  {summarize(v, nm)}"
 
             for k in keys:
                 click.echo(k or "-")
             click.echo(f"sent {len(messages)} message(s) to {topic} on {url}; following "
-                       "them (names beside codes, Shanghai time):", err=True)
-            f = run_follow(bootstrap, [k for k in keys if k], send,
-                           lambda v: summarize(v, nm), echo, timeout=wait_s)
+                       "them (engine time, Shanghai):", err=True)
+            f = run_follow(bootstrap, [k for k in keys if k], send, describe, echo,
+                           timeout=wait_s)
         else:
             asyncio.run(send())
     except Exception as e:
@@ -238,9 +241,13 @@ def summarize(value: Any, n: Any = None) -> str:
             return (f"case {v.get('case_id')} #{v.get('seq')} {v.get('type')}: {move} "
                     f"by {v.get('actor')} {_clip(v.get('reason', ''))}").rstrip()  # fmt: skip
         case "grid.alert/1":
+            # the message says "<what happened> — <type> in <street>" (key supervision:
+            # "<type> in <street> — on site by …"): type and street are printed already
+            parts = str(v.get("message", "")).split(" — ")
+            what = " — ".join(parts[1:]) if v.get("kind") == "key_supervision" else parts[0]
             return (f"ALERT {v.get('kind')} {v.get('priority')} · {typ(v.get('type_code'))}"
-                    f" · {place(v.get('street'))} · case {v.get('case_id')} · "
-                    f"{_clip(v.get('message', ''), 80)}")  # fmt: skip
+                    f" · {place(v.get('street'))} · {_clip(what, 80)}"
+                    f" · case {v.get('case_id')}")  # fmt: skip
         case "grid.dlq/1":
             return (f"DLQ {v.get('reason')}: {_clip(v.get('message', ''), 100)} "
                     f"report {v.get('report_id') or '-'}")  # fmt: skip

@@ -44,6 +44,14 @@ def test_tail_lines_use_names_and_shanghai_time(names):
     ev = {"schema": "grid.case-event/1", "case_id": "C1", "seq": 1, "type": "reported",
           "state_from": None, "state_to": "reported", "actor": "sup-1", "reason": ""}
     assert summarize(ev) == "case C1 #1 reported: new case, reported by sup-1"
+    alert = {"schema": "grid.alert/1", "kind": "supervision_order", "priority": "urgent",
+             "case_id": "C1", "type_code": "0101", "street": "310110010",
+             "message": "supervision order 督办: dispose overdue, escalated to city — "
+                        "井盖缺失/损坏 … in 杨浦区街镇10 (310110010)"}
+    line = summarize(alert, names)
+    assert line == (f"ALERT supervision_order urgent · {names.type('0101')} · "
+                    f"{names.place('310110010')} · supervision order 督办: dispose overdue, "
+                    "escalated to city · case C1")
 
 
 def test_submit_new_id_gives_fresh_ids_and_keeps_bad_input():
