@@ -143,3 +143,43 @@ def test_overdue_case_gets_supervision_order(broker, engine):
     warned = wait_for(broker.bootstrap, T.ALERTS,
                       lambda a: a["case_id"] == case_id and a["kind"] == "warning")
     assert warned
+
+
+def test_joint_hotline_case_work_orders_by_unit_replies_and_callback(broker, engine):
+    """Issue 18 on a real broker: a 12345 群租 report -> lead + 2 assisting work orders keyed
+    by unit, a reply per change on grid.hotline-replies.v1, a callback that reopens it."""
+    ticket = {"hotline": "12345", "ticket_no": f"T{uuid.uuid4().hex[:12]}"}
+    r = make_report("0914", source="hotline_12345", reporter_id="hotline-12345",
+                    description="群租", ticket=ticket)
+    submit(broker.bootstrap, [r])
+    case_id = opened(broker.bootstrap, r["report_id"])["case_id"]
+    street = case_id.split("-")[0]
+    orders = wait_for(broker.bootstrap, T.DISPATCH, lambda w: w["case_id"] == case_id, n=3)
+    assert {(w["department"], w["role"], w["unit"]) for w in orders} == {
+        ("housing", "lead", f"{street}.housing"),
+        ("public_security", "assisting", f"{street}.public_security"),
+        ("urban_enforcement", "assisting", f"{street}.urban_enforcement")}
+    for actor, action, kw in (
+            (f"{street}.housing", "dispose", {"evidence_photos": ["https://img/a.jpg"]}),
+            ("public_security", "report_part", {"reason": "人员已登记"}),
+            ("urban_enforcement", "report_part", {"reason": "无违法搭建"})):
+        command(broker.bootstrap, case_id, action, actor, "department", **kw)
+    command(broker.bootstrap, case_id, "verify", "sup-1", "supervisor", passed=True)
+    command(broker.bootstrap, case_id, "close", "cc", "command_center")
+    command(broker.bootstrap, case_id, "callback", "hotline-12345", "hotline",
+            satisfaction="not_satisfied", reason="还有人住")
+    replies = wait_for(broker.bootstrap, T.HOTLINE_REPLIES,
+                       lambda m: m["ticket_no"] == ticket["ticket_no"]
+                       and m["event"] == "reopened", timeout=60)
+    assert replies[0]["state"] == "rework" and replies[0]["status"] == "open"
+    all_replies = wait_for(broker.bootstrap, T.HOTLINE_REPLIES,
+                           lambda m: m["ticket_no"] == ticket["ticket_no"], n=7)
+    by_seq = sorted(all_replies, key=lambda m: int(m["reply_id"].rsplit(":", 1)[1]))
+    assert [m["event"] for m in by_seq] == [
+        "filed", "dispatched", "disposed", "verified", "closed", "callback", "reopened"]
+    assert by_seq[1]["unit_name"].endswith("房管办事处")
+    assert by_seq[5]["satisfaction"] == "not_satisfied"
+    events = case_events(broker.bootstrap, case_id, "reopened")
+    types = [e["type"] for e in sorted(events, key=lambda e: e["seq"] or 10**6)]
+    assert types == ["reported", "filed", "dispatched", "lead_disposed", "part_reported",
+                     "part_reported", "disposed", "verified", "closed", "callback", "reopened"]
