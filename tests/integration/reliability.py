@@ -12,7 +12,8 @@ What is asserted (the consumer contract is "dedupe by event_id / work_order_id")
 * per case, the distinct seq numbers are exactly 1..n (no gap) and the events replay with
   ``grid.lifecycle.replay`` to a case whose state is the last event's ``state_to``;
 * work orders: the distinct work_order_ids of a case are exactly those named by its
-  dispatched events (none lost, no second, different work order for one dispatch).
+  dispatched events, the lead's and each assisting department's of a joint case (none lost,
+  no second, different work order for one dispatch).
 """
 
 from __future__ import annotations
@@ -214,8 +215,9 @@ def check_run(log: Log, raws: list[bytes], bad: set[bytes],
     for w in log.work_orders:
         wos[w["case_id"]].add(w["work_order_id"])
     for cid, evs in cases.items():
-        want = {e["data"]["work_order_id"] for e in evs
-                if e["type"] in ("dispatched", "redispatched")}
+        dispatches = [e["data"] for e in evs if e["type"] in ("dispatched", "redispatched")]
+        want = {d["work_order_id"] for d in dispatches}  # the lead's, and each assisting part's
+        want |= {p["work_order_id"] for d in dispatches for p in d.get("assisting") or []}
         assert wos.get(cid, set()) == want, f"{cid}: work orders {wos.get(cid)} != {want}"
     stray = set(wos) - set(cases)
     assert not stray, f"work orders for unknown cases: {list(stray)[:3]}"
