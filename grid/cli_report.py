@@ -71,6 +71,12 @@ def report(district: str, start: date, end: date, fmt: str, events_file: str | N
         except (OSError, ValueError) as err:
             raise click.ClickException(f"{events_file}: {err}") from err
     names = {k: d.name_zh for k, d in load_taxonomy().departments.items()}
+    try:  # street names from the geodata ($GRID_GEODATA or the shipped set)
+        from grid.names import Names
+
+        names.update({k: v for k, v in Names.load().places.items() if len(k) == 9})
+    except (OSError, ValueError):
+        pass
     ev = evaluate(events, district, start, end) if events_file else \
         _from_store(store_url, district, start, end)
     click.echo(render(ev, fmt, names))

@@ -69,13 +69,15 @@ class Evaluation:
     events: int
 
     def to_dict(self, names: dict[str, str] | None = None) -> dict[str, Any]:
+        """JSON-ready; ``names``: code -> name of departments and streets (else the code)."""
         names = names or {}
         return {
             "district": self.district, "from": self.start.isoformat(),
             "to": self.end.isoformat(), "events": self.events,
             "departments": [{**f.to_dict(), "name": names.get(k, k)}
                             for k, f in self.departments.items()],
-            "streets": [f.to_dict() for f in self.streets.values()],
+            "streets": [{**f.to_dict(), "name": names.get(k, k)}
+                        for k, f in self.streets.items()],
             "total": self.total.to_dict(),
         }
 
@@ -120,7 +122,8 @@ def _fmt(v: Any) -> str:
 
 
 def render(ev: Evaluation, fmt: str = "table", names: dict[str, str] | None = None) -> str:
-    """The report as ``table`` (text), ``csv`` or ``json``."""
+    """The report as ``table`` (text), ``csv`` or ``json``; ``names`` (code -> name of
+    departments and streets) stand beside the codes in the table and as ``name`` in JSON."""
     data = ev.to_dict(names)
     if fmt == "json":
         return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
@@ -158,5 +161,6 @@ def render(ev: Evaluation, fmt: str = "table", names: dict[str, str] | None = No
     table("部门 department", [(f"{d['key']} {names.get(d['key'], '')}".strip(), d)
                             for d in data["departments"]]
           + [("合计 total", data["total"])])
-    table("街镇 street", [(s["key"], s) for s in data["streets"]])
+    table("街镇 street", [(f"{s['key']} {names.get(s['key'], '')}".strip(), s)
+                        for s in data["streets"]])
     return "\n".join(out)

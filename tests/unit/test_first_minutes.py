@@ -112,8 +112,9 @@ def test_alerts_name_the_type_and_street(names):
 
     engine = Engine.load()
     now = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
-    report = {"schema": "grid.report/1", "report_id": "6a1f0c2e-5d1a-4c7e-9b2f-0a1d2c3e4f19", "source": "supervisor",
-              "reporter_id": "s-1", "reported_at": now.isoformat(), "type_code": "0101",
+    report = {"schema": "grid.report/1", "report_id": "6a1f0c2e-5d1a-4c7e-9b2f-0a1d2c3e4f19",
+              "source": "supervisor", "reporter_id": "s-1", "reported_at": now.isoformat(),
+              "type_code": "0101",
               "location": {"lon": 121.5262, "lat": 31.2708, "crs": "wgs84"},
               "description": "井盖缺失"}
     (msg,), _ = engine.intake([orjson.dumps(report)], now)
@@ -151,3 +152,21 @@ def test_simulated_departments_are_not_all_punctual():
     assert 0.5 < fates["on_time"] / 10_000 < 0.75
     again = Counter(plan(rng, Behaviour(), first_order=False) for _ in range(2_000))
     assert "give_back" not in again  # a re-dispatched order is not returned again
+
+
+def test_report_names_departments_and_streets(names):
+    from datetime import date
+    from pathlib import Path
+
+    from grid.report import evaluate, read_jsonl, render
+
+    log = Path(__file__).parent.parent / "fixtures" / "events" / "district.jsonl"
+    with log.open("rb") as f:
+        ev = evaluate(list(read_jsonl(f)), "310110", date(2026, 3, 1), date(2026, 3, 31))
+    street_names = {"310110001": names.place_name("310110001"), "sanitation": "环卫作业"}
+    table = render(ev, "table", street_names)
+    assert f"310110001 {names.place_name('310110001')}" in table
+    assert "sanitation 环卫作业" in table
+    data = orjson.loads(render(ev, "json", street_names))
+    assert {s["key"]: s["name"] for s in data["streets"]} == {
+        "310110001": names.place_name("310110001"), "310110002": "310110002"}
