@@ -161,9 +161,13 @@ def locate(lon: float | None, lat: float | None, crs: str, fmt: str, data: str |
     if fmt == "json":
         click.echo(json.dumps(d, ensure_ascii=False))
         return
+    from grid.names import Names
+
+    names = Names.of_locator(loc)  # places only
     for k in ("district", "district_name", "street", "community", "cell", "patrol_area",
               "zones", "zone_ids", "crs", "lon", "lat", "snapped_m"):
-        click.echo(f"{k:<14}{d[k]}")
+        name = names.place_name(d[k]) if k in ("street", "community") else None
+        click.echo(f"{k:<14}{d[k]}" + (f"  {name}" if name else ""))
 
 
 def _bulk(loc, input_: str, output: str, crs: str) -> None:

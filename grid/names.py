@@ -20,6 +20,7 @@ class Names:
     or ``None``."""
 
     def __init__(self, taxonomy: Any, places: Mapping[str, str]) -> None:
+        """``taxonomy`` None: places only (types and departments show their codes)."""
         self.taxonomy = taxonomy
         self.places = dict(places)
 
@@ -44,7 +45,7 @@ class Names:
         return cls(taxonomy or default_taxonomy(), places)
 
     @classmethod
-    def of_locator(cls, locator: Any, taxonomy: Any) -> Names:
+    def of_locator(cls, locator: Any, taxonomy: Any = None) -> Names:
         """Names from an already loaded :class:`~geodata.locator.Locator`."""
         places = dict(locator.district_names)
         for layer in NAMED_LAYERS[1:]:
@@ -55,11 +56,11 @@ class Names:
         return cls(taxonomy, places)
 
     def type_name(self, code: str | None) -> str | None:
-        t = self.taxonomy.types.get(code) if code else None
+        t = self.taxonomy.types.get(code) if code and self.taxonomy else None
         return f"{t.name_zh} {t.name_en}" if t else None
 
     def department_name(self, code: str | None) -> str | None:
-        d = self.taxonomy.departments.get(code) if code else None
+        d = self.taxonomy.departments.get(code) if code and self.taxonomy else None
         return f"{d.name_zh} {d.name_en}" if d else None
 
     def place_name(self, code: str | None) -> str | None:

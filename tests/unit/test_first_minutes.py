@@ -170,3 +170,16 @@ def test_report_names_departments_and_streets(names):
     data = orjson.loads(render(ev, "json", street_names))
     assert {s["key"]: s["name"] for s in data["streets"]} == {
         "310110001": names.place_name("310110001"), "310110002": "310110002"}
+
+
+def test_locate_names_the_street_and_community(names):
+    from click.testing import CliRunner
+
+    from geodata.cli import locate
+
+    out = CliRunner().invoke(locate, ["121.5262", "31.2708", "--crs", "gcj02"]).output
+    lines = dict(line.split(None, 1) for line in out.splitlines())
+    street, street_name = lines["street"].split()
+    assert street_name == names.place_name(street)
+    community, community_name = lines["community"].split()
+    assert community_name == names.place_name(community) and community.startswith(street)
