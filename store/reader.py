@@ -402,6 +402,13 @@ class ReadStore:
                              .where(e.at < end)) or 0)
         return depts, streets, n
 
+    def stored_offsets(self, consumer: str) -> dict[tuple[str, int], int]:
+        """How far projector group ``consumer`` has stored each partition (next offset)."""
+        o = S.offsets.c
+        rows = self._all(select(o.topic, o.partition, o.next_offset)
+                         .where(o.consumer == consumer))
+        return {(t, p): n for t, p, n in rows}
+
     # -- alerts ------------------------------------------------------------------------------
 
     @property

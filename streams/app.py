@@ -407,6 +407,8 @@ class GridApp:
         out = {"intake": self.intake.health.status(), "cases": self.cases_health.status()}
         if (pr := getattr(self, "projector", None)) is not None:
             out["projector"] = pr.health.status()
+        if (feed := getattr(self, "live_feed", None)) is not None:
+            out["live_feed"] = feed.health.status()
         return out
 
     def not_ready(self) -> list[str]:

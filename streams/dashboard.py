@@ -364,7 +364,7 @@ class Dashboard:
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         p = self.viewer(request)
-        rm = self.g.projector  # None when the projector runs elsewhere: pings only
+        rm = self.g.projector or getattr(self.g, "live_feed", None)  # who publishes events
         resp = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no"})

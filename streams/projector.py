@@ -7,6 +7,10 @@ consumer seeks there, so a crash never loses or doubles a row. Several projector
 store share the partitions (same group); a projector that lost a partition it still
 writes is fenced by the store (:class:`store.writer.Fenced`) and seeks again.
 
+A worker whose store is filled by projectors elsewhere runs a :class:`LiveFeed` instead:
+it tails the same topics from their end (no group) and hands each event to the live
+subscribers once the store holds it, so a page that reads the store on an event sees it.
+
 A store that is *ahead* of the log (the broker was recreated, e.g. the memory-only Tansu
 fallback restarted) does not describe this log: a private store (SQLite, the embedded
 default) is emptied and rebuilt from the log; a shared one stops the projector with an
@@ -21,10 +25,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from store.db import reset
 from store.writer import TOPICS, Fenced, Record, StoreWriter
+from streams import topics as T
 from streams.broker import bootstrap_of, client_security
 from streams.health import ConsumerHealth
 from streams.kafka_io import run_forever
@@ -39,33 +45,12 @@ class StoreBehindLog(RuntimeError):
     """The store holds offsets beyond the end of the log: it belongs to another log."""
 
 
-class Projector:
-    """Feeds ``writer``'s store from ``bootstrap`` in consumer group ``group``.
+class Subscribers:
+    """Live subscribers (server-sent events): bounded queues; a slow one loses messages."""
 
-    ``private``: the store belongs to this projector alone (rebuilt when it does not match
-    the log). ``subscribe()`` gives a queue of ``{"kind": "event"|"alert", "data": msg}``
-    for each newly stored event or alert; ``caught_up`` is set once the log present at
-    start is stored.
-    """
-
-    def __init__(self, bootstrap: str, writer: StoreWriter, group: str,
-                 private: bool = False, stuck_after: float = 30.0) -> None:
-        self.bootstrap = bootstrap_of(bootstrap)
-        self.writer = writer
-        self.group = group
-        self.private = private
+    def __init__(self) -> None:
         self.subscribers: set[asyncio.Queue] = set()
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
-        self.caught_up = asyncio.Event()
-        self.applied = 0
-        self.fenced = 0
-        self._lag: dict[TopicPartition, int] = {}
-        self._ends: dict[TopicPartition, int] | None = None
-        self._error: BaseException | None = None  # raised in a rebalance callback
-        self.health = ConsumerHealth("projector", stuck_after=stuck_after,
-                                     lag=lambda: sum(self._lag.values()))
-
-    # -- live subscribers ----------------------------------------------------------------
 
     def subscribe(self) -> asyncio.Queue:
         q: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
@@ -79,8 +64,34 @@ class Projector:
         for cb in self.listeners:
             cb(kind, msg)
         for q in list(self.subscribers):
-            with contextlib.suppress(asyncio.QueueFull):  # a slow subscriber loses messages
+            with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait({"kind": kind, "data": msg})
+
+
+class Projector(Subscribers):
+    """Feeds ``writer``'s store from ``bootstrap`` in consumer group ``group``.
+
+    ``private``: the store belongs to this projector alone (rebuilt when it does not match
+    the log). ``subscribe()`` gives a queue of ``{"kind": "event"|"alert", "data": msg}``
+    for each newly stored event or alert; ``caught_up`` is set once the log present at
+    start is stored.
+    """
+
+    def __init__(self, bootstrap: str, writer: StoreWriter, group: str,
+                 private: bool = False, stuck_after: float = 30.0) -> None:
+        super().__init__()
+        self.bootstrap = bootstrap_of(bootstrap)
+        self.writer = writer
+        self.group = group
+        self.private = private
+        self.caught_up = asyncio.Event()
+        self.applied = 0
+        self.fenced = 0
+        self._lag: dict[TopicPartition, int] = {}
+        self._ends: dict[TopicPartition, int] | None = None
+        self._error: BaseException | None = None  # raised in a rebalance callback
+        self.health = ConsumerHealth("projector", stuck_after=stuck_after,
+                                     lag=lambda: sum(self._lag.values()))
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -177,3 +188,55 @@ class _Seek(ConsumerRebalanceListener):
             await self.p._seek(self.cons, assigned)
         except Exception as err:  # aiokafka would only log it: the loop raises it
             self.p._error = err
+
+
+class LiveFeed(Subscribers):
+    """Live events for a worker without a projector: tails case events and alerts from their
+    end (no group) and publishes each once projector group ``group`` has stored it in the
+    store that ``stored_offsets(group)`` reads (``ReadStore.stored_offsets``)."""
+
+    def __init__(self, bootstrap: str, stored_offsets: Callable[[str], dict], group: str,
+                 poll: float = 0.2) -> None:
+        super().__init__()
+        self.bootstrap = bootstrap_of(bootstrap)
+        self.stored_offsets = stored_offsets
+        self.group = group
+        self.poll = poll
+        self.caught_up = asyncio.Event()  # the store is not this worker's to wait for
+        self.caught_up.set()
+        self.health = ConsumerHealth("live_feed")
+
+    async def run(self) -> None:
+        await run_forever(self._consume, "live feed", health=self.health)
+
+    async def _consume(self) -> None:
+        # no group: every partition, each from its end when it is first seen
+        cons = AIOKafkaConsumer(T.CASE_EVENTS, T.ALERTS, bootstrap_servers=self.bootstrap,
+                                group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="latest", isolation_level="read_committed",
+                                **client_security())
+        await cons.start()
+        try:
+            self.health.started()
+            waiting: list[tuple[TopicPartition, int, bytes]] = []
+            while True:
+                self.health.beat()
+                batch = await cons.getmany(timeout_ms=int(self.poll * 1000))
+                waiting += [(tp, r.offset, r.value) for tp, rs in batch.items() for r in rs
+                            if r.value is not None]
+                if not waiting:
+                    continue
+                stored = await asyncio.to_thread(self.stored_offsets, self.group)
+                later = []
+                for tp, offset, raw in waiting:
+                    if offset >= stored.get((tp.topic, tp.partition), 0):
+                        later.append((tp, offset, raw))
+                        continue
+                    with contextlib.suppress(orjson.JSONDecodeError):
+                        msg = orjson.loads(raw)
+                        if isinstance(msg, dict):
+                            self._notify("alert" if tp.topic == T.ALERTS else "event", msg)
+                waiting = later[-QUEUE_SIZE:]  # never more than a screenful behind
+        finally:
+            await cons.stop()
+

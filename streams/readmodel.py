@@ -3,8 +3,9 @@
 :func:`attach_read_store` gives the worker ``read_store`` (a :class:`store.reader.ReadStore`
 on ``GRID_STORE_URL``, else on a SQLite file in the worker's data directory) and, unless
 ``GRID_PROJECTOR=0``, ``projector``: a :class:`streams.projector.Projector` task that keeps
-the store up to date and feeds the dashboard's live stream. Nothing is replayed into
-memory at start: a restarted worker resumes from the offsets stored with the rows.
+the store up to date and feeds the dashboard's live stream; with ``GRID_PROJECTOR=0`` a
+``live_feed`` (:class:`streams.projector.LiveFeed`) feeds it instead. Nothing is replayed
+into memory at start: a restarted worker resumes from the offsets stored with the rows.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from store.db import connect
 from store.reader import ReadStore
 from store.writer import StoreWriter
-from streams.projector import Projector
+from streams.projector import LiveFeed, Projector
 
 
 def store_of(settings: Any) -> tuple[str, bool]:
@@ -72,6 +73,7 @@ def attach_read_store(grid_app: Any) -> ReadStore:
     engine = connect(url)
     grid_app.read_store = ReadStore(engine)
     grid_app.projector = None
+    grid_app.live_feed = None
     if settings.projector:
         tax = grid_app.engine.taxonomy
         group = group_of(settings.app_id, url, private)
@@ -85,5 +87,13 @@ def attach_read_store(grid_app: Any) -> ReadStore:
         @grid_app.app.task
         async def projector_task() -> None:
             await projector.run()
+    else:  # projectors elsewhere fill the store: live events once they are stored
+        feed = LiveFeed(settings.broker, grid_app.read_store.stored_offsets,
+                        group_of(settings.app_id, url, private))
+        grid_app.live_feed = feed
+
+        @grid_app.app.task
+        async def live_feed_task() -> None:
+            await feed.run()
 
     return grid_app.read_store

@@ -130,3 +130,70 @@ def test_sigkilled_projector_stores_every_event_once(broker, store_url, tmp_path
 async def _read_log(bootstrap: str) -> list[dict]:
     return [r.value async for r in consume(bootstrap, T.CASE_EVENTS, idle=3.0)
             if isinstance(r.value, dict)]
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_worker_without_a_projector_serves_the_shared_store_and_live_events(broker, store_url,
+                                                                             tmp_path):
+    """compose's layout: a grid projector fills PostgreSQL; the worker runs none, reads the
+    store and streams each event to the dashboard once the store holds it."""
+    import httpx
+
+    from tests.integration.conftest import WorkerProc, make_report, wait_http
+
+    app_id = f"grid-shared-{uuid.uuid4().hex[:6]}"
+    log = tmp_path / "projector.log"
+    proj = projector(broker.bootstrap, store_url, app_id, log)
+    w = WorkerProc(broker.url, tmp_path, app_id, GRID_STORE_URL=store_url,
+                   GRID_PROJECTOR="0").start()
+    try:
+        base = f"http://127.0.0.1:{w.web_port}"
+        wait_http(f"{base}/api/v1/ready", timeout=120, proc=w.proc, log=w.log_tail)
+        deadline = time.monotonic() + 30
+        while True:
+            health = httpx.get(f"{base}/api/v1/health", timeout=10).json()
+            state = health["consumers"]["live_feed"]["state"]
+            if state == "running" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert state == "running"
+        assert "projector" not in health["consumers"]
+        seen: list[dict] = []
+        report = make_report("0101", description="井盖缺失 live feed", reporter_id="sup-0042")
+
+        def listen() -> None:
+            with httpx.stream("GET", f"{base}/dashboard/events", timeout=60, headers={
+                    "Authorization": "Bearer demo-command-center"}) as r:
+                kind = None
+                for line in r.iter_lines():
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: ") and kind == "event":
+                        msg = orjson.loads(line[6:])
+                        if msg["case"]["description"].endswith("live feed"):
+                            seen.append(msg)
+                            if msg["event"]["type"] == "dispatched":
+                                return
+
+        t = threading.Thread(target=listen, daemon=True)
+        t.start()
+        time.sleep(1.0)  # the stream is open before the report goes in
+        r = httpx.post(f"{base}/api/v1/reports", json=report, timeout=10,
+                       headers={"Authorization": "Bearer demo-supervisor"})
+        assert r.status_code == 202, r.text
+        t.join(60)
+        flow = ["reported", "filed", "dispatched"]
+        assert [m["event"]["type"] for m in seen] == flow
+        # each event was published once the store held it: the case row is at that event's
+        # state or a later one (a batch stores several events at once)
+        for i, m in enumerate(seen):
+            assert m["case"]["state"] in flow[i:], (i, m)
+        cid = seen[0]["event"]["case_id"]
+        listed = httpx.get(f"{base}/api/v1/cases", params={"limit": 500}, timeout=10,
+                           headers={"Authorization": "Bearer demo-command-center"}).json()
+        assert cid in [c["case_id"] for c in listed["items"]]
+        assert not list(tmp_path.glob("data/store.db"))  # no private store in the worker
+    finally:
+        w.stop()
+        proj.terminate()
+        proj.wait(30)
