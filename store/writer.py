@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, bindparam, select, update
+from sqlalchemy import JSON, Connection, Engine, and_, any_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from grid.projection import (
@@ -75,9 +75,43 @@ def _insert(conn: Connection, table: Any) -> Any:
     return dialect.insert(table)
 
 
-def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), CHUNK):
-        yield items[i:i + CHUNK]
+def _pg(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _chunks(conn: Connection, items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    """``items`` in pieces for :func:`_in`: all at once on PostgreSQL (one array
+    parameter), :data:`CHUNK` at a time on SQLite (one parameter each)."""
+    n = max(len(items), 1) if _pg(conn) else CHUNK
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def _in(conn: Connection, col: Any, ids: Sequence[Any]) -> Any:
+    """``col IN ids``; on PostgreSQL ``col = ANY(:array)``: one parameter, so the statement
+    is the same for any number of ids (no per-id rendering, parsing or binding)."""
+    if _pg(conn):
+        return col == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(col.type)))
+    return col.in_(ids)
+
+
+def _copy(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: insert ``rows`` with one ``COPY … FROM STDIN`` in the connection's
+    transaction, values converted as the columns' types would (times as given — aware —,
+    JSON columns as JSON text: None as JSON null, as SQLAlchemy's JSON type writes it)."""
+    if not rows:
+        return
+    cols = list(rows[0])
+    json_cols = {c for c in cols if isinstance(table.c[c].type, JSON)}
+    names = ", ".join(f'"{c}"' for c in cols)
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as cp:
+        for r in rows:
+            cp.write_row([_json(r[c]) if c in json_cols else r[c] for c in cols])
+
+
+def _json(v: Any) -> str:
+    return orjson.dumps(v, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 class StoreWriter:
@@ -169,8 +203,8 @@ class StoreWriter:
         e_ = S.case_events.c
         good = [m for m in msgs if _event_ok(m)]
         seen: set[str] = set()
-        for ids in _chunks(list({m["event_id"] for m in good})):
-            seen.update(conn.scalars(select(e_.event_id).where(e_.event_id.in_(ids))))
+        for ids in _chunks(conn, list({m["event_id"] for m in good})):
+            seen.update(conn.scalars(select(e_.event_id).where(_in(conn, e_.event_id, ids))))
         new: list[dict[str, Any]] = []
         for m in good:
             if m["event_id"] not in seen:
@@ -178,7 +212,10 @@ class StoreWriter:
                 new.append(m)
         if not new:
             return []
-        conn.execute(_insert(conn, S.case_events), [_event_row(m) for m in new])
+        if _pg(conn):
+            _copy(conn, S.case_events, [_event_row(m) for m in new])
+        else:
+            conn.execute(_insert(conn, S.case_events), [_event_row(m) for m in new])
 
         by_case: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for m in new:
@@ -207,18 +244,24 @@ class StoreWriter:
                         reports.append({"report_id": r["report_id"], "case_id": cid,
                                         "reporter_id": r.get("reporter_id"), "merged": False})
                 self._fold(c, e, extra[cid], reports)
-        # events stored earlier that were waiting for one of this batch
+        # events stored earlier that were waiting for one of this batch: their seq numbers
+        # first (from the index), the bodies only of the cases that have one to fold
         catch_up = sorted((waiting | created) & cases.keys())
-        for ids in _chunks(catch_up):
-            later = conn.execute(select(e_.case_id, e_.seq, e_.body).where(and_(
-                e_.case_id.in_(ids), e_.seq > 0)).order_by(e_.case_id, e_.seq)).all()
-            for cid, seq, body in later:
-                c = cases[cid]
-                if seq == c.seq + 1:
-                    self._fold(c, body, extra[cid], reports)
+        for ids in _chunks(conn, catch_up):
+            top: dict[str, int] = {}
+            for cid, seq in conn.execute(select(e_.case_id, func.max(e_.seq)).where(and_(
+                    _in(conn, e_.case_id, ids), e_.seq > 0)).group_by(e_.case_id)):
+                top[cid] = seq
+            behind = [cid for cid in ids if top.get(cid, 0) > cases[cid].seq]
+            if behind:
+                later = conn.execute(select(e_.case_id, e_.seq, e_.body).where(and_(
+                    _in(conn, e_.case_id, behind), e_.seq > 0)).order_by(e_.case_id, e_.seq))
+                for cid, seq, body in later:
+                    c = cases[cid]
+                    if seq == c.seq + 1:
+                        self._fold(c, body, extra[cid], reports)
             for cid in ids:
-                extra[cid]["waiting"] = any(r.case_id == cid and r.seq > cases[cid].seq
-                                            for r in later)
+                extra[cid]["waiting"] = top.get(cid, 0) > cases[cid].seq
         self._write_cases(conn, cases, extra, created)
         if reports:
             conn.execute(_insert(conn, S.report_cases).on_conflict_do_nothing(), reports)
@@ -238,8 +281,8 @@ class StoreWriter:
                     ) -> tuple[dict[str, CaseSummary], dict[str, dict[str, Any]]]:
         cases: dict[str, CaseSummary] = {}
         extra: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(ids):
-            for row in conn.execute(select(S.cases).where(S.cases.c.case_id.in_(chunk))):
+        for chunk in _chunks(conn, ids):
+            for row in conn.execute(select(S.cases).where(_in(conn, S.cases.c.case_id, chunk))):
                 cases[row.case_id] = from_row(row)
                 extra[row.case_id] = {"report": row.report, "decision": row.decision,
                                       "waiting": row.waiting}
@@ -248,6 +291,12 @@ class StoreWriter:
     def _write_cases(self, conn: Connection, cases: dict[str, CaseSummary],
                      extra: dict[str, dict[str, Any]], created: set[str]) -> None:
         rows = [to_row(c, self.names, **extra[cid]) for cid, c in cases.items()]
+        if _pg(conn) and rows:  # the changed rows out, all rows in: no per-row UPDATE
+            old_ids = [cid for cid in cases if cid not in created]
+            if old_ids:
+                conn.execute(S.cases.delete().where(_in(conn, S.cases.c.case_id, old_ids)))
+            _copy(conn, S.cases, rows)
+            return
         new = [r for r in rows if r["case_id"] in created]
         old = [r for r in rows if r["case_id"] not in created]
         if new:
@@ -266,7 +315,9 @@ class StoreWriter:
             try:
                 rows.append({
                     "work_order_id": str(m["work_order_id"]), "case_id": str(m["case_id"]),
-                    "department": str(m["department"]), "priority": m.get("priority"),
+                    "department": str(m["department"]), "unit": m.get("unit"),
+                    "role": m.get("role") or "lead",
+                    "lead_department": m.get("lead_department"), "priority": m.get("priority"),
                     "tier": m.get("tier"), "type_code": m.get("type_code"),
                     "district": m.get("district"), "street": m.get("street"),
                     "issued_at": _dt(m["issued_at"]),
