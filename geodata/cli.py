@@ -13,6 +13,9 @@ import click
 DATA_HELP = "layer-set directory (default: $GRID_GEODATA, else the shipped Yangpu demo set)"
 
 
+SHIPPED_DISTRICTS = ("310110", "310118")  # Yangpu (urban), Qingpu (suburban, rural zones)
+
+
 def cache_dir() -> Path:
     """Where generated layer sets go: $GRID_CACHE or ~/.cache/grid, then geodata/."""
     return Path(os.environ.get("GRID_CACHE") or Path.home() / ".cache" / "grid") / "geodata"
@@ -38,7 +41,8 @@ def geodata() -> None:
 def build(districts: tuple[str, ...], city: bool, out: Path | None) -> None:
     """Regenerate layers reproducibly (fixed seed) from the real district boundaries.
 
-    Without options: the shipped demo set (16 districts + Yangpu 310110 layers).
+    Without options: the shipped demo set (16 districts + layers of urban Yangpu 310110 and
+    suburban Qingpu 310118, with its towns, villages, rural and urban-fringe zones).
     """
     from geodata import build as gen
     from geodata.locator import DATA_DIR
@@ -50,7 +54,7 @@ def build(districts: tuple[str, ...], city: bool, out: Path | None) -> None:
     elif districts:
         todo, out = list(districts), out or cache_dir() / "-".join(districts)
     else:
-        todo, out = ["310110"], out or DATA_DIR
+        todo, out = list(SHIPPED_DISTRICTS), out or DATA_DIR
     t = time.perf_counter()
     try:
         counts = gen.build(out, todo, log=lambda m: click.echo(m, err=True))

@@ -73,7 +73,7 @@ def build_registry(layers: str | Path, out: str | Path | None = None) -> dict[st
             units.append(dict(unit_id=f"{dist}.{dept.id}", name_zh=f"{dname}{zh}",
                               name_en=f"{dist} {dept.name_en}", department=dept.id,
                               district=dist, street=""))
-        compounds += _compounds(dist, zones, in_d, units)
+        compounds += _compounds(dist, dname, zones, in_d, units)
         for prefix, dept in PREFIXES.items():
             owners.append(dict(district=dist, prefix=prefix, unit_id=f"{dist}.{dept}"))
         for sub, obj in default_national().objects.items():
@@ -91,7 +91,7 @@ def build_registry(layers: str | Path, out: str | Path | None = None) -> dict[st
     return {"units": len(units), "compounds": len(compounds), "owners": len(owners)}
 
 
-def _compounds(dist: str, zones: gpd.GeoDataFrame | None, streets: gpd.GeoDataFrame,
+def _compounds(dist: str, dname: str, zones: gpd.GeoDataFrame | None, streets: gpd.GeoDataFrame,
                units: list[dict[str, str]]) -> list[dict[str, str]]:
     if zones is None:
         return []
@@ -108,8 +108,8 @@ def _compounds(dist: str, zones: gpd.GeoDataFrame | None, streets: gpd.GeoDataFr
         word = COMPANY_WORDS[k % len(COMPANY_WORDS)] + ("" if k < len(COMPANY_WORDS)
                                                          else str(k // len(COMPANY_WORDS)))
         units.append(dict(unit_id=f"{dist}.property_management.{k + 1:02d}",
-                          name_zh=f"上海{word}物业管理有限公司",
-                          name_en=f"Shanghai {word} Property Management Co.",
+                          name_zh=f"上海{dname.removesuffix('区')}{word}物业管理有限公司",
+                          name_en=f"Shanghai {dist} {word} Property Management Co.",
                           department="property_management", district=dist, street=""))
     rows = []
     for i, zid in enumerate(z["id"]):

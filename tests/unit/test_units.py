@@ -47,7 +47,7 @@ def _open(engine: Engine, r: Report):
 
 def test_shipped_registry_is_what_the_generator_writes(tmp_path):
     counts = build_registry(DATA_DIR, tmp_path)
-    assert counts == {"units": 83, "compounds": 36, "owners": 25}
+    assert counts == {"units": 170, "compounds": 96, "owners": 50}  # Yangpu and Qingpu
     for name in ("units.csv", "compounds.csv", "owners.csv"):
         assert filecmp.cmp(tmp_path / name, DATA_DIR / "registry" / name, shallow=False), name
 
@@ -57,8 +57,9 @@ def test_registry_lists_street_units_compounds_and_owners(engine):
     assert reg.unit("310110001.housing").name_zh == "杨浦区街镇01房管办事处"
     assert reg.unit("310110001.urban_enforcement").name_zh == "杨浦区街镇01城管执法中队"
     assert reg.unit("310110.water").name_zh == "杨浦区供水管理所"
-    companies = reg.units_of("property_management")
+    companies = [u for u in reg.units_of("property_management") if u.district == "310110"]
     assert len(companies) == 12 and all(u.street is None for u in companies)
+    assert reg.unit("310118.property_management.01").name_zh == "上海青浦安居物业管理有限公司"
     assert reg.compounds_of("310110.property_management.01") == [
         "310110-Z0001", "310110-Z0013", "310110-Z0025"]
 
@@ -110,8 +111,8 @@ def test_compound_property_company_gets_its_corridor_clutter_and_sees_only_its_o
     assert fa.case.decision.department == fb.case.decision.department == "property_management"
     assert fa.case.unit == "310110.property_management.01"
     assert fb.case.unit == "310110.property_management.02"
-    assert fa.case.decision.unit_name == "上海安居物业管理有限公司"
-    assert ("unit 310110.property_management.01 上海安居物业管理有限公司 <- compound "
+    assert fa.case.decision.unit_name == "上海杨浦安居物业管理有限公司"
+    assert ("unit 310110.property_management.01 上海杨浦安居物业管理有限公司 <- compound "
             "310110-Z0001 杨浦区街镇08住宅小区01") in fa.case.decision.explanation
 
     pm01 = auth.Principal(name="anju", role="department", department="property_management",
