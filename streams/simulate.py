@@ -97,6 +97,11 @@ async def respond(bootstrap: str, clock: Clock, stop: asyncio.Event, seed: int =
         budget = ((datetime.fromisoformat(due) - clock.now()).total_seconds() if due
                   else 4 * 3600.0)
         budget = max(budget, 600.0)
+        if wo.get("role") == "assisting":  # 协办: report the part; the lead disposes the case
+            await wait(budget * rng.uniform(0.1, 0.6))
+            await send(cid, "report_part", wo.get("unit") or dept, "department",
+                       reason="协办部分已完成 our part is done")
+            return
         fate = plan(rng, b, first_order=wo["work_order_id"].endswith(":1"))
         if fate == "ignore":
             return
