@@ -70,6 +70,16 @@ def test_request_to_report_validates_with_intake(taxonomy):
                                   "description": "x"}, source="hotline_12345", reporter="h",
                                  now=NOW)
     assert device["reporter_id"] == "dev-9" and "type_code" not in device
+    hotline = report_from_request({"lat": 31.2, "long": 121.5, "description": "群租",
+                                   "attribute[ticket_no]": "F-962121-0042"},
+                                  source="hotline_962121", reporter="h", now=NOW)
+    r = parse_report(hotline, taxonomy=taxonomy, now=NOW)
+    assert (r.ticket.hotline, r.ticket.ticket_no) == ("962121", "F-962121-0042")
+    citizen = report_from_request({"lat": 31.2, "long": 121.5, "description": "x",
+                                   "attribute[ticket_no]": "F-1234"}, source="citizen",
+                                  reporter="app", now=NOW)
+    rejected = parse_report(citizen, taxonomy=taxonomy, now=NOW)
+    assert not isinstance(rejected, Report) and "ticket" in rejected.message
 
 
 def test_request_without_coordinates_is_an_error():
