@@ -103,6 +103,10 @@ def route(report_path: str, now_text: str | None, rules_dir: str | None, geodata
         return
     click.echo(f"department  {d.department or '-'}  (tier {d.tier}, priority {d.priority}, "
                f"handling {d.handling})")
+    if d.unit:
+        click.echo(f"unit        {d.unit_name} ({d.unit})")
+    for a in d.assisting:
+        click.echo(f"assisting   {a.department}: {a.unit_name or '-'} ({a.unit or 'no unit'})")
     click.echo(f"self_closed {str(d.self_closed).lower()}   alert {str(d.alert).lower()}")
     for stage, due in d.deadlines.items():
         click.echo(f"due {stage:<9}{due.isoformat()}  ({d.calendar})")

@@ -108,6 +108,24 @@ def test_text_format_shows_the_winner():
                                     "--now", NOW, "--format", "text"])
     assert res.exit_code == 0, res.output
     assert "department  water" in res.output and "winner      route.owner.water" in res.output
+    assert "unit        杨浦区供水管理所 (310110.water)" in res.output
+
+
+def test_text_format_shows_the_assisting_departments_and_their_units(tmp_path):
+    report = json.loads((REPORTS / "corridor_clutter.json").read_text(encoding="utf-8"))
+    report.update(type_code="0914", description="群租")
+    path = tmp_path / "qunzu.json"
+    path.write_text(json.dumps(report), encoding="utf-8")
+    res = CliRunner().invoke(main, ["route", "--report", str(path), "--now", NOW,
+                                    "--format", "text"])
+    assert res.exit_code == 0, res.output
+    street = json.loads(CliRunner().invoke(main, ["route", "--report", str(path), "--now",
+                                                  NOW]).output)["placement"]["street"]
+    name = f"杨浦区街镇{street[-2:]}"  # the generated street's name
+    assert (f"assisting   public_security: {name}派出所 ({street}.public_security)"
+            in res.output)
+    assert (f"assisting   urban_enforcement: {name}城管执法中队 ({street}.urban_enforcement)"
+            in res.output)
 
 
 def test_route_rejects_a_bad_report(tmp_path):
