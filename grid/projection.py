@@ -69,6 +69,8 @@ class CaseSummary:
     category: str | None = None
     kind: str | None = None
     department: str | None = None
+    unit: str | None = None  # the lead department's unit that acts (registry)
+    unit_name: str | None = None
     priority: str = "normal"
     tier: str = "street"
     level: str = "street"
@@ -93,6 +95,8 @@ class CaseSummary:
     closed_on_time: bool | None = None
     merged_at: datetime | None = None  # the last duplicate report merged into it
     work_order_id: str | None = None
+    satisfaction: str | None = None  # the last 回访 callback's answer (hotline cases)
+    reopens: int = 0  # times a "not satisfied" callback reopened it
     dispatches: int = 0
     reworks: int = 0
     extensions: int = 0
@@ -244,6 +248,7 @@ def fold(c: CaseSummary, e: dict[str, Any], category_of: Any = None) -> tuple[st
     if "decision" in d:
         dec = d["decision"]
         c.department = dec.get("department")
+        c.unit, c.unit_name = dec.get("unit"), dec.get("unit_name")
         c.tier, c.priority = dec.get("tier", c.tier), dec.get("priority", c.priority)
         c.handling = dec.get("handling")
         c.deadlines = {k: _dt(v) for k, v in (dec.get("deadlines") or {}).items()}
@@ -256,6 +261,7 @@ def fold(c: CaseSummary, e: dict[str, Any], category_of: Any = None) -> tuple[st
         c.filed_at = c.filed_at or at
     elif t in ("dispatched", "redispatched"):
         c.department = d.get("department", c.department)
+        c.unit, c.unit_name = d.get("unit"), d.get("unit_name")
         c.work_order_id = d.get("work_order_id")
         c.dispatches += 1
         c.dispatched_at = c.dispatched_at or at
@@ -267,6 +273,13 @@ def fold(c: CaseSummary, e: dict[str, Any], category_of: Any = None) -> tuple[st
         c.arbitration = True
     elif t == "rework":
         c.reworks += 1
+    elif t == "callback":
+        c.satisfaction = d.get("satisfaction")
+    elif t == "reopened":  # not satisfied: back to rework, the closing undone
+        c.reopens += 1
+        c.reworks += 1
+        c.closed_at = c.closed_on_time = c.disposed_at = None
+        c.deadlines.update({k: _dt(v) for k, v in (d.get("deadlines") or {}).items()})
     elif t == "extension_granted":
         c.extensions += 1
         c.deadlines.update({k: _dt(v) for k, v in (d.get("deadlines") or {}).items()})

@@ -111,10 +111,13 @@ class ReadStore:
                department: str | None = None, now: datetime | None = None,
                type_code: str | None = None, since: datetime | None = None,
                until: datetime | None = None, scope: Any = None,
-               reporter: str | None = None) -> list[ColumnElement[bool]]:
+               reporter: str | None = None, unit: str | None = None,
+               holder: tuple[str | None, str | None] | None = None
+               ) -> list[ColumnElement[bool]]:
         """Filter clauses. ``scope``: a principal-like object with ``districts``, ``streets``
         and ``patrol_areas`` (all empty: the whole city); ``reporter``: only cases one of
-        whose reports came from this reporter."""
+        whose reports came from this reporter; ``holder``: (department, unit) — only cases on
+        which that unit (else that department) holds a work order, lead or assisting."""
         if overdue is not None and now is None:
             raise ValueError("overdue filter needs now")
         w: list[ColumnElement[bool]] = []
@@ -131,6 +134,14 @@ class ReadStore:
             w.append(C.street == street)
         if department:
             w.append(C.department == department)
+        if unit:
+            w.append(C.unit == unit)
+        if holder is not None:
+            wo = S.work_orders.c
+            dept, own = holder
+            col, val = (C.unit, own) if own else (C.department, dept)
+            held = wo.unit == own if own else wo.department == dept
+            w.append(or_(col == val, C.case_id.in_(select(wo.case_id).where(held))))
         if type_code:
             w.append(C.type_code.in_(sorted(type_code)) if isinstance(type_code, set | list)
                      else C.type_code == type_code)

@@ -64,6 +64,8 @@ cases = Table(
     Column("kind", String(16)),
     Column("department", String(64)),
     Column("department_name", Text),
+    Column("unit", String(64), doc="the lead department's unit that acts"),
+    Column("unit_name", Text),
     Column("priority", String(16), nullable=False),
     Column("tier", String(16), nullable=False),
     Column("level", String(16), nullable=False),
@@ -91,6 +93,8 @@ cases = Table(
     Column("merged_at", UTCDateTime, doc="last duplicate report merged into the case"),
     Column("deadlines", JSON, nullable=False, doc="stage -> ISO deadline"),
     Column("work_order_id", String(80)),
+    Column("satisfaction", String(24), doc="last 回访 callback: satisfied / basically / not"),
+    Column("reopens", Integer, nullable=False, doc="reopened after a not-satisfied callback"),
     Column("dispatches", Integer, nullable=False),
     Column("reworks", Integer, nullable=False),
     Column("extensions", Integer, nullable=False),
@@ -111,6 +115,7 @@ cases = Table(
     Index("ix_cases_street_created", "street", "created_at", "case_id"),
     Index("ix_cases_open_due", "is_open", "due_at"),
     Index("ix_cases_department_state", "department", "state"),
+    Index("ix_cases_unit_state", "unit", "state"),
     Index("ix_cases_dispatched", "dispatched_at"),
 )
 
@@ -145,6 +150,9 @@ work_orders = Table(
     Column("work_order_id", String(96), primary_key=True),
     Column("case_id", String(64), nullable=False),
     Column("department", String(64), nullable=False),
+    Column("unit", String(64)),
+    Column("role", String(16), doc="lead (主办) or assisting (协办)"),
+    Column("lead_department", String(64), doc="for an assisting order: who leads"),
     Column("priority", String(16)),
     Column("tier", String(16)),
     Column("type_code", String(16)),
@@ -154,6 +162,7 @@ work_orders = Table(
     Column("due_dispose", UTCDateTime),
     Column("body", JSON, nullable=False, doc="the whole grid.work-order/1 message"),
     Index("ix_work_orders_department", "department", "issued_at"),
+    Index("ix_work_orders_unit", "unit", "issued_at"),
     Index("ix_work_orders_case", "case_id"),
 )
 

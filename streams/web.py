@@ -455,10 +455,11 @@ class Api:
                  + ", open"}])
         dept = q.get("department")
         own_department = p.role == "department" and p.city_wide
-        if own_department:
+        holder = None
+        if own_department:  # the cases it (or its unit) holds a work order on, lead or assisting
             if dept and dept != p.department:
                 raise HttpError(403, f"department {p.department!r} may list only its own cases")
-            dept = p.department
+            dept, holder = None, (p.department, getattr(p, "unit", None))
         times = {}
         for name in ("since", "until"):
             if q.get(name):
@@ -468,7 +469,8 @@ class Api:
                         {"field": name, "message": "e.g. 2026-05-01T00:00:00+08:00"}])
                 times[name] = t
         return {"district": q.get("district") or None, "street": q.get("street") or None,
-                "department": dept or None, "type_code": q.get("type") or None,
+                "department": dept or None, "unit": q.get("unit") or None, "holder": holder,
+                "type_code": q.get("type") or None,
                 "state": states or None, "overdue": overdue, "now": self.now(),
                 "scope": None if own_department else p,
                 "reporter": p.name if p.role == "integration" else None, **times}

@@ -231,3 +231,72 @@ def test_grid_report_reads_the_store_and_says_where_a_missing_one_should_be(stor
     assert missing.exit_code == 1
     assert f"no read store at {tmp_path / 'none' / 'data' / 'store.db'}" in missing.output
     assert "grid up" in missing.output
+
+
+def test_units_assisting_work_orders_and_the_callback_are_stored(store_url):
+    """Issue 18's facts in the store: the lead's unit, every work order with its unit and
+    role, a unit listing the cases it holds a part of, satisfaction and reopening."""
+    import uuid as _uuid
+
+    from grid.models import Action, Command, Report
+    from grid.service import Engine
+
+    engine = Engine.load()
+    at = datetime(2026, 11, 23, 10, tzinfo=CST)
+
+    def opened(type_code: str, **kw):
+        r = Report.model_validate({
+            "report_id": str(_uuid.uuid4()), "source": "supervisor", "reporter_id": "sup-7",
+            "reported_at": at, "location": {"lon": 121.514, "lat": 31.299},
+            "type_code": type_code, **kw})
+        return engine.on_located(engine.decide(r, engine.locator.locate(121.514, 31.299), at),
+                                 None, [], at)
+
+    def do(case, action, actor, role, when=at, **kw):
+        return engine.on_command(Command(command_id=str(_uuid.uuid4()), case_id=case.case_id,
+                                         action=action, actor=actor, role=role, **kw), case,
+                                 when)
+
+    joint = opened("0914", description="群租")
+    street = joint.case.placement.street
+    hot = opened("0604", source="hotline_12345", reporter_id="hotline-12345",
+                 description="占用公共部位",
+                 ticket={"hotline": "12345", "ticket_no": "SH12345-20261123-0007"})
+    case = hot.case
+    for action, actor, role, kw in (
+            (Action.DISPOSE, case.department, "department", {"evidence_photos": ["x"]}),
+            (Action.VERIFY, "sup-7", "supervisor", {"passed": True}),
+            (Action.CLOSE, "cc", "command_center", {})):
+        case = do(case, action, actor, role, **kw).case
+    reopened = do(case, Action.CALLBACK, "hotline-12345", "hotline", at + timedelta(days=1),
+                  satisfaction="not_satisfied", reason="又堆回来了")
+    events = [e.model_dump(mode="json", by_alias=True)
+              for e in (*joint.case.history, *reopened.case.history)]
+    orders = [w.model_dump(mode="json", by_alias=True)
+              for w in (*joint.work_orders, *hot.work_orders)]
+    w = StoreWriter(connect(store_url))
+    w.load_positions([])
+    w.apply(records(events) + [Record(T.DISPATCH, 0, i, orjson.dumps(o))
+                               for i, o in enumerate(orders)])
+    rs = ReadStore(w.engine)
+    p = projection(events)
+    for cid in (joint.case.case_id, hot.case.case_id):
+        assert rs.get(cid).to_dict(NOW) == p.cases[cid].to_dict(NOW)
+    j = rs.get(joint.case.case_id)
+    assert (j.department, j.unit) == ("housing", f"{street}.housing")
+    h = rs.get(hot.case.case_id)
+    assert (h.state, h.satisfaction, h.reopens, h.closed_at) == (
+        "rework", "not_satisfied", 1, None)
+    with w.engine.connect() as conn:
+        roles = sorted(conn.execute(select(S.work_orders.c.department, S.work_orders.c.unit,
+                                           S.work_orders.c.role).where(
+            S.work_orders.c.case_id == joint.case.case_id)).all())
+    assert roles == [("housing", f"{street}.housing", "lead"),
+                     ("public_security", f"{street}.public_security", "assisting"),
+                     ("urban_enforcement", f"{street}.urban_enforcement", "assisting")]
+    police, _, _ = rs.page(holder=("public_security", f"{street}.public_security"))
+    assert [c.case_id for c in police] == [joint.case.case_id]  # assisting: listed
+    other, _, _ = rs.page(holder=("public_security", "310110999.public_security"))
+    assert other == []
+    led, _, total = rs.page(unit=f"{street}.housing")
+    assert [c.case_id for c in led] == [joint.case.case_id] and total == 1

@@ -62,6 +62,8 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=True),
         sa.Column("department", sa.String(length=64), nullable=True),
         sa.Column("department_name", sa.Text(), nullable=True),
+        sa.Column("unit", sa.String(length=64), nullable=True),
+        sa.Column("unit_name", sa.Text(), nullable=True),
         sa.Column("priority", sa.String(length=16), nullable=False),
         sa.Column("tier", sa.String(length=16), nullable=False),
         sa.Column("level", sa.String(length=16), nullable=False),
@@ -89,6 +91,8 @@ def upgrade() -> None:
         sa.Column("merged_at", store.schema.UTCDateTime(timezone=True), nullable=True),
         sa.Column("deadlines", sa.JSON(), nullable=False),
         sa.Column("work_order_id", sa.String(length=80), nullable=True),
+        sa.Column("satisfaction", sa.String(length=24), nullable=True),
+        sa.Column("reopens", sa.Integer(), nullable=False),
         sa.Column("dispatches", sa.Integer(), nullable=False),
         sa.Column("reworks", sa.Integer(), nullable=False),
         sa.Column("extensions", sa.Integer(), nullable=False),
@@ -116,6 +120,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_cases_street_created", ["street", "created_at", "case_id"], unique=False
         )
+        batch_op.create_index("ix_cases_unit_state", ["unit", "state"], unique=False)
 
     op.create_table(
         "consumed_offsets",
@@ -141,6 +146,9 @@ def upgrade() -> None:
         sa.Column("work_order_id", sa.String(length=96), nullable=False),
         sa.Column("case_id", sa.String(length=64), nullable=False),
         sa.Column("department", sa.String(length=64), nullable=False),
+        sa.Column("unit", sa.String(length=64), nullable=True),
+        sa.Column("role", sa.String(length=16), nullable=True),
+        sa.Column("lead_department", sa.String(length=64), nullable=True),
         sa.Column("priority", sa.String(length=16), nullable=True),
         sa.Column("tier", sa.String(length=16), nullable=True),
         sa.Column("type_code", sa.String(length=16), nullable=True),
@@ -156,10 +164,12 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_work_orders_department", ["department", "issued_at"], unique=False
         )
+        batch_op.create_index("ix_work_orders_unit", ["unit", "issued_at"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("work_orders", schema=None) as batch_op:
+        batch_op.drop_index("ix_work_orders_unit")
         batch_op.drop_index("ix_work_orders_department")
         batch_op.drop_index("ix_work_orders_case")
 
@@ -170,6 +180,7 @@ def downgrade() -> None:
     op.drop_table("report_cases")
     op.drop_table("consumed_offsets")
     with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.drop_index("ix_cases_unit_state")
         batch_op.drop_index("ix_cases_street_created")
         batch_op.drop_index("ix_cases_open_due")
         batch_op.drop_index("ix_cases_district_created")
