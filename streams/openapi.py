@@ -61,9 +61,10 @@ def _err(desc: str, ref: str = "Error") -> dict[str, Any]:
 
 
 def _q(name: str, desc: str, typ: str = "string", where: str = "query",
-       required: bool = False) -> dict[str, Any]:
+       required: bool = False, fmt: str | None = None) -> dict[str, Any]:
+    schema = {"type": typ} | ({"format": fmt} if fmt else {})
     return {"name": name, "in": where, "required": required or where == "path",
-            "description": desc, "schema": {"type": typ}}
+            "description": desc, "schema": schema}
 
 
 COMMON = {"401": _err("missing or unknown bearer token (WWW-Authenticate: Bearer)"),
@@ -77,7 +78,12 @@ def spec() -> dict[str, Any]:
         _q("district", "6-digit district code"), _q("street", "9-digit street code"),
         _q("state", f"comma-separated: {states}, or 'open'"),
         _q("overdue", "true: only cases past a deadline", "boolean"),
-        _q("department", "department id"), _q("limit", "1..500 (default 50)", "integer"),
+        _q("department", "department id (the lead's)"),
+        _q("unit", "registry unit id of the lead (e.g. 310110012.housing)"),
+        _q("type", "type code, e.g. 0101"),
+        _q("since", "created at or after (ISO 8601 with offset)", fmt="date-time"),
+        _q("until", "created before (ISO 8601 with offset)", fmt="date-time"),
+        _q("limit", "1..500 (default 50)", "integer"),
         _q("cursor", "next_cursor of the previous page")]
     o311_fmt = _q("format", "json or xml (the path's extension)", where="path")
     return {
