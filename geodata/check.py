@@ -192,4 +192,47 @@ def check(directory: str | Path, tolerance_m2: float = DEFAULT_TOLERANCE_M2) -> 
                                         f"({', '.join(ZONE_TYPES)})"))
         for dup in z["id"][z["id"].duplicated()].unique():
             problems.append(Problem("error", "zones", str(dup), "duplicate zone id"))
+    problems += _registry(d, layers)
     return problems
+
+
+def _registry(d: Path, layers: dict[str, gpd.GeoDataFrame]) -> list[Problem]:
+    """The responsible-unit registry (``registry/``), if any, against the layers: units of
+    known departments in known districts and streets, compounds that are residential-compound
+    zones; a street without a housing office, enforcement team, police station or office is
+    a warning (that department's desk dispatches there)."""
+    from geodata.registry import Registry, RegistryError
+    from geodata.registry_build import STREET_UNITS
+    from grid.taxonomy import default_taxonomy
+
+    if not (d / "registry").is_dir():
+        return []
+    try:
+        reg = Registry.load(d / "registry")
+    except RegistryError as exc:
+        return [Problem("error", "registry", "-", str(exc))]
+    out: list[Problem] = []
+    depts = default_taxonomy().departments
+    col = {k: set(layers[k][c].astype(str)) if k in layers else None
+           for k, c in (("districts", "code"), ("streets", "code"))}
+    zones = (dict(zip(layers["zones"]["id"].astype(str), layers["zones"]["zone_type"],
+                      strict=True)) if "zones" in layers else {})
+    for u in reg.units.values():
+        if u.department not in depts:
+            out.append(Problem("error", "registry", u.unit_id,
+                               f"unknown department {u.department!r}"))
+        if col["districts"] is not None and u.district not in col["districts"]:
+            out.append(Problem("error", "registry", u.unit_id, f"unknown district {u.district}"))
+        if u.street and col["streets"] is not None and u.street not in col["streets"]:
+            out.append(Problem("error", "registry", u.unit_id, f"unknown street {u.street}"))
+    for c in reg.compounds.values():
+        if zones.get(c.zone_id) != "residential_compound":
+            out.append(Problem("error", "registry", c.zone_id,
+                               "compound is not a residential_compound zone of the layer set"))
+    held = {(u.department, u.street) for u in reg.units.values() if u.street}
+    for street in sorted(col["streets"] or ()):
+        missing = [dep for dep in STREET_UNITS if (dep, street) not in held]
+        if missing and len(reg):
+            out.append(Problem("warning", "registry", street,
+                               f"no unit for {', '.join(missing)}: its desk dispatches"))
+    return out

@@ -122,3 +122,30 @@ def test_engines_agree():
     pa = sorted(zip(a["zone_pt"].tolist(), a["zone"].tolist(), strict=True))
     pb = sorted(zip(b["zone_pt"].tolist(), b["zone"].tolist(), strict=True))
     assert pa == pb and len(pa) > 0
+
+
+def test_check_validates_the_registry_against_the_layers(tmp_path):
+    import shutil
+
+    for layer in ("districts", "streets", "zones"):
+        shutil.copy(DATA_DIR / f"{layer}.parquet", tmp_path)
+    shutil.copytree(DATA_DIR / "registry", tmp_path / "registry")
+    assert [p for p in check(tmp_path) if p.layer == "registry"] == []
+    units = tmp_path / "registry" / "units.csv"
+    rows = units.read_text(encoding="utf-8").splitlines()
+    rows = [r for r in rows if not r.startswith("310110001.public_security,")]
+    rows.append("310110999.housing,幽灵房管办,Ghost,housing,310110,310110999")
+    rows.append("310110.wizards,巫师,Wizards,wizards,310110,")
+    units.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    compounds = tmp_path / "registry" / "compounds.csv"
+    compounds.write_text(compounds.read_text(encoding="utf-8")
+                         + "310110-Z0090,学校,310110001,310110.property_management.01\n",
+                         encoding="utf-8")  # Z0090 is not a compound
+    found = sorted(str(p) for p in check(tmp_path) if p.layer == "registry")
+    assert found == [
+        "ERROR registry 310110-Z0090: compound is not a residential_compound zone of the "
+        "layer set",
+        "ERROR registry 310110.wizards: unknown department 'wizards'",
+        "ERROR registry 310110999.housing: unknown street 310110999",
+        "WARNING registry 310110001: no unit for public_security: its desk dispatches",
+    ]
