@@ -232,8 +232,10 @@ def summarize(value: Any, n: Any = None) -> str:
             return (f"report {v.get('type_code') or '?'} from {v.get('source')} "
                     f"{where} {_clip(v.get('description', ''))}")  # fmt: skip
         case "grid.work-order/1":
+            unit = f" · {v['unit_name']}" if v.get("unit_name") else ""
+            role = " (协办 assisting)" if v.get("role") == "assisting" else ""
             return (f"WORK ORDER {v.get('priority', '').upper()} → {dept(v.get('department'))}"
-                    f" · {typ(v.get('type_code'))} · {place(v.get('street'))}"
+                    f"{unit}{role} · {typ(v.get('type_code'))} · {place(v.get('street'))}"
                     f" · {due_text(v.get('due'))} · case {v.get('case_id')}")  # fmt: skip
         case "grid.case-event/1":
             move = (f"{v.get('state_from')} → {v.get('state_to')}" if v.get("state_from")
@@ -248,6 +250,10 @@ def summarize(value: Any, n: Any = None) -> str:
             return (f"ALERT {v.get('kind')} {v.get('priority')} · {typ(v.get('type_code'))}"
                     f" · {place(v.get('street'))} · {_clip(what, 80)}"
                     f" · case {v.get('case_id')}")  # fmt: skip
+        case "grid.hotline-reply/1":
+            return (f"HOTLINE {v.get('hotline')} ticket {v.get('ticket_no')} · "
+                    f"{v.get('status_zh')} ({v.get('event')}, {v.get('status')}) · "
+                    f"{_clip(v.get('message', ''), 80)} · case {v.get('case_id')}")  # fmt: skip
         case "grid.dlq/1":
             return (f"DLQ {v.get('reason')}: {_clip(v.get('message', ''), 100)} "
                     f"report {v.get('report_id') or '-'}")  # fmt: skip

@@ -43,6 +43,19 @@ def test_summarize_work_order_and_unknown():
     assert summarize({"reason": "invalid_json", "detail": "x"}).startswith("REJECTED")
 
 
+def test_summarize_names_the_unit_the_assisting_role_and_hotline_replies():
+    line = summarize({"schema": "grid.work-order/1", "priority": "normal",
+                      "department": "public_security", "unit_name": "杨浦区街镇05派出所",
+                      "role": "assisting", "case_id": "C2", "type_code": "0914"})
+    assert line.startswith("WORK ORDER NORMAL → public_security · 杨浦区街镇05派出所 "
+                           "(协办 assisting) · type 0914")
+    reply = summarize({"schema": "grid.hotline-reply/1", "hotline": "12345",
+                       "ticket_no": "SH-1", "status_zh": "已派遣", "event": "dispatched",
+                       "status": "open", "message": "工单SH-1：已派遣", "case_id": "C3"})
+    assert reply == ("HOTLINE 12345 ticket SH-1 · 已派遣 (dispatched, open) · 工单SH-1：已派遣 · "
+                     "case C3")
+
+
 def test_bootstrap_of_forms():
     assert bootstrap_of("kafka://a:1") == "a:1"
     assert bootstrap_of("kafka://a:1;kafka://b:2") == "a:1,b:2"
