@@ -589,6 +589,7 @@ async function openCase(id) {
       ["优先级 Priority", PRIORITY[d.priority] || d.priority],
       ["循环 Loop / 督办 Level", `${TIER_NAME[d.tier] || d.tier} / ${LEVEL[d.level] || d.level}`],
       ["部门 Department", d.department ? named([d.department_zh, d.department_en].filter(Boolean).join(" "), d.department) : "—"],
+      ["承办单位 Unit", d.unit ? named(d.unit_name, d.unit) : null],
       ["位置 Where", el("span", { id: "d-where" }, where)],
       ["来源 Source", SOURCE[d.source] || d.source],
       ["上报 Reported", fmtTime(d.created_at)],

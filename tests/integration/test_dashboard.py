@@ -241,8 +241,8 @@ def test_names_case_link_drilldown_search_at_1280(browser, engine):
     street = case_id.split("-")[0]
     street_name = names.place_name(street)
     assert street_name  # the shipped streets are named
-    dept = httpx.get(f"{base}/api/v1/cases/{case_id}", headers=CC, timeout=10).json()[
-        "department"]  # the owner of the cover: the rules decide
+    case = httpx.get(f"{base}/api/v1/cases/{case_id}", headers=CC, timeout=10).json()
+    dept = case["department"]  # the owner of the cover: the rules decide
     dept_name = names.department(dept)
     assert dept_name != dept
     ctx, pg = signed_in(browser, engine, 1280, 800)
@@ -256,6 +256,8 @@ def test_names_case_link_drilldown_search_at_1280(browser, engine):
         body = pg.locator("#d-body").text_content()
         assert "井盖缺失/损坏 · Manhole cover missing or damaged (0101)" in body
         assert dept_name in body
+        d = httpx.get(f"{base}/dashboard/api/cases/{case_id}", headers=CC, timeout=10).json()
+        assert d["unit_name"] and f"{d['unit_name']} ({d['unit']})" in body  # the registry's
         why = pg.locator("#d-why").text_content()
         assert f"Sent to {dept_name}" in why
         assert "key-supervision (重点监管) type (rule route.key-supervision)" in why
