@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from streams import topics as T
-from streams.kafka_io import collect, produce_json
+from streams.kafka_io import collect, consume, produce_json
 from tests.integration.conftest import make_report, submit, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.tansu]
@@ -27,6 +27,11 @@ def case_events(bootstrap: str, case_id: str, until_type: str, timeout: float = 
         v.get("case_id") == case_id and v.get("type") == until_type for v in vs),
         timeout=timeout))
     return [v for v in got if v.get("case_id") == case_id]
+
+
+async def whole_log(bootstrap: str, topic: str) -> list:
+    """Every message of ``topic``, read until none comes for 2 s."""
+    return [r.value async for r in consume(bootstrap, topic, idle=2.0)]
 
 
 def command(bootstrap: str, case_id: str, action: str, actor: str, role: str, **kw) -> None:
@@ -73,14 +78,17 @@ def test_same_report_twice_yields_one_case(broker, engine):
     marker = make_report("0601")  # processed after both copies (same street partition)
     submit(broker.bootstrap, [marker])
     opened(broker.bootstrap, marker["report_id"])
-    reported = wait_for(broker.bootstrap, T.CASE_EVENTS,
-                        lambda e: e["type"] == "reported"
-                        and e["data"]["report"]["report_id"] == r["report_id"])
-    # the second copy re-emits the first one's output with the same ids (at-least-once;
-    # consumers dedupe by event_id / work_order_id): still one case and one work order
-    assert len({e["event_id"] for e in reported}) == 1
-    wos = wait_for(broker.bootstrap, T.DISPATCH, lambda w: w["case_id"] == reported[0]["case_id"])
-    assert len({w["work_order_id"] for w in wos}) == 1
+    case_id = opened(broker.bootstrap, r["report_id"])["case_id"]
+    events = case_events(broker.bootstrap, case_id, "dispatched")
+    # the second copy is the same report, not a duplicate of it: no merge, and whatever it
+    # re-emits (at-least-once) carries the first copy's ids, so there is one case
+    assert [e for e in events if e["type"] == "merged"] == []
+    reported = [e for e in events if e["type"] == "reported"]
+    assert {e["event_id"] for e in reported} == {f"{case_id}:1"}
+    assert {e["data"]["report"]["report_id"] for e in reported} == {r["report_id"]}
+    wos = wait_for(broker.bootstrap, T.DISPATCH, lambda w: w["case_id"] == case_id)
+    assert {w["work_order_id"] for w in wos} == {f"{case_id}:1"}
+    assert len({(w["department"], w["priority"], w["issued_at"]) for w in wos}) == 1
 
 
 def test_full_lifecycle_by_commands_ends_closed(broker, engine):
@@ -127,7 +135,13 @@ def test_duplicate_report_is_merged(broker, engine):
     submit(broker.bootstrap, [second])
     merged = wait_for(broker.bootstrap, T.CASE_EVENTS,
                       lambda e: e["case_id"] == case_id and e["type"] == "merged")
-    assert merged[0]["data"]["report_id"] == second["report_id"]
+    assert {(e["event_id"], e["data"]["report_id"]) for e in merged} == {
+        (merged[0]["event_id"], second["report_id"])}
+    # the second report opened no case of its own (the whole log, read until it ends)
+    log = asyncio.run(whole_log(broker.bootstrap, T.CASE_EVENTS))
+    assert merged[0] in log
+    assert [e for e in log if isinstance(e, dict) and e["type"] == "reported"
+            and e["data"]["report"]["report_id"] == second["report_id"]] == []
 
 
 def test_overdue_case_gets_supervision_order(broker, engine):
