@@ -199,12 +199,13 @@ def already_applied(case: Case, command_id: str) -> bool:
 
 
 def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None = None,
-           extend: Callable[[datetime, timedelta, str], datetime] | None = None) -> list[CaseEvent]:
+           extend: Callable[[datetime, timedelta, str], datetime] | None = None,
+           unit_name: str | None = None) -> list[CaseEvent]:
     """Events that ``cmd`` causes on ``case`` at ``now``; [] if it was already applied.
 
     ``decision`` is required for CLASSIFY (the rules' decision for the new type);
     ``extend(due, extra, calendar)`` adds extension time in the case's
-    calendar (default: plain add).
+    calendar (default: plain add); ``unit_name`` names the ``unit`` of a DISPATCH.
     """
     if already_applied(case, cmd.command_id):
         return []
@@ -234,7 +235,7 @@ def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None
             raise IllegalTransition(case.state, a, "no department to dispatch to")
         kind = "redispatched" if case.state is S.RETURNED else "dispatched"
         e = _dispatch_event(case, dept, cmd.actor, cmd.role, at, cmd.reason, unit=cmd.unit,
-                            **base)
+                            unit_name=unit_name if cmd.unit else None, **base)
         return [e.model_copy(update={"type": kind})]
     if a is Action.ACCEPT:
         return [ev("accepted", S.ACCEPTED)]

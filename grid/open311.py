@@ -85,8 +85,9 @@ def report_from_request(params: Mapping[str, Any], *, source: str, reporter: str
                         now: datetime, report_id: str | None = None) -> dict[str, Any]:
     """The wire report (``grid.report/1`` dict) for an Open311 POST; validate it with
     :func:`grid.intake.parse_report`. A hotline sends its ticket number as
-    ``attribute[ticket_no]`` (only a hotline source may: the report's schema checks it). Personal data (email, phone, names) is not kept: the
-    reporter is the account/device id, or a hash of the email, or the integration's name."""
+    ``attribute[ticket_no]`` (only a hotline source may: the report's schema checks it).
+    Personal data (email, phone, names) is not kept: the reporter is the account/device id,
+    or a hash of the email, or the integration's name."""
     def one(name: str) -> str | None:
         v = params.get(name)
         if isinstance(v, list):

@@ -327,11 +327,16 @@ class Engine:
         decision = None
         if cmd.action is Action.CLASSIFY and cmd.type_code:
             decision = self.decide(case.report, case.placement, now, cmd.type_code).decision
-        if cmd.action is Action.DISPATCH and cmd.department and cmd.unit is None:
-            cmd = self._with_unit(cmd, case)
+        unit_name = None
+        if cmd.action is Action.DISPATCH:
+            try:
+                cmd, unit_name = self._with_unit(cmd, case)
+            except lifecycle.IllegalTransition as err:
+                return Effects(case=case, events=[lifecycle.rejection_event(case, cmd, err,
+                                                                             now)])
         try:
             new, events = lifecycle.apply(case, cmd, now, decision=decision,
-                                          extend=self._extend)
+                                          extend=self._extend, unit_name=unit_name)
         except lifecycle.IllegalTransition as err:
             return Effects(case=case, events=[lifecycle.rejection_event(case, cmd, err, now)])
         return self._effects(new, events)
@@ -353,15 +358,25 @@ class Engine:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _with_unit(self, cmd: Command, case: Case) -> Command:
-        """A (re-)dispatch to another department goes to that department's unit here."""
-        if self.registry is None or (case.decision and cmd.department ==
-                                     case.decision.department):
-            return cmd
+    def _with_unit(self, cmd: Command, case: Case) -> tuple[Command, str | None]:
+        """A (re-)dispatch names its unit, or goes to the registry's unit of the department at
+        the case (the decision's, for the decision's department), and that unit's name.
+        A unit the registry does not list for that department is refused."""
+        dept = cmd.department or case.department
+        reg = self.registry
+        if cmd.unit is not None:
+            u = reg.unit(cmd.unit) if reg is not None else None
+            if u is None or u.department != dept:
+                raise lifecycle.IllegalTransition(
+                    case.state, cmd.action, f"unit {cmd.unit!r} is not a unit of {dept!r} "
+                    "in the registry")
+            return cmd, u.name_zh
+        if reg is None or not dept or (case.decision and dept == case.decision.department):
+            return cmd, None
         r = case.report
-        res = self.registry.unit_for(cmd.department, case.placement, r.component_id,
-                                     r.component_code)
-        return cmd.model_copy(update={"unit": res.unit.unit_id}) if res else cmd
+        res = reg.unit_for(dept, case.placement, r.component_id, r.component_code)
+        return (cmd.model_copy(update={"unit": res.unit.unit_id}), res.unit.name_zh) if res \
+            else (cmd, None)
 
     @functools.cached_property
     def names(self) -> Names:

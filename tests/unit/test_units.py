@@ -172,3 +172,24 @@ def test_unit_token_entries_are_parsed_and_checked():
     with pytest.raises(auth.AuthError, match=r"unit .* is for department tokens"):
         auth.parse_entries([{"token": "cc-token-1", "role": "command_center",
                              "unit": "x"}], "test")
+
+
+def test_redispatch_goes_to_the_new_departments_unit_and_checks_a_named_unit(engine):
+    fx = _open(engine, _report(121.514, 31.299, "0201"))  # road damaged -> roads
+    street = fx.case.placement.street
+    fx = engine.on_command(Command(command_id="r1", case_id=fx.case.case_id,
+                                   action=Action.RETURN, actor="roads", role="department",
+                                   reason="not ours"), fx.case, NOW)
+    bad = engine.on_command(Command(command_id="d0", case_id=fx.case.case_id,
+                                    action=Action.DISPATCH, actor="cc", role="command_center",
+                                    department="street_office", unit="310110.water"),
+                            fx.case, NOW)
+    assert bad.events[0].type == "command_rejected"
+    assert "unit '310110.water' is not a unit of 'street_office'" in bad.events[0].reason
+    fx = engine.on_command(Command(command_id="d1", case_id=fx.case.case_id,
+                                   action=Action.DISPATCH, actor="cc", role="command_center",
+                                   department="street_office"), fx.case, NOW)
+    wo = fx.work_orders[0]
+    assert (wo.department, wo.unit) == ("street_office", f"{street}.street_office")
+    assert wo.unit_name == f"杨浦区街镇{street[-2:]}办事处"
+    assert fx.case.unit == f"{street}.street_office"
