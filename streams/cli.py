@@ -89,6 +89,19 @@ def message_key(raw: bytes, topic: str) -> str | None:
     return None
 
 
+def web_address() -> str:
+    """The dashboard's address: ``$GRID_WEB_PORT`` on this machine, else the one the running
+    ``grid up`` recorded in ``$GRID_HOME/web``, else port 6066."""
+    from streams.broker import grid_home
+
+    if port := os.environ.get("GRID_WEB_PORT"):
+        return f"http://127.0.0.1:{port}/"
+    recorded = grid_home() / "web"
+    if recorded.exists():
+        return recorded.read_text().strip()
+    return "http://127.0.0.1:6066/"
+
+
 def with_new_ids(messages: list[bytes], now: datetime) -> list[bytes]:
     """Each report with a fresh ``report_id`` and ``reported_at`` = ``now`` (so that an
     example file can be sent again: the engine is idempotent on report ids); anything that
@@ -166,12 +179,12 @@ def submit(source: TextIO, broker: str | None, topic: str, new_id: bool, follow:
             click.echo(k or "-")
         click.echo(f"sent {len(messages)} message(s) to {topic} on {url}", err=True)
         return
-    web = os.environ.get("GRID_WEB_PORT", "6066")
+    web = web_address()
     for o in f.reports.values():
         if o.case_id:
             click.echo(f"report {o.report_id} → case {o.case_id}"
                        + (" (merged: a duplicate of an open case)" if o.merged else "")
-                       + f"; on the dashboard: http://127.0.0.1:{web}/#case={o.case_id}")
+                       + f"; on the dashboard: {web}#case={o.case_id}")
         if not o.settled:
             click.echo(f"report {o.report_id}: nothing settled within {wait_s:g} s (is a worker "
                        "running? grid up)", err=True)

@@ -111,6 +111,7 @@ def check_topics(settings: Settings) -> None:
 
 RESTART_EXIT_CODE = 70  # streams.app.Outbox: output not delivered, offsets not committed
 DEMO_CLOCK = "x60"  # grid up --demo: one real minute is an engine hour
+WEB_FILE = "web"  # $GRID_HOME/web: the running grid up's web address (grid submit's links)
 READY_TIMEOUT = 180.0
 
 
@@ -314,6 +315,7 @@ def up(broker: str | None, embedded: str, data_dir: str | None, demo: bool, rate
             procs.append(spawn([*exe, "simulate", "--rate", str(rate), "--duration", "0",
                                 "--respond"]))
         if not stopping:
+            (home / WEB_FILE).write_text(f"http://127.0.0.1:{web_port}/\n")  # grid submit
             click.echo(banner(broker, kind if started else "external", web_port, clock, demo))
         while not stopping:
             for i, p in enumerate(procs):
@@ -339,5 +341,6 @@ def up(broker: str | None, embedded: str, data_dir: str | None, demo: bool, rate
         if started is not None:
             started.stop()
         clear_broker_state(broker)
+        (home / WEB_FILE).unlink(missing_ok=True)
         lock.close()
         click.echo("grid up: stopped.")

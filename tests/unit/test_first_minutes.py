@@ -183,3 +183,15 @@ def test_locate_names_the_street_and_community(names):
     assert street_name == names.place_name(street)
     community, community_name = lines["community"].split()
     assert community_name == names.place_name(community) and community.startswith(street)
+
+
+def test_dashboard_links_go_to_the_running_grid_up(monkeypatch, tmp_path):
+    from streams.cli import web_address
+
+    monkeypatch.setenv("GRID_HOME", str(tmp_path))
+    monkeypatch.delenv("GRID_WEB_PORT", raising=False)
+    assert web_address() == "http://127.0.0.1:6066/"
+    (tmp_path / "web").write_text("http://127.0.0.1:6191/\n")  # grid up --web-port 6191
+    assert web_address() == "http://127.0.0.1:6191/"
+    monkeypatch.setenv("GRID_WEB_PORT", "7000")
+    assert web_address() == "http://127.0.0.1:7000/"
