@@ -447,10 +447,13 @@ def _alert_for(case: Case, e: CaseEvent, names: Names | None = None) -> Alert | 
         return Alert(alert_id=f"{e.event_id}:alert", kind="warning", level=case.level,
                      message=f"deadline warning 预警: stage {stage}{by} — {what}", **common)
     if e.type == "supervised":
+        parts = [names.department(x.department) if names else x.department
+                 for x in case.open_parts]
+        waiting = f", waiting for assisting 协办 {', '.join(parts)}" if parts else ""
         return Alert(alert_id=f"{e.event_id}:alert", kind="supervision_order",
                      level=e.data["level"],
                      message=f"supervision order 督办: {stage} overdue, escalated to "
-                             f"{e.data['level']} — {what}", **common)
+                             f"{e.data['level']}{waiting} — {what}", **common)
     if e.type == "arbitration":
         return Alert(alert_id=f"{e.event_id}:alert", kind="arbitration", level="district",
                      message=e.reason, **common)

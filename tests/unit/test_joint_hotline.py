@@ -251,3 +251,13 @@ def test_open311_status_names_the_ticket_and_the_callback(engine):
     assert closed["status"] == "closed"
     assert closed["status_notes"] == ("12345 ticket SH12345-20261123-0007: closed: fixed and "
                                       "verified")
+
+
+def test_a_supervision_order_on_a_joint_case_names_the_assisting_departments_still_open(engine):
+    case = _open(engine, "0914", description="群租").case
+    fx = _do(engine, case, Action.REPORT_PART, "public_security", "department", reason="ok")
+    fx = _do(engine, fx.case, Action.SUPERVISE, "engine", "system", stage="dispose")
+    alert = fx.alerts[0]
+    assert alert.kind == "supervision_order"
+    assert alert.message.startswith("supervision order 督办: dispose overdue, escalated to "
+                                    "district, waiting for assisting 协办 城管执法 ")
