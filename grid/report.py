@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from grid.evaluation import RoleFigures, role_figures
 from grid.projection import TZ, Figures, Projection
 
 COLUMNS = ("dispatched", "closed", "closed_on_time", "disposed", "reworked", "extended", "open",
@@ -67,6 +68,7 @@ class Evaluation:
     streets: dict[str, Figures]
     total: Figures
     events: int
+    units: list[RoleFigures] | None = None  # by role and unit (from events; issue 18)
 
     def to_dict(self, names: dict[str, str] | None = None) -> dict[str, Any]:
         """JSON-ready; ``names``: code -> name of departments and streets (else the code)."""
@@ -79,12 +81,15 @@ class Evaluation:
             "streets": [{**f.to_dict(), "name": names.get(k, k)}
                         for k, f in self.streets.items()],
             "total": self.total.to_dict(),
+            **({"units": [u.to_dict() for u in self.units]} if self.units is not None
+               else {}),
         }
 
 
 def evaluate(events: Iterable[dict[str, Any]], district: str, start: date,
              end: date) -> Evaluation:
     """Fold the events up to the end of the period and compute the figures."""
+    events = events if isinstance(events, list) else list(events)
     t0, t1 = period(start, end)
     proj = Projection(keep_detail=0)
     n = 0
@@ -93,7 +98,8 @@ def evaluate(events: Iterable[dict[str, Any]], district: str, start: date,
             n += proj.apply(ev)
     depts = proj.department_figures(t0, t1, now=t1, district=district)
     streets = proj.street_figures(t0, t1, now=t1, district=district)
-    return Evaluation(district, start, end, depts, streets, _total(depts.values()), n)
+    units = role_figures((e for e in events if e.get("district") == district), t0, t1)
+    return Evaluation(district, start, end, depts, streets, _total(depts.values()), n, units)
 
 
 def evaluation_of(district: str, start: date, end: date, figures: Any) -> Evaluation:
@@ -163,4 +169,20 @@ def render(ev: Evaluation, fmt: str = "table", names: dict[str, str] | None = No
           + [("合计 total", data["total"])])
     table("街镇 street", [(f"{s['key']} {names.get(s['key'], '')}".strip(), s)
                         for s in data["streets"]])
+    if data.get("units"):
+        out.extend(_units_table(data["units"]))
     return "\n".join(out)
+
+
+def _units_table(units: list[dict[str, Any]]) -> list[str]:
+    """Work orders by role (主办 lead / 协办 assisting) and the hotline callbacks, per unit."""
+    head = ("单位 unit", "主办 lead", "协办 assist", "协办完成 parts", "回访 callbacks",
+            "满意率 satisfied", "重开率 reopened")
+    body = [(f"{u['department']} {u['unit_name'] or u['unit'] or ''}".strip(), str(u["lead"]),
+             str(u["assisting"]), str(u["parts_done"] + u["parts_closed_out"]),
+             str(u["callbacks"]), _fmt(u["satisfaction_rate"]), _fmt(u["reopen_rate"]))
+            for u in units]
+    widths = [max(_width(r[i]) for r in [head, *body]) for i in range(len(head))]
+    line = lambda r: "  ".join(_pad(c, widths[i], i == 0)  # noqa: E731
+                               for i, c in enumerate(r))
+    return [line(head), "  ".join("-" * w for w in widths), *map(line, body), ""]

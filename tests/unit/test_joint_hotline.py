@@ -261,3 +261,29 @@ def test_a_supervision_order_on_a_joint_case_names_the_assisting_departments_sti
     assert alert.kind == "supervision_order"
     assert alert.message.startswith("supervision order 督办: dispose overdue, escalated to "
                                     "district, waiting for assisting 协办 城管执法 ")
+
+
+def test_grid_report_shows_roles_and_satisfaction_per_unit(engine):
+    from datetime import date
+
+    from grid.report import evaluate, render
+
+    joint = _open(engine, "0914", description="群租").case
+    street = joint.placement.street
+    fx = _do(engine, joint, Action.REPORT_PART, "public_security", "department", reason="ok")
+    case, _ = _close(engine, _hotline_case(engine).case)
+    cb = _do(engine, case, Action.CALLBACK, "hotline-12345", "hotline", NOW,
+             satisfaction="basically_satisfied")
+    events = [e.model_dump(mode="json", by_alias=True)
+              for e in (*fx.case.history, *cb.case.history)]
+    ev = evaluate(events, "310110", date(2026, 11, 23), date(2026, 11, 23))
+    units = {(u.department, u.unit): u for u in ev.units}
+    assert units[("public_security", f"{street}.public_security")].parts_done == 1
+    assert units[("housing", f"{street}.housing")].lead == 1
+    text = render(ev)
+    head = text.index("单位 unit")
+    assert "满意率 satisfied" in text[head:] and "100.0%" in text[head:]
+    police = next(line for line in text[head:].splitlines()
+                  if line.startswith(f"public_security 杨浦区街镇{street[-2:]}派出所"))
+    assert police.split()[2:6] == ["0", "1", "1", "0"]  # lead, assist, parts, callbacks
+    assert render(ev, "json").count('"satisfaction_rate"') == len(ev.units)
