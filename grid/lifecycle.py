@@ -496,7 +496,8 @@ def rejection_event(case: Case, cmd: Command, error: Exception, now: datetime) -
         event_id=f"{case.case_id}:rejected:{cmd.command_id}", case_id=case.case_id, seq=0,
         type="command_rejected", state_from=case.state, state_to=case.state, actor=cmd.actor,
         role=cmd.role, at=now, reason=str(error),
-        data={"command_id": cmd.command_id, "action": cmd.action.value},
+        data={"command_id": cmd.command_id, "action": cmd.action.value,
+              "refused": "forbidden" if isinstance(error, NotPermitted) else "conflict"},
         district=case.placement.district, street=case.placement.street,
     )
 

@@ -1,9 +1,10 @@
 """HTTP API (``/api/v1``, JSON) and Open311 GeoReport v2 (``/open311/v2``) on the worker's
 Faust web server (aiohttp). :func:`install` registers the routes; see docs/api.md.
 
-* Writes (reports, actions) are validated here — :func:`grid.intake.parse_report`, the
-  token's role and scope (:mod:`grid.auth`), the pure lifecycle — and then produced to
-  ``grid.reports.v1`` / ``grid.commands.v1``; the engine applies them asynchronously.
+* Writes (reports, actions) are checked here — :func:`grid.intake.parse_report`, the
+  token's role and scope (:mod:`grid.auth`) — and produced to ``grid.reports.v1`` /
+  ``grid.commands.v1``. The engine decides; an action waits for the engine's answer on the
+  event stream (:mod:`streams.results`): its events, or its refusal.
 * A case lives in the table partition of its street. Reads of one case go to the worker that
   owns that partition (Faust table routing: the ``cases`` table's assignment metadata); any
   worker can answer, forwarding at most one hop.
@@ -17,7 +18,6 @@ import asyncio
 import itertools
 import logging
 import os
-import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -29,7 +29,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from grid import auth, lifecycle, open311
+from grid import auth, open311
 from grid.auth import Forbidden, Principal
 from grid.intake import Rejection, parse_report
 from grid.models import (
@@ -42,6 +42,7 @@ from grid.models import (
     partition_key_of,
 )
 from streams.app import partition_of
+from streams.results import CommandResults
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,10 @@ class Api:
         self.max_body = int(os.environ.get("GRID_API_MAX_BYTES", MAX_BODY))
         self.action_wait = float(os.environ.get("GRID_API_ACTION_WAIT", ACTION_WAIT))
         self.pending: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.results = CommandResults()  # the engine's answers, from the stored event stream
+        feed = getattr(grid_app, "projector", None) or getattr(grid_app, "live_feed", None)
+        if feed is not None:
+            feed.listeners.append(self.results.on_event)
         if not len(self.registry):
             log.warning("no API tokens configured (GRID_MODE=production): every API call is 401")
 
@@ -522,7 +527,9 @@ class Api:
     # -- actions ---------------------------------------------------------------------------
 
     async def post_action(self, request: web.Request) -> web.Response:
-        """Validate an action against role, scope and the lifecycle; produce the command."""
+        """Check an action against the caller's role and scope, produce the command and
+        answer with what the engine made of it (its events, or its refusal: 409 / 403), or
+        202 when it has not answered within the wait."""
         p = self.principal(request)
         case_id = request.match_info["case_id"]
         raw = await self.body(request)
@@ -564,55 +571,33 @@ class Api:
             raise HttpError(422, "invalid action", errors=[
                 {"field": ".".join(str(x) for x in e["loc"]), "message": e["msg"]}
                 for e in err.errors(include_url=False)]) from None
-        now = self.now()
-        decision = None
-        if action is Action.CLASSIFY and cmd.type_code:
-            if cmd.type_code not in self.taxonomy.types:
-                raise HttpError(422, f"unknown type code {cmd.type_code!r}", errors=[
-                    {"field": "type_code", "message": "not one of the 120 types"}])
-            decision = self.g.engine.decide(case.report, case.placement, now,
-                                            cmd.type_code).decision
-        try:
-            predicted = lifecycle.decide(case, cmd, now, decision=decision,
-                                         extend=self.g.engine._extend)
-        except lifecycle.NotPermitted as err:
-            raise HttpError(403, str(err), state=case.state.value, action=action.value) from None
-        except lifecycle.IllegalTransition as err:
-            raise HttpError(409, str(err), state=case.state.value, action=action.value) from None
+        if action is Action.CLASSIFY and cmd.type_code not in self.taxonomy.types:
+            raise HttpError(422, f"unknown type code {cmd.type_code!r}", errors=[
+                {"field": "type_code", "message": "not one of the types (grid taxonomy)"}])
+        wait = self.action_wait if request.query.get("wait", "1") not in ("0", "false") else 0
+        self.results.expect(cmd.command_id)
         key, value = self.g.command_bytes(cmd)
-        fut = await self.g.commands.send(key=key, value=value)
-        await fut
+        try:
+            await (await self.g.commands.send(key=key, value=value))
+        except BaseException:
+            await self.results.wait(cmd.command_id, 0)  # forget the waiter
+            raise
         body: dict[str, Any] = {
             "command_id": cmd.command_id, "case_id": case_id, "action": action.value,
             "case_url": f"{API}/cases/{case_id}"}
-        wait = self.action_wait if request.query.get("wait", "1") not in ("0", "false") else 0
-        applied = await self._wait_applied(case, cmd.command_id, len(predicted), wait, request)
-        if applied is not None:
-            return json_response({**body, "status": "applied", "state": applied.state.value,
-                                  "events": [_ev(e) for e in applied.history
-                                             if e.data.get("command_id") == cmd.command_id]})
-        return json_response({**body, "status": "accepted", "state_before": case.state.value,
-                              "predicted_events": [_ev(e) for e in predicted]}, status=202)
-
-    async def _wait_applied(self, case: Case, command_id: str, n: int, wait: float,
-                            request: web.Request) -> Case | None:
-        """Poll the owning worker until the command's events are in the case (or time out)."""
-        import asyncio
-
-        if wait <= 0 or n == 0:
-            return None
-        deadline = time.monotonic() + wait
-        delay = 0.02
-        while time.monotonic() < deadline:
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
-            try:
-                cur = await self.load_case(case.case_id, request)
-            except HttpError:
-                continue
-            if lifecycle.already_applied(cur, command_id):
-                return cur
-        return None
+        events = await self.results.wait(cmd.command_id, wait)
+        if events is None:
+            return json_response({**body, "status": "accepted", "state_before":
+                                  case.state.value, "note": "the engine has not answered yet: "
+                                  "see case_url"}, status=202)
+        applied = [e for e in events if e.get("type") != "command_rejected"]
+        if not applied:
+            refusal = events[-1]
+            status = 403 if (refusal.get("data") or {}).get("refused") == "forbidden" else 409
+            raise HttpError(status, refusal.get("reason") or "refused", action=action.value,
+                            state=refusal.get("state_from") or case.state.value)
+        return json_response({**body, "status": "applied", "state": applied[-1]["state_to"],
+                              "events": applied})
 
     # -- Open311 GeoReport v2 --------------------------------------------------------------
 
@@ -851,10 +836,6 @@ def _loads(raw: bytes) -> Any:
     except orjson.JSONDecodeError as err:
         raise HttpError(422, f"invalid JSON: {err}", errors=[
             {"field": "body", "message": "not valid JSON"}]) from None
-
-
-def _ev(e: Any) -> dict[str, Any]:
-    return e.model_dump(mode="json", by_alias=True)
 
 
 def _guard(check: Callable[..., None], *args: Any) -> None:
