@@ -33,7 +33,11 @@ def _schemas() -> dict[str, Any]:
         "evidence_photos": {"type": "array", "items": {"type": "string"}, "maxItems": 9},
         "passed": {"type": "boolean", "description": "verify: pass or fail"},
         "extension_minutes": {"type": "integer", "minimum": 1},
-        "department": {"type": "string", "description": "dispatch target"},
+        "department": {"type": "string", "description": "dispatch target; close_out_part: "
+                       "the assisting department whose part is closed out"},
+        "unit": {"type": "string", "description": "dispatch: the target's registry unit"},
+        "satisfaction": {"enum": ["satisfied", "basically_satisfied", "not_satisfied"],
+                         "description": "callback (回访); reason is the citizen's comment"},
         "type_code": {"type": "string", "pattern": "^\\d{4}$", "description": "classify"},
         "stage": {"enum": ["file", "dispatch", "dispose", "verify"]},
         "command_id": {"type": "string", "description": "idempotency key (default: new)"}}}

@@ -543,7 +543,7 @@ class Api:
             raise HttpError(422, "expected a JSON object with at least `action`",
                             errors=[{"field": "body", "message": "not a JSON object"}])
         allowed = {"action", "reason", "evidence_photos", "passed", "extension_minutes",
-                   "department", "type_code", "stage", "command_id"}
+                   "department", "type_code", "stage", "command_id", "unit", "satisfaction"}
         extra = sorted(set(data) - allowed)
         if extra:
             raise HttpError(422, f"unknown field(s) {', '.join(extra)}",

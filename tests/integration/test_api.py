@@ -31,6 +31,9 @@ TOKENS = [
     {"token": "tok-citizen", "name": "citizen-app", "role": "integration", "source": "citizen"},
     *({"token": f"tok-dept-{d}", "name": d, "role": "department", "department": d}
       for d in DEPARTMENTS),
+    *({"token": f"tok-pm{n}", "name": f"pm{n}", "role": "department",
+       "department": "property_management", "unit": f"310110.property_management.{n}"}
+      for n in ("01", "02")),  # property companies (registry units) of compounds Z0001, Z0002
 ]
 
 
@@ -484,3 +487,46 @@ def test_strict_types_a_string_longitude_is_422(api):
     got = api.post_report(r)
     assert got.status_code == 422
     assert got.json()["errors"][0]["field"] == "location.lon"
+
+
+# --- responsible units and the hotline's callback (issue 18) ------------------------------------
+
+def _in_compound(zone_id: str) -> tuple[float, float]:
+    zones = Locator.load(None).layers["zones"]
+    pt = zones[zones["id"] == zone_id].geometry.iloc[0].representative_point()
+    return pt.x, pt.y
+
+
+def test_property_company_sees_only_its_compound_and_the_hotline_calls_back(api):
+    ticket = {"hotline": "12345", "ticket_no": f"T{uuid.uuid4().hex[:10]}"}
+    mine = report("0602", at=_in_compound("310110-Z0001"), source="hotline_12345",
+                  reporter_id="hotline", description="楼道堆物", ticket=ticket)
+    other = report("0602", at=_in_compound("310110-Z0002"), description="楼道堆物")
+    assert api.post_report(mine, token="hotline").status_code == 202
+    assert api.post_report(other).status_code == 202
+    a, b = api.case_of(mine["report_id"]), api.case_of(other["report_id"])
+    assert a["unit"] == "310110.property_management.01"
+    assert a["decision"]["unit_name"] == "上海杨浦安居物业管理有限公司"
+    assert b["unit"] == "310110.property_management.02"
+    assert api.a.get(f"/api/v1/cases/{a['case_id']}", headers=bearer("pm01")).status_code == 200
+    hidden = api.a.get(f"/api/v1/cases/{b['case_id']}", headers=bearer("pm01"))
+    assert hidden.status_code == 403 and "310110.property_management.01" in hidden.json()["error"]
+    assert api.act(b["case_id"], "pm01", action="accept").status_code == 403
+
+    cid = a["case_id"]
+    assert api.act(cid, "pm01", action="accept").json()["state"] == "accepted"
+    assert api.act(cid, "pm01", action="dispose",
+                   evidence_photos=["https://img.example/clear.jpg"]).status_code == 200
+    assert api.act(cid, "sup-test", action="verify", passed=True).json()["state"] == "verified"
+    assert api.act(cid, "cc-yangpu", action="close").json()["state"] == "closed"
+    assert api.act(cid, "citizen", action="callback",
+                   satisfaction="satisfied").status_code == 403  # not its report
+    back = api.act(cid, "hotline", action="callback", satisfaction="not_satisfied",
+                   reason="又堆满了")
+    assert back.status_code == 200, back.text
+    assert back.json()["state"] == "rework"
+    assert [e["type"] for e in back.json()["events"]] == ["callback", "reopened"]
+    status = api.a.get(f"/open311/v2/requests/{mine['report_id']}.json",
+                       headers=bearer("hotline")).json()[0]
+    assert status["status"] == "open"
+    assert status["status_notes"].startswith(f"12345 ticket {ticket['ticket_no']}: reopened")
