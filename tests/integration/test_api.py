@@ -512,6 +512,10 @@ def test_property_company_sees_only_its_compound_and_the_hotline_calls_back(api)
     hidden = api.a.get(f"/api/v1/cases/{b['case_id']}", headers=bearer("pm01"))
     assert hidden.status_code == 403 and "310110.property_management.01" in hidden.json()["error"]
     assert api.act(b["case_id"], "pm01", action="accept").status_code == 403
+    inbox = eventually(lambda: api.a.get("/api/v1/work-orders", headers=bearer("pm01")).json(),
+                       lambda page: a["case_id"] in {w["case_id"] for w in page["items"]})
+    assert a["case_id"] in {w["case_id"] for w in inbox["items"]}
+    assert b["case_id"] not in {w["case_id"] for w in inbox["items"]}
 
     cid = a["case_id"]
     assert api.act(cid, "pm01", action="accept").json()["state"] == "accepted"
