@@ -166,6 +166,17 @@ class Report(Wire):
             raise ValueError(f"unknown type code {v!r}; see `grid taxonomy` for the types")
         return v
 
+    @field_validator("component_code")
+    @classmethod
+    def _component_class(cls, v: str | None, info: ValidationInfo) -> str | None:
+        taxonomy = (info.context or {}).get("taxonomy")
+        national = getattr(taxonomy, "national", None)
+        if v is not None and national is not None and national.cls("component", v[6:8]) is None:
+            raise ValueError(f"digits 7-8 ({v[6:8]}) are not a component class of GB/T 30428.2 "
+                             "(01-06): an object code is district (6) + class (2) + subclass "
+                             "(2) + serial (6)")
+        return v
+
     @model_validator(mode="after")
     def _supervisor_needs_type(self) -> Report:
         if self.source == "supervisor" and self.type_code is None:

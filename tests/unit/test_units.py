@@ -193,3 +193,21 @@ def test_redispatch_goes_to_the_new_departments_unit_and_checks_a_named_unit(eng
     assert (wo.department, wo.unit) == ("street_office", f"{street}.street_office")
     assert wo.unit_name == f"杨浦区街镇{street[-2:]}办事处"
     assert fx.case.unit == f"{street}.street_office"
+
+
+def test_intake_checks_the_object_codes_class(engine):
+    from grid.intake import Rejection, parse_report
+
+    base = dict(schema="grid.report/1", report_id=str(uuid.uuid4()), source="supervisor",
+                reporter_id="sup-7", reported_at=NOW.isoformat(), type_code="0101",
+                location={"lon": 121.514, "lat": 31.299})
+    ok = parse_report({**base, "component_code": "3101100101000123"},
+                      taxonomy=engine.taxonomy, now=NOW)
+    assert isinstance(ok, Report) and ok.component_code == "3101100101000123"
+    bad = parse_report({**base, "component_code": "3101100901000123"},
+                       taxonomy=engine.taxonomy, now=NOW)
+    assert isinstance(bad, Rejection)
+    assert "digits 7-8 (09) are not a component class" in bad.message
+    short = parse_report({**base, "component_code": "31011001"}, taxonomy=engine.taxonomy,
+                         now=NOW)
+    assert isinstance(short, Rejection) and "component_code" in short.message
