@@ -105,8 +105,8 @@ def evaluate(events: Iterable[dict[str, Any]], district: str, start: date,
 def evaluation_of(district: str, start: date, end: date, figures: Any) -> Evaluation:
     """The report from a reader's ``evaluation(t0, t1, district)`` (e.g. the read store's)."""
     t0, t1 = period(start, end)
-    depts, streets, n = figures(t0, t1, district)
-    return Evaluation(district, start, end, depts, streets, _total(depts.values()), n)
+    depts, streets, n, units = figures(t0, t1, district)
+    return Evaluation(district, start, end, depts, streets, _total(depts.values()), n, units)
 
 
 def _width(s: str) -> int:

@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import Engine, and_, case, func, or_, select
 from sqlalchemy.sql import ColumnElement
 
+from grid.evaluation import role_figures
 from grid.projection import (
     COUNTED,
     COUNTER_KEYS,
@@ -383,9 +384,11 @@ class ReadStore:
         return self._figures(func.coalesce(C.street, ""), start, end, now, district)
 
     def evaluation(self, start: datetime, end: datetime, district: str | None = None
-                   ) -> tuple[dict[str, Figures], dict[str, Figures], int]:
-        """(per department, per street, events applied) as of ``end`` for the cases first
-        dispatched in ``[start, end)`` — the figures of :func:`grid.report.evaluate`.
+                   ) -> tuple[dict[str, Figures], dict[str, Figures], int, list[Any]]:
+        """(per department, per street, events applied, per unit and role) as of ``end`` for
+        the cases first dispatched in ``[start, end)`` — the figures of
+        :func:`grid.report.evaluate`; the unit rows are :func:`grid.evaluation.role_figures`
+        over the district's work-order and callback events.
 
         A case not updated since ``end`` is counted from its row, in SQL; a case changed
         after ``end`` is folded again from its events before ``end`` (the one fold), so a
@@ -411,7 +414,24 @@ class ReadStore:
         e = S.case_events.c
         n = int(self._scalar(select(func.count()).select_from(S.case_events)
                              .where(e.at < end)) or 0)
-        return depts, streets, n
+        return depts, streets, n, role_figures(self._role_events(start, end, district),
+                                               start, end)
+
+    def _role_events(self, start: datetime, end: datetime,
+                     district: str | None) -> list[dict[str, Any]]:
+        """Work-order and callback events before ``end`` of the cases (of ``district``) with
+        one of them in ``[start, end)``, in log order."""
+        e = S.case_events.c
+        types = ["dispatched", "redispatched", "part_reported", "part_closed_out", "callback"]
+        w = [e.type.in_(types), e.at >= start, e.at < end]
+        if district:
+            w.append(e.case_id.in_(select(C.case_id).where(C.district == district)))
+        ids = sorted({r[0] for r in self._all(select(e.case_id).where(*w).distinct())})
+        out: list[dict[str, Any]] = []
+        for chunk in _chunks(ids):
+            out += [r[0] for r in self._all(select(e.body).where(
+                e.case_id.in_(chunk), e.type.in_(types), e.at < end).order_by(e.at, e.seq))]
+        return sorted(out, key=lambda b: (datetime.fromisoformat(b["at"]), b.get("seq") or 0))
 
     def stored_offsets(self, consumer: str) -> dict[tuple[str, int], int]:
         """How far projector group ``consumer`` has stored each partition (next offset)."""

@@ -300,3 +300,13 @@ def test_units_assisting_work_orders_and_the_callback_are_stored(store_url):
     assert other == []
     led, _, total = rs.page(unit=f"{street}.housing")
     assert [c.case_id for c in led] == [joint.case.case_id] and total == 1
+    from grid.report import evaluate, evaluation_of
+
+    day = date(2026, 11, 23)
+    want = evaluate(events, "310110", day, day + timedelta(days=7)).to_dict()
+    got = evaluation_of("310110", day, day + timedelta(days=7), rs.evaluation).to_dict()
+    assert got == want
+    units = {(u["department"], u["unit"]): u for u in got["units"]}
+    assert units[("public_security", f"{street}.public_security")]["assisting"] == 1
+    assert sum(u["callbacks"] for u in got["units"]) == 1
+    assert sum(u["not_satisfied"] for u in got["units"]) == 1
