@@ -1,0 +1,75 @@
+"""The read store's queries for :mod:`grid.analytics` (hotspots, recurrence, trends): SQL on
+PostgreSQL and SQLite; the statistics themselves are pure in grid/. Blocking."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select
+
+from grid.analytics import Fact
+from store import schema as S
+from store.reader import _clip
+
+C = S.cases.c
+COUNTED = ~C.state.in_(["rejected", "merged"])  # a valid case of its own
+
+
+class Analytics:
+    """Facts for the weak-link analyses of one store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _all(self, stmt: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).all()
+
+    def cell_counts(self, district: str, start: datetime, end: datetime,
+                    category: str | None = None, type_code: str | None = None
+                    ) -> dict[str, int]:
+        """Valid cases (not rejected or merged) reported in ``[start, end)`` per cell."""
+        w = [C.district == district, C.cell.is_not(None), COUNTED,
+             C.created_at >= _clip(start), C.created_at < _clip(end)]
+        if category:
+            w.append(C.category == category)
+        if type_code:
+            w.append(C.type_code == type_code)
+        return {c: n for c, n in self._all(select(C.cell, func.count()).where(*w)
+                                           .group_by(C.cell))}
+
+    def facts(self, district: str, start: datetime, end: datetime,
+              lookback: timedelta = timedelta(0)) -> list[Fact]:
+        """Cases of ``district`` reported before ``end`` that were reported, first
+        dispatched or closed in ``[start - lookback, end)``, with their opening reporter."""
+        lo, hi = _clip(start - lookback), _clip(end)
+        rc = S.report_cases.c
+        opener = select(rc.reporter_id).where(rc.case_id == C.case_id,
+                                              rc.merged.is_(False)).limit(1) \
+            .scalar_subquery()
+        stmt = select(C.case_id, C.type_code, C.cell, C.street, C.department, C.category,
+                      C.created_at, C.lon, C.lat, C.dispatched_at, C.closed_at,
+                      C.closed_on_time, C.state, C.source, opener.label("reporter"),
+                      C.self_closed).where(
+            C.district == district, C.state != "merged", C.created_at < hi,
+            or_(C.created_at >= lo, C.dispatched_at >= lo, C.closed_at >= lo))
+        return [Fact(*r) for r in self._all(stmt.order_by(C.created_at, C.case_id))]
+
+    def verifications(self, district: str, start: datetime, end: datetime
+                      ) -> list[tuple[str, float]]:
+        """(supervisor, hours from the disposal to their verification — passed or failed)
+        for verifications in ``[start, end)`` of the district's cases."""
+        e = S.case_events.c
+        rows = self._all(select(e.case_id, e.type, e.actor, e.at).join(
+            S.cases, C.case_id == e.case_id).where(
+            C.district == district, e.seq > 0, e.type.in_(["disposed", "verified", "rework"]),
+            e.at < _clip(end), or_(e.type == "disposed", and_(e.at >= _clip(start))))
+            .order_by(e.case_id, e.seq))
+        out, disposed = [], {}
+        for cid, typ, actor, at in rows:
+            if typ == "disposed":
+                disposed[cid] = at
+            elif cid in disposed and actor:
+                out.append((actor, (at - disposed.pop(cid)).total_seconds() / 3600))
+        return out
