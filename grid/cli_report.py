@@ -1,4 +1,5 @@
-"""``grid report``: the evaluation figures (考核评价) of a district for a period."""
+"""``grid report``: the evaluation figures (考核评价) of a district, or of the city's districts
+side by side, for a period."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ def _date(_ctx: Any, _param: Any, value: str | None) -> date | None:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from err
 
 
-def _from_store(url: str | None, district: str, start: date, end: date) -> Any:
-    from grid.report import evaluation_of
+def _from_store(url: str | None, district: str | None, start: date, end: date) -> Any:
+    from grid.report import city_evaluation_of, evaluation_of
     from store.db import connect, default_url, sqlite_path
     from store.reader import ReadStore
 
@@ -31,13 +32,18 @@ def _from_store(url: str | None, district: str, start: date, end: date) -> Any:
             f"GRID_STORE_URL at one (e.g. postgresql+psycopg://grid@db:5432/grid)")
     engine = connect(url)
     try:
-        return evaluation_of(district, start, end, ReadStore(engine).evaluation)
+        rs = ReadStore(engine)
+        if district is None:
+            return city_evaluation_of(start, end, rs.district_evaluation)
+        return evaluation_of(district, start, end, rs.evaluation)
     finally:
         engine.dispose()
 
 
 @click.command()
-@click.option("--district", required=True, help="district code (6 digits), e.g. 310110")
+@click.option("--district", help="district code (6 digits), e.g. 310110")
+@click.option("--city", is_flag=True, help="every district side by side, ranked (instead of "
+              "one district's departments and streets)")
 @click.option("--from", "start", required=True, callback=_date, help="first day, YYYY-MM-DD")
 @click.option("--to", "end", required=True, callback=_date, help="last day (inclusive)")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
@@ -47,8 +53,8 @@ def _from_store(url: str | None, district: str, start: date, end: date) -> Any:
               "the store")
 @click.option("--store", "store_url", help="read store URL [default: GRID_STORE_URL, else the "
               "store of grid up: $GRID_HOME/data/store.db]")
-def report(district: str, start: date, end: date, fmt: str, events_file: str | None,
-           store_url: str | None) -> None:
+def report(district: str | None, city: bool, start: date, end: date, fmt: str,
+           events_file: str | None, store_url: str | None) -> None:
     """Per-department and per-street evaluation figures for a period, from the read store
     (or a file of case events).
 
@@ -61,6 +67,8 @@ def report(district: str, start: date, end: date, fmt: str, events_file: str | N
 
     if end < start:
         raise click.BadParameter("--to is before --from", param_hint="--to")
+    if city == bool(district):
+        raise click.UsageError("give --district CODE (one district) or --city (all districts)")
     if events_file:
         try:
             if events_file == "-":
@@ -77,6 +85,23 @@ def report(district: str, start: date, end: date, fmt: str, events_file: str | N
         names.update({k: v for k, v in Names.load().places.items() if len(k) == 9})
     except (OSError, ValueError):
         pass
+    if city:
+        from grid.report import city_evaluate, render_city
+
+        ev = city_evaluate(events, start, end) if events_file else \
+            _from_store(store_url, None, start, end)
+        click.echo(render_city(ev, fmt, _district_names()))
+        return
     ev = evaluate(events, district, start, end) if events_file else \
         _from_store(store_url, district, start, end)
     click.echo(render(ev, fmt, names))
+
+
+def _district_names() -> dict[str, str]:
+    """District code -> name from the geodata ($GRID_GEODATA or the shipped set)."""
+    try:
+        from grid.names import Names
+
+        return {k: v for k, v in Names.load().places.items() if len(k) == 6}
+    except (OSError, ValueError):
+        return {}

@@ -619,6 +619,11 @@ class Projection:
                              if district is None or c.district == district else None,
                              start, end, now)
 
+    def district_figures(self, start: datetime, end: datetime,
+                         now: datetime | None = None) -> dict[str, Figures]:
+        """Figures per district for cases first dispatched in ``[start, end)``."""
+        return self._figures(lambda c: c.district or "", start, end, now)
+
     def street_figures(self, start: datetime, end: datetime, now: datetime | None = None,
                        district: str | None = None) -> dict[str, Figures]:
         """Figures per street for cases first dispatched in ``[start, end)``."""

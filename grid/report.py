@@ -186,3 +186,80 @@ def _units_table(units: list[dict[str, Any]]) -> list[str]:
     line = lambda r: "  ".join(_pad(c, widths[i], i == 0)  # noqa: E731
                                for i, c in enumerate(r))
     return [line(head), "  ".join("-" * w for w in widths), *map(line, body), ""]
+
+
+@dataclass
+class CityEvaluation:
+    """The districts of a city side by side: the same figures per district, ranked."""
+
+    start: date
+    end: date
+    districts: dict[str, Figures]
+    total: Figures
+
+    def ranking(self) -> list[Figures]:
+        """Best first: closure rate, then on-time rate, then fewer overdue (no rate: last)."""
+        return sorted(self.districts.values(), key=lambda f: (
+            -(f.closure_rate if f.closure_rate is not None else -1.0),
+            -(f.on_time_rate if f.on_time_rate is not None else -1.0), f.overdue, f.key))
+
+    def to_dict(self, names: dict[str, str] | None = None) -> dict[str, Any]:
+        names = names or {}
+        return {"from": self.start.isoformat(), "to": self.end.isoformat(),
+                "districts": [{**f.to_dict(), "rank": i, "name": names.get(f.key, f.key)}
+                              for i, f in enumerate(self.ranking(), 1)],
+                "total": self.total.to_dict()}
+
+
+def city_evaluate(events: Iterable[dict[str, Any]], start: date, end: date) -> CityEvaluation:
+    """Fold the events up to the end of the period; figures per district."""
+    t0, t1 = period(start, end)
+    proj = Projection(keep_detail=0)
+    for ev in events:
+        if _at(ev) < t1:
+            proj.apply(ev)
+    return _city(start, end, proj.district_figures(t0, t1, now=t1))
+
+
+def city_evaluation_of(start: date, end: date, figures: Any) -> CityEvaluation:
+    """From a reader's ``district_evaluation(t0, t1)`` (e.g. the read store's)."""
+    t0, t1 = period(start, end)
+    return _city(start, end, figures(t0, t1))
+
+
+def _city(start: date, end: date, districts: dict[str, Figures]) -> CityEvaluation:
+    return CityEvaluation(start, end, districts, _total(districts.values()))
+
+
+def render_city(ev: CityEvaluation, fmt: str = "table",
+                names: dict[str, str] | None = None) -> str:
+    """The district ranking as ``table``, ``csv`` or ``json`` (names beside codes)."""
+    data = ev.to_dict(names)
+    if fmt == "json":
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["rank", "district", "name", *COLUMNS])
+        for d in data["districts"]:
+            w.writerow([d["rank"], d["key"], d["name"],
+                        *("" if d[c] is None else d[c] for c in COLUMNS)])
+        return buf.getvalue()
+    if fmt != "table":
+        raise ValueError(f"unknown format {fmt!r}: table, csv or json")
+    head = ("排名 rank", "区 district", "派遣 disp", "结案率 closure", "按期 on-time",
+            "返工 rework", "延期 ext", "在办 open", "超期 overdue")
+    body = [(str(d["rank"]), f"{d['key']} {d['name']}", str(d["dispatched"]),
+             _fmt(d["closure_rate"]), _fmt(d["on_time_rate"]), _fmt(d["rework_rate"]),
+             _fmt(d["extension_rate"]), str(d["open"]), str(d["overdue"]))
+            for d in data["districts"]]
+    t = data["total"]
+    body.append(("", "合计 city", str(t["dispatched"]), _fmt(t["closure_rate"]),
+                 _fmt(t["on_time_rate"]), _fmt(t["rework_rate"]), _fmt(t["extension_rate"]),
+                 str(t["open"]), str(t["overdue"])))
+    widths = [max(_width(r[i]) for r in [head, *body]) for i in range(len(head))]
+    line = lambda r: "  ".join(_pad(c, widths[i], i == 1)  # noqa: E731
+                               for i, c in enumerate(r))
+    return "\n".join([f"考核评价 city ranking · {ev.start} – {ev.end} (figures as of the end of "
+                      f"the period, ranked by closure rate, then on-time rate)", "",
+                      line(head), "  ".join("-" * w for w in widths), *map(line, body), ""])

@@ -394,21 +394,10 @@ class ReadStore:
         after ``end`` is folded again from its events before ``end`` (the one fold), so a
         closed period's report never changes.
         """
-        stable = [C.updated_at < end]
-        depts = self._figures(func.coalesce(C.department, "command_center"), start, end,
-                              end, district, stable)
-        streets = self._figures(func.coalesce(C.street, ""), start, end, end, district, stable)
-        w = [C.dispatched_at >= _clip(start), C.dispatched_at < _clip(end), C.updated_at >= end]
-        if district:
-            w.append(C.district == district)
-        changed = [r[0] for r in self._all(select(C.case_id).where(*w))]
-        if changed:
-            p = Projection(keep_detail=0)
-            e = S.case_events.c
-            for ids in _chunks(changed):
-                for (body,) in self._all(select(e.body).where(
-                        e.case_id.in_(ids), e.at < end, e.seq > 0).order_by(e.case_id, e.seq)):
-                    p.apply(body)
+        depts, p = self._as_of(func.coalesce(C.department, "command_center"), start, end,
+                               district)
+        streets, _ = self._as_of(func.coalesce(C.street, ""), start, end, district)
+        if p is not None:
             depts = _add(depts, p.department_figures(start, end, now=end, district=district))
             streets = _add(streets, p.street_figures(start, end, now=end, district=district))
         e = S.case_events.c
@@ -416,6 +405,31 @@ class ReadStore:
                              .where(e.at < end)) or 0)
         return depts, streets, n, role_figures(self._role_events(start, end, district),
                                                start, end)
+
+    def district_evaluation(self, start: datetime, end: datetime) -> dict[str, Figures]:
+        """Figures per district as of ``end`` (the same definitions: a city compares its
+        districts)."""
+        got, p = self._as_of(func.coalesce(C.district, ""), start, end, None)
+        return _add(got, p.district_figures(start, end, now=end)) if p is not None else got
+
+    def _as_of(self, key: Any, start: datetime, end: datetime, district: str | None
+               ) -> tuple[dict[str, Figures], Projection | None]:
+        """Figures per ``key`` of the unchanged cohort cases (SQL), and a projection folded
+        from the events before ``end`` of the cases changed since (None: there are none)."""
+        figures = self._figures(key, start, end, end, district, [C.updated_at < end])
+        w = [C.dispatched_at >= _clip(start), C.dispatched_at < _clip(end), C.updated_at >= end]
+        if district:
+            w.append(C.district == district)
+        changed = [r[0] for r in self._all(select(C.case_id).where(*w))]
+        if not changed:
+            return figures, None
+        p = Projection(keep_detail=0)
+        e = S.case_events.c
+        for ids in _chunks(changed):
+            for (body,) in self._all(select(e.body).where(
+                    e.case_id.in_(ids), e.at < end, e.seq > 0).order_by(e.case_id, e.seq)):
+                p.apply(body)
+        return figures, p
 
     def _role_events(self, start: datetime, end: datetime,
                      district: str | None) -> list[dict[str, Any]]:

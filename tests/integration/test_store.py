@@ -310,3 +310,28 @@ def test_units_assisting_work_orders_and_the_callback_are_stored(store_url):
     assert units[("public_security", f"{street}.public_security")]["assisting"] == 1
     assert sum(u["callbacks"] for u in got["units"]) == 1
     assert sum(u["not_satisfied"] for u in got["units"]) == 1
+
+
+@pytest.mark.parametrize("first,last", [(date(2026, 3, 1), date(2026, 3, 31)),
+                                        (date(2026, 2, 1), date(2026, 3, 5))])
+def test_city_ranking_from_the_store_equals_the_one_from_the_log(store_url, events, first,
+                                                                  last):
+    from click.testing import CliRunner
+
+    from grid.cli import main
+    from grid.report import city_evaluate, city_evaluation_of
+
+    _, rs = loaded(store_url, events)
+    want = city_evaluate(events, first, last)
+    got = city_evaluation_of(first, last, rs.district_evaluation)
+    assert got.to_dict() == want.to_dict()
+    args = ["report", "--city", "--from", first.isoformat(), "--to", last.isoformat(),
+            "--format", "json"]
+    out = CliRunner().invoke(main, [*args, "--store", store_url])
+    assert out.exit_code == 0, out.output
+    ranked = orjson.loads(out.output)["districts"]
+    assert [(d["rank"], d["key"]) for d in ranked] == [
+        (i, f.key) for i, f in enumerate(want.ranking(), 1)]
+    if first == date(2026, 3, 1):  # D1 (Changning) closed its one case; Yangpu 4 of 7
+        assert [(d["key"], d["name"], d["closure_rate"]) for d in ranked] == [
+            ("310105", "长宁区", 1.0), ("310110", "杨浦区", round(4 / 7, 4))]
