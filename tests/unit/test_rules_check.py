@@ -66,6 +66,23 @@ def test_unknown_references():
                for e in errors)
     assert ("rules.yaml: route.ghost-department: set.department: unknown department "
             "'property_company'") in errors
+    assert ("rules.yaml: route.ghost-assisting: set.assisting: unknown department "
+            "'ghostbusters'") in errors
+    assert "rules.yaml: route.ghost-owner: match.owner: unknown department 'heating'" in errors
+
+
+def test_owner_department_needs_an_owner_condition():
+    from pydantic import ValidationError
+
+    from rules.schema import RoutingRule
+
+    with pytest.raises(ValidationError, match=r"'@owner' needs a match\.owner condition"):
+        RoutingRule.model_validate({"id": "r", "match": {"kind": "component"},
+                                    "set": {"department": "@owner"}})
+    rule = RoutingRule.model_validate({"id": "r", "match": {"owner": "water", "meter": "after"},
+                                       "set": {"assisting": "housing"}})
+    assert (rule.match.owner, rule.match.meter, rule.set.assisting) == (
+        ["water"], ["after"], ["housing"])
 
 
 def test_equal_precedence_conflict_is_flagged():
