@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -34,6 +35,13 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - _width(text))
 
 
+def _national(tax: Taxonomy, t: Any) -> str:
+    """``部件·公用设施 0118`` (the GB/T 30428.2 class and subclass; ``0101+8`` for several)."""
+    subs = t.national_subclasses
+    more = f"+{len(subs) - 1}" if len(subs) > 1 else ""
+    return f"{tax.national_class(t.code).label_zh} {subs[0]}{more}"
+
+
 def render_table(tax: Taxonomy) -> str:
     """A readable table grouped by category."""
     rows = []
@@ -46,10 +54,12 @@ def render_table(tax: Taxonomy) -> str:
                 t.handling,
                 t.department,
                 f"{d['dispatch']}/{d['dispose']} {t.calendar}",
+                _national(tax, t),
                 t.name_en,
             ]
         )
-    head = ["code", "name", "handling", "department", "dispatch/dispose", "name_en"]
+    head = ["code", "name", "handling", "department", "dispatch/dispose", "national",
+            "name_en"]
     widths = [max(_width(r[i]) for r in [head, *rows]) for i in range(len(head))]
 
     def line(cells: list[str]) -> str:
@@ -77,7 +87,8 @@ def render_table(tax: Taxonomy) -> str:
 )
 @_extra_option
 def taxonomy(fmt: str, extra: tuple[Path, ...]) -> None:
-    """List the categories and types (10 categories / 120 types, plus extensions)."""
+    """List the categories and types (10 categories / 120 types + 12 catch-alls, plus
+    extensions), each with its national class (GB/T 30428.2)."""
     tax = _load(extra)
     if fmt == "json":
         click.echo(json.dumps(tax.to_json(), ensure_ascii=False, indent=2))

@@ -329,6 +329,8 @@ def test_cli_table_is_readable():
     assert result.exit_code == 0, result.output
     assert "0101" in result.output and "井盖缺失/损坏" in result.output
     assert "01 公用设施 Public facilities [component, 17 types]" in result.output
+    row = next(x for x in result.output.splitlines() if x.startswith("0914 "))
+    assert "事件·街面秩序 0514" in row  # its national class and subclass
     assert result.output.rstrip().endswith(
         "10 categories (component, event), 132 types, "
         f"{len(default_taxonomy().departments)} departments"
