@@ -82,6 +82,9 @@ def install(grid_app: Any) -> None:
         web_app.router.add_route(method, path, handler)
     web_app.middlewares.append(unmatched_as_json)
     grid_app.api = api
+    from streams.photos import install_photos
+
+    install_photos(grid_app, api.registry)
 
 
 @web.middleware

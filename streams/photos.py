@@ -1,0 +1,163 @@
+"""Photo uploads on the worker's web server: content-addressed files, served to signed-in users.
+
+* ``POST /api/v1/photos`` — the image's bytes as the body (``Content-Type: image/…``) or a
+  multipart form field ``photo``; any signed-in role that reports or acts. The photo is checked
+  by decoding it (:func:`grid.photos.accept`) and stored re-encoded as
+  ``<GRID_PHOTO_DIR>/<sha[:2]>/<sha256>.<ext>`` with its evidence (EXIF time and place) beside
+  it. ``201 {url, sha256, media_type, width, height, taken_at, location}``; the same photo
+  again is the same URL. ``413`` over ``GRID_PHOTO_MAX_BYTES`` (10 MB), ``422`` for anything
+  that is not a JPEG, PNG or WebP photo, or whose metadata holds markup. Nothing is stored for
+  a refused upload.
+* ``GET /api/v1/photos/{sha256}.{ext}`` — the photo, to a signed-in user (bearer token or the
+  sign-in cookie) only; ``Cache-Control: private``.
+
+Reports and commands refer to photos by these URLs, as they refer to any photo URL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from grid import auth
+from grid.photos import FORMATS, MAX_BYTES, Photo, PhotoRejected, accept
+from streams.signin import principal_of
+
+API = "/api/v1"
+NAME = re.compile(r"^[0-9a-f]{64}\.(jpg|png|webp)$")
+MEDIA = {ext: media for media, ext in FORMATS.values()}
+
+
+class PhotoStore:
+    """Content-addressed photo files under ``root``; writes are atomic (rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, name: str) -> Path:
+        return self.root / name[:2] / name
+
+    def put(self, photo: Photo, uploaded_by: str) -> Path:
+        target = self.path(photo.name)
+        if target.exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for path, data in ((target.with_suffix(".json"), orjson.dumps(
+                {**photo.evidence(), "uploaded_by": uploaded_by})), (target, photo.data)):
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        return target
+
+
+class PhotoRoutes:
+    """The two handlers; ``registry`` is the API's tokens."""
+
+    def __init__(self, store: PhotoStore, registry: auth.TokenRegistry,
+                 max_bytes: int = MAX_BYTES) -> None:
+        self.store = store
+        self.registry = registry
+        self.max_bytes = max_bytes
+
+    def routes(self) -> list[tuple[str, str, Any]]:
+        return [("POST", f"{API}/photos", self.upload),
+                ("GET", f"{API}/photos/{{name}}", self.get)]
+
+    def _who(self, request: web.Request) -> auth.Principal:
+        p = principal_of(request, self.registry)
+        if p is None:
+            raise _error(401, "sign in first: Authorization: Bearer <token> or POST /login")
+        return p
+
+    async def _read(self, request: web.Request) -> bytes:
+        if request.content_length is not None and request.content_length > self.max_bytes + 4096:
+            raise _error(413, f"the upload has {request.content_length / 1048576:.1f} MB; at "
+                         f"most {self.max_bytes / 1048576:.0f} MB is accepted", "too_large")
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if getattr(part, "name", None) == "photo":
+                    return await self._limited(part.read_chunk)
+            raise _error(422, "the form has no file field 'photo'", "no_photo")
+        return await self._limited(lambda: request.content.read(65536))
+
+    async def _limited(self, read: Any) -> bytes:
+        """Read chunks until the end, refusing (413) past ``max_bytes``."""
+        chunks, size = [], 0
+        while chunk := await read():
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise _error(413, f"the upload is larger than "
+                             f"{self.max_bytes / 1048576:.0f} MB: at most "
+                             f"{self.max_bytes / 1048576:.0f} MB is accepted", "too_large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def upload(self, request: web.Request) -> web.Response:
+        try:
+            return await self._upload(request)
+        except _Refused as r:
+            return r.response
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return self._get(request)
+        except _Refused as r:
+            return r.response
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        p = self._who(request)
+        if p.role == "viewer":
+            raise _error(403, "viewers do not upload photos")
+        raw = await self._read(request)
+        try:
+            photo = accept(raw, self.max_bytes)
+        except PhotoRejected as err:
+            raise _error(413 if err.reason == "too_large" else 422, str(err),
+                         err.reason) from None
+        self.store.put(photo, p.name)
+        url = f"{API}/photos/{photo.name}"
+        return web.Response(body=orjson.dumps({"url": url, **photo.evidence()}) + b"\n",
+                            status=201, content_type="application/json",
+                            headers={"Location": url})
+
+    def _get(self, request: web.Request) -> web.StreamResponse:
+        self._who(request)
+        name = request.match_info["name"]
+        path = self.store.path(name) if NAME.match(name) else None
+        if path is None or not path.exists():
+            raise _error(404, f"no photo {name!r}")
+        return web.FileResponse(path, headers={
+            "Content-Type": MEDIA[name.rsplit(".", 1)[1]],
+            "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"})
+
+
+class _Refused(Exception):
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+def _error(status: int, message: str, reason: str | None = None) -> _Refused:
+    """A refusal with a JSON body that says what to fix (``{error, reason}``)."""
+    body = {"error": message} | ({"reason": reason} if reason else {})
+    return _Refused(web.Response(body=orjson.dumps(body) + b"\n", status=status,
+                                 content_type="application/json"))
+
+
+def install_photos(grid_app: Any, registry: auth.TokenRegistry) -> PhotoRoutes:
+    """Register the photo routes on ``grid_app``'s web server (GRID_PHOTO_DIR: where the files
+    go, default ``<data dir>/photos``; GRID_PHOTO_MAX_BYTES)."""
+    root = Path(os.environ.get("GRID_PHOTO_DIR") or Path(grid_app.settings.data_dir) / "photos")
+    routes = PhotoRoutes(PhotoStore(root), registry,
+                         int(os.environ.get("GRID_PHOTO_MAX_BYTES", MAX_BYTES)))
+    web_app = grid_app.app.web.web_app
+    for method, path, handler in routes.routes():
+        web_app.router.add_route(method, path, handler)
+    return routes
