@@ -287,3 +287,21 @@ def test_grid_report_shows_roles_and_satisfaction_per_unit(engine):
                   if line.startswith(f"public_security 杨浦区街镇{street[-2:]}派出所"))
     assert police.split()[2:6] == ["0", "1", "1", "0"]  # lead, assist, parts, callbacks
     assert render(ev, "json").count('"satisfaction_rate"') == len(ev.units)
+
+
+def test_the_hotline_example_is_a_joint_case_in_a_compound(engine):
+    from pathlib import Path
+
+    from grid.intake import parse_report
+
+    raw = (Path(__file__).parents[2] / "examples" / "hotline_group_renting.json").read_bytes()
+    r = parse_report(raw, taxonomy=engine.taxonomy, now=NOW)
+    assert isinstance(r, Report) and r.ticket.ticket_no == "SH12345-20261121-0042"
+    place = engine.locator.locate(r.location.lon, r.location.lat)
+    fx = engine.on_located(engine.decide(r, place, NOW), None, [], NOW)
+    assert place.zone_ids == ["310110-Z0001"]
+    assert [(w.unit_name, w.role) for w in fx.work_orders] == [
+        ("杨浦区街镇08房管办事处", "lead"), ("杨浦区街镇08派出所", "assisting"),
+        ("杨浦区街镇08城管执法中队", "assisting")]
+    assert fx.replies[-1].message == ("工单SH12345-20261121-0042：已派遣，"
+                                      "承办：杨浦区街镇08房管办事处")
