@@ -160,7 +160,7 @@ def request_status(report_id: str, case: Case | None, taxonomy: Any,
         }
     t = taxonomy.types.get(case.type_code) if case.type_code else None
     dept = taxonomy.departments.get(case.department) if case.department else None
-    agency = dept.name_zh if dept else (case.department or None)
+    agency = _unit_name(case) or (dept.name_zh if dept else (case.department or None))
     own = case.report if case.report.rid == report_id else None
     requested = own.reported_at if own else case.created_at
     last = next((e for e in reversed(case.history) if e.type != "warned"), None)
@@ -202,6 +202,14 @@ def request_status(report_id: str, case: Case | None, taxonomy: Any,
         "long": case.placement.lon,
         "media_url": ((own or case.report).photos or [None])[0],
     }
+
+
+def _unit_name(case: Case) -> str | None:
+    """The name of the unit holding the case's lead work order (the registry's), if any."""
+    for e in reversed(case.history):
+        if e.type in ("dispatched", "redispatched"):
+            return e.data.get("unit_name")
+    return None
 
 
 def _iso_text(v: Any) -> str | None:

@@ -248,6 +248,8 @@ def test_open311_status_names_the_ticket_and_the_callback(engine):
     assert row["status_notes"].startswith("12345 ticket SH12345-20261123-0007: reopened after "
                                           "the citizen's callback (not satisfied); ")
     closed = request_status(case.report.rid, case, engine.taxonomy)
+    assert case.unit is None  # outside every compound: no property company named
+    assert closed["agency_responsible"] == "物业服务企业"  # so the department, by name
     assert closed["status"] == "closed"
     assert closed["status_notes"] == ("12345 ticket SH12345-20261123-0007: closed: fixed and "
                                       "verified")
@@ -305,3 +307,7 @@ def test_the_hotline_example_is_a_joint_case_in_a_compound(engine):
         ("杨浦区街镇08城管执法中队", "assisting")]
     assert fx.replies[-1].message == ("工单SH12345-20261121-0042：已派遣，"
                                       "承办：杨浦区街镇08房管办事处")
+    from grid.open311 import request_status
+
+    row = request_status(r.rid, fx.case, engine.taxonomy)
+    assert row["agency_responsible"] == "杨浦区街镇08房管办事处"  # the unit, by name
