@@ -21,19 +21,28 @@ from streams.broker import client_security
 
 
 def sample_points(locator, n: int, seed: int = 11) -> list[tuple[float, float]]:
-    """``n`` WGS-84 points that fall in a cell of the loaded coverage (rejection sampling)."""
+    """``n`` WGS-84 points that fall in a cell of the loaded coverage (rejection sampling),
+    an equal share in each district with cells: a small urban district (Yangpu, where the
+    demo tokens look) gets as many reports as a large suburban one (Qingpu)."""
     rng = random.Random(seed)
-    minx, miny, maxx, maxy = (float(v) for v in locator.layers["communities"].total_bounds)
+    comms = locator.layers["communities"]
+    codes = comms["code"].astype(str).str[:6]
+    districts = sorted(set(codes))
     points: list[tuple[float, float]] = []
-    for _ in range(50):
-        lons = [rng.uniform(minx, maxx) for _ in range(4 * n)]
-        lats = [rng.uniform(miny, maxy) for _ in range(4 * n)]
-        for lon, lat, p in zip(lons, lats, locator.locate_many(lons, lats, "wgs84"), strict=True):
-            if p is not None and p.cell is not None:
-                points.append((lon, lat))
-        if len(points) >= n:
-            break
-    return points[:n]
+    for i, d in enumerate(districts):
+        want = n // len(districts) + (1 if i < n % len(districts) else 0)
+        minx, miny, maxx, maxy = (float(v) for v in comms[codes == d].total_bounds)
+        got: list[tuple[float, float]] = []
+        for _ in range(50):
+            lons = [rng.uniform(minx, maxx) for _ in range(4 * want)]
+            lats = [rng.uniform(miny, maxy) for _ in range(4 * want)]
+            placed = locator.locate_many(lons, lats, "wgs84")
+            got += [(lon, lat) for lon, lat, p in zip(lons, lats, placed, strict=True)
+                    if p is not None and p.cell is not None and p.district == d]
+            if len(got) >= want:
+                break
+        points += got[:want]
+    return points
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,14 @@ def test_urban_rural_fringe_is_a_key_area(engine):
     d = _decide(engine, lon, lat, "0201")
     assert d.priority == "high"
     assert "area.urban-rural-fringe" in d.rules and "deadline.priority-high" in d.rules
+
+
+def test_the_demo_feed_samples_each_shipped_district_equally(engine):
+    from collections import Counter
+
+    from streams.simulate import sample_points
+
+    pts = sample_points(engine.locator, 101)
+    placed = engine.locator.locate_many([p[0] for p in pts], [p[1] for p in pts], "wgs84")
+    assert all(p is not None and p.cell for p in placed)
+    assert Counter(p.district for p in placed) == {"310110": 51, "310118": 50}
