@@ -13,16 +13,23 @@ from geodata.locator import DATA_DIR
 from geodata.schema import layer_path, read_layer
 
 
-@lru_cache(maxsize=4)
-def district_cells(district: str, directory: str | None = None) -> gpd.GeoDataFrame:
-    """The cells of ``district`` (code prefix), ordered by code (EPSG:4326)."""
+@lru_cache(maxsize=8)
+def district_layer(layer: str, district: str, directory: str | None = None
+                   ) -> gpd.GeoDataFrame:
+    """The features of ``layer`` (cells, streets…) in ``district`` (code prefix), ordered by
+    code (EPSG:4326)."""
     d = Path(directory) if directory else DATA_DIR
-    p = layer_path(d, "cells")
+    p = layer_path(d, layer)
     if p is None:
-        raise FileNotFoundError(f"{d}: no cells layer")
-    cells = read_layer(p, "cells")
-    return cells[cells["code"].str.startswith(district)].sort_values("code") \
+        raise FileNotFoundError(f"{d}: no {layer} layer")
+    gdf = read_layer(p, layer)
+    return gdf[gdf["code"].str.startswith(district)].sort_values("code") \
         .reset_index(drop=True)
+
+
+def district_cells(district: str, directory: str | None = None) -> gpd.GeoDataFrame:
+    """The unit grid cells of ``district``, ordered by code."""
+    return district_layer("cells", district, directory)
 
 
 @lru_cache(maxsize=4)

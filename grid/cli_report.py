@@ -46,15 +46,22 @@ def _from_store(url: str | None, district: str | None, start: date, end: date) -
               "one district's departments and streets)")
 @click.option("--from", "start", required=True, callback=_date, help="first day, YYYY-MM-DD")
 @click.option("--to", "end", required=True, callback=_date, help="last day (inclusive)")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "html", "pdf"]),
+              default="table", show_default=True,
+              help="html/pdf: the monthly report with rankings, month-over-month change, "
+              "hotspots, recurrences and trends (from the store; pdf needs chromium)")
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="write to this file (required for pdf) instead of standard output")
+@click.option("--recur-days", default=30, show_default=True, type=click.IntRange(1, 365),
+              help="html/pdf: a problem back within this many days of a close recurred")
 @click.option("--events", "events_file", type=click.Path(dir_okay=False, allow_dash=True),
               help="fold case events from a JSON-lines file ('-' = stdin) instead of reading "
               "the store")
 @click.option("--store", "store_url", help="read store URL [default: GRID_STORE_URL, else the "
               "store of grid up: $GRID_HOME/data/store.db]")
 def report(district: str | None, city: bool, start: date, end: date, fmt: str,
-           events_file: str | None, store_url: str | None) -> None:
+           output: str | None, recur_days: int, events_file: str | None,
+           store_url: str | None) -> None:
     """Per-department and per-street evaluation figures for a period, from the read store
     (or a file of case events).
 
@@ -92,9 +99,53 @@ def report(district: str | None, city: bool, start: date, end: date, fmt: str,
             _from_store(store_url, None, start, end)
         click.echo(render_city(ev, fmt, _district_names()))
         return
+    if fmt in ("html", "pdf"):
+        if events_file:
+            raise click.UsageError("--format html/pdf reads the store (not --events)")
+        _page(store_url, district, start, end, fmt, output, recur_days, names)
+        return
     ev = evaluate(events, district, start, end) if events_file else \
         _from_store(store_url, district, start, end)
     click.echo(render(ev, fmt, names))
+
+
+def _page(url: str | None, district: str, start: date, end: date, fmt: str,
+          output: str | None, recur_days: int, names: dict[str, str]) -> None:
+    """The monthly report as a page (html) or printed (pdf): streams.report_page."""
+    from pathlib import Path
+
+    from geodata.adjacency import cell_weights, district_cells, district_layer
+    from grid.taxonomy import load_taxonomy
+    from rules.ruleset import load_ruleset
+    from store.analytics import monthly_report
+    from store.db import connect, default_url, sqlite_path
+    from streams.report_page import print_pdf, render_html
+
+    if fmt == "pdf" and not output:
+        raise click.UsageError("--format pdf needs --output FILE.pdf")
+    url = url or default_url()
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise click.ClickException(f"no read store at {path}: start the engine (grid up) or "
+                                   "point --store / GRID_STORE_URL at one")
+    tax = load_taxonomy()
+    names = {**names, **{k: t.name_zh for k, t in tax.types.items()},
+             **{k: c.name_zh for k, c in tax.categories.items()}, **_district_names()}
+    dup = load_ruleset().duplicates
+    engine = connect(url)
+    try:
+        data = monthly_report(engine, district, start, end, names, cell_weights(district),
+                              lambda t: dup.by_type.get(t, dup).distance_m, recur_days)
+    finally:
+        engine.dispose()
+    page = render_html(data, district_cells(district), district_layer("streets", district))
+    if fmt == "pdf":
+        print_pdf(page, Path(output))  # type: ignore[arg-type]
+        click.echo(f"{output}: the monthly report, one page per section", err=True)
+    elif output:
+        Path(output).write_text(page, encoding="utf-8")
+    else:
+        click.echo(page)
 
 
 def _district_names() -> dict[str, str]:

@@ -3,12 +3,13 @@ PostgreSQL and SQLite; the statistics themselves are pure in grid/. Blocking."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select
 
-from grid.analytics import Fact
+from grid.analytics import RECUR_DAYS, Fact
 from store import schema as S
 from store.reader import _clip
 
@@ -73,3 +74,22 @@ class Analytics:
             elif cid in disposed and actor:
                 out.append((actor, (at - disposed.pop(cid)).total_seconds() / 3600))
         return out
+
+
+def monthly_report(engine: Engine, district: str, start: date, end: date,
+                   names: Mapping[str, str], weights: Any, radius_m: Callable[[str], float],
+                   recur_days: int = RECUR_DAYS) -> dict[str, Any]:
+    """The content of the monthly report (:func:`grid.monthly.monthly`) from the store: this
+    period's and the previous period's evaluation, and the weak links of this period."""
+    from grid.monthly import monthly, previous
+    from grid.report import evaluation_of, period
+    from store.reader import ReadStore
+
+    figures = ReadStore(engine).evaluation
+    now = evaluation_of(district, start, end, figures)
+    before = evaluation_of(district, *previous(start, end), figures)
+    t0, t1 = period(start, end)
+    a = Analytics(engine)
+    return monthly(now, before, a.facts(district, t0, t1, timedelta(days=recur_days)),
+                   a.cell_counts(district, t0, t1), weights, a.verifications(district, t0, t1),
+                   names, radius_m, recur_days)

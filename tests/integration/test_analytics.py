@@ -1,0 +1,146 @@
+"""Weak links and the monthly report from the read store (SQLite and a real PostgreSQL), on the
+generated history with planted hot spots and recurrences (tests/fixtures/analytics/history.py);
+the HTML report in real headless Chromium (Debian's), its PDF one page per section."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner
+
+from geodata.adjacency import cell_weights
+from grid import analytics as A
+from grid.cli_report import report
+from grid.monthly import SECTIONS
+from store.analytics import Analytics
+from store.db import connect
+from store.writer import Record, StoreWriter
+from streams import topics as T
+from streams.report_page import TITLES
+from tests.fixtures.analytics.history import DISTRICT, build, event_dicts
+
+pytestmark = pytest.mark.integration
+
+CST = timezone(timedelta(hours=8))
+MARCH = (datetime(2026, 3, 1, tzinfo=CST), datetime(2026, 4, 1, tzinfo=CST))
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PERIOD = ["--district", DISTRICT, "--from", "2026-03-01", "--to", "2026-03-31"]
+
+
+@pytest.fixture(scope="module")
+def history():
+    return build()
+
+
+def load(url: str, events: list[dict]) -> StoreWriter:
+    w = StoreWriter(connect(url))
+    w.load_positions([])
+    recs = [Record(T.CASE_EVENTS, 0, i, orjson.dumps(e)) for i, e in enumerate(events)]
+    for i in range(0, len(recs), 700):
+        w.apply(recs[i:i + 700])
+    return w
+
+
+def test_weak_links_from_the_store(store_url, history):
+    events = event_dicts(history)
+    a = Analytics(load(store_url, events).engine)
+    facts = a.facts(DISTRICT, *MARCH, lookback=timedelta(days=30))
+    counts = a.cell_counts(DISTRICT, *MARCH)
+    opened = {e["case_id"]: e for e in events if e["type"] == "reported"}
+    march = [e for e in opened.values() if MARCH[0] <= datetime.fromisoformat(e["at"]) < MARCH[1]]
+    assert sum(counts.values()) == len(march) == 268
+    assert counts == Counter(e["data"]["placement"]["cell"] for e in march)
+    hot, _ = A.hotspots(counts, cell_weights(DISTRICT))
+    assert {h.cell for h in hot} == history.hot_cells
+    rec = A.recurrences(facts, 30, lambda _: 50.0, since=MARCH[0])
+    assert {r.case_id: (r.nth, r.earlier) for r in rec} == history.recurred
+    weekly = A.weekly(facts, "street", *MARCH)
+    assert sum(x.reports for w in weekly.values() for x in w.values()) == 268
+    sup = {d.reporter: d.to_dict() for d in A.discovery(facts, a.verifications(
+        DISTRICT, *MARCH), *MARCH)}
+    verified = [e for e in events if e["type"] in ("verified", "rework")
+                and MARCH[0] <= datetime.fromisoformat(e["at"]) < MARCH[1]
+                and e["case_id"] in opened]
+    assert sum(s["verifications"] for s in sup.values()) == len(verified)
+    assert sup["sup-2"]["reports"] == 145 and sup["sup-2"]["mean_verify_hours"] == 0.5
+
+
+@pytest.fixture(scope="module")
+def report_store(tmp_path_factory, history) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('report') / 'store.db'}"
+    load(url, event_dicts(history)).engine.dispose()
+    return url
+
+
+def run(*args: str) -> str:
+    got = CliRunner().invoke(report, list(args), catch_exceptions=False)
+    assert got.exit_code == 0, got.output
+    return got.output
+
+
+def _shown(v) -> str:
+    return "—" if v is None else f"{v * 100:.1f}%" if isinstance(v, float) else str(v)
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
+def test_html_report_in_chromium_equals_the_json(report_store, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    data = orjson.loads(run(*PERIOD, "--format", "json", "--store", report_store))
+    page_file = tmp_path / "report.html"
+    run(*PERIOD, "--format", "html", "--store", report_store, "-o", str(page_file))
+    errors, requests = [], []
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = b.new_page(viewport={"width": 1123, "height": 794})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(page_file.as_uri())
+        page.wait_for_load_state("load")
+        shown = page.evaluate("""() => [...document.querySelectorAll('[data-scope] [data-f]')]
+            .map(td => [td.closest('[data-scope]').dataset.scope,
+                        td.closest('[data-key]') ? td.closest('[data-key]').dataset.key : '',
+                        td.dataset.f, td.matches('div') ? td.querySelector('b').textContent
+                                                        : td.textContent])""")
+        titles = page.locator("section h2").all_inner_texts()
+        images = page.evaluate("() => [...document.images].every(i => i.naturalWidth > 0)")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.emulate_media(media="print")
+        page.locator("#overview").screenshot(path=str(ARTIFACTS / "report-first-page.png"))
+        b.close()
+    assert errors == []
+    assert all(u.startswith(("file:", "data:")) for u in requests), requests  # self-contained
+    assert images is True
+    assert titles == [TITLES[s] for s in SECTIONS]
+    got = {(scope, key, f): text for scope, key, f, text in shown}
+    fields = ["dispatched", "closed", "closure_rate", "on_time_rate", "rework_rate",
+              "extension_rate", "open", "overdue"]
+    want = {(scope, row["key"], f): _shown(row[f])
+            for scope, rows in (("department", data["departments"]),
+                                ("street", data["streets"])) for row in rows for f in fields}
+    want.update({("total", "", f): _shown(data["total"][f]) for f in fields})
+    assert got == want
+    assert got[("total", "", "dispatched")] == "268"
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
+def test_pdf_report_has_one_page_per_section(report_store, tmp_path):
+    from pypdf import PdfReader
+
+    out = tmp_path / "report.pdf"
+    run(*PERIOD, "--format", "pdf", "--store", report_store, "-o", str(out))
+    pages = PdfReader(out).pages
+    assert len(pages) == len(SECTIONS) == 6
+    firsts = [p.extract_text().splitlines() for p in pages]
+    assert firsts[0][0] == "杨浦区城市网格化管理月度考核评价报告"
+    assert [next(ln for ln in lines if ln.startswith(TITLES[s][:2])) for lines, s in
+            zip(firsts, SECTIONS, strict=True)] == [TITLES[s] for s in SECTIONS]
