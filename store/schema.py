@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 
 from grid.projection import TZ
@@ -117,6 +118,12 @@ cases = Table(
     Index("ix_cases_department_state", "department", "state"),
     Index("ix_cases_unit_state", "unit", "state"),
     Index("ix_cases_dispatched", "dispatched_at"),
+    # migration 0002: totals of the list pages' filters without reading the heap
+    Index("ix_cases_type_created", "type_code", "created_at", "case_id"),
+    Index("ix_cases_open_district_created", "district", "created_at", "case_id",
+          postgresql_where=text("is_open IS true"), sqlite_where=text("is_open IS 1")),
+    Index("ix_cases_open_department_due", "department", "due_at",
+          postgresql_where=text("is_open IS true"), sqlite_where=text("is_open IS 1")),
 )
 
 case_events = Table(
