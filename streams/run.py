@@ -59,6 +59,9 @@ def worker(loglevel: str, rules_dir: str | None, **kw) -> None:
 
     install(grid_app)  # HTTP API + Open311 on the worker's web server
     install_dashboard(grid_app, grid_app.api.registry)  # GET /, /login and /dashboard/...
+    from streams.analytics_web import install_analytics
+
+    install_analytics(grid_app)  # GET /analytics (hot spots, recurrences, trends)
     tune_gc(grid_app.app)
     click.echo(f"grid worker: broker {settings.broker}, web http://{settings.web_host}:"
                f"{settings.web_port}/", err=True)

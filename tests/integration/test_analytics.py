@@ -144,3 +144,84 @@ def test_pdf_report_has_one_page_per_section(report_store, tmp_path):
     assert firsts[0][0] == "杨浦区城市网格化管理月度考核评价报告"
     assert [next(ln for ln in lines if ln.startswith(TITLES[s][:2])) for lines, s in
             zip(firsts, SECTIONS, strict=True)] == [TITLES[s] for s in SECTIONS]
+
+
+# -- the analytics view on a worker ------------------------------------------------------------
+
+CC = {"Authorization": "Bearer demo-command-center"}
+VIEWER = {"Authorization": "Bearer demo-viewer"}
+MARCH_Q = "from=2026-03-01&to=2026-03-31&days=30"
+
+
+@pytest.fixture(scope="module")
+def view_worker(broker, tmp_path_factory, history):
+    """A worker reading a store filled with the history (no projector of its own)."""
+    from tests.integration.conftest import WorkerProc, wait_http
+
+    tmp = tmp_path_factory.mktemp("view")
+    url = f"sqlite:///{tmp / 'store.db'}"
+    load(url, event_dicts(history)).engine.dispose()
+    w = WorkerProc(broker.url, tmp, f"grid-an-{tmp.name[-6:]}", GRID_STORE_URL=url,
+                   GRID_PROJECTOR="0").start()
+    try:
+        wait_http(f"http://127.0.0.1:{w.web_port}/api/v1/ready", timeout=90, proc=w.proc,
+                  log=w.log_tail)
+        yield w
+    finally:
+        w.stop()
+
+
+def test_analytics_api_scopes_and_numbers(view_worker, history):
+    import httpx
+
+    base = f"http://127.0.0.1:{view_worker.web_port}/analytics/api/data.json"
+    assert httpx.get(f"{base}?{MARCH_Q}", timeout=60).status_code == 401
+    r = httpx.get(f"{base}?from=2026-03-31&to=2026-03-01", headers=CC, timeout=60)
+    assert r.status_code == 422 and "from ≤ to" in r.json()["error"]
+    d = httpx.get(f"{base}?{MARCH_Q}", headers=CC, timeout=120).json()
+    assert {h["cell"] for h in d["hotspots"]["hot"]} == history.hot_cells
+    assert {x["case_id"]: (x["nth"], tuple(x["earlier"])) for x in d["recurrences"]["queue"]} \
+        == history.recurred
+    assert d["recurrences"]["queue"][0]["text"] == "第3次（30天内）recurred: 3rd time in 30 days"
+    assert d["recurrences"]["by_street"][0] == {"key": d["recurrences"]["queue"][0]["street"],
+                                                "name": d["recurrences"]["by_street"][0]["name"],
+                                                "cases": 2}
+    assert d["trends"]["supervisors"][0]["reporter"] == "sup-2"
+    v = httpx.get(f"{base}?{MARCH_Q}", headers=VIEWER, timeout=120).json()
+    assert v["trends"]["supervisors"] == []  # no personal data for viewers
+    assert v["hotspots"]["hot"] == d["hotspots"]["hot"]
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
+def test_analytics_view_in_chromium(view_worker, history):
+    from playwright.sync_api import sync_playwright
+
+    base = f"http://127.0.0.1:{view_worker.web_port}"
+    problems: list[str] = []
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        ctx = b.new_context(viewport={"width": 1500, "height": 1000})
+        page = ctx.new_page()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(f"{base}/analytics?{MARCH_Q}")
+        assert "/login" in page.url  # signed-in users only
+        page.fill("#token", "demo-command-center")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/analytics?{MARCH_Q}")
+        page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+        hot = page.locator("#hot tbody tr").evaluate_all("rs => rs.map(r => r.dataset.cell)")
+        queue = page.locator("#recur tbody tr").evaluate_all(
+            "rs => rs.map(r => r.dataset.case)")
+        links = page.locator("#recur tbody tr").first.locator("a").evaluate_all(
+            "as => as.map(a => a.getAttribute('href'))")
+        district = page.locator("#district-name").text_content()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "analytics.png"), full_page=True)
+        b.close()
+    assert problems == []
+    assert district == "杨浦区"
+    assert set(hot) == history.hot_cells
+    assert set(queue) == set(history.recurred)
+    nth3 = next(c for c, (n, _) in history.recurred.items() if n == 3)
+    assert links == [f"/#case={c}" for c in (nth3, *history.recurred[nth3][1])]
