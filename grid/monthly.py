@@ -82,14 +82,19 @@ def monthly(now: Evaluation, before: Evaluation, facts: Sequence[A.Fact],
         },
         "category_names": {k: name(k) for k in weekly_total},
         "trends": {
-            "weekly": {k: {w.isoformat(): x.to_dict() for w, x in v.items()}
-                       for k, v in weekly_total.items()},
+            "weekly": _weeks(weekly_total),  # per category
+            "weekly_by_street": _weeks(A.weekly(facts, "street", t0, t1)),
+            "weekly_by_department": _weeks(A.weekly(facts, "department", t0, t1)),
             "weekly_district": {w.isoformat(): x.to_dict() for w, x in A.weekly(
                 [_as_district(f) for f in facts], "street", t0, t1).get("", {}).items()},
             "heatmap": A.heatmap(facts, t0, t1),
             "supervisors": [d.to_dict() for d in A.discovery(facts, verifications, t0, t1)],
         },
     }
+
+
+def _weeks(series: dict[str, dict[Any, A.Week]]) -> dict[str, dict[str, Any]]:
+    return {k: {w.isoformat(): x.to_dict() for w, x in v.items()} for k, v in series.items()}
 
 
 def _as_district(f: A.Fact) -> A.Fact:

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
+from math import cos, radians
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, or_, select
 
-from grid.analytics import RECUR_DAYS, Fact
+from grid.analytics import RECUR_DAYS, Fact, Recurrence, recurrences
 from store import schema as S
 from store.reader import _clip
 
 C = S.cases.c
 COUNTED = ~C.state.in_(["rejected", "merged"])  # a valid case of its own
+FACT_COLUMNS = (C.case_id, C.type_code, C.cell, C.street, C.department, C.category,
+                C.created_at, C.lon, C.lat, C.dispatched_at, C.closed_at, C.closed_on_time,
+                C.state, C.source)  # a Fact's fields up to its reporter
 
 
 class Analytics:
@@ -49,13 +53,36 @@ class Analytics:
         opener = select(rc.reporter_id).where(rc.case_id == C.case_id,
                                               rc.merged.is_(False)).limit(1) \
             .scalar_subquery()
-        stmt = select(C.case_id, C.type_code, C.cell, C.street, C.department, C.category,
-                      C.created_at, C.lon, C.lat, C.dispatched_at, C.closed_at,
-                      C.closed_on_time, C.state, C.source, opener.label("reporter"),
-                      C.self_closed).where(
+        stmt = select(*FACT_COLUMNS, opener.label("reporter"), C.self_closed).where(
             C.district == district, C.state != "merged", C.created_at < hi,
             or_(C.created_at >= lo, C.dispatched_at >= lo, C.closed_at >= lo))
         return [Fact(*r) for r in self._all(stmt.order_by(C.created_at, C.case_id))]
+
+    def recurrence_of(self, case_id: str, days: int = RECUR_DAYS,
+                      radius_m: Callable[[str], float] = lambda _t: 50.0) -> Recurrence | None:
+        """The recurrence flag of one case, at read time: the earlier cases of its type at
+        its place (same cell, or within ``radius_m(type)`` metres) closed no more than
+        ``days`` before it was reported; None when there are none."""
+        rows = self._all(select(*FACT_COLUMNS).where(C.case_id == case_id))
+        if not rows or not rows[0].type_code:
+            return None
+        me = Fact(*rows[0])
+        r = radius_m(me.type_code)  # type: ignore[arg-type]
+        near = [C.cell == me.cell] if me.cell else []
+        if me.lon is not None and me.lat is not None:  # a box around the radius, then exact
+            dlat = r / 111_000 + 1e-6
+            dlon = dlat / max(cos(radians(me.lat)), 0.01)
+            near.append(and_(C.lon.between(me.lon - dlon, me.lon + dlon),
+                             C.lat.between(me.lat - dlat, me.lat + dlat)))
+        if not near:
+            return None
+        earlier = self._all(select(*FACT_COLUMNS).where(
+            C.type_code == me.type_code, C.case_id != case_id, C.closed_at.is_not(None),
+            C.closed_at >= _clip(me.created_at - timedelta(days=days)),
+            C.closed_at <= _clip(me.created_at), or_(*near)))
+        found = recurrences([me, *(Fact(*e) for e in earlier)], days, radius_m,
+                            since=me.created_at)
+        return next((x for x in found if x.case_id == case_id), None)
 
     def verifications(self, district: str, start: datetime, end: datetime
                       ) -> list[tuple[str, float]]:

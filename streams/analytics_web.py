@@ -2,6 +2,8 @@
 recurrence queue, trend charts — beside the dashboard, with its sign-in and scopes.
 
 * ``GET /analytics`` — the page (streams/static/analytics.html, .js, .css)
+* ``GET /analytics/api/cases/{case_id}/recurrence?days=`` — the case's recurrence flag
+  ("recurred: 3rd time in 30 days", the earlier cases), computed at read time
 * ``GET /analytics/api/data.json?district=&from=&to=&days=`` — the content of
   :func:`store.analytics.monthly_report` for the period (Shanghai days, both inclusive;
   default: the last 28 days up to the engine's today); supervisors' ids only for command
@@ -40,7 +42,8 @@ class AnalyticsView:
 
     def routes(self) -> list[tuple[str, str, Any]]:
         return [("GET", "/analytics", self.page),
-                ("GET", "/analytics/api/data.json", self.data)]
+                ("GET", "/analytics/api/data.json", self.data),
+                ("GET", "/analytics/api/cases/{case_id}/recurrence", self.recurrence)]
 
     async def page(self, request: web.Request) -> web.StreamResponse:
         self.dash.viewer(request, page=True)
@@ -77,6 +80,27 @@ class AnalyticsView:
         if not self.dash.personal_ok(p):
             out = {**out, "trends": {**out["trends"], "supervisors": []}}
         return _json(out)
+
+    async def recurrence(self, request: web.Request) -> web.Response:
+        """The case's recurrence flag, computed now from the earlier closed cases of its type
+        at its place (``days``: the window, default 30): ``recurred`` false or the flag."""
+        from store.analytics import Analytics
+
+        p = self.dash.viewer(request)
+        cid = request.match_info["case_id"]
+        _, _, days = self.period({"from": "2000-01-01", "to": "2000-01-01",
+                                  "days": request.query.get("days")})
+        summary = await asyncio.to_thread(self.dash.projection.get, cid)
+        if summary is None:
+            raise _fail(404, f"no case {cid!r}")
+        if not p.covers(summary.to_dict()):
+            raise _fail(404, f"no case {cid!r} in {p.scope_text()}")
+        dup = self.dash.g.engine.ruleset.duplicates
+        flag = await asyncio.to_thread(
+            Analytics(self.dash.projection.engine).recurrence_of, cid, days,
+            lambda t: dup.by_type.get(t, dup).distance_m)
+        return _json({"case_id": cid, "recurred": flag is not None,
+                      **(flag.to_dict() if flag else {})})
 
     def compute(self, district: str, start: date, end: date, days: int) -> dict[str, Any]:
         from geodata.adjacency import cell_weights

@@ -71,6 +71,15 @@ def test_weak_links_from_the_store(store_url, history):
                 and e["case_id"] in opened]
     assert sum(s["verifications"] for s in sup.values()) == len(verified)
     assert sup["sup-2"]["reports"] == 145 and sup["sup-2"]["mean_verify_hours"] == 0.5
+    # the flag on one case, at read time
+    for cid, (nth, earlier) in history.recurred.items():
+        flag = a.recurrence_of(cid, 30)
+        assert (flag.nth, flag.earlier) == (nth, earlier), cid
+    misses = [history.names[n] for n in ("r1-a", "n4-b", "n4-c", "n5-b")]
+    assert [a.recurrence_of(cid, 30) for cid in misses] == [None] * 4
+    assert a.recurrence_of(history.names["n4-b"], 60).earlier == (history.names["n4-a"],)
+    assert a.recurrence_of(history.names["r3-b"], 30, lambda _: 10.0) is None  # 15 m away
+    assert a.recurrence_of("no-such-case") is None
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +196,14 @@ def test_analytics_api_scopes_and_numbers(view_worker, history):
                                                 "name": d["recurrences"]["by_street"][0]["name"],
                                                 "cases": 2}
     assert d["trends"]["supervisors"][0]["reporter"] == "sup-2"
+    nth3 = next(c for c, (n, _) in history.recurred.items() if n == 3)
+    flag = httpx.get(f"{base[:-len('data.json')]}cases/{nth3}/recurrence", headers=VIEWER,
+                     timeout=60).json()
+    assert flag["recurred"] is True and flag["nth"] == 3
+    assert flag["earlier"] == list(history.recurred[nth3][1])
+    first = history.names["r1-a"]
+    assert httpx.get(f"{base[:-len('data.json')]}cases/{first}/recurrence", headers=VIEWER,
+                     timeout=60).json() == {"case_id": first, "recurred": False}
     v = httpx.get(f"{base}?{MARCH_Q}", headers=VIEWER, timeout=120).json()
     assert v["trends"]["supervisors"] == []  # no personal data for viewers
     assert v["hotspots"]["hot"] == d["hotspots"]["hot"]
