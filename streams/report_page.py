@@ -110,7 +110,7 @@ def _units_table(units: list[dict[str, Any]]) -> str:
         if len(units) > TOP else ""
     return ('<h3>责任单位（主办、协办与回访）</h3><table data-scope="units"><tr>'
             '<th class="l">部门</th><th class="l">单位</th><th>主办</th><th>协办</th>'
-            "<th>协办完成</th><th>回访</th><th>满意率</th><th>重办率</th></tr>"
+            "<th>协办完成</th><th>回访</th><th>满意率</th><th>重开率</th></tr>"
             f"{rows}</table>{more}")
 
 
