@@ -20,27 +20,34 @@ import numpy as np
 from grid.models import CASE_NAMESPACE
 
 
-def sample_points(locator, n: int, seed: int = 11) -> list[tuple[float, float]]:
-    """``n`` WGS-84 points inside cells, spread over the whole coverage (vectorised)."""
+def sample_points(locator, n: int, seed: int = 11,
+                  district: str | None = None) -> list[tuple[float, float]]:
+    """``n`` WGS-84 points inside cells, spread over the whole coverage or over one
+    ``district`` (vectorised)."""
     rng = np.random.default_rng(seed)
-    minx, miny, maxx, maxy = (float(v) for v in locator.layers["communities"].total_bounds)
+    comms = locator.layers["communities"]
+    if district:
+        comms = comms[comms["code"].astype(str).str.startswith(district)]
+    minx, miny, maxx, maxy = (float(v) for v in comms.total_bounds)
     out: list[tuple[float, float]] = []
     for _ in range(50):
         lons = rng.uniform(minx, maxx, 8 * n)
         lats = rng.uniform(miny, maxy, 8 * n)
         placed = locator.locate_many(lons, lats, "wgs84")
         out += [(float(x), float(y)) for x, y, p in zip(lons, lats, placed, strict=True)
-                if p is not None and p.cell is not None]
+                if p is not None and p.cell is not None
+                and (district is None or p.district == district)]
         if len(out) >= n:
             break
     return out[:n]
 
 
-def simulator(locator, seed: int = 7, n_points: int = 2000):
+def simulator(locator, seed: int = 7, n_points: int = 2000, district: str | None = None):
     from grid.simulator import Simulator
     from grid.taxonomy import default_taxonomy
 
-    return Simulator(default_taxonomy(), sample_points(locator, n_points), seed=seed)
+    return Simulator(default_taxonomy(), sample_points(locator, n_points, district=district),
+                     seed=seed)
 
 
 def messages(sim, n: int, now: datetime | None = None) -> list[bytes]:

@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from store.db import reset
 from store.writer import TOPICS, Fenced, Record, StoreWriter
@@ -114,8 +115,9 @@ class Projector(Subscribers):
                     err, self._error = self._error, None
                     raise err
                 batch = await cons.getmany(timeout_ms=500, max_records=MAX_RECORDS)
+                mine = cons.assignment()  # a rebalance may have taken some meanwhile
                 records = [Record(tp.topic, tp.partition, r.offset, r.value)
-                           for tp, rs in batch.items() for r in rs]
+                           for tp, rs in batch.items() if tp in mine for r in rs]
                 if records:
                     try:
                         applied = await asyncio.to_thread(self.writer.apply, records)
@@ -170,7 +172,8 @@ class Projector(Subscribers):
             stored = await asyncio.to_thread(self.writer.load_positions,
                                              [(tp.topic, tp.partition) for tp in tps])
         for tp in tps:
-            cons.seek(tp, stored[(tp.topic, tp.partition)])
+            with contextlib.suppress(IllegalStateError):  # revoked meanwhile: not ours
+                cons.seek(tp, stored[(tp.topic, tp.partition)])
 
 
 class _Seek(ConsumerRebalanceListener):
