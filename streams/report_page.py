@@ -150,20 +150,25 @@ def _overview(d: dict[str, Any]) -> str:
     weeks = d["trends"]["weekly_district"]
     fig, ax = plt.subplots(figsize=(9.5, 3.2))
     xs = list(weeks)
-    ax.bar(xs, [weeks[w]["reports"] for w in xs], color="#8fa9c8", label="上报（周）")
+    bars = ax.bar(xs, [weeks[w]["reports"] for w in xs], color="#8fa9c8", label="上报（周）")
     ax.set_ylabel("案件数")
     ax2 = ax.twinx()
-    ax2.plot(xs, [(weeks[w]["closure_rate"] or 0) * 100 for w in xs], "o-", color="#b22",
-             label="结案率 %（当周派遣）")
+    (line,) = ax2.plot(xs, [(weeks[w]["closure_rate"] or 0) * 100 for w in xs], "o-",
+                       color="#b22", label="结案率 %（当周派遣）")
     ax2.set_ylim(0, 105)
     ax.set_title("每周上报量与结案率（周一起）")
-    fig.legend(loc="upper right", fontsize=8)
+    ax.legend(handles=[bars, line], loc="upper left", fontsize=8)
     ax.tick_params(axis="x", labelsize=8)
     hot, rec = d["hotspots"], d["recurrences"]
     summary = (f"本期共派遣 {total['dispatched']} 件，结案 {total['closed']} 件；"
                f"识别问题高发网格 {len(hot['hot'])} 个，重复发生问题 {len(rec['queue'])} 件。"
                f"环比为与上期（{d['previous']['from']} 至 {d['previous']['to']}）"
                "相比的百分点变化。")
+    low = [f"{label}：{r['name']}（{_pct(r['closure_rate'])}）" for label, rows in
+           (("结案率最低的部门", d["departments"]), ("结案率最低的街镇", d["streets"]))
+           for r in [x for x in rows if x["closure_rate"] is not None][-1:]]
+    if low:
+        summary += "<br>" + _esc("；".join(low)) + "。"
     return f'<div class="kpi" data-scope="total">{kpis}</div><p>{summary}</p>{_png(fig)}'
 
 
