@@ -112,3 +112,39 @@ def test_ranking_and_previous_period():
     assert rows[0]["change_closure_rate"] is None
     assert previous(date(2026, 3, 1), date(2026, 3, 31)) == (date(2026, 2, 1), date(2026, 2, 28))
     assert previous(date(2026, 3, 5), date(2026, 3, 11)) == (date(2026, 2, 26), date(2026, 3, 4))
+
+
+def test_report_page_escapes_names_and_has_every_section(history, facts):
+    from grid.monthly import SECTIONS, monthly
+    from grid.report import evaluate
+    from streams.report_page import TITLES, render_html
+
+    events = event_dicts(history)
+    now = evaluate(events, DISTRICT, date(2026, 3, 1), date(2026, 3, 31))
+    before = evaluate(events, DISTRICT, date(2026, 2, 1), date(2026, 2, 28))
+    counts = Counter(f.cell for f in facts if MARCH[0] <= f.created_at < MARCH[1])
+    names = {"310110": "杨浦区", "sanitation": "环卫<script>x</script>"}
+    data = monthly(now, before, facts, counts, cell_weights(DISTRICT), [], names, radius)
+    page = render_html(data)
+    assert [page.count(f'<section id="{s}">') for s in SECTIONS] == [1] * 6
+    assert all(TITLES[s] in page for s in SECTIONS)
+    assert "<script>x" not in page and "环卫&lt;script&gt;x&lt;/script&gt;" in page
+    assert len(data["hotspots"]["hot"]) == 29 and len(data["recurrences"]["queue"]) == 4
+    assert data["recurrences"]["queue"][0]["nth"] == 3  # most repeated first
+    assert data["total_change"]["closure_rate"] == round(
+        now.total.to_dict()["closure_rate"] - before.total.to_dict()["closure_rate"], 4)
+
+
+def test_report_cli_refuses_pdf_without_output_and_html_from_events(tmp_path):
+    from click.testing import CliRunner
+
+    from grid.cli_report import report
+
+    args = ["--district", DISTRICT, "--from", "2026-03-01", "--to", "2026-03-31"]
+    got = CliRunner().invoke(report, [*args, "--format", "pdf", "--store",
+                                      f"sqlite:///{tmp_path}/none.db"])
+    assert got.exit_code == 2 and "--format pdf needs --output FILE.pdf" in got.output
+    ev = tmp_path / "e.jsonl"
+    ev.write_text("")
+    got = CliRunner().invoke(report, [*args, "--format", "html", "--events", str(ev)])
+    assert got.exit_code == 2 and "reads the store (not --events)" in got.output
