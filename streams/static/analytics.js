@@ -107,24 +107,45 @@
     for (const s of d.trends.supervisors.slice(0, 30)) row(sb, [s.reporter, s.reports, pct(s.valid_rate), pct(s.self_disposal_share), s.verifications, s.mean_verify_hours ?? "—"]);
   }
 
+  const METRIC_PCT = { closure_rate: true, on_time_rate: true };
+
+  function trendSeries(d) {
+    const by = $("trend-by").value, keySel = $("trend-key");
+    if (by === "district") { keySel.hidden = true; return d.trends.weekly_district; }
+    const all = { street: d.trends.weekly_by_street, department: d.trends.weekly_by_department,
+      category: d.trends.weekly }[by] || {};
+    const names = {};
+    for (const r of d.streets) names[r.key] = r.name;
+    for (const r of d.departments) names[r.key] = r.name;
+    Object.assign(names, d.category_names || {});
+    const keys = Object.keys(all).filter((k) => k);
+    if (keySel.dataset.by !== by) {
+      keySel.replaceChildren(...keys.map((k) => { const o = el("option", names[k] ? `${names[k]} ${k}` : k); o.value = k; return o; }));
+      keySel.dataset.by = by;
+    }
+    keySel.hidden = false;
+    return all[keySel.value] || {};
+  }
+
   function weekly(d) {
     const svg = $("weekly"), NS = "http://www.w3.org/2000/svg";
     svg.replaceChildren();
-    const weeks = Object.entries(d.trends.weekly_district);
+    const metric = $("trend-metric").value, pctm = METRIC_PCT[metric];
+    const weeks = Object.entries(trendSeries(d));
     if (!weeks.length) return;
-    const W = 640, H = 220, L = 36, B = 30, max = Math.max(1, ...weeks.map(([, w]) => w.reports));
+    const val = (w) => w[metric];
+    const W = 640, H = 220, L = 36, B = 30;
+    const max = pctm ? 1 : Math.max(1, ...weeks.map(([, w]) => val(w) || 0));
     const bw = (W - L - 10) / weeks.length;
     const add = (tag, attrs, text) => { const e = document.createElementNS(NS, tag); for (const k in attrs) e.setAttribute(k, attrs[k]); if (text) e.textContent = text; svg.appendChild(e); return e; };
-    const pts = [];
     weeks.forEach(([wk, w], i) => {
-      const h = (H - B - 10) * w.reports / max, x = L + i * bw;
-      add("rect", { x: x + bw * 0.15, y: H - B - h, width: bw * 0.7, height: h, fill: "#4a7bb7" });
+      const v = val(w), h = (H - B - 10) * (v || 0) / max, x = L + i * bw;
+      const bar = add("rect", { x: x + bw * 0.15, y: H - B - h, width: bw * 0.7, height: h, fill: pctm ? "#ff6b5e" : "#4a7bb7" });
+      bar.dataset.week = wk; bar.dataset.value = v === null ? "" : String(v);
       add("text", { x: x + bw / 2, y: H - B + 14, "text-anchor": "middle" }, wk.slice(5));
-      add("text", { x: x + bw / 2, y: H - B - h - 3, "text-anchor": "middle" }, String(w.reports));
-      if (w.closure_rate !== null) pts.push(`${x + bw / 2},${10 + (H - B - 10) * (1 - w.closure_rate)}`);
+      add("text", { x: x + bw / 2, y: H - B - h - 3, "text-anchor": "middle" }, v === null ? "—" : pctm ? pct(v) : String(v));
     });
-    add("polyline", { points: pts.join(" "), fill: "none", stroke: "#ff6b5e", "stroke-width": 2 });
-    add("text", { x: 2, y: 12 }, "件 / 结案率");
+    add("text", { x: 2, y: 12 }, $("trend-metric").selectedOptions[0].textContent + " · 周一起 weeks from Monday");
   }
 
   function heat(d) {
@@ -158,6 +179,7 @@
       const dq = "?district=" + encodeURIComponent(d.district);
       const [cells, streets] = await Promise.all([getJSON("/dashboard/api/cells.geojson" + dq), getJSON("/dashboard/api/streets.geojson" + dq)]);
       $("main").hidden = false;
+      data = d;
       kpis(d); tables(d); weekly(d); heat(d); drawMap(d, cells, streets);
       $("msg").textContent = `${d.from} 至 ${d.to}（上海时间）· 口径见 docs/evaluation.md`;
       document.body.dataset.ready = "1";
@@ -165,6 +187,9 @@
       $("msg").textContent = "无法加载 Could not load: " + err.message;
     }
   }
+
+  let data = null;
+  for (const id of ["trend-by", "trend-key", "trend-metric"]) $(id).addEventListener("change", () => data && weekly(data));
 
   $("period").addEventListener("submit", (e) => {
     e.preventDefault();

@@ -233,12 +233,22 @@ def test_analytics_view_in_chromium(view_worker, history):
         links = page.locator("#recur tbody tr").first.locator("a").evaluate_all(
             "as => as.map(a => a.getAttribute('href'))")
         district = page.locator("#district-name").text_content()
+        page.select_option("#trend-by", "street")
+        page.select_option("#trend-key", "310110005")
+        bars = page.locator("#weekly rect").evaluate_all(
+            "rs => rs.map(r => [r.dataset.week, r.dataset.value])")
+        page.select_option("#trend-by", "district")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "analytics.png"), full_page=True)
         b.close()
     assert problems == []
     assert district == "杨浦区"
     assert set(hot) == history.hot_cells
+    direct = Counter(A.week_of(datetime.fromisoformat(e["at"])).isoformat()
+                     for e in event_dicts(history) if e["type"] == "reported"
+                     and e["case_id"].startswith("310110005")
+                     and MARCH[0] <= datetime.fromisoformat(e["at"]) < MARCH[1])
+    assert {w: int(v) for w, v in bars if v != "0"} == dict(direct)
     assert set(queue) == set(history.recurred)
     nth3 = next(c for c, (n, _) in history.recurred.items() if n == 3)
     assert links == [f"/#case={c}" for c in (nth3, *history.recurred[nth3][1])]
