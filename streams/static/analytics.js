@@ -139,7 +139,7 @@
     const bw = (W - L - 10) / weeks.length;
     const add = (tag, attrs, text) => { const e = document.createElementNS(NS, tag); for (const k in attrs) e.setAttribute(k, attrs[k]); if (text) e.textContent = text; svg.appendChild(e); return e; };
     weeks.forEach(([wk, w], i) => {
-      const v = val(w), h = (H - B - 10) * (v || 0) / max, x = L + i * bw;
+      const v = val(w), h = (H - B - 28) * (v || 0) / max, x = L + i * bw;
       const bar = add("rect", { x: x + bw * 0.15, y: H - B - h, width: bw * 0.7, height: h, fill: pctm ? "#ff6b5e" : "#4a7bb7" });
       bar.dataset.week = wk; bar.dataset.value = v === null ? "" : String(v);
       add("text", { x: x + bw / 2, y: H - B + 14, "text-anchor": "middle" }, wk.slice(5));
