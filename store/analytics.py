@@ -12,7 +12,7 @@ from sqlalchemy import Engine, and_, func, or_, select
 
 from grid.analytics import RECUR_DAYS, Fact, Recurrence, recurrences
 from store import schema as S
-from store.reader import _clip
+from store.reader import clip_instant
 
 C = S.cases.c
 COUNTED = ~C.state.in_(["rejected", "merged"])  # a valid case of its own
@@ -36,7 +36,7 @@ class Analytics:
                     ) -> dict[str, int]:
         """Valid cases (not rejected or merged) reported in ``[start, end)`` per cell."""
         w = [C.district == district, C.cell.is_not(None), COUNTED,
-             C.created_at >= _clip(start), C.created_at < _clip(end)]
+             C.created_at >= clip_instant(start), C.created_at < clip_instant(end)]
         if category:
             w.append(C.category == category)
         if type_code:
@@ -48,7 +48,7 @@ class Analytics:
               lookback: timedelta = timedelta(0)) -> list[Fact]:
         """Cases of ``district`` reported before ``end`` that were reported, first
         dispatched or closed in ``[start - lookback, end)``, with their opening reporter."""
-        lo, hi = _clip(start - lookback), _clip(end)
+        lo, hi = clip_instant(start - lookback), clip_instant(end)
         rc = S.report_cases.c
         opener = select(rc.reporter_id).where(rc.case_id == C.case_id,
                                               rc.merged.is_(False)).limit(1) \
@@ -78,8 +78,8 @@ class Analytics:
             return None
         earlier = self._all(select(*FACT_COLUMNS).where(
             C.type_code == me.type_code, C.case_id != case_id, C.closed_at.is_not(None),
-            C.closed_at >= _clip(me.created_at - timedelta(days=days)),
-            C.closed_at <= _clip(me.created_at), or_(*near)))
+            C.closed_at >= clip_instant(me.created_at - timedelta(days=days)),
+            C.closed_at <= clip_instant(me.created_at), or_(*near)))
         found = recurrences([me, *(Fact(*e) for e in earlier)], days, radius_m,
                             since=me.created_at)
         return next((x for x in found if x.case_id == case_id), None)
@@ -92,7 +92,7 @@ class Analytics:
         rows = self._all(select(e.case_id, e.type, e.actor, e.at).join(
             S.cases, C.case_id == e.case_id).where(
             C.district == district, e.seq > 0, e.type.in_(["disposed", "verified", "rework"]),
-            e.at < _clip(end), or_(e.type == "disposed", and_(e.at >= _clip(start))))
+            e.at < clip_instant(end), or_(e.type == "disposed", and_(e.at >= clip_instant(start))))
             .order_by(e.case_id, e.seq))
         out, disposed = [], {}
         for cid, typ, actor, at in rows:

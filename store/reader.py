@@ -353,7 +353,7 @@ class ReadStore:
         def n(cond: Any) -> Any:
             return func.sum(case((cond, 1), else_=0))
 
-        lo, hi = _clip(start), _clip(end)
+        lo, hi = clip_instant(start), clip_instant(end)
         w = [C.dispatched_at.is_not(None), C.dispatched_at >= lo, C.dispatched_at < hi]
         if district:
             w.append(C.district == district)
@@ -417,7 +417,8 @@ class ReadStore:
         """Figures per ``key`` of the unchanged cohort cases (SQL), and a projection folded
         from the events before ``end`` of the cases changed since (None: there are none)."""
         figures = self._figures(key, start, end, end, district, [C.updated_at < end])
-        w = [C.dispatched_at >= _clip(start), C.dispatched_at < _clip(end), C.updated_at >= end]
+        w = [C.dispatched_at >= clip_instant(start), C.dispatched_at < clip_instant(end),
+             C.updated_at >= end]
         if district:
             w.append(C.district == district)
         changed = [r[0] for r in self._all(select(C.case_id).where(*w))]
@@ -487,7 +488,7 @@ def _add(a: dict[str, Figures], b: dict[str, Figures]) -> dict[str, Figures]:
     return dict(sorted(out.items()))
 
 
-def _clip(t: datetime) -> datetime:
+def clip_instant(t: datetime) -> datetime:
     """datetime.min/max (open periods) as instants every database can compare."""
     lo, hi = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
     return min(max(t, lo), hi)

@@ -289,7 +289,18 @@ class Dashboard:
         d["street_name"] = self._names("streets").get(d.get("street") or "")
         d["community_name"] = self._names("communities").get(d.get("community") or "")
         d["why"] = why(d)
+        d["recurrence"] = await asyncio.to_thread(self.recurrence, cid)
         return _json(d)
+
+    def recurrence(self, case_id: str) -> dict[str, Any] | None:
+        """The case's recurrence flag (issue 20): earlier closed cases of its type at its
+        place within the window; None when it did not recur."""
+        from store.analytics import Analytics
+
+        dup = self.g.engine.ruleset.duplicates
+        flag = Analytics(self.projection.engine).recurrence_of(
+            case_id, radius_m=lambda t: dup.by_type.get(t, dup).distance_m)
+        return {**flag.to_dict(), "text": flag.text} if flag else None
 
     async def case_list(self, request: web.Request) -> web.Response:
         """Cases of the caller's district for one drill-down: ``street``, ``department``

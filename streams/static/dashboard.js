@@ -595,7 +595,10 @@ async function openCase(id) {
       ["上报 Reported", fmtTime(d.created_at)],
       ["超期 Overdue", d.overdue ? `+${fmtLate(d.late_seconds)} (${STAGE[d.stage] || d.stage})` : "否 no"],
       ["返工/延期/回退", `${d.reworks} / ${d.extensions} / ${d.returns}  (rework / extension / return)`],
-      ["重复上报 Reports", d.report_count]]),
+      ["重复上报 Reports", d.report_count],
+      ["复发 Recurred", d.recurrence ? el("span", { id: "d-recur" }, `${d.recurrence.text} · `,
+        ...d.recurrence.earlier.map((c, i) => [i ? ", " : "", el("a", { href: `#case=${encodeURIComponent(c)}` }, c)]).flat())
+        : null]]),
     el("h4", {}, "描述 Description"),
     el("div", { class: "desc-box", id: "d-desc" }, d.description || "—"));
   if (d.address) body.append(kv([["地址 Address", d.address]]));

@@ -204,6 +204,13 @@ def test_analytics_api_scopes_and_numbers(view_worker, history):
     first = history.names["r1-a"]
     assert httpx.get(f"{base[:-len('data.json')]}cases/{first}/recurrence", headers=VIEWER,
                      timeout=60).json() == {"case_id": first, "recurred": False}
+    # the case drawer carries the same flag
+    drawer = f"http://127.0.0.1:{view_worker.web_port}/dashboard/api/cases"
+    d3 = httpx.get(f"{drawer}/{nth3}", headers=CC, timeout=60).json()
+    assert (d3["recurrence"]["nth"], d3["recurrence"]["earlier"]) == (
+        3, list(history.recurred[nth3][1]))
+    assert d3["recurrence"]["text"] == "第3次（30天内）recurred: 3rd time in 30 days"
+    assert httpx.get(f"{drawer}/{first}", headers=CC, timeout=60).json()["recurrence"] is None
     v = httpx.get(f"{base}?{MARCH_Q}", headers=VIEWER, timeout=120).json()
     assert v["trends"]["supervisors"] == []  # no personal data for viewers
     assert v["hotspots"]["hot"] == d["hotspots"]["hot"]
