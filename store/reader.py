@@ -396,7 +396,8 @@ class ReadStore:
         """
         depts, p = self._as_of(func.coalesce(C.department, "command_center"), start, end,
                                district)
-        streets, _ = self._as_of(func.coalesce(C.street, ""), start, end, district)
+        streets, _ = self._as_of(func.coalesce(C.street, ""), start, end, district,
+                                 fold=False)  # p holds the changed cases already
         if p is not None:
             depts = _add(depts, p.department_figures(start, end, now=end, district=district))
             streets = _add(streets, p.street_figures(start, end, now=end, district=district))
@@ -412,11 +413,14 @@ class ReadStore:
         got, p = self._as_of(func.coalesce(C.district, ""), start, end, None)
         return _add(got, p.district_figures(start, end, now=end)) if p is not None else got
 
-    def _as_of(self, key: Any, start: datetime, end: datetime, district: str | None
-               ) -> tuple[dict[str, Figures], Projection | None]:
+    def _as_of(self, key: Any, start: datetime, end: datetime, district: str | None,
+               fold: bool = True) -> tuple[dict[str, Figures], Projection | None]:
         """Figures per ``key`` of the unchanged cohort cases (SQL), and a projection folded
-        from the events before ``end`` of the cases changed since (None: there are none)."""
+        from the events before ``end`` of the cases changed since (None: there are none,
+        or not ``fold``)."""
         figures = self._figures(key, start, end, end, district, [C.updated_at < end])
+        if not fold:
+            return figures, None
         w = [C.dispatched_at >= clip_instant(start), C.dispatched_at < clip_instant(end),
              C.updated_at >= end]
         if district:
@@ -441,11 +445,11 @@ class ReadStore:
         w = [e.type.in_(types), e.at >= start, e.at < end]
         if district:
             w.append(e.case_id.in_(select(C.case_id).where(C.district == district)))
-        ids = sorted({r[0] for r in self._all(select(e.case_id).where(*w).distinct())})
-        out: list[dict[str, Any]] = []
-        for chunk in _chunks(ids):
-            out += [r[0] for r in self._all(select(e.body).where(
-                e.case_id.in_(chunk), e.type.in_(types), e.at < end).order_by(e.at, e.seq))]
+        # one statement (a semi-join): per chunk of 500 ids the planner scanned the whole
+        # (type, at) index each time — 1,820 statements, 150 s with 1,000,000 cases
+        ids = select(e.case_id).where(*w).distinct().scalar_subquery()
+        out = [r[0] for r in self._all(select(e.body).where(
+            e.case_id.in_(ids), e.type.in_(types), e.at < end))]
         return sorted(out, key=lambda b: (datetime.fromisoformat(b["at"]), b.get("seq") or 0))
 
     def stored_offsets(self, consumer: str) -> dict[tuple[str, int], int]:
