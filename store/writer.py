@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, Connection, Engine, and_, any_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from grid.projection import (
     CaseSummary,
@@ -168,8 +169,37 @@ class StoreWriter:
 
         Records below a partition's stored position are skipped (already applied).
         Raises :class:`Fenced` (and writes nothing) when another projector moved one of
-        the partitions.
+        the partitions. A batch the database refuses is applied in halves, down to the one
+        record it refuses, which is skipped (logged; its offset moves): no record stops the
+        projector.
         """
+        try:
+            return self._apply(records)
+        except (Fenced, OperationalError):
+            raise  # another projector, or the database is away: the caller tries again
+        except (DBAPIError, ValueError, TypeError, KeyError) as err:
+            pending = [r for r in records if r.offset >= self.positions.get(
+                (r.topic, r.partition), 0)]
+            if len(pending) <= 1:
+                for r in pending:
+                    log.error("store skipped %s[%d]@%d: the database refuses it (%s)",
+                              r.topic, r.partition, r.offset, err)
+                    self._skip(r)
+                return Applied(skipped=len(pending))
+            half = len(pending) // 2
+            first, second = self.apply(pending[:half]), self.apply(pending[half:])
+            return Applied(events=first.events + second.events,
+                           alerts=first.alerts + second.alerts,
+                           work_orders=first.work_orders + second.work_orders,
+                           skipped=first.skipped + second.skipped)
+
+    def _skip(self, r: Record) -> None:
+        """Move the offset past one record without storing it."""
+        with self.engine.begin() as conn:
+            self._move_offsets(conn, {(r.topic, r.partition): r.offset + 1})
+        self.positions[(r.topic, r.partition)] = r.offset + 1
+
+    def _apply(self, records: Sequence[Record]) -> Applied:
         out = Applied()
         events: list[dict[str, Any]] = []
         orders: list[dict[str, Any]] = []
@@ -357,7 +387,21 @@ def _parse(raw: bytes | None) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         log.warning("store skipped a record that is not JSON: %.120r", raw)
         return None
-    return msg if isinstance(msg, dict) else None
+    if not isinstance(msg, dict):
+        return None
+    return _without_nul(msg) if b"\\u0000" in raw else msg
+
+
+def _without_nul(v: Any) -> Any:
+    """``v`` with NUL characters replaced (PostgreSQL text cannot hold them; U+FFFD says
+    something was there)."""
+    if isinstance(v, str):
+        return v.replace("\x00", "\ufffd")
+    if isinstance(v, dict):
+        return {_without_nul(k): _without_nul(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_without_nul(x) for x in v]
+    return v
 
 
 def _event_ok(m: dict[str, Any]) -> bool:

@@ -5,6 +5,7 @@ with every event once and every case as the in-memory fold of the whole log has 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
@@ -59,6 +60,21 @@ def projector(bootstrap: str, url: str, app_id: str, log: Path) -> subprocess.Po
         [sys.executable, "-m", "grid.cli", "projector", "--store", url, "--broker", bootstrap,
          "--app-id", app_id], cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
         env={**os.environ}, start_new_session=True)
+
+
+def cid_of(report: dict) -> str:
+    """The case id a Yangpu report opens (its street from the shipped locator)."""
+    from grid.models import case_id_for
+
+    loc = report["location"]
+    return case_id_for(report["report_id"], _locator().locate(loc["lon"], loc["lat"]).street)
+
+
+@functools.cache
+def _locator():
+    from geodata.locator import Locator
+
+    return Locator.load(None)
 
 
 def stored(engine) -> int:
@@ -149,6 +165,10 @@ def test_worker_without_a_projector_serves_the_shared_store_and_live_events(brok
     try:
         base = f"http://127.0.0.1:{w.web_port}"
         wait_http(f"{base}/api/v1/ready", timeout=120, proc=w.proc, log=w.log_tail)
+        deadline = time.monotonic() + 180  # the projector first stores the session's log
+        while "caught up" not in log.read_text():
+            assert proj.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
         deadline = time.monotonic() + 30
         while True:
             health = httpx.get(f"{base}/api/v1/health", timeout=10).json()
@@ -159,21 +179,27 @@ def test_worker_without_a_projector_serves_the_shared_store_and_live_events(brok
         assert state == "running"
         assert "projector" not in health["consumers"]
         seen: list[dict] = []
+        heard: list[str] = []  # every event line, for the failure message
+        errors: list[BaseException] = []
         report = make_report("0101", description="井盖缺失 live feed", reporter_id="sup-0042")
 
         def listen() -> None:
-            with httpx.stream("GET", f"{base}/dashboard/events", timeout=60, headers={
-                    "Authorization": "Bearer demo-command-center"}) as r:
-                kind = None
-                for line in r.iter_lines():
-                    if line.startswith("event: "):
-                        kind = line[7:]
-                    elif line.startswith("data: ") and kind == "event":
-                        msg = orjson.loads(line[6:])
-                        if msg["case"]["description"].endswith("live feed"):
-                            seen.append(msg)
-                            if msg["event"]["type"] == "dispatched":
-                                return
+            try:
+                with httpx.stream("GET", f"{base}/dashboard/events", timeout=90, headers={
+                        "Authorization": "Bearer demo-command-center"}) as r:
+                    kind = None
+                    for line in r.iter_lines():
+                        if line.startswith("event: "):
+                            kind = line[7:]
+                        elif line.startswith("data: ") and kind == "event":
+                            msg = orjson.loads(line[6:])
+                            heard.append(f"{msg['event']['type']} {msg['event']['case_id']}")
+                            if msg["event"]["case_id"] == cid_of(report):
+                                seen.append(msg)
+                                if msg["event"]["type"] == "dispatched":
+                                    return
+            except BaseException as err:  # told in the assertion below
+                errors.append(err)
 
         t = threading.Thread(target=listen, daemon=True)
         t.start()
@@ -181,7 +207,8 @@ def test_worker_without_a_projector_serves_the_shared_store_and_live_events(brok
         r = httpx.post(f"{base}/api/v1/reports", json=report, timeout=10,
                        headers={"Authorization": "Bearer demo-supervisor"})
         assert r.status_code == 202, r.text
-        t.join(60)
+        t.join(90)
+        assert not errors and not t.is_alive(), (errors, heard[-20:], w.log_tail())
         flow = ["reported", "filed", "dispatched"]
         assert [m["event"]["type"] for m in seen] == flow
         # each event was published once the store held it: the case row is at that event's

@@ -335,3 +335,41 @@ def test_city_ranking_from_the_store_equals_the_one_from_the_log(store_url, even
     if first == date(2026, 3, 1):  # D1 (Changning) closed its one case; Yangpu 4 of 7
         assert [(d["key"], d["name"], d["closure_rate"]) for d in ranked] == [
             ("310105", "长宁区", 1.0), ("310110", "杨浦区", round(4 / 7, 4))]
+
+
+def test_nul_characters_are_stored_as_replacement_characters(store_url, events):
+    e = orjson.loads(orjson.dumps(events[0]))
+    e["data"]["report"]["description"] = "井盖\x00缺失"
+    e["reason"] = "a\x00b"
+    w = StoreWriter(connect(store_url))
+    w.load_positions([])
+    out = w.apply([Record(T.CASE_EVENTS, 0, 0, orjson.dumps(e))])
+    assert out.skipped == 0 and len(out.events) == 1
+    c = ReadStore(w.engine).get(e["case_id"])
+    assert c.description == "井盖\ufffd缺失"
+    with w.engine.connect() as conn:
+        assert conn.scalar(select(S.case_events.c.reason)) == "a\ufffdb"
+
+
+def test_a_record_the_store_refuses_is_skipped_alone_and_the_rest_applied(store_url, events):
+    poison = next(e for e in events if e["type"] == "reported")["case_id"]
+
+    def names(kind: str, code: str | None) -> str | None:
+        if kind == "street" and code and poison.startswith(code):
+            raise ValueError("a row the database refuses")
+        return None
+
+    first_street = poison.split("-")[0]
+    w = StoreWriter(connect(store_url), names=names)
+    w.load_positions([])
+    recs = [Record(T.CASE_EVENTS, 0, i, orjson.dumps(e)) for i, e in enumerate(events)]
+    out = w.apply(recs)
+    refused = [e for e in events if e["case_id"].startswith(first_street)]
+    assert refused, "the fixture has cases in that street"
+    # every event of a case in the refused street fails alone; every other one is stored
+    stored_cases = {c for c in {e["case_id"] for e in events}
+                    if ReadStore(w.engine).get(c) is not None}
+    assert stored_cases == {e["case_id"] for e in events} - {e["case_id"] for e in refused}
+    assert out.skipped >= 1
+    assert StoreWriter(w.engine).load_positions([(T.CASE_EVENTS, 0)]) == {
+        (T.CASE_EVENTS, 0): len(events)}
