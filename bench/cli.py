@@ -98,3 +98,40 @@ def spatial(ctx: click.Context) -> None:
     from bench.spatial import main
 
     sys.exit(main(list(ctx.args)))
+
+
+@bench.command("store")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--cases", default=200_000, show_default=True,
+              help="cases loaded, ~6.2 events each (the issue's size is 1,000,000: ~12 min "
+                   "on PostgreSQL on a quiet 2-core machine; the default runs both databases "
+                   "in ~4.5 min)")
+@click.option("--throughput-cases", default=50_000, show_default=True,
+              help="the first cases' events are applied beside the baseline INSERT")
+@click.option("--queries", default=1000, show_default=True, help="list queries")
+@click.option("--db", "databases", multiple=True, type=click.Choice(["postgresql", "sqlite"]),
+              default=("postgresql", "sqlite"), show_default=True)
+@click.option("--geodata", envvar="GRID_GEODATA", help="layer directory (default: Yangpu demo)")
+@click.option("--keep", type=click.Path(file_okay=False),
+              help="keep the stores in this (new) directory: PostgreSQL data in DIR/pg")
+@click.option("--existing", metavar="URL",
+              help="only the list queries and the evaluation, on a store loaded before "
+                   "(migrated to the newest schema first)")
+@click.option("--small", metavar="URL",
+              help="with --existing: an empty store for the worker-start comparison")
+def store(as_json: bool, cases: int, throughput_cases: int, queries: int,
+          databases: tuple[str, ...], geodata: str | None, keep: str | None,
+          existing: str | None, small: str | None) -> None:
+    """The read store on a throwaway PostgreSQL and on SQLite: projector throughput beside a
+    plain INSERT, list query p50/p99, a quarter's evaluation, worker start (bench/store.py)."""
+    from bench.store import measure_existing, render, run
+
+    def log(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    if existing:
+        click.echo(json.dumps(measure_existing(existing, queries, geodata, small, log)))
+        return
+    res = run(cases=cases, throughput_cases=throughput_cases, queries=queries,
+              geodata=geodata, databases=databases, keep=keep, log=log)
+    click.echo(json.dumps(res, ensure_ascii=False) if as_json else render(res))
