@@ -62,6 +62,16 @@ def projector(bootstrap: str, url: str, app_id: str, log: Path) -> subprocess.Po
         env={**os.environ}, start_new_session=True)
 
 
+def sse_lines(r) -> object:
+    """Lines of a server-sent event stream as the spec splits them: at CR or LF only (not at
+    U+2028 and the like, which a JSON payload may hold raw, as httpx's iter_lines would)."""
+    buf = b""
+    for chunk in r.iter_bytes():
+        buf += chunk
+        *lines, buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        yield from (line.decode() for line in lines)
+
+
 def cid_of(report: dict) -> str:
     """The case id a Yangpu report opens (its street from the shipped locator)."""
     from grid.models import case_id_for
@@ -188,7 +198,7 @@ def test_worker_without_a_projector_serves_the_shared_store_and_live_events(brok
                 with httpx.stream("GET", f"{base}/dashboard/events", timeout=90, headers={
                         "Authorization": "Bearer demo-command-center"}) as r:
                     kind = None
-                    for line in r.iter_lines():
+                    for line in sse_lines(r):
                         if line.startswith("event: "):
                             kind = line[7:]
                         elif line.startswith("data: ") and kind == "event":
