@@ -37,6 +37,7 @@ from store.rows import from_row
 
 C = S.cases.c
 PAGE = 200  # rows per round trip when a caller filters further (scan)
+TOTAL_CAP = 10_000  # a first page counts its matches up to this ("more than 10,000" beyond)
 
 
 def encode_cursor(created_at: datetime, case_id: str) -> str:
@@ -197,7 +198,8 @@ class ReadStore:
     def page(self, limit: int = 50, cursor: str | None = None, **filters: Any
              ) -> tuple[list[CaseSummary], str | None, int | None]:
         """One page newest first: (cases, next cursor or None, total matching — on the first
-        page only, None with a cursor). ``filters`` as :meth:`scan`."""
+        page only, None with a cursor; counted up to ``TOTAL_CAP + 1``, so a larger result
+        costs no full count). ``filters`` as :meth:`scan`."""
         where = self._where(**filters)
         w = list(where)
         if cursor:
@@ -208,8 +210,8 @@ class ReadStore:
         cases = [from_row(r) for r in rows[:limit]]
         nxt = encode_cursor(cases[-1].created_at, cases[-1].case_id) \
             if len(rows) > limit else None
-        total = None if cursor else int(self._scalar(
-            select(func.count()).select_from(S.cases).where(*where)) or 0)
+        total = None if cursor else int(self._scalar(select(func.count()).select_from(
+            select(C.case_id).where(*where).limit(TOTAL_CAP + 1).subquery())) or 0)
         return cases, nxt, total
 
     def report_id(self, case_id: str) -> str | None:

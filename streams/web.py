@@ -41,6 +41,7 @@ from grid.models import (
     Report,
     partition_key_of,
 )
+from store.reader import TOTAL_CAP
 from streams.app import partition_of
 from streams.results import CommandResults
 
@@ -499,7 +500,10 @@ class Api:
             row = c.to_dict(now)
             row.pop("reporters", None)
             items.append(row)
-        return {"items": items, "count": len(items), "total": total, "next_cursor": nxt}
+        capped = total is not None and total > TOTAL_CAP
+        return {"items": items, "count": len(items),
+                "total": TOTAL_CAP if capped else total, "total_capped": capped,
+                "next_cursor": nxt}
 
     async def list_cases(self, request: web.Request) -> web.Response:
         """Cases filtered by district, street, department, type, state, overdue and creation

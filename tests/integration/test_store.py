@@ -373,3 +373,14 @@ def test_a_record_the_store_refuses_is_skipped_alone_and_the_rest_applied(store_
     assert out.skipped >= 1
     assert StoreWriter(w.engine).load_positions([(T.CASE_EVENTS, 0)]) == {
         (T.CASE_EVENTS, 0): len(events)}
+
+
+def test_the_first_page_counts_its_matches_up_to_the_cap(store_url, events, monkeypatch):
+    import store.reader
+
+    _, rs = loaded(store_url, events)
+    assert rs.page(limit=2)[2] == 11
+    monkeypatch.setattr(store.reader, "TOTAL_CAP", 3)
+    page, cursor, total = rs.page(limit=2)
+    assert (len(page), total) == (2, 4)  # "more than 3"
+    assert rs.page(limit=2, cursor=cursor)[2] is None
