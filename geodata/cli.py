@@ -1,4 +1,4 @@
-"""``grid geodata build|check|info`` and ``grid locate``."""
+"""``grid geodata build|web|check|info`` and ``grid locate``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def city_dir() -> Path:
 
 @click.group()
 def geodata() -> None:
-    """Spatial layers: build (generate), check (validate), info (counts, bbox)."""
+    """Spatial layers: build (generate), web (dashboard maps), check (validate), info."""
 
 
 @geodata.command()
@@ -61,6 +61,8 @@ def build(districts: tuple[str, ...], city: bool, out: Path | None) -> None:
     except (RuntimeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     counts.update(_registry(out))
+    if out != DATA_DIR:  # the shipped set stays small: the dashboard builds its maps in memory
+        counts.update({f"web {k}": v for k, v in _web(out).items()})
     click.echo(f"wrote {out} in {time.perf_counter() - t:.1f} s: "
                + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
@@ -69,6 +71,27 @@ def _registry(directory: Path) -> dict[str, int]:
     from geodata.registry_build import build_registry
 
     return {f"registry {k}": v for k, v in build_registry(directory).items()}
+
+
+def _web(directory: Path) -> dict[str, int]:
+    from geodata.webmaps import build_web
+
+    return build_web(directory, log=lambda m: click.echo(m, err=True))
+
+
+@geodata.command()
+@click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False))
+def web(directory: str | None) -> None:
+    """(Re)write the dashboard's per-level map files of a layer set (DIRECTORY/web/: the
+    districts, each district's streets, each street's communities and cells, simplified and
+    gzipped; default: $GRID_GEODATA). ``grid geodata build`` does this too."""
+    d = Path(directory or os.environ.get("GRID_GEODATA") or "")
+    if not directory and not os.environ.get("GRID_GEODATA"):
+        raise click.UsageError("give the layer-set DIRECTORY (or set GRID_GEODATA)")
+    t = time.perf_counter()
+    counts = _web(d)
+    click.echo(f"wrote {d / 'web'} in {time.perf_counter() - t:.1f} s: "
+               + ", ".join(f"{k} {v} file(s)" for k, v in counts.items()))
 
 
 @geodata.command()
