@@ -16,10 +16,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, case, func, or_, select
+from sqlalchemy import Engine, and_, case, func, or_, select, text
 from sqlalchemy.sql import ColumnElement
 
-from grid.evaluation import role_figures
+from grid.evaluation import RoleFigures, role_figures
 from grid.projection import (
     COUNTED,
     COUNTER_KEYS,
@@ -37,6 +37,8 @@ from store.rows import from_row
 
 C = S.cases.c
 PAGE = 200  # rows per round trip when a caller filters further (scan)
+# events of the unit/role figures other than the lead work orders (few: read as bodies)
+FEW_ROLE_TYPES = ("part_reported", "part_closed_out", "callback", "legal_stage_closed")
 TOTAL_CAP = 10_000  # a first page counts its matches up to this ("more than 10,000" beyond)
 
 
@@ -76,9 +78,10 @@ class ReadStore:
 
     # -- one case ----------------------------------------------------------------------------
 
-    def count(self) -> int:
-        """Cases in the store."""
-        return int(self._scalar(select(func.count()).select_from(S.cases)) or 0)
+    def count(self, district: str | None = None, street: str | None = None) -> int:
+        """Cases in the store (of ``district`` / ``street`` when given)."""
+        return int(self._scalar(select(func.count()).select_from(S.cases)
+                                .where(*_place(district, street))) or 0)
 
     def get(self, case_id: str) -> CaseSummary | None:
         rows = self._all(select(S.cases).where(C.case_id == case_id))
@@ -220,13 +223,15 @@ class ReadStore:
         return self._scalar(select(rc.report_id).where(rc.case_id == case_id,
                                                        rc.merged.is_(False)))
 
-    def open_cases(self, district: str | None = None) -> Iterator[CaseSummary]:
-        w = [C.is_open.is_(True)] + ([C.district == district] if district else [])
+    def open_cases(self, district: str | None = None,
+                   street: str | None = None) -> Iterator[CaseSummary]:
+        w = [C.is_open.is_(True), *_place(district, street)]
         return (from_row(r) for r in self._all(select(S.cases).where(*w)))
 
-    def overdue(self, now: datetime, district: str | None = None) -> list[CaseSummary]:
+    def overdue(self, now: datetime, district: str | None = None,
+                street: str | None = None) -> list[CaseSummary]:
         """Open cases past their current stage's deadline, latest first."""
-        w = self._where(district=district, overdue=True, now=now)
+        w = self._where(district=district, street=street, overdue=True, now=now)
         rows = self._all(select(S.cases).where(*w).order_by(C.due_at, C.case_id))
         return [from_row(r) for r in rows]
 
@@ -248,19 +253,19 @@ class ReadStore:
         return out
 
     def day_cases(self, day: date, key: str, now: datetime | None = None,
-                  district: str | None = None) -> list[CaseSummary]:
+                  district: str | None = None, street: str | None = None) -> list[CaseSummary]:
         """The cases behind counter ``key`` on ``day`` (as Projection.day_cases)."""
         if key == "overdue":
             if now is None:
                 raise ValueError("overdue cases need now")
-            return self.overdue(now, district)
+            return self.overdue(now, district, street)
         col = {"reported": C.created_at, "filed": C.filed_at, "dispatched": C.dispatched_at,
                "closed": C.closed_at, "self_closed": C.closed_at,
                "merged": C.merged_at}.get(key)
         if col is None:
             raise ValueError(f"no counter {key!r}: one of {', '.join(COUNTER_KEYS)}")
         start, end = day_range(day)
-        w = [col >= start, col < end] + ([C.district == district] if district else [])
+        w = [col >= start, col < end, *_place(district, street)]
         if key == "self_closed":
             w.append(C.self_closed.is_(True))
         rows = self._all(select(S.cases).where(*w)
@@ -268,14 +273,14 @@ class ReadStore:
         return [from_row(r) for r in rows]
 
     def search(self, text: str, district: str | None = None,
-               limit: int = 50) -> list[CaseSummary]:
+               limit: int = 50, street: str | None = None) -> list[CaseSummary]:
         """Cases newest first whose case id or one of whose report ids is ``text``, or whose
         case id starts with it, or whose description or address contains it (any case)."""
         text = text.strip()
         if not text:
             return []
         exact = [cid for cid in (text, self.case_for_report(text)) if cid]
-        scope = [C.district == district] if district else []
+        scope = _place(district, street)
         first = self._all(select(S.cases).where(C.case_id.in_(exact), *scope)) if exact else []
         by_id = {r.case_id: from_row(r) for r in first}
         out = [by_id[cid] for cid in dict.fromkeys(exact) if cid in by_id]
@@ -292,23 +297,27 @@ class ReadStore:
 
     # -- aggregates --------------------------------------------------------------------------
 
-    def counters(self, day: date, now: datetime | None = None) -> dict[str, int]:
-        """The day's counters (as :meth:`grid.projection.Projection.counters`)."""
+    def counters(self, day: date, now: datetime | None = None, district: str | None = None,
+                 street: str | None = None) -> dict[str, int]:
+        """The day's counters (as :meth:`grid.projection.Projection.counters`), of the cases
+        of ``district`` / ``street`` when given (None: the whole city)."""
         start, end = day_range(day)
         e = S.case_events.c
-        rows = self._all(select(e.type, func.count()).where(
-            e.at >= start, e.at < end, e.seq > 0, e.type.in_(sorted(COUNTED)))
-            .group_by(e.type))
+        w = [e.at >= start, e.at < end, e.seq > 0, e.type.in_(sorted(COUNTED))]
+        if district or street:
+            w.append(e.case_id.in_(select(C.case_id).where(*_place(district, street))))
+        rows = self._all(select(e.type, func.count()).where(*w).group_by(e.type))
         got: Counter[str] = Counter()
         for t, n in rows:
             for key in COUNTED[t]:
                 got[key] += n
         out = {k: got.get(k, 0) for k in COUNTER_KEYS}
-        out["overdue"] = self.overdue_count(now) if now is not None else 0
+        out["overdue"] = self.overdue_count(now, district, street) if now is not None else 0
         return out
 
-    def overdue_count(self, now: datetime, district: str | None = None) -> int:
-        w = self._where(district=district, overdue=True, now=now)
+    def overdue_count(self, now: datetime, district: str | None = None,
+                      street: str | None = None) -> int:
+        w = self._where(district=district, street=street, overdue=True, now=now)
         return int(self._scalar(select(func.count()).select_from(S.cases).where(*w)) or 0)
 
     def open_counts(self) -> dict[tuple[str, str, str], int]:
@@ -327,17 +336,49 @@ class ReadStore:
     def open_by_street(self, now: datetime,
                        district: str | None = None) -> dict[str, dict[str, int]]:
         """Open cases per street and how many of them are overdue at ``now``."""
-        late = and_(C.due_at.is_not(None), C.due_at <= now)
-        w = [C.is_open.is_(True), C.street.is_not(None)]
-        if district:
-            w.append(C.district == district)
-        rows = self._all(select(C.street, func.count(), func.sum(case((late, 1), else_=0)))
-                         .where(*w).group_by(C.street).order_by(C.street))
-        return {s: {"open": n, "overdue": int(o or 0)} for s, n, o in rows}
+        return self._open_by(C.street, now, _place(district, None))
 
-    def tier_flow(self, day: date | None = None) -> dict[str, dict[str, int]]:
-        """Cases per loop: total, open, closed, escalated (see Projection.tier_flow)."""
-        w = [C.state.notin_(["rejected", "merged"])]
+    def open_by_district(self, now: datetime) -> dict[str, dict[str, int]]:
+        """Open cases per district and how many of them are overdue at ``now`` (the city
+        map)."""
+        return self._open_by(C.district, now, [])
+
+    def open_by_community(self, now: datetime, street: str) -> dict[str, dict[str, int]]:
+        """Open and overdue cases per community of ``street`` (the street map)."""
+        return self._open_by(C.community, now, _place(None, street))
+
+    def open_by_cell(self, district: str | None = None,
+                     street: str | None = None) -> dict[str, int]:
+        """Open cases per cell (of ``district`` / ``street``)."""
+        rows = self._all(select(C.cell, func.count())
+                         .where(C.is_open.is_(True), C.cell.is_not(None),
+                                *_place(district, street)).group_by(C.cell))
+        return {k: n for k, n in rows}
+
+    def marked(self, now: datetime, district: str | None = None, street: str | None = None,
+               limit: int = 800) -> list[CaseSummary]:
+        """Open cases that the map marks — urgent or overdue at ``now`` — with a position,
+        overdue first, then urgent, oldest deadline first; at most ``limit``."""
+        late = and_(C.due_at.is_not(None), C.due_at <= now)
+        rows = self._all(select(S.cases).where(
+            C.is_open.is_(True), C.lon.is_not(None), or_(C.priority == "urgent", late),
+            *_place(district, street))
+            .order_by(case((late, 0), else_=1), case((C.priority == "urgent", 0), else_=1),
+                      C.due_at, C.case_id).limit(limit))
+        return [from_row(r) for r in rows]
+
+    def _open_by(self, key: Any, now: datetime, w: list[Any]) -> dict[str, dict[str, int]]:
+        late = and_(C.due_at.is_not(None), C.due_at <= now)
+        rows = self._all(select(key, func.count(), func.sum(case((late, 1), else_=0)))
+                         .where(C.is_open.is_(True), key.is_not(None), *w)
+                         .group_by(key).order_by(key))
+        return {k: {"open": n, "overdue": int(o or 0)} for k, n, o in rows}
+
+    def tier_flow(self, day: date | None = None, district: str | None = None,
+                  street: str | None = None) -> dict[str, dict[str, int]]:
+        """Cases per loop: total, open, closed, escalated (see Projection.tier_flow), of
+        ``district`` / ``street`` when given."""
+        w = [C.state.notin_(["rejected", "merged"]), *_place(district, street)]
         if day is not None:
             start, end = day_range(day)
             w += [C.created_at >= start, C.created_at < end]
@@ -375,15 +416,23 @@ class ReadStore:
         return dict(sorted(out.items()))
 
     def department_figures(self, start: datetime, end: datetime, now: datetime | None = None,
-                           district: str | None = None) -> dict[str, Figures]:
-        """Figures per department for cases first dispatched in ``[start, end)``."""
+                           district: str | None = None, street: str | None = None
+                           ) -> dict[str, Figures]:
+        """Figures per department for cases first dispatched in ``[start, end)`` (of
+        ``district`` / ``street``)."""
         return self._figures(func.coalesce(C.department, "command_center"), start, end, now,
-                             district)
+                             district, _place(None, street))
 
     def street_figures(self, start: datetime, end: datetime, now: datetime | None = None,
                        district: str | None = None) -> dict[str, Figures]:
         """Figures per street for cases first dispatched in ``[start, end)``."""
         return self._figures(func.coalesce(C.street, ""), start, end, now, district)
+
+    def district_figures(self, start: datetime, end: datetime,
+                         now: datetime | None = None) -> dict[str, Figures]:
+        """Figures per district for cases first dispatched in ``[start, end)``, live (the
+        city's dashboard; :meth:`district_evaluation` is the same as of a period's end)."""
+        return self._figures(func.coalesce(C.district, ""), start, end, now, None)
 
     def evaluation(self, start: datetime, end: datetime, district: str | None = None
                    ) -> tuple[dict[str, Figures], dict[str, Figures], int, list[Any]]:
@@ -406,8 +455,7 @@ class ReadStore:
         e = S.case_events.c
         n = int(self._scalar(select(func.count()).select_from(S.case_events)
                              .where(e.at < end)) or 0)
-        return depts, streets, n, role_figures(self._role_events(start, end, district),
-                                               start, end)
+        return depts, streets, n, self._role_figures(start, end, district)
 
     def district_evaluation(self, start: datetime, end: datetime) -> dict[str, Figures]:
         """Figures per district as of ``end`` (the same definitions: a city compares its
@@ -438,21 +486,43 @@ class ReadStore:
                 p.apply(body)
         return figures, p
 
-    def _role_events(self, start: datetime, end: datetime,
-                     district: str | None) -> list[dict[str, Any]]:
-        """Work-order and callback events before ``end`` of the cases (of ``district``) with
-        one of them in ``[start, end)``, in log order."""
+    def _role_figures(self, start: datetime, end: datetime,
+                      district: str | None) -> list[RoleFigures]:
+        """:func:`grid.evaluation.role_figures` of the work-order, callback and legal-stage
+        events of ``district`` in ``[start, end)``, in SQL where the events are many.
+
+        Lead work orders (dispatched/redispatched: ~one per case) are one GROUP BY over the
+        covering index ``ix_case_events_dispatch``. Everything else is folded from bodies,
+        which are few: the dispatches in the period that opened assisting parts, and the
+        part, callback and stage events of the period with every dispatch of their cases
+        before ``end`` (who held the part, who led at the callback). Their fold's lead
+        counts are replaced by the SQL ones.
+        """
         e = S.case_events.c
-        types = ["dispatched", "redispatched", "part_reported", "part_closed_out", "callback"]
-        w = [e.type.in_(types), e.at >= start, e.at < end]
-        if district:
-            w.append(e.case_id.in_(select(C.case_id).where(C.district == district)))
-        # one statement (a semi-join): per chunk of 500 ids the planner scanned the whole
-        # (type, at) index each time — 1,820 statements, 150 s with 1,000,000 cases
-        ids = select(e.case_id).where(*w).distinct().scalar_subquery()
-        out = [r[0] for r in self._all(select(e.body).where(
-            e.case_id.in_(ids), e.type.in_(types), e.at < end))]
-        return sorted(out, key=lambda b: (datetime.fromisoformat(b["at"]), b.get("seq") or 0))
+        lo, hi = clip_instant(start), clip_instant(end)
+        place = [e.district == district] if district else []
+        # the partial index's own predicate (literals), so that SQLite uses it too
+        disp = [text(S.DISPATCH_WHERE), e.at >= lo, e.at < hi, *place]
+        leads = self._all(select(e.department, e.unit, func.max(e.unit_name), func.count(),
+                                 func.sum(case((e.parts > 0, 1), else_=0)))
+                          .where(*disp).group_by(e.department, e.unit))
+        bodies: list[dict[str, Any]] = []
+        if any(p for *_, p in leads):
+            bodies += [r[0] for r in self._all(select(e.body).where(*disp, e.parts > 0))]
+        few = select(e.case_id).where(e.type.in_(FEW_ROLE_TYPES), e.at >= lo, e.at < hi,
+                                      *place).distinct().scalar_subquery()
+        bodies += [r[0] for r in self._all(select(e.body).where(
+            e.case_id.in_(few), e.type.in_(S.DISPATCH_TYPES + FEW_ROLE_TYPES), e.at < hi))]
+        bodies.sort(key=lambda b: (datetime.fromisoformat(b["at"]), b.get("seq") or 0))
+        out = {(r.department, r.unit): r for r in role_figures(bodies, start, end)}
+        for r in out.values():
+            r.lead = 0
+        for dept, unit, name, n, _ in leads:
+            if dept is None:
+                continue  # not a work order (role_figures would refuse it)
+            r = out.setdefault((dept, unit), RoleFigures(dept, unit, name))
+            r.lead, r.unit_name = n, r.unit_name or name
+        return [out[k] for k in sorted(out, key=lambda k: (k[0], k[1] or ""))]
 
     def stored_offsets(self, consumer: str) -> dict[tuple[str, int], int]:
         """How far projector group ``consumer`` has stored each partition (next offset)."""
@@ -468,13 +538,24 @@ class ReadStore:
         """The newest alerts, oldest first (as the projection's bounded deque)."""
         return self.recent_alerts(self.keep_alerts)
 
-    def recent_alerts(self, n: int = 50, district: str | None = None) -> list[dict[str, Any]]:
-        """The ``n`` newest alerts (of ``district`` and those without one), oldest first."""
+    def recent_alerts(self, n: int = 50, district: str | None = None,
+                      street: str | None = None) -> list[dict[str, Any]]:
+        """The ``n`` newest alerts (of ``district`` and those without one; of ``street``
+        only, when given), oldest first."""
         a = S.alerts.c
+        district = district or (street[:6] if street else None)
         w = [or_(a.district == district, a.district.is_(None))] if district else []
+        if street:  # alerts carry their street in the body only
+            w = [a.case_id.in_(select(C.case_id).where(C.street == street))]
         rows = self._all(select(a.body).where(*w).order_by(a.at.desc(), a.alert_id.desc())
                          .limit(n))
         return [r[0] for r in reversed(rows)]
+
+
+def _place(district: str | None, street: str | None) -> list[ColumnElement[bool]]:
+    """Clauses keeping the cases of ``district`` and ``street`` (either may be None)."""
+    return ([C.district == district] if district else []) + \
+        ([C.street == street] if street else [])
 
 
 def _chunks(items: list[Any], n: int = 500) -> Iterator[list[Any]]:
