@@ -1,12 +1,17 @@
 """The command-center dashboard on the worker's web server (aiohttp routes).
 
 * ``GET /`` — the page (streams/static/index.html; assets under ``/dashboard/static/``)
-* ``GET /dashboard/api/summary.json`` — counters for today, tier flow, per-department and
-  per-street figures, overdue list, open cases per cell, markers, recent alerts
-* ``GET /dashboard/api/cells.geojson`` / ``streets.geojson`` — the district's cells and
-  streets from the loaded geodata (simplified, WGS-84)
+* ``GET /dashboard/api/summary.json?district=&street=`` — the scope (city, one district or
+  one street: :meth:`Dashboard.scope_for`) and, for it: counters for today, tier flow,
+  per-district (city), per-department and per-street figures, overdue list, open cases per
+  district / street / community / cell, markers, recent alerts
+* ``GET /dashboard/api/map/{layer}.geojson`` — one level's map (``districts``;
+  ``streets?district=``; ``communities`` or ``cells?street=``): pre-built gzipped GeoJSON
+  (:mod:`geodata.webmaps`), cached by the browser; ``/dashboard/api/cells.geojson`` and
+  ``streets.geojson?district=`` stay (a district's cells only while it is small)
 * ``GET /dashboard/api/cases?street=|department=|counter=|q=&state=&overdue=`` — a
-  filtered case list (the drill-down from a street, a department, a counter; the search)
+  filtered case list of the scope (the drill-down from a street, a department, a counter;
+  the search)
 * ``GET /dashboard/api/cases/{case_id}`` — one case: summary, names of its place, type and
   department, decision with a plain-words reason, deadlines, history
 * ``GET /dashboard/events`` — server-sent events: ``event`` (a case event with the case's
@@ -25,8 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import re
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,8 +44,11 @@ from aiohttp import web
 
 from grid import auth
 from grid.auth import Principal
-from grid.projection import TZ, CaseSummary
+from grid.projection import TZ, CaseSummary, Figures
+from grid.report import CityEvaluation
 from streams.signin import login_redirect, principal_of
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 SSE_PING = 15.0
@@ -48,6 +59,28 @@ EVENT_FIELDS = ("event_id", "case_id", "seq", "type", "state_from", "state_to", 
 DASHBOARD_ROLES = ("command_center", "viewer")
 PERSONAL_ROLES = ("supervisor", "citizen")  # actors whose names are personal data
 PUBLIC = Principal("public", "viewer")  # GRID_DASHBOARD_PUBLIC: city scope, no personal data
+CITY_NAME = "上海市"
+DISTRICT_RE = re.compile(r"\d{6}")
+STREET_RE = re.compile(r"\d{9}")
+MAP_LAYERS = ("districts", "streets", "communities", "cells")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one page shows: the city (``district`` and ``street`` None), one district, or
+    one street (``district`` is then the street's)."""
+
+    level: str  # "city" | "district" | "street"
+    district: str | None = None
+    street: str | None = None
+
+    def holds(self, district: str | None, street: str | None) -> bool:
+        """Whether a case or alert at ``district`` / ``street`` belongs to this scope."""
+        if self.level == "city":
+            return True
+        if self.level == "district":
+            return district == self.district
+        return street == self.street
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -66,15 +99,18 @@ class Dashboard:
         self.public = os.environ.get("GRID_DASHBOARD_PUBLIC", "").lower() in ("1", "true", "yes")
         self.taxonomy = grid_app.engine.taxonomy
         self.locator = grid_app.engine.locator
-        self.district = os.environ.get("GRID_DASHBOARD_DISTRICT") or self._default_district()
-        self._geo_cache: dict[tuple[str, str], bytes] = {}
+        streets = Counter(s[:6] for s in self.locator.streets())
+        self.loaded = sorted(streets)  # districts with streets (and cells) in the geodata
+        self.main_district = streets.most_common(1)[0][0] if streets else None
+        self.district = os.environ.get("GRID_DASHBOARD_DISTRICT") or None
+        from geodata.webmaps import WebMaps
+
+        self.maps = WebMaps(self.locator.directory, self.locator.layers)
+        if not self.maps.prebuilt:
+            log.info("dashboard maps are built in memory on first use: %s",
+                     self.maps.stale_reason)
         self._name_cache: dict[str, dict[str, str]] = {}
         self._streams: set[asyncio.Queue] = set()
-
-    def _default_district(self) -> str | None:
-        """The district whose streets the loaded geodata carries (the demo: Yangpu)."""
-        streets = Counter(s[:6] for s in self.locator.streets())
-        return streets.most_common(1)[0][0] if streets else None
 
     def routes(self) -> list[tuple[str, str, Any]]:
         return [
@@ -83,6 +119,7 @@ class Dashboard:
             ("GET", "/dashboard/api/summary.json", self.summary),
             ("GET", "/dashboard/api/cells.geojson", self.cells),
             ("GET", "/dashboard/api/streets.geojson", self.streets),
+            ("GET", "/dashboard/api/map/{layer}.geojson", self.map_layer),
             ("GET", "/dashboard/api/cases", self.case_list),
             ("GET", "/dashboard/api/cases/{case_id}", self.case),
             ("GET", "/dashboard/events", self.events),
@@ -113,17 +150,76 @@ class Dashboard:
                          f"{p.name!r} signed in as {p.role!r}")
         return p
 
-    def district_for(self, p: Principal, asked: str | None) -> str | None:
-        """The district to show: the one asked for if ``p`` covers it (403 otherwise), else
-        ``p``'s own district, else the configured one."""
-        if asked:
-            if not p.city_wide and asked not in p.districts:
+    def scope_for(self, p: Principal, district: str | None = None,
+                  street: str | None = None) -> Scope:
+        """The scope to show ``p``: the street or district asked for if ``p`` covers it (403
+        otherwise; 422 for a malformed code), else ``p``'s own — a city-wide user the city
+        (or ``GRID_DASHBOARD_DISTRICT``, or the one district loaded), a district user its
+        (first) district, a street user its (first) street."""
+        if street:
+            if not STREET_RE.fullmatch(street):
+                raise _error(422, f"street {street!r}: a 9-digit street code")
+            if district and not street.startswith(district):
+                raise _error(422, f"street {street} is not in district {district}")
+            d = street[:6]
+            if not (p.city_wide or d in p.districts or street in p.streets):
+                raise _error(403, f"{p.name!r} may see only {p.scope_text()}, not street "
+                             f"{street}")
+            return Scope("street", d, street)
+        if district:
+            if not DISTRICT_RE.fullmatch(district):
+                raise _error(422, f"district {district!r}: a 6-digit district code")
+            if not p.city_wide and district not in p.districts:
                 raise _error(403, f"{p.name!r} may see only {p.scope_text()}, not district "
-                             f"{asked}")
-            return asked
+                             f"{district}")
+            return Scope("district", district)
+        if p.city_wide:
+            if self.district:
+                return Scope("district", self.district)
+            return Scope("district", self.loaded[0]) if len(self.loaded) == 1 \
+                else Scope("city")
         if p.districts:
-            return sorted(p.districts)[0]
-        return self.district
+            return Scope("district", sorted(p.districts)[0])
+        if p.streets:
+            s = sorted(p.streets)[0]
+            return Scope("street", s[:6], s)
+        raise _error(403, f"the dashboard shows districts and streets; {p.name!r} covers "
+                     f"{p.scope_text()} only")
+
+    def district_for(self, p: Principal, asked: str | None) -> str | None:
+        """One district for pages that show one (the analytics view): the one asked for if
+        ``p`` covers it, else that of ``p``'s scope, else the configured one or the loaded
+        district with the most streets."""
+        return self.scope_for(p, asked).district or self.district or self.main_district
+
+    def choices(self, p: Principal, scope: Scope) -> dict[str, Any]:
+        """Where ``p`` may go from ``scope``: the city (city-wide users), the districts (all
+        loaded ones for city-wide users, else its own), the streets of the scope's district
+        it covers."""
+        dn = self.locator.district_names
+        districts = self.loaded if p.city_wide else sorted(p.districts)
+        snames = self._names("streets")
+        streets = []
+        if scope.district:
+            whole = p.city_wide or scope.district in p.districts
+            streets = [s for s in self.locator.streets() if s.startswith(scope.district)
+                       and (whole or s in p.streets)]
+        return {"city": p.city_wide,
+                "districts": [{"code": d, "name": dn.get(d, d)} for d in districts],
+                "streets": [{"code": s, "name": snames.get(s, s)} for s in streets]}
+
+    def scope_row(self, scope: Scope) -> dict[str, Any]:
+        """The scope with names, and the header's words for it."""
+        dn = self.locator.district_names.get(scope.district or "")
+        sn = self._names("streets").get(scope.street or "")
+        label = {"city": f"{CITY_NAME} Shanghai",
+                 "district": f"{dn or scope.district} ({scope.district})",
+                 "street": f"{dn or scope.district} › {sn or scope.street} ({scope.street})"
+                 }[scope.level]
+        return {"level": scope.level, "district": scope.district, "street": scope.street,
+                "district_name": dn, "street_name": sn, "label": label,
+                "title": {"city": CITY_NAME, "district": dn or scope.district,
+                          "street": sn or scope.street}[scope.level]}
 
     @staticmethod
     def personal_ok(p: Principal) -> bool:
@@ -137,50 +233,69 @@ class Dashboard:
 
     async def summary(self, request: web.Request) -> web.Response:
         p = self.viewer(request)
-        district = self.district_for(p, request.query.get("district"))
-        return _json(await asyncio.to_thread(self.summary_data, district))
+        scope = self.scope_for(p, request.query.get("district"), request.query.get("street"))
+        body = await asyncio.to_thread(self.summary_data, scope)
+        body["choices"] = self.choices(p, scope)
+        return _json(body)
 
-    def summary_data(self, district: str | None) -> dict[str, Any]:
+    def summary_data(self, scope: Scope | str | None) -> dict[str, Any]:
+        """Everything the page shows for ``scope`` (a district code: that district; None:
+        the city). Counters, tables, map counts, markers, lists and alerts all cover the
+        same cases."""
+        if not isinstance(scope, Scope):
+            scope = Scope("district", scope) if scope else Scope("city")
+        district, street = scope.district, scope.street
         p, now = self.projection, self.now()
         day = now.astimezone(TZ).date()
-        overdue = p.overdue(now, district)
-        cells: Counter[str] = Counter()
-        markers = []
-        for c in p.open_cases():
-            if district and c.district != district:
-                continue
-            if c.cell:
-                cells[c.cell] += 1
-            late = c.lateness(now)
-            if (c.priority == "urgent" or late is not None) and c.lon is not None:
-                markers.append(self._marker(c, late is not None))
-        markers.sort(key=lambda m: (not m["overdue"], m["priority"] != "urgent"))
+        overdue = p.overdue(now, district, street)
+        markers = [self._marker(c, c.lateness(now) is not None)
+                   for c in p.marked(now, district, street, MARKERS_MAX)]
         start, end = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
-        depts = p.department_figures(start, end, now, district=district)
-        streets = p.street_figures(start, end, now, district=district)
-        counters = p.counters(day, now)
+        depts = p.department_figures(start, end, now, district=district, street=street)
+        counters = p.counters(day, now, district, street)
         counters["overdue"] = len(overdue)
         rm = getattr(self.g, "projector", None)
-        snames = self._names("streets")
-        return {
-            "now": now.isoformat(), "day": day.isoformat(), "district": district,
+        snames, dnames = self._names("streets"), self.locator.district_names
+        out: dict[str, Any] = {
+            "now": now.isoformat(), "day": day.isoformat(), "scope": self.scope_row(scope),
+            "district": district, "street": street,
             "clock_speed": getattr(self.g.clock, "speed", 1.0),
-            "district_name": self.locator.district_names.get(district or ""),
-            "caught_up": bool(rm and rm.caught_up.is_set()), "cases": p.count(),
+            "district_name": dnames.get(district or ""),
+            "caught_up": bool(rm and rm.caught_up.is_set()),
+            "cases": p.count(district, street),
             "counters": counters,
-            "tier_flow": p.tier_flow(day),
-            "tier_flow_all": p.tier_flow(),
+            "tier_flow": p.tier_flow(day, district, street),
+            "tier_flow_all": p.tier_flow(None, district, street),
             "departments": [self._dept_row(f) for f in depts.values()],
-            "streets": [self._street_row(f) for f in streets.values()],
             "overdue": [self._row(c, now) for c in overdue[:OVERDUE_MAX]],
             "overdue_total": len(overdue),
-            "cells": dict(cells),
-            "street_open": {code: {**n, "name": snames.get(code, code)}
-                            for code, n in p.open_by_street(now, district).items()},
-            "markers": markers[:MARKERS_MAX],
-            "alerts": [self.alert_row(a) for a in list(p.alerts) if not district
-                       or a.get("district") in (None, district)][-50:][::-1],
+            "markers": markers,
+            "alerts": [self.alert_row(a) for a in p.recent_alerts(50, district, street)][::-1],
+            "districts": [], "streets": [], "cells": {}, "street_open": {},
+            "district_open": {}, "community_open": {}, "loaded": self.loaded,
         }
+        if scope.level == "city":
+            out["district_open"] = {
+                code: {**n, "name": dnames.get(code, code)}
+                for code, n in p.open_by_district(now).items()}
+            figs = p.district_figures(start, end, now)
+            ranked = CityEvaluation(day, day, figs, Figures("city")).ranking()
+            out["districts"] = [{**f.to_dict(), "rank": i, "name": dnames.get(f.key, f.key)}
+                                for i, f in enumerate(ranked, 1)]
+        else:
+            streets = p.street_figures(start, end, now, district=district)
+            out["streets"] = [self._street_row(f) for f in streets.values()
+                              if street is None or f.key == street]
+            out["street_open"] = {
+                code: {**n, "name": snames.get(code, code)}
+                for code, n in p.open_by_street(now, district).items()
+                if street is None or code == street}
+            out["cells"] = p.open_by_cell(district, street)
+        if scope.level == "street":
+            cnames = self._names("communities")
+            out["community_open"] = {code: {**n, "name": cnames.get(code, code)}
+                                     for code, n in p.open_by_community(now, street).items()}
+        return out
 
     def _type_names(self, code: str | None) -> tuple[str | None, str | None]:
         t = self.taxonomy.types.get(code) if code else None
@@ -240,35 +355,68 @@ class Dashboard:
 
     # -- geodata ---------------------------------------------------------------------------
 
-    async def _geo_bytes(self, layer: str, district: str | None) -> bytes:
-        key = (layer, district or "")
-        if key not in self._geo_cache:
-            simplify = 3.0 if layer == "cells" else 10.0
+    def _geo_response(self, request: web.Request, body: bytes | None,
+                      what: str) -> web.Response:
+        """Gzipped GeoJSON as it is (Content-Encoding: gzip), cached by the browser for a
+        day and revalidated by its ETag; 404 naming ``what`` when there is none."""
+        if body is None:
+            return _json({"error": f"no map of {what} in the loaded geodata"}, 404)
+        import hashlib
 
-            def build() -> bytes:
-                return orjson.dumps(self.locator.geojson(layer, district, simplify_m=simplify,
-                                                         precision=5))
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        headers = {"Cache-Control": "private, max-age=86400", "ETag": etag,
+                   "Vary": "Accept-Encoding"}
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=body, content_type="application/geo+json",
+                            headers={**headers, "Content-Encoding": "gzip"})
 
-            self._geo_cache[key] = await asyncio.get_running_loop().run_in_executor(None, build)
-        return self._geo_cache[key]
-
-    async def _geo(self, request: web.Request, layer: str) -> web.Response:
+    async def map_layer(self, request: web.Request) -> web.Response:
+        """One level's map: ``districts``; ``streets?district=``; ``communities`` or
+        ``cells?street=``. Geometry only (no case data): any dashboard user may load it."""
         self.viewer(request)
-        district = request.query.get("district") or self.district
-        try:
-            body = await self._geo_bytes(layer, district)
-        except KeyError as err:
-            return _json({"error": str(err)}, 404)
-        resp = web.Response(body=body, content_type="application/geo+json",
-                            headers={"Cache-Control": "max-age=3600"})
-        resp.enable_compression()
-        return resp
+        layer = request.match_info["layer"]
+        if layer not in MAP_LAYERS:
+            return _json({"error": f"no map layer {layer!r}: one of "
+                                   f"{', '.join(MAP_LAYERS)}"}, 404)
+        code: str | None = None
+        if layer == "streets":
+            code = request.query.get("district") or ""
+            if not DISTRICT_RE.fullmatch(code):
+                return _json({"error": "streets need ?district= (a 6-digit code)"}, 422)
+        elif layer in ("communities", "cells"):
+            code = request.query.get("street") or ""
+            if not STREET_RE.fullmatch(code):
+                return _json({"error": f"{layer} need ?street= (a 9-digit code)"}, 422)
+        body = await asyncio.to_thread(self.maps.get, layer, code)
+        return self._geo_response(request, body, f"{layer} {code or ''}".strip())
 
     async def cells(self, request: web.Request) -> web.Response:
-        return await self._geo(request, "cells")
+        """A district's cells in one piece (while it has at most
+        :data:`geodata.webmaps.DISTRICT_CELLS_MAX`; 422 otherwise: ask per street)."""
+        from geodata.webmaps import DISTRICT_CELLS_MAX
+
+        p = self.viewer(request)
+        district = request.query.get("district") or self.scope_for(p).district \
+            or (self.loaded[0] if self.loaded else "")
+        if not DISTRICT_RE.fullmatch(district or ""):
+            return _json({"error": "cells need ?district= (a 6-digit code)"}, 422)
+        streets = [s for s in self.locator.streets() if s.startswith(district)]
+        body = await asyncio.to_thread(self.maps.district_cells, district, streets)
+        if body is None and streets:
+            return _json({"error": f"district {district} has more than {DISTRICT_CELLS_MAX:,} "
+                                   "cells: load them per street (/dashboard/api/map/"
+                                   "cells.geojson?street=)"}, 422)
+        return self._geo_response(request, body, f"cells {district}")
 
     async def streets(self, request: web.Request) -> web.Response:
-        return await self._geo(request, "streets")
+        p = self.viewer(request)
+        district = request.query.get("district") or self.scope_for(p).district \
+            or (self.loaded[0] if self.loaded else "")
+        if not DISTRICT_RE.fullmatch(district or ""):
+            return _json({"error": "streets need ?district= (a 6-digit code)"}, 422)
+        body = await asyncio.to_thread(self.maps.get, "streets", district)
+        return self._geo_response(request, body, f"streets {district}")
 
     # -- one case --------------------------------------------------------------------------
 
@@ -310,30 +458,35 @@ class Dashboard:
         parameter."""
         p = self.viewer(request)
         q = dict(request.query)
-        district = self.district_for(p, q.get("district"))
-        body, status = await asyncio.to_thread(self.case_list_data, q, district, self.now())
+        scope = self.scope_for(p, q.get("district"), q.get("street"))
+        body, status = await asyncio.to_thread(self.case_list_data, q, scope, self.now())
         return _json(body, status)
 
-    def case_list_data(self, q: dict[str, str], district: str | None,
+    def case_list_data(self, q: dict[str, str], scope: Scope | str | None,
                        now: datetime) -> tuple[dict[str, Any], int]:
-        """The body and status of :meth:`case_list` (runs in a thread: the store is SQL)."""
+        """The body and status of :meth:`case_list` (runs in a thread: the store is SQL):
+        the cases of ``scope`` (a district code: that district; None: the city)."""
+        if not isinstance(scope, Scope):
+            scope = Scope("district", scope) if scope else Scope("city")
+        district, street = scope.district, scope.street
         proj = self.projection
+        where = "" if scope.level == "city" else " · " + self.scope_row(scope)["label"]
         if q.get("q") is not None:
-            cases = proj.search(q["q"], district, limit=LIST_MAX + 1)
+            cases = proj.search(q["q"], district, limit=LIST_MAX + 1, street=street)
             title = f"搜索 Search: {q['q'].strip()}"
         elif q.get("counter"):
             day = now.astimezone(TZ).date()
             try:
-                cases = proj.day_cases(day, q["counter"], now, district)
+                cases = proj.day_cases(day, q["counter"], now, district, street)
             except ValueError as err:
                 return {"error": str(err)}, 422
-            title = f"今日 Today: {COUNTER_WORDS.get(q['counter'], q['counter'])}"
+            title = f"今日 Today: {COUNTER_WORDS.get(q['counter'], q['counter'])}{where}"
         elif q.get("street") or q.get("department"):
             state = q.get("state") or "open"
             if state not in ("open", "all"):
                 return {"error": f"state {state!r}: open or all"}, 422
             overdue = True if q.get("overdue") in ("1", "true") else None
-            cases, _ = proj.list(district=district, street=q.get("street"),
+            cases, _ = proj.list(district=district, street=street,
                                  department=q.get("department"),
                                  state="open" if state == "open" else None,
                                  overdue=overdue, now=now, limit=LIST_MAX + 1)
@@ -343,24 +496,29 @@ class Dashboard:
                     f"街镇 Street: {q['street']}"
             else:
                 zh, en = self._dept_names(q["department"])
-                title = f"部门 Department: {zh} {en}" if zh else \
-                    f"部门 Department: {q['department']}"
+                title = (f"部门 Department: {zh} {en}" if zh else
+                         f"部门 Department: {q['department']}") + where
             title += " · " + ("超期 overdue" if overdue else STATE_WORDS[state])
         else:
             return {"error": "give one of street, department, counter or q"}, 422
         rows = [self._row(c, now) for c in cases[:LIST_MAX]]
-        return {"title": title, "district": district, "items": rows,
+        return {"title": title, "district": district, "street": street,
+                "level": scope.level, "items": rows,
                 "total": len(cases) if len(cases) <= LIST_MAX else None,
                 "more": len(cases) > LIST_MAX}, 200
 
     # -- live ------------------------------------------------------------------------------
 
-    def _sse_payload(self, item: dict[str, Any], p: Principal) -> bytes | None:
-        """The message for ``p``, or ``None`` when it is outside ``p``'s scope."""
+    def _sse_payload(self, item: dict[str, Any], p: Principal,
+                     scope: Scope | None = None) -> bytes | None:
+        """The message for ``p`` looking at ``scope``, or ``None`` when it is outside
+        either."""
         kind, data = item["kind"], item["data"]
+        scope = scope or Scope("city")
         if kind == "event":
             c = self.projection.get(data.get("case_id", ""))
-            if c is None or not p.covers({"district": c.district, "street": c.street}):
+            if c is None or not p.covers({"district": c.district, "street": c.street}) \
+                    or not scope.holds(c.district, c.street):
                 return None
             event = {k: data.get(k) for k in EVENT_FIELDS}
             if not self.personal_ok(p) and event.get("role") in PERSONAL_ROLES:
@@ -370,11 +528,14 @@ class Dashboard:
         else:
             if not p.city_wide and data.get("district") not in p.districts:
                 return None
+            if not scope.holds(data.get("district"), data.get("street")):
+                return None
             out = self.alert_row(data)
         return f"event: {kind}\ndata: ".encode() + orjson.dumps(out) + b"\n\n"
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         p = self.viewer(request)
+        scope = self.scope_for(p, request.query.get("district"), request.query.get("street"))
         rm = self.g.projector or getattr(self.g, "live_feed", None)  # who publishes events
         resp = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -392,7 +553,7 @@ class Dashboard:
                     continue
                 if item is None:  # server shutting down
                     break
-                if (payload := self._sse_payload(item, p)) is not None:
+                if (payload := self._sse_payload(item, p, scope)) is not None:
                     await resp.write(payload)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
@@ -466,7 +627,8 @@ LIST_MAX = 200
 
 
 def _error(status: int, message: str) -> web.HTTPException:
-    cls = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden}[status]
+    cls = {401: web.HTTPUnauthorized, 403: web.HTTPForbidden,
+           422: web.HTTPUnprocessableEntity}[status]
     return cls(body=orjson.dumps({"error": message}), content_type="application/json",
                headers={"Cache-Control": "no-store"})
 

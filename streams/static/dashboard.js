@@ -8,6 +8,7 @@ const STATE = {
   rejected: "不予立案 Rejected", merged: "合并 Merged", dispatched: "已派遣 Dispatched",
   accepted: "已受理 Accepted", disposed: "已处置 Disposed", returned: "回退 Returned",
   rework: "返工 Rework", verified: "已核查 Verified", closed: "结案 Closed",
+  transferred: "已移交应急 Transferred (110/119/120)",
 };
 const EVENT = {
   reported: "上报 reported", triaged: "待分拣 triage", filed: "立案 filed",
@@ -19,10 +20,14 @@ const EVENT = {
   self_closed: "自行处置结案 self-closed", supervised: "督办 supervision order",
   warned: "预警 deadline warning", merged: "合并重复 duplicate merged", rejected: "不予立案 rejected",
   command_rejected: "指令被拒 command rejected",
+  transferred: "移交应急联动 transferred to 110/119/120", follow_up_opened: "善后跟进 follow-up opened",
+  legal_stage_closed: "执法阶段办结 legal stage closed", lead_disposed: "主办处置 lead disposed",
 };
 const TIERS = [["self", "自循环", "self"], ["community", "微循环", "community"],
   ["street", "小循环", "street"], ["district", "大循环·区", "district"], ["city", "大循环·市", "city"]];
-const STAGE = { file: "立案 file", dispatch: "派遣 dispatch", dispose: "处置 dispose", verify: "核查 verify" };
+const STAGE = { file: "立案 file", dispatch: "派遣 dispatch", dispose: "处置 dispose", verify: "核查 verify",
+  investigation: "立案调查 investigation", notice: "告知 notice", decision: "决定 decision",
+  execution: "执行 execution", court: "移送法院 transfer to court" };
 const LEVEL = { street: "街镇 street", district: "区 district", city: "市 city",
   community: "社区 community", self: "自 self" };
 const TIER_NAME = { self: "自循环 self", community: "微循环 community", street: "小循环 street",
@@ -32,10 +37,12 @@ const SOURCE = { supervisor: "网格监督员 supervisor", hotline_12345: "12345
 const ROLE = { supervisor: "监督员 supervisor", department: "部门 department", command_center: "指挥中心 command center",
   system: "系统 system", citizen: "市民 citizen", integration: "接口 integration" };
 const HANDLING = { key_supervision: "重点监管 key supervision", dispatch: "派遣 dispatch",
+  legal_process: "依法查处 legal process", emergency: "应急移交 emergency", triage: "人工分拣 triage",
   self_disposal: "自行处置 self-disposal", self_dispose: "自行处置 self-disposal" };
 const PRIORITY = { urgent: "紧急 urgent", high: "高 high", normal: "一般 normal" };
 const ALERT = { key_supervision: "重点监管 key supervision", warning: "预警 warning",
-  supervision_order: "督办 supervision", arbitration: "仲裁 arbitration" };
+  supervision_order: "督办 supervision", arbitration: "仲裁 arbitration",
+  emergency_transfer: "紧急移交 emergency transfer" };
 
 /* ---------- small DOM helpers (text only) ---------- */
 function el(tag, attrs, ...kids) {
@@ -88,17 +95,64 @@ async function getJSON(url) {
   return r.json();
 }
 
-/* ---------- map (canvas, equirectangular with cos(lat) scaling) ---------- */
+/* ---------- scope: the city, one district or one street (?district=, ?street=) ---------- */
+const PAGE = new URLSearchParams(location.search);
+const SCOPE = {};
+for (const k of ["district", "street"]) if (PAGE.get(k)) SCOPE[k] = PAGE.get(k);
+function scopeQS(extra) {
+  const u = new URLSearchParams({ ...SCOPE, ...(extra || {}) });
+  return u.toString();
+}
+function withScope(url, extra) {
+  const qs = scopeQS(extra);
+  return qs ? `${url}${url.includes("?") ? "&" : "?"}${qs}` : url;
+}
+/* go to another scope: the page reloads with it (a case link in the hash stays) */
+function goScope(s) {
+  const u = new URLSearchParams();
+  if (s.district) u.set("district", s.district);
+  if (s.street) u.set("street", s.street);
+  const q = new URLSearchParams(location.hash.slice(1));
+  const hash = q.get("case") ? `#case=${encodeURIComponent(q.get("case"))}` : "";
+  location.assign(`${location.pathname}${u.toString() ? "?" + u : ""}${hash}`);
+}
+const LEVEL_WORDS = {
+  city: { area: ["区", "districts"], en: "City Grid Management Command Center" },
+  district: { area: ["街镇", "streets"], en: "District Grid Management Command Center" },
+  street: { area: ["社区", "communities"], en: "Street Grid Management Command Center" },
+};
+
+/* ---------- map (canvas, equirectangular with cos(lat) scaling) ----------
+ * One level at a time: the city's districts, a district's streets (its cells only while
+ * it is small), a street's communities and cells. `streets` holds the shaded areas of the
+ * level (districts, streets or communities). */
 const map = {
   canvas: null, ctx: null, cells: [], streets: [], bbox: null, counts: {}, markers: [],
-  streetOpen: {}, mode: "cells", dpr: 1, view: null, base: null,
-  async load() {
+  streetOpen: {}, mode: "open", dpr: 1, view: null, base: null, level: null, scope: null,
+  loaded: new Set(), cellsState: "none",
+  async load(s) {
     this.canvas = $("map");
     this.ctx = this.canvas.getContext("2d");
-    const [cells, streets] = await Promise.all([
-      getJSON(`${API}/cells.geojson`), getJSON(`${API}/streets.geojson`).catch(() => null)]);
-    this.cells = cells.features.map((f) => ({ code: f.properties.code, rings: rings(f.geometry) }));
-    this.streets = streets ? streets.features.map((f) => ({
+    this.level = s.scope.level;
+    this.scope = s.scope;
+    this.loaded = new Set(s.loaded || []);
+    const lv = LEVEL_WORDS[this.level];
+    setText("view-streets", `${lv.area[0]}在办 Open`);
+    setText("view-overdue", `${lv.area[0]}超期 Overdue`);
+    $("view-cells").hidden = this.level === "city";
+    let areas;
+    if (this.level === "city") {
+      areas = await getJSON(`${API}/map/districts.geojson`);
+    } else if (this.level === "district") {
+      areas = await getJSON(`${API}/map/streets.geojson?district=${s.scope.district}`);
+    } else {
+      const [comms, cells] = await Promise.all([
+        getJSON(`${API}/map/communities.geojson?street=${s.scope.street}`).catch(() => null),
+        getJSON(`${API}/map/cells.geojson?street=${s.scope.street}`)]);
+      areas = comms;
+      this.setCells(cells);
+    }
+    this.streets = areas ? areas.features.map((f) => ({
       code: f.properties.code, name: f.properties.name, rings: rings(f.geometry) })) : [];
     const all = (this.streets.length ? this.streets : this.cells).flatMap((c) => c.rings);
     let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
@@ -109,9 +163,32 @@ const map = {
     $("map-msg").hidden = true;
     new ResizeObserver(() => this.resize()).observe($("map-wrap"));
     this.canvas.addEventListener("click", (e) => this.click(e));
+    this.canvas.addEventListener("dblclick", (e) => this.dblclick(e));
     this.canvas.addEventListener("mousemove", (e) => this.hover(e));
     this.canvas.addEventListener("mouseleave", () => { $("map-tip").hidden = true; });
+    this.setMode(this.level === "street" ? "cells" : "open");
     this.resize();
+  },
+  setCells(fc) {
+    this.cells = fc ? fc.features.map((f) => ({ code: f.properties.code, rings: rings(f.geometry) })) : [];
+    this.cellsState = "ready";
+    if (this.view) for (const c of this.cells) c.path = this.path(c.rings);
+  },
+  /* a district's cells: loaded on first use, and only while the district is small */
+  async loadCells() {
+    if (this.cellsState !== "none") return;
+    this.cellsState = "loading";
+    const r = await fetch(`${API}/cells.geojson?district=${this.scope.district}`);
+    if (!r.ok) {
+      this.cellsState = "refused";
+      const msg = (await r.json().catch(() => ({}))).error || `HTTP ${r.status}`;
+      note(`网格太多：请选择街镇查看网格 Too many cells for one map: choose a street to see its cells (${msg})`);
+      $("view-cells").disabled = true;
+      this.setMode("open");
+      return;
+    }
+    this.setCells(await r.json());
+    this.draw();
   },
   resize() {
     const w = this.canvas.clientWidth, h = this.canvas.clientHeight;
@@ -155,7 +232,7 @@ const map = {
     if (n <= 4) return "#f0a431";
     return "#ff5a4e";
   },
-  /* street view: 0, then four classes at the quartiles of the streets' non-zero counts */
+  /* area view: 0, then four classes at the quartiles of the areas' non-zero counts */
   bins() {
     const key = this.mode === "overdue" ? "overdue" : "open";
     const vals = Object.values(this.streetOpen).map((v) => v[key] || 0).filter((v) => v > 0)
@@ -171,7 +248,9 @@ const map = {
     return ["#1f5a8a", "#2a8fc4", "#f0a431", "#ff5a4e"][i < 0 ? 3 : i];
   },
   streetValue(st) { return (this.streetOpen[st.code] || {})[this.bins().key] || 0; },
-  /* a label position inside the street with the fewest markers under it */
+  /* at city level a district without layers in the loaded geodata has no cases to show */
+  isLoaded(st) { return this.level !== "city" || this.loaded.has(st.code); },
+  /* a label position inside the area with the fewest markers under it */
   placeLabel(st, w) {
     const [ax, ay] = st.anchor;
     let best = null;
@@ -189,12 +268,15 @@ const map = {
     return best ? [best.x, best.y] : st.anchor;
   },
   setMode(mode) {
+    if (mode === "cells" && this.level === "city") mode = "open";
     this.mode = mode;
     for (const [id, m] of [["view-cells", "cells"], ["view-streets", "open"], ["view-overdue", "overdue"]])
       $(id).classList.toggle("on", m === mode);
+    const [zh, en] = LEVEL_WORDS[this.level || "district"].area;
     setText("map-title", mode === "cells" ? "Cells · open cases"
-      : mode === "open" ? "Streets · open cases" : "Streets · overdue cases");
-    $("street-card").hidden = mode !== "cells";
+      : mode === "open" ? `${zh} ${en} · open cases` : `${zh} ${en} · overdue cases`);
+    $("street-card").hidden = !(mode === "cells" && this.level === "district");
+    if (mode === "cells" && this.level === "district") this.loadCells().catch(showError);
     this.legend();
     this.draw();
   },
@@ -218,6 +300,7 @@ const map = {
       ctx.strokeStyle = "#0b1220";
       const byColor = new Map();
       for (const c of this.cells) {
+        if (!c.path) continue;
         const col = this.color(this.counts[c.code] || 0);
         if (!byColor.has(col)) byColor.set(col, []);
         byColor.get(col).push(c);
@@ -226,30 +309,40 @@ const map = {
         ctx.fillStyle = col;
         for (const c of list) { ctx.fill(c.path); }
       }
-      if (this.cells.length < 20000) for (const c of this.cells) ctx.stroke(c.path);
+      if (this.cells.length < 20000) for (const c of this.cells) if (c.path) ctx.stroke(c.path);
     } else {
-      for (const st of this.streets) { ctx.fillStyle = this.streetColor(this.streetValue(st)); ctx.fill(st.path); }
+      for (const st of this.streets) {
+        ctx.fillStyle = this.isLoaded(st) ? this.streetColor(this.streetValue(st)) : "#0e1626";
+        ctx.fill(st.path);
+      }
     }
-    ctx.lineWidth = 1.4;
+    ctx.lineWidth = this.level === "street" ? 1.0 : 1.4;
     ctx.strokeStyle = "#5b7bb0";
     for (const st of this.streets) ctx.stroke(st.path);
     for (const m of this.markers) { [m.sx, m.sy] = this.px(m.lon, m.lat); }
-    if (this.mode === "cells") this.drawMarkers();
+    if (this.mode === "cells" || this.level === "city") this.drawMarkers();
     this.drawLabels();
   },
-  /* street names last, each where the fewest markers are (placeLabel): readable on top */
+  /* area names last, each where the fewest markers are (placeLabel): readable on top */
   drawLabels() {
     const ctx = this.ctx;
     ctx.font = "11px " + getComputedStyle(document.body).fontFamily;
     ctx.textAlign = "center";
+    // a street's communities: short names (without the street's), none over the cells
+    // when they are many (the tooltip names them)
+    if (this.level === "street" && this.mode === "cells" && this.streets.length > 20) return;
+    const prefix = this.level === "street" ? (this.scope.street_name || "") : "";
     for (const st of this.streets) {
       if (!st.anchor || !st.name) continue;
-      const text = this.mode === "cells" ? st.name : `${st.name} ${this.streetValue(st)}`;
+      const name = prefix && st.name.startsWith(prefix) && st.name.length > prefix.length
+        ? st.name.slice(prefix.length) : st.name;
+      const text = !this.isLoaded(st) ? name
+        : this.mode === "cells" ? name : `${name} ${this.streetValue(st)}`;
       const w = ctx.measureText(text).width + 8;
       st.label = this.placeLabel(st, w);
       ctx.fillStyle = "#0b1220cc";
       ctx.fillRect(st.label[0] - w / 2, st.label[1] - 8, w, 15);
-      ctx.fillStyle = "#9fb4d8";
+      ctx.fillStyle = this.isLoaded(st) ? "#9fb4d8" : "#56627a";
       ctx.fillText(text, st.label[0], st.label[1] + 3);
     }
   },
@@ -278,30 +371,44 @@ const map = {
     const r = this.canvas.getBoundingClientRect();
     const x = e.clientX - r.left, y = e.clientY - r.top;
     let best = null, bd = 100;
-    if (this.mode !== "cells") return [null, x, y];
+    if (this.mode !== "cells" && this.level !== "city") return [null, x, y];
     for (const m of this.markers) {
       const d = (m.sx - x) ** 2 + (m.sy - y) ** 2;
       if (d < bd) { bd = d; best = m; }
     }
     return [best, x, y];
   },
+  /* city: a district opens its view; district: a street opens its list (double click: its
+   * view); street: a marker opens its case */
   click(e) {
     const [m, x, y] = this.nearest(e);
     if (m) { go({ case: m.case_id }); return; }
     const st = this.streetAt(x, y);
-    if (st) go(this.mode === "overdue" ? { street: st.code, overdue: "1" } : { street: st.code });
+    if (!st) return;
+    if (this.level === "city") {
+      if (this.isLoaded(st) && canGo(st.code)) goScope({ district: st.code });
+      return;
+    }
+    if (this.level === "district")
+      go(this.mode === "overdue" ? { street: st.code, overdue: "1" } : { street: st.code });
+  },
+  dblclick(e) {
+    const r = this.canvas.getBoundingClientRect();
+    const st = this.level === "district" && this.streetAt(e.clientX - r.left, e.clientY - r.top);
+    if (st) goScope({ district: this.scope.district, street: st.code });
   },
   hover(e) {
     const [m, x, y] = this.nearest(e);
     const tip = $("map-tip");
     if (!m) {
-      const st = this.mode !== "cells" && this.streetAt(x, y);
+      const st = (this.mode !== "cells" || this.level === "street") && this.streetAt(x, y);
       if (!st) { tip.hidden = true; this.canvas.style.cursor = "crosshair"; return; }
       const n = this.streetOpen[st.code] || { open: 0, overdue: 0 };
-      this.canvas.style.cursor = "pointer";
+      this.canvas.style.cursor = this.level === "street" ? "crosshair" : "pointer";
       clear(tip);
       tip.append(el("div", {}, el("b", {}, st.name || st.code), " ", el("span", { class: "mono" }, st.code)),
-        el("div", {}, `在办 open ${n.open} · 超期 overdue ${n.overdue}`));
+        el("div", {}, this.isLoaded(st) ? `在办 open ${n.open} · 超期 overdue ${n.overdue}`
+          : "未加载图层 not in the loaded geodata"));
       tip.style.left = `${x + 12}px`; tip.style.top = `${y + 12}px`; tip.hidden = false;
       return;
     }
@@ -313,11 +420,14 @@ const map = {
         m.overdue ? " · 超期 overdue" : ""));
     tip.style.left = `${x + 12}px`; tip.style.top = `${y + 12}px`; tip.hidden = false;
   },
-  update(counts, markers, streetOpen) {
-    this.counts = counts; this.markers = markers; this.streetOpen = streetOpen || {};
+  update(counts, markers, areaOpen) {
+    this.counts = counts; this.markers = markers; this.streetOpen = areaOpen || {};
     this.legend(); this.draw();
   },
 };
+function note(text) { const n = $("map-note"); n.textContent = text; n.hidden = !text; }
+let choices = { city: false, districts: [], streets: [] };
+function canGo(district) { return choices.city || choices.districts.some((d) => d.code === district); }
 
 function rings(g) {
   if (!g) return [];
@@ -414,18 +524,35 @@ function meter(v, bad) {
   return el("span", {}, el("span", { class: "pct" }, pct(v)),
     el("span", { class: "meter" + (bad ? " bad" : "") }, el("i", { style: `width:${Math.min(100, v * 100)}%` })));
 }
+const FIG_WORDS = {
+  dept: ["部门考核", "Department evaluation (cases dispatched since start) · click a row for its cases", "部门 Department"],
+  street: ["街镇考核", "Street evaluation (cases dispatched since start) · click a row for its cases", "街镇 Street"],
+  district: ["区考核排名", "District evaluation and ranking (cases dispatched since start; by closure rate, then on-time rate) · click a row for the district", "排名 · 区 Rank · District"],
+};
+function setFigMode(mode) {
+  figMode = mode;
+  for (const m of ["district", "dept", "street"]) $(`tab-${m}`).classList.toggle("on", m === mode);
+  if (lastSummary) renderFigures(lastSummary);
+}
 function renderFigures(s) {
   const body = $("figures-body");
   clear(body);
-  const rows = figMode === "dept" ? s.departments : s.streets;
-  setText("fig-name-h", figMode === "dept" ? "部门 Department" : "街镇 Street");
+  const rows = figMode === "dept" ? s.departments : figMode === "district" ? s.districts : s.streets;
+  const [zh, en, head] = FIG_WORDS[figMode];
+  setText("fig-title-zh", zh);
+  setText("fig-title", en);
+  setText("fig-name-h", head);
   for (const f of rows) {
     const name = figMode === "dept"
       ? el("td", { class: "name" }, f.name_zh, el("small", {}, f.name_en))
-      : el("td", { class: "name" }, f.name, el("small", { class: "mono" }, f.key));
-    const target = figMode === "dept" ? { department: f.key } : { street: f.key };
-    body.append(el("tr", { class: "link-row", tabindex: "0", title: "点击查看在办案件 Click: its open cases",
-      data: { key: f.key }, on: { click: () => go(target), keydown: (e) => { if (e.key === "Enter") go(target); } } }, name,
+      : figMode === "district"
+        ? el("td", { class: "name" }, el("span", { class: "rank" }, `${f.rank}`), f.name, el("small", { class: "mono" }, f.key))
+        : el("td", { class: "name" }, f.name, el("small", { class: "mono" }, f.key));
+    const open = () => (figMode === "district" ? goScope({ district: f.key })
+      : go(figMode === "dept" ? { department: f.key } : { street: f.key }));
+    body.append(el("tr", { class: "link-row", tabindex: "0",
+      title: figMode === "district" ? "点击进入该区 Click: the district's view" : "点击查看在办案件 Click: its open cases",
+      data: { key: f.key }, on: { click: open, keydown: (e) => { if (e.key === "Enter") open(); } } }, name,
       el("td", {}, f.dispatched),
       el("td", {}, meter(f.closure_rate)),
       el("td", {}, meter(f.on_time_rate)),
@@ -528,13 +655,17 @@ async function openList(params) {
   drawer.hidden = false;
   const mine = ++listSeq;
   let d;
-  try { d = await getJSON(`${API}/cases?${hash}`); } catch (e) {
+  try { d = await getJSON(withScope(`${API}/cases?${hash}`, params.street ? { street: params.street } : {})); } catch (e) {
     if (mine !== listSeq) return;
     clear(body); body.append(el("div", { class: "empty" }, "无法加载 Could not load: " + e.message)); return;
   }
   if (mine !== listSeq) return;  // a newer list was asked for meanwhile
   drawerHead("案件列表 Cases", d.title, hash, false);
   clear(body);
+  if (params.street && lastSummary && lastSummary.scope.level === "district")
+    body.append(el("a", { class: "to-scope", id: "to-street-view",
+      href: `?${new URLSearchParams({ district: lastSummary.scope.district, street: params.street })}` },
+    "进入街镇视图 Open the street view (communities, cells) →"));
   if (params.street || params.department) {
     const base = params.street ? { street: params.street } : { department: params.department };
     const tabs = el("div", { class: "tabs list-tabs" });
@@ -627,10 +758,16 @@ async function openCase(id) {
 
 /* ---------- refresh loop ---------- */
 async function refresh() {
-  const s = await getJSON(`${API}/summary.json`);
+  const s = await getJSON(withScope(`${API}/summary.json`));
+  const first = !lastSummary;
   lastSummary = s;
-  setText("district-name", s.district_name || s.district || "");
-  setText("district-code", s.district || "");
+  choices = s.choices || choices;
+  setText("district-name", s.scope.title || "");
+  setText("district-code", s.scope.street || s.scope.district || "");
+  setText("scope-label", s.scope.label);
+  setText("level-en", LEVEL_WORDS[s.scope.level].en);
+  document.title = `${s.scope.title} 城市网格化管理指挥中心 · Grid Command Center`;
+  if (first) renderScope(s);
   setText("clock", fmtClock(s.now));
   const speed = $("clock-speed");
   speed.hidden = !(s.clock_speed > 1);
@@ -645,7 +782,40 @@ async function refresh() {
   renderOverdue(s.overdue, s.overdue_total);
   renderFigures(s);
   renderStreetRank(s.street_open);
-  map.update(s.cells, s.markers, s.street_open);
+  map.update(s.cells, s.markers, s.scope.level === "city" ? s.district_open
+    : s.scope.level === "street" ? s.community_open : s.street_open);
+  if (first) {
+    if (s.scope.level === "city") setFigMode("district");
+    $("tab-district").hidden = s.scope.level !== "city";
+    $("tab-street").hidden = s.scope.level === "city";
+    map.load(s).then(() => map.update(s.cells, s.markers, s.scope.level === "city" ? s.district_open
+      : s.scope.level === "street" ? s.community_open : s.street_open))
+      .catch((e) => { setText("map-msg", "地图不可用 Map unavailable"); showError(e); });
+  }
+}
+
+/* the header's way between scopes: city › district (a select for who may switch) › street */
+function renderScope(s) {
+  const sc = s.scope;
+  $("to-city").hidden = !(choices.city && sc.level !== "city");
+  const ds = $("district-select");
+  clear(ds);
+  if (choices.city) ds.append(el("option", { value: "" }, "全市 whole city"));
+  for (const d of choices.districts) ds.append(el("option", { value: d.code }, `${d.name} (${d.code})`));
+  ds.value = sc.district || "";
+  ds.disabled = !choices.city && choices.districts.length < 2;
+  ds.hidden = ds.options.length === 0 || (ds.disabled && sc.level === "city");
+  ds.title = ds.disabled ? "您的权限只含本区 Your scope is this district only" : "切换区 Switch district";
+  $("sep-district").hidden = $("to-city").hidden || ds.hidden;
+  const ss = $("street-select");
+  clear(ss);
+  ss.hidden = sc.level === "city" || !choices.streets.length;
+  $("sep-street").hidden = ss.hidden;
+  if (!ss.hidden) {
+    ss.append(el("option", { value: "" }, "全区 whole district"));
+    for (const st of choices.streets) ss.append(el("option", { value: st.code }, `${st.name} (${st.code})`));
+    ss.value = sc.street || "";
+  }
 }
 let pending = null;
 function scheduleRefresh(ms) {
@@ -655,7 +825,7 @@ function scheduleRefresh(ms) {
 function showError(e) { console.warn("dashboard refresh failed:", e && e.message); }
 
 function connect() {
-  const es = new EventSource("/dashboard/events");
+  const es = new EventSource(withScope("/dashboard/events"));
   const live = $("live");
   es.onopen = () => { live.classList.remove("off"); setText("live-text", "实时 Live"); };
   es.onerror = () => { live.classList.add("off"); setText("live-text", "重连中 Reconnecting"); };
@@ -680,11 +850,11 @@ function init() {
   $("view-cells").addEventListener("click", () => map.setMode("cells"));
   $("view-streets").addEventListener("click", () => map.setMode("open"));
   $("view-overdue").addEventListener("click", () => map.setMode("overdue"));
-  $("tab-dept").addEventListener("click", () => { figMode = "dept"; $("tab-dept").classList.add("on"); $("tab-street").classList.remove("on"); if (lastSummary) renderFigures(lastSummary); });
-  $("tab-street").addEventListener("click", () => { figMode = "street"; $("tab-street").classList.add("on"); $("tab-dept").classList.remove("on"); if (lastSummary) renderFigures(lastSummary); });
+  for (const m of ["district", "dept", "street"]) $(`tab-${m}`).addEventListener("click", () => setFigMode(m));
+  $("district-select").addEventListener("change", (e) => goScope({ district: e.target.value }));
+  $("street-select").addEventListener("change", (e) => goScope({ district: lastSummary.scope.district, street: e.target.value }));
   $("feed").append(el("li", { class: "empty" }, "等待新事件 Waiting for events…"));
-  map.load().then(() => refresh()).catch((e) => { setText("map-msg", "地图不可用 Map unavailable"); showError(e); });
-  refresh().catch(showError);
+  refresh().catch((e) => { setText("map-msg", "无法加载 Could not load: " + e.message); showError(e); });
   connect();
   route();  // a link to a case or a list opens it
   setInterval(() => scheduleRefresh(0), 5000);

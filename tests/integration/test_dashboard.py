@@ -171,8 +171,9 @@ def test_dashboard_data_needs_a_signed_in_viewer_in_scope(engine):
     cookie = ok.cookies["grid_session"]
     assert "HttpOnly" in ok.headers["Set-Cookie"] and "SameSite=Strict" in ok.headers["Set-Cookie"]
     r = httpx.get(f"{base}/dashboard/api/summary.json", cookies={"grid_session": cookie},
-                  timeout=10)
-    assert r.status_code == 200 and r.json()["district"] == "310110"
+                  timeout=10)  # a city-wide viewer: the city (the shipped set has 2 districts)
+    assert r.status_code == 200 and r.json()["scope"]["level"] == "city"
+    assert r.json()["district"] is None and r.json()["loaded"] == ["310110", "310118"]
     # pages and data carry the security headers
     for r in (httpx.get(f"{base}/login", timeout=10), page):
         assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
