@@ -191,7 +191,8 @@ def banner(broker: str, kind: str, web_port: int, clock: str, demo: bool) -> str
     return f"""
 grid is up.
   broker     {broker}   ({what})
-  dashboard  {web}/   (sign in with demo-command-center)
+  dashboard  {web}/   (sign in with demo-command-center: Yangpu; demo-city or demo-viewer: the
+             city, its districts and streets)
   API        {web}/api/v1/   (OpenAPI: /api/v1/openapi.json)
   metrics    {web}/metrics
   clock      {clock_line}
@@ -233,9 +234,12 @@ def choose_embedded(kind: str) -> str:
                    "passes in a minute: deadlines, warnings and escalation show), else system]")
 @click.option("--geodata", help="layer directory (default: shipped Yangpu demo)")
 @click.option("--rules", "rules_dir", help="rule-set directory (default: shipped)")
+@click.option("--spread", default="population", show_default=True,
+              help="demo reports per district of the geodata: population, area, equal, or "
+                   "CODE=WEIGHT,… (grid simulate --spread)")
 def up(broker: str | None, embedded: str, data_dir: str | None, demo: bool, rate: float,
        web_port: int, partitions: int, clock: str | None, geodata: str | None,
-       rules_dir: str | None) -> None:
+       rules_dir: str | None, spread: str) -> None:
     """Start the embedded engine: a broker, topics, one worker, optional demo feed.
 
     The banner prints once the worker is ready to serve. Everything it starts stops with
@@ -316,7 +320,7 @@ def up(broker: str | None, embedded: str, data_dir: str | None, demo: bool, rate
             stopping = True
         elif demo:
             procs.append(spawn([*exe, "simulate", "--rate", str(rate), "--duration", "0",
-                                "--respond"]))
+                                "--respond", "--spread", spread]))
         if not stopping:
             (home / WEB_FILE).write_text(f"http://127.0.0.1:{web_port}/\n")  # grid submit
             click.echo(banner(broker, kind if started else "external", web_port, clock, demo))

@@ -19,18 +19,83 @@ from grid.models import partition_key_of
 from streams import topics as T
 from streams.broker import client_security
 
+# residents per district (万人, 第七次全国人口普查 2020, Shanghai statistics bureau):
+# the demo feed's default spread over the districts a layer set holds
+POPULATION_2020: dict[str, float] = {
+    "310101": 66.2, "310104": 111.3, "310105": 69.3, "310106": 97.6, "310107": 123.9,
+    "310109": 75.7, "310110": 124.3, "310112": 265.3, "310113": 223.5, "310114": 183.4,
+    "310115": 568.2, "310116": 82.3, "310117": 191.0, "310118": 127.1, "310120": 114.1,
+    "310151": 63.7,
+}
+SPREADS = ("equal", "area", "population")
 
-def sample_points(locator, n: int, seed: int = 11) -> list[tuple[float, float]]:
+
+def spread_weights(locator, spread: str = "equal") -> dict[str, float]:
+    """Weight per district with cells in ``locator``'s layers: ``equal``, ``area`` (the
+    district's area), ``population`` (:data:`POPULATION_2020`), or explicit
+    ``CODE=W,CODE=W`` (districts not named get none). ValueError names a bad spec."""
+    comms = locator.layers["communities"]
+    districts = sorted(set(comms["code"].astype(str).str[:6]))
+    spec = (spread or "equal").strip()
+    if spec == "equal":
+        return {d: 1.0 for d in districts}
+    if spec == "population":
+        return {d: POPULATION_2020.get(d, 100.0) for d in districts}
+    if spec == "area":
+        from geodata.schema import METRIC_EPSG
+
+        dist = locator.layers["districts"].to_crs(METRIC_EPSG)
+        area = dict(zip(dist["code"].astype(str), dist.geometry.area, strict=True))
+        return {d: float(area.get(d, 0.0)) / 1e6 for d in districts}
+    out: dict[str, float] = {}
+    for part in spec.split(","):
+        code, sep, w = part.strip().partition("=")
+        try:
+            weight = float(w)
+        except ValueError:
+            weight = -1.0
+        if not sep or weight < 0:
+            raise ValueError(f"spread {spread!r}: one of {', '.join(SPREADS)} or "
+                             "CODE=WEIGHT,… (e.g. 310110=3,310118=1)")
+        if code not in districts:
+            raise ValueError(f"spread {spread!r}: district {code} has no cells in the loaded "
+                             f"geodata (loaded: {', '.join(districts)})")
+        out[code] = weight
+    if not sum(out.values()):
+        raise ValueError(f"spread {spread!r}: the weights add up to 0")
+    return out
+
+
+def shares(n: int, weights: dict[str, float]) -> dict[str, int]:
+    """``n`` split over the keys in proportion to ``weights`` (largest remainder; ties to
+    the smaller code): the counts add up to ``n``."""
+    total = sum(weights.values())
+    if total <= 0:
+        return {k: 0 for k in weights}
+    exact = {k: n * w / total for k, w in weights.items()}
+    out = {k: int(v) for k, v in exact.items()}
+    rest = n - sum(out.values())
+    for k in sorted(exact, key=lambda k: (-(exact[k] - out[k]), k))[:rest]:
+        out[k] += 1
+    return out
+
+
+def sample_points(locator, n: int, seed: int = 11,
+                  weights: dict[str, float] | None = None) -> list[tuple[float, float]]:
     """``n`` WGS-84 points that fall in a cell of the loaded coverage (rejection sampling),
-    an equal share in each district with cells: a small urban district (Yangpu, where the
-    demo tokens look) gets as many reports as a large suburban one (Qingpu)."""
+    spread over the districts with cells in proportion to ``weights`` (default: an equal
+    share each, so a small urban district gets as many reports as a large suburban one;
+    see :func:`spread_weights`)."""
     rng = random.Random(seed)
     comms = locator.layers["communities"]
     codes = comms["code"].astype(str).str[:6]
     districts = sorted(set(codes))
+    want_of = shares(n, weights if weights is not None else {d: 1.0 for d in districts})
     points: list[tuple[float, float]] = []
-    for i, d in enumerate(districts):
-        want = n // len(districts) + (1 if i < n % len(districts) else 0)
+    for d in districts:
+        want = want_of.get(d, 0)
+        if not want:
+            continue
         minx, miny, maxx, maxy = (float(v) for v in comms[codes == d].total_bounds)
         got: list[tuple[float, float]] = []
         for _ in range(50):
@@ -116,15 +181,17 @@ async def respond(bootstrap: str, clock: Clock, stop: asyncio.Event, seed: int =
             return
         await wait(budget * rng.uniform(0.03, 0.15))
         if fate == "give_back":
-            await send(cid, "return", dept, "department", reason="不属于本单位职责 not ours")
+            await send(cid, "return", wo.get("unit") or dept, "department",
+                       reason="不属于本单位职责 not ours")
             await wait(rng.uniform(300, 1200))
             await send(cid, "dispatch", "cc-sim", "command_center", department="street_office",
                        reason="退回后改派街道 re-dispatched to the street office after return")
             return
-        await send(cid, "accept", dept, "department")
+        desk = wo.get("unit") or dept  # the district's (or street's) own unit answers
+        await send(cid, "accept", desk, "department")
         if fate == "extension":
             await wait(budget * rng.uniform(0.1, 0.3))
-            await send(cid, "request_extension", dept, "department", extension_minutes=1440,
+            await send(cid, "request_extension", desk, "department", extension_minutes=1440,
                        reason="需采购配件 waiting for parts")
             await wait(rng.uniform(300, 1800))
             granted = rng.random() < 0.75
@@ -135,14 +202,14 @@ async def respond(bootstrap: str, clock: Clock, stop: asyncio.Event, seed: int =
                 budget += 1440 * 60
         share = rng.uniform(1.1, 1.6) if fate == "late" else rng.uniform(0.25, 0.8)
         await wait(budget * share)
-        await send(cid, "dispose", dept, "department", reason="已处置 fixed",
+        await send(cid, "dispose", desk, "department", reason="已处置 fixed",
                    evidence_photos=[f"https://img.example/d/{uuid.uuid4()}.jpg"])
         await wait(rng.uniform(600, 3600))
         if rng.random() < b.fail_check:
             await send(cid, "verify", "sup-sim", "supervisor", passed=False,
                        reason="现场未整改到位 not fixed on site")
             await wait(budget * rng.uniform(0.1, 0.3))
-            await send(cid, "dispose", dept, "department", reason="返工完成 reworked",
+            await send(cid, "dispose", desk, "department", reason="返工完成 reworked",
                        evidence_photos=[f"https://img.example/d/{uuid.uuid4()}.jpg"])
             await wait(rng.uniform(600, 3600))
         await send(cid, "verify", "sup-sim", "supervisor", passed=True)
@@ -165,14 +232,17 @@ async def respond(bootstrap: str, clock: Clock, stop: asyncio.Event, seed: int =
 
 
 async def run(bootstrap: str, rate: float, duration: float, responder: bool,
-              seed: int) -> int:
+              seed: int, spread: str = "population") -> int:
     from aiokafka import AIOKafkaProducer
 
     from geodata.locator import Locator
     from grid.simulator import Simulator
     from grid.taxonomy import default_taxonomy
 
-    sim = Simulator(default_taxonomy(), sample_points(Locator.load(None), 400), seed=seed)
+    loc = Locator.load(os.environ.get("GRID_GEODATA") or None)  # the worker's layers
+    weights = spread_weights(loc, spread)
+    n = max(400, 100 * len(weights))
+    sim = Simulator(default_taxonomy(), sample_points(loc, n, weights=weights), seed=seed)
     stop = asyncio.Event()
     clock = Clock.from_spec(os.environ.get("GRID_CLOCK"))  # the engine's (grid up shares it)
     resp = asyncio.create_task(respond(bootstrap, clock, stop)) if responder else None
@@ -210,14 +280,21 @@ async def run(bootstrap: str, rate: float, duration: float, responder: bool,
 @click.option("--respond/--no-respond", default=False,
               help="also play departments, supervisors and the command center")
 @click.option("--seed", default=7, show_default=True)
-def simulate(broker: str | None, rate: float, duration: float, respond: bool, seed: int) -> None:
-    """Generate a realistic report stream (type mix of real bulletins, duplicates, bad input)."""
+@click.option("--spread", envvar="GRID_SIM_SPREAD", default="population", show_default=True,
+              help="reports per district of the loaded geodata ($GRID_GEODATA): population "
+                   "(2020 census), area, equal, or CODE=WEIGHT,… e.g. 310110=3,310118=1")
+def simulate(broker: str | None, rate: float, duration: float, respond: bool, seed: int,
+             spread: str) -> None:
+    """Generate a realistic report stream (type mix of real bulletins, duplicates, bad input)
+    over the districts of the loaded geodata."""
     from streams.broker import bootstrap_of
     from streams.cli import resolve_broker
 
     bootstrap = bootstrap_of(resolve_broker(broker))
     try:
-        n = asyncio.run(run(bootstrap, rate, duration, respond, seed))
+        n = asyncio.run(run(bootstrap, rate, duration, respond, seed, spread))
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
     except KeyboardInterrupt:
         return
     click.echo(f"simulate: sent {n} messages to {T.REPORTS}")
