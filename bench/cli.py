@@ -135,3 +135,24 @@ def store(as_json: bool, cases: int, throughput_cases: int, queries: int,
     res = run(cases=cases, throughput_cases=throughput_cases, queries=queries,
               geodata=geodata, databases=databases, keep=keep, log=log)
     click.echo(json.dumps(res, ensure_ascii=False) if as_json else render(res))
+
+
+@bench.command("paint")
+@click.option("--url", default="http://127.0.0.1:6066", show_default=True,
+              help="a running worker (grid up --geodata <city> --demo)")
+@click.option("--token", default="demo-city", show_default=True, help="a city-wide sign-in")
+@click.option("--district", default="310115", show_default=True)
+@click.option("--street", default=None, help="default: the district's street with most cells")
+@click.option("--runs", default=3, show_default=True)
+@click.option("--geodata", envvar="GRID_GEODATA",
+              help="the worker's layer directory: the baseline (cells made from the layers)")
+@click.option("--json", "as_json", is_flag=True)
+def paint_cmd(url: str, token: str, district: str, street: str | None, runs: int,
+              geodata: str | None, as_json: bool) -> None:
+    """The dashboard's first paint per level in headless Chromium (bench/paint.py)."""
+    from bench.paint import paint
+
+    res = paint(url.rstrip("/"), token, district, street, runs, geodata,
+                log=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(res))

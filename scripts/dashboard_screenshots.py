@@ -9,6 +9,11 @@ center; CJK labels need a font (``apt-get install fonts-wqy-microhei``). Writes
 docs/dashboard-1280.png (the page at 1280 × 800 with a case open from its ``#case=`` link),
 docs/dashboard-1920-streets.png (a 1920 × 1080 wall screen, street map) and
 docs/dashboard-drilldown.png (a street's open cases, opened from the map).
+
+With ``--levels`` (issue 22; run on ``grid up --geodata <city> --demo``): signed in as the
+city (``demo-city``), docs/dashboard-level-city.png (the districts), -district.png (the
+district with most open cases: its streets) and -street.png (its street with most open
+cases: communities and cells), at 1600 × 1000.
 """
 
 from __future__ import annotations
@@ -35,14 +40,53 @@ def busiest(base: str) -> tuple[str, str]:
     return case, street
 
 
+def _summary(base: str, query: str = "") -> dict:
+    req = urllib.request.Request(f"{base}/dashboard/api/summary.json{query}",
+                                 headers={"Authorization": "Bearer demo-city"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
+
+
+def levels(base: str, out: Path) -> None:
+    """The city, its busiest district, that district's busiest street."""
+    from playwright.sync_api import sync_playwright
+
+    city = _summary(base)
+    district = max(city["district_open"], key=lambda k: city["district_open"][k]["open"])
+    d = _summary(base, f"?district={district}")
+    street = max(d["street_open"], key=lambda k: d["street_open"][k]["open"])
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                              args=ARGS, headless=True)
+        ctx = b.new_context(viewport={"width": 1600, "height": 1000})
+        pg = ctx.new_page()
+        pg.goto(f"{base}/login")
+        pg.fill("#token", "demo-city")
+        pg.click("button[type=submit]")
+        pg.wait_for_url(f"{base}/")
+        for name, path in (("city", "/"), ("district", f"/?district={district}"),
+                           ("street", f"/?district={district}&street={street}")):
+            pg.goto(base + path)
+            pg.wait_for_selector("#map-msg", state="hidden", timeout=60_000)
+            pg.wait_for_timeout(2500)
+            pg.screenshot(path=str(out / f"dashboard-level-{name}.png"))
+            print(out / f"dashboard-level-{name}.png")
+        b.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=6066)
     ap.add_argument("--out", type=Path, default=DOCS)
+    ap.add_argument("--levels", action="store_true",
+                    help="the city, district and street levels (signed in as demo-city)")
     a = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
     base = f"http://127.0.0.1:{a.port}"
+    if a.levels:
+        levels(base, a.out)
+        return
     case, street = busiest(base)
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",

@@ -168,6 +168,7 @@ const map = {
     this.canvas.addEventListener("mouseleave", () => { $("map-tip").hidden = true; });
     this.setMode(this.level === "street" ? "cells" : "open");
     this.resize();
+    window.gridMapDrawn = performance.now();  // first paint of the map (grid bench paint)
   },
   setCells(fc) {
     this.cells = fc ? fc.features.map((f) => ({ code: f.properties.code, rings: rings(f.geometry) })) : [];
@@ -328,10 +329,11 @@ const map = {
     const ctx = this.ctx;
     ctx.font = "11px " + getComputedStyle(document.body).fontFamily;
     ctx.textAlign = "center";
-    // a street's communities: short names (without the street's), none over the cells
+    // names without the parent's (浦东新区街镇07 → 街镇07); a street's communities none over the cells
     // when they are many (the tooltip names them)
     if (this.level === "street" && this.mode === "cells" && this.streets.length > 20) return;
-    const prefix = this.level === "street" ? (this.scope.street_name || "") : "";
+    const prefix = this.level === "street" ? (this.scope.street_name || "")
+      : this.level === "district" ? (this.scope.district_name || "") : "";
     for (const st of this.streets) {
       if (!st.anchor || !st.name) continue;
       const name = prefix && st.name.startsWith(prefix) && st.name.length > prefix.length
