@@ -25,13 +25,14 @@ SATISFACTION_ZH = {"satisfied": "满意", "basically_satisfied": "基本满意",
 # case event types that are a state change worth answering (warnings, merges are not)
 ANSWERED = frozenset({"filed", "triaged", "rejected", "dispatched", "redispatched", "accepted",
                       "disposed", "returned", "rework", "verified", "closed", "self_closed",
-                      "classified", "callback", "reopened", "extension_granted", "merged"})
+                      "classified", "callback", "reopened", "extension_granted", "merged",
+                      "transferred", "follow_up_opened"})
 STATUS_ZH = {
     CaseState.REPORTED: "已受理", CaseState.TRIAGE: "待分类", CaseState.FILED: "已立案",
     CaseState.REJECTED: "不予立案", CaseState.MERGED: "已合并", CaseState.DISPATCHED: "已派遣",
     CaseState.ACCEPTED: "处置中", CaseState.DISPOSED: "已处置待核查",
     CaseState.RETURNED: "重新派遣中", CaseState.REWORK: "返工中", CaseState.VERIFIED: "已核查",
-    CaseState.CLOSED: "已结案",
+    CaseState.CLOSED: "已结案", CaseState.TRANSFERRED: "已移交应急联动处置",
 }
 
 
@@ -77,6 +78,8 @@ def reply_for(case: Case, e: CaseEvent, departments: Any = None) -> HotlineReply
             msg += f"（{e.data['comment']}）"
     elif e.type == "reopened":
         msg += "，市民不满意，案件重新处置"
+    elif e.type == "transferred" and case.decision and case.decision.transfer:
+        msg += "，已转" + "、".join(x.name_zh for x in case.decision.transfer.services)
     elif e.reason and e.type in ("rejected", "returned", "rework"):
         msg += f"（{e.reason}）"
     return HotlineReply(

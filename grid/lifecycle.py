@@ -12,6 +12,16 @@ disposed → verified → closed; a failed verification sends the case to rework
 return sends it back for re-dispatch (twice or more → command-center arbitration); extensions
 are requested and granted; supervision orders and warnings apply to any open state; a
 self-disposable case with evidence closes itself.
+
+Emergencies (fire, traffic accidents, gas leaks, hazardous materials) are not grid cases:
+reported → transferred (to 110/119/120; terminal for the grid) and, if the command center
+opens the grid's part for the aftermath, transferred → filed → dispatched (``follow_up``).
+
+A staged legal process (违法建筑, 群租, ...) opens its first stage with the first work order;
+the lead department closes each stage with ``advance_stage`` (after the decision: on to
+execution, or ``next_stage: court``), each stage due its own limit after the one before;
+closing the last stage disposes the case, and a ``dispose`` before (the violation remedied)
+closes the open stage and disposes it.
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ from grid.models import (
     CaseState,
     Command,
     Decision,
+    LegalStageSpec,
+    LegalStageState,
     Part,
     Placement,
     Report,
@@ -60,6 +72,8 @@ class NotPermitted(IllegalTransition):
 RULES: dict[Action, tuple[frozenset[Role], frozenset[CaseState] | None]] = {
     Action.FILE: (frozenset({"command_center"}), frozenset({S.REPORTED, S.TRIAGE})),
     Action.CLASSIFY: (frozenset({"command_center"}), frozenset({S.TRIAGE})),
+    Action.FOLLOW_UP: (frozenset({"command_center"}), frozenset({S.TRANSFERRED})),
+    Action.ADVANCE_STAGE: (frozenset({"department"}), frozenset(DISPOSABLE)),
     Action.REJECT: (frozenset({"command_center"}), frozenset({S.REPORTED, S.TRIAGE, S.FILED})),
     Action.DISPATCH: (frozenset({"command_center", "system"}), frozenset({S.FILED, S.RETURNED})),
     Action.ACCEPT: (frozenset({"department"}), frozenset({S.DISPATCHED})),
@@ -119,9 +133,15 @@ def open_case(report: Report, placement: Placement, decision: Decision, now: dat
     typed = {"report": report, "placement": placement, "decision": decision}
     case = evolve(None, reported, typed=typed)
     events = [reported]
-    if decision.handling == "triage":
-        nxt = [_event(case, "triaged", S.TRIAGE, "engine", "system", now,
-                      "unclassified: manual triage by the command center",
+    if decision.transfer is not None:
+        to = ", ".join(f"{x.number} {x.name_zh} {x.name_en}" for x in decision.transfer.services)
+        nxt = [_event(case, "transferred", S.TRANSFERRED, "engine", "system", now,
+                      f"emergency: transferred to {to}", decision=_dump(decision),
+                      services=[x.number for x in decision.transfer.services])]
+    elif decision.handling == "triage":
+        why = ("guessed type: a person checks it" if decision.suggestions
+               else "unclassified: manual triage by the command center")
+        nxt = [_event(case, "triaged", S.TRIAGE, "engine", "system", now, why,
                       decision=_dump(decision))]
     elif decision.self_closed:
         nxt = [_event(case, "self_closed", S.CLOSED, report.reporter_id, "supervisor", now,
@@ -153,10 +173,62 @@ def _dispatch_event(case: Case, department: str, actor: str, role: Role, at: dat
         parts = [{"department": a.department, "unit": a.unit, "unit_name": a.unit_name,
                   "work_order_id": f"{case.case_id}:{n}:{a.department}"}
                  for a in dec.assisting if a.department != department]
+    stage = None
+    if dec is not None and dec.legal_stages and not case.legal:  # the first stage opens
+        stage = _stage_opened(dec.legal_stages[0], at, dec.legal_calendar)
     return _event(case, "dispatched", S.DISPATCHED, actor, role, at, reason,
                   department=department, unit=unit, unit_name=unit_name,
                   work_order_id=f"{case.case_id}:{n}", priority=case.priority, tier=case.tier,
-                  assisting=parts or None, **data)
+                  assisting=parts or None, legal_stage=stage, **data)
+
+
+def _stage_opened(spec: LegalStageSpec, at: datetime, calendar: str) -> dict[str, Any]:
+    """A legal stage opening at ``at``: due ``spec.limit`` later in ``calendar``."""
+    from grid.deadlines import default_calendar, due, parse_duration
+
+    return {"stage": spec.stage, "name_zh": spec.name_zh, "name_en": spec.name_en,
+            "limit": spec.limit, "closes_when": spec.closes_when, "opened_at": at.isoformat(),
+            "due": due(at, parse_duration(spec.limit), default_calendar(calendar)).isoformat()}
+
+
+def _next_stage(case: Case, wanted: str | None) -> LegalStageSpec | None:
+    """The stage after the open one: the next regular stage, or after the one before the
+    last ``wanted`` (the last stage or its alternative, e.g. court); None after the last."""
+    dec = case.decision
+    cur = case.legal_stage
+    assert dec is not None and cur is not None
+    regular = [x for x in dec.legal_stages if not x.alternative]
+    alts = [x for x in dec.legal_stages if x.alternative]
+    ids = [x.stage for x in regular]
+    if cur.stage not in ids:  # an alternative stage (court) is final
+        if wanted:
+            raise IllegalTransition(case.state, Action.ADVANCE_STAGE,
+                                    f"{cur.stage} is the last stage; no next_stage")
+        return None
+    i = ids.index(cur.stage)
+    if i == len(ids) - 1:
+        if wanted:
+            raise IllegalTransition(case.state, Action.ADVANCE_STAGE,
+                                    f"{cur.stage} is the last stage; no next_stage")
+        return None
+    choices = [regular[i + 1], *(alts if i + 1 == len(ids) - 1 else [])]
+    if wanted is None:
+        return choices[0]
+    found = next((x for x in choices if x.stage == wanted), None)
+    if found is None:
+        raise IllegalTransition(case.state, Action.ADVANCE_STAGE,
+                                f"next_stage {wanted!r}: after {cur.stage} comes "
+                                f"{' or '.join(x.stage for x in choices)}")
+    return found
+
+
+def _stage_closed(case: Case, at: datetime, note: str, nxt: LegalStageSpec | None,
+                  by_disposal: bool = False) -> dict[str, Any]:
+    cur = case.legal_stage
+    assert cur is not None and case.decision is not None
+    return {"stage": cur.stage, "due": cur.due.isoformat(), "on_time": at <= cur.due,
+            "note": note, "by_disposal": by_disposal or None,
+            "next": _stage_opened(nxt, at, case.decision.legal_calendar) if nxt else None}
 
 
 def _check(case: Case, cmd: Command) -> None:
@@ -164,9 +236,11 @@ def _check(case: Case, cmd: Command) -> None:
     if cmd.role not in roles:
         raise NotPermitted(case.state, cmd.action,
                            f"role {cmd.role!r} may not; allowed: {', '.join(sorted(roles))}")
-    if case.state in TERMINAL_STATES and cmd.action is not Action.CALLBACK:
+    if case.state in TERMINAL_STATES and cmd.action is not Action.CALLBACK and not (
+            case.state is S.TRANSFERRED and cmd.action is Action.FOLLOW_UP):
         raise IllegalTransition(case.state, cmd.action, "the case is finished")
-    if states is not None and case.state not in states:
+    if states is not None and case.state not in states and not (
+            cmd.action is Action.FOLLOW_UP and case.state is S.TRANSFERRED):
         allowed = ", ".join(sorted(s.value for s in states))
         raise IllegalTransition(case.state, cmd.action, f"allowed only in: {allowed}")
     if cmd.role != "department":
@@ -227,6 +301,44 @@ def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None
         dispatched = _dispatch_event(after, decision.department or "command_center", cmd.actor,
                                      cmd.role, at, "dispatch after triage", **base)
         return [filed, dispatched]
+    if a is Action.FOLLOW_UP:
+        if decision is None or cmd.type_code is None:
+            raise IllegalTransition(case.state, a, "a follow-up needs the type_code of the "
+                                    "aftermath (e.g. 0203 for a damaged guardrail)")
+        if decision.transfer is not None or decision.handling in ("triage", "emergency"):
+            raise IllegalTransition(case.state, a, f"type {cmd.type_code} cannot be followed "
+                                    "up by the grid")
+        opened = ev("follow_up_opened", S.FILED, decision=_dump(decision),
+                    type_code=cmd.type_code,
+                    transferred_to=[x.number for x in case.decision.transfer.services]
+                    if case.decision and case.decision.transfer else None)
+        after = evolve(case, opened)
+        dispatched = _dispatch_event(after, decision.department or "command_center", cmd.actor,
+                                     cmd.role, at, "dispatch of the follow-up", **base)
+        return [opened, dispatched]
+    if a is Action.ADVANCE_STAGE:
+        cur = case.legal_stage
+        if cur is None:
+            raise IllegalTransition(case.state, a, "no legal-process stage is open in this "
+                                    "case (only legal-process cases have stages)")
+        if not cmd.evidence_photos and not cmd.reason.strip():
+            raise IllegalTransition(case.state, a, f"closing stage {cur.stage} ({cur.name_zh})"
+                                    f" needs a reason or evidence_photos: {cur.closes_when}")
+        nxt = _next_stage(case, cmd.next_stage)
+        closed = ev("legal_stage_closed", case.state,
+                    **_stage_closed(case, at, cmd.reason, nxt),
+                    evidence_photos=list(cmd.evidence_photos))
+        if nxt is not None:
+            return [closed]
+        after = evolve(case, closed)
+        if after.open_parts:
+            return [closed, _event(after, "lead_disposed", after.state, cmd.actor, cmd.role, at,
+                                   "the last legal stage closed", **base,
+                                   evidence_photos=list(cmd.evidence_photos),
+                                   waiting_for=[p.department for p in after.open_parts])]
+        return [closed, _event(after, "disposed", S.DISPOSED, cmd.actor, cmd.role, at,
+                               "the last legal stage closed", **base,
+                               evidence_photos=list(cmd.evidence_photos))]
     if a is Action.REJECT:
         return [ev("rejected", S.REJECTED)]
     if a is Action.DISPATCH:
@@ -243,10 +355,18 @@ def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None
         if not cmd.evidence_photos and not cmd.reason.strip():
             raise IllegalTransition(case.state, a, "disposal feedback needs evidence_photos "
                                     "or a reason (e.g. 'transferred to legal proceedings')")
+        pre: list[CaseEvent] = []
+        if case.legal_stage is not None:  # remedied before the process ran out: stage closes
+            pre = [ev("legal_stage_closed", case.state,
+                      **_stage_closed(case, at, cmd.reason, None, by_disposal=True))]
+            case = evolve(case, pre[0])
+            ev = lambda kind, to, reason=cmd.reason, **d: _event(  # noqa: E731
+                case, kind, to, cmd.actor, cmd.role, at, reason, **base, **d)
         if case.open_parts:  # a joint case waits for its assisting departments
-            return [ev("lead_disposed", case.state, evidence_photos=list(cmd.evidence_photos),
-                       waiting_for=[p.department for p in case.open_parts])]
-        return [ev("disposed", S.DISPOSED, evidence_photos=list(cmd.evidence_photos))]
+            return [*pre, ev("lead_disposed", case.state,
+                             evidence_photos=list(cmd.evidence_photos),
+                             waiting_for=[p.department for p in case.open_parts])]
+        return [*pre, ev("disposed", S.DISPOSED, evidence_photos=list(cmd.evidence_photos))]
     if a in (Action.REPORT_PART, Action.CLOSE_OUT_PART):
         return _part_events(case, cmd, at, ev)
     if a is Action.CALLBACK:
@@ -281,9 +401,10 @@ def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None
     if a is Action.VERIFY:
         if cmd.passed is None:
             raise IllegalTransition(case.state, a, "verify needs passed: true or false")
+        photos = list(cmd.evidence_photos) or None  # the supervisor's photo, as evidence
         if cmd.passed:
-            return [ev("verified", S.VERIFIED)]
-        return [ev("rework", S.REWORK, department=case.department)]
+            return [ev("verified", S.VERIFIED, evidence_photos=photos)]
+        return [ev("rework", S.REWORK, department=case.department, evidence_photos=photos)]
     if a is Action.CLOSE:
         return [ev("closed", S.CLOSED)]
     if a is Action.SELF_DISPOSE:
@@ -425,6 +546,16 @@ def evolve(case: Case | None, e: CaseEvent, *, typed: dict[str, Any] | None = No
                  dispatches=case.dispatches + 1)
         if d.get("assisting"):
             u["assisting"] = [Part(**p) for p in d["assisting"]]
+        if d.get("legal_stage"):
+            u["legal"] = [*case.legal, LegalStageState(**d["legal_stage"])]
+    elif t == "legal_stage_closed":
+        legal = list(case.legal)
+        if legal and legal[-1].stage == d["stage"]:
+            legal[-1] = legal[-1].model_copy(update={
+                "closed_at": e.at, "on_time": bool(d.get("on_time")), "note": d.get("note", "")})
+        if d.get("next"):
+            legal.append(LegalStageState(**d["next"]))
+        u["legal"] = legal
     elif t == "disposed":
         u.update(disposed_at=e.at, lead_disposed=True)
     elif t == "lead_disposed":

@@ -50,6 +50,8 @@ Priority = Literal["normal", "high", "urgent"]
 Role = Literal["supervisor", "department", "command_center", "system", "hotline"]
 Satisfaction = Literal["satisfied", "basically_satisfied", "not_satisfied"]
 Stage = Literal["file", "dispatch", "dispose", "verify"]
+# a case stage (file/dispatch/dispose/verify) or a legal-process stage (investigation, ...)
+StageId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,23}$")]
 
 TypeCode = Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
 PhotoUrl = Annotated[str, StringConstraints(min_length=1, max_length=500)]
@@ -229,11 +231,66 @@ class Assignment(BaseModel):
     unit_name: str | None = None
 
 
+class ServiceRef(BaseModel):
+    """An emergency service a case is transferred to (110 police, 119 fire, 120 ambulance)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    service: str  # id in the rule set, e.g. "fire"
+    number: str  # "119"
+    name_zh: str
+    name_en: str
+
+    @property
+    def label(self) -> str:
+        """'119 消防119 Fire and rescue' style: number, Chinese and English name."""
+        return f"{self.name_zh} {self.name_en}"
+
+
+class Transfer(BaseModel):
+    """Why and to whom an emergency report was handed over (联勤联动)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str
+    services: list[ServiceRef]
+    because: list[str] = Field(default_factory=list)  # the type or the cues that matched
+
+
+class Suggestion(BaseModel):
+    """A type the classifier suggests for a report a person must check."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type_code: str
+    name_zh: str = ""
+    name_en: str = ""
+    score: float
+    matched: list[str] = Field(default_factory=list)
+
+
+class LegalStageSpec(BaseModel):
+    """One stage of a legal process as the rule table gives it (limit from the closing of
+    the stage before; ``alternative``: replaces the last stage, e.g. 移送法院)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: str
+    name_zh: str
+    name_en: str
+    limit: str
+    closes_when: str
+    alternative: bool = False
+
+
 class Decision(BaseModel):
     """A routing decision with its explanation (rules engine output).
 
     ``department``/``unit`` lead (主办); ``assisting`` are the assisting departments (协办),
-    each with its unit and its own work order."""
+    each with its unit and its own work order. ``transfer``: an emergency handed to
+    110/119/120 (handling ``emergency``, no work order). ``suggestions``: the classifier's
+    top types for a guess a person must check (triage). ``legal_stages``/``legal_rule``/
+    ``legal_calendar``: the staged legal process of a legal-process case."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -244,7 +301,7 @@ class Decision(BaseModel):
     assisting: list[Assignment] = Field(default_factory=list)
     tier: Tier
     priority: Priority
-    handling: Handling | Literal["triage"]
+    handling: Handling | Literal["triage", "emergency"]
     self_closed: bool = False
     alert: bool = False
     calendar: Literal["24h", "working"] = "24h"
@@ -255,6 +312,11 @@ class Decision(BaseModel):
     closing_standard: str = ""
     explanation: list[str] = Field(default_factory=list)  # human-readable lines
     inputs: dict[str, Any] = Field(default_factory=dict)
+    transfer: Transfer | None = None
+    suggestions: list[Suggestion] = Field(default_factory=list)
+    legal_stages: list[LegalStageSpec] = Field(default_factory=list)
+    legal_rule: str | None = None
+    legal_calendar: Literal["24h", "working"] = "working"
 
 
 class CaseState(StrEnum):
@@ -270,9 +332,12 @@ class CaseState(StrEnum):
     REWORK = "rework"
     VERIFIED = "verified"
     CLOSED = "closed"
+    # an emergency handed to 110/119/120: finished for the grid unless a follow-up is opened
+    TRANSFERRED = "transferred"
 
 
-TERMINAL_STATES = frozenset({CaseState.CLOSED, CaseState.REJECTED, CaseState.MERGED})
+TERMINAL_STATES = frozenset({CaseState.CLOSED, CaseState.REJECTED, CaseState.MERGED,
+                             CaseState.TRANSFERRED})
 
 
 class Action(StrEnum):
@@ -287,6 +352,7 @@ class Action(StrEnum):
     SUPERVISE = "supervise"  # supervision order (督办)
     CLOSE = "close"
     CLASSIFY = "classify"  # manual triage: set the type code
+    FOLLOW_UP = "follow_up"  # after a transfer: open the grid's part (the aftermath's type)
     # department
     ACCEPT = "accept"
     DISPOSE = "dispose"
@@ -294,6 +360,7 @@ class Action(StrEnum):
     REQUEST_EXTENSION = "request_extension"
     REPORT_PART = "report_part"  # an assisting department (协办) reports its part done
     CLOSE_OUT_PART = "close_out_part"  # the lead closes an assisting part out (reason)
+    ADVANCE_STAGE = "advance_stage"  # legal process: close the current stage (reason/evidence)
     # supervisor
     VERIFY = "verify"
     SELF_DISPOSE = "self_dispose"
@@ -321,11 +388,12 @@ class Command(Wire):
     department: Ident | None = None  # dispatch / re-dispatch target; close_out_part: the part
     unit: Ident | None = None  # dispatch: the unit of the department (else the registry's)
     satisfaction: Satisfaction | None = None  # callback (回访)
-    type_code: TypeCode | None = None  # classify
+    type_code: TypeCode | None = None  # classify, follow_up
     report_id: Ident | None = None  # merge: the duplicate report
     reporter_id: Ident | None = None  # merge: who sent the duplicate report
     fingerprint: str | None = None  # merge: the duplicate's content (report_fingerprint)
-    stage: Stage | None = None  # warn / supervise: which deadline
+    stage: StageId | None = None  # warn / supervise: which deadline (or legal stage)
+    next_stage: StageId | None = None  # advance_stage after the decision: "court" instead
     street: str | None = None  # partition key (co-partitioned with case state)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -391,7 +459,8 @@ class Alert(Wire):
     schema_: Literal["grid.alert/1"] = Field(ALERT_SCHEMA, alias="schema")
     alert_id: str
     case_id: str
-    kind: Literal["key_supervision", "warning", "supervision_order", "arbitration"]
+    kind: Literal["key_supervision", "warning", "supervision_order", "arbitration",
+                  "emergency_transfer"]
     level: Tier | None = None
     priority: Priority
     at: datetime
@@ -413,6 +482,24 @@ class Part(BaseModel):
     unit_name: str | None = None
     work_order_id: str
     status: Literal["open", "done", "closed_out"] = "open"
+
+
+class LegalStageState(BaseModel):
+    """Where one stage of a case's legal process stands: opened when the stage before it
+    closed (the first at the work order), due ``limit`` later in the process calendar."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: str
+    name_zh: str = ""
+    name_en: str = ""
+    limit: str = ""
+    closes_when: str = ""
+    opened_at: datetime
+    due: datetime
+    closed_at: datetime | None = None
+    on_time: bool | None = None
+    note: str = ""  # what closed it (the department's reason)
 
 
 class Callback(BaseModel):
@@ -469,6 +556,7 @@ class Case(BaseModel):
     lead_disposed: bool = False  # the lead reported its disposal while parts were open
     callbacks: list[Callback] = Field(default_factory=list)  # 回访 after closing
     reopens: int = 0  # times a "not satisfied" callback reopened the case
+    legal: list[LegalStageState] = Field(default_factory=list)  # legal-process stages so far
     tier: Tier = "street"
     priority: Priority = "normal"
     level: Tier = "street"  # escalation level (street -> district -> city)
@@ -493,6 +581,12 @@ class Case(BaseModel):
     @property
     def is_open(self) -> bool:
         return self.state not in TERMINAL_STATES
+
+    @property
+    def legal_stage(self) -> LegalStageState | None:
+        """The legal-process stage the department is working on (None: none open)."""
+        last = self.legal[-1] if self.legal else None
+        return last if last is not None and last.closed_at is None else None
 
     @property
     def open_parts(self) -> list[Part]:

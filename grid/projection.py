@@ -33,7 +33,7 @@ from typing import Any
 from grid.models import CaseEvent
 
 TZ = timezone(timedelta(hours=8), "CST")  # days are Shanghai days
-TERMINAL = frozenset({"closed", "rejected", "merged"})
+TERMINAL = frozenset({"closed", "rejected", "merged", "transferred"})
 TIERS = ("self", "community", "street", "district", "city")
 ESCALATION_LEVELS = ("street", "district", "city")
 # the stage a case is working on in each open state (as rules.escalation.CURRENT_STAGE)
@@ -42,9 +42,12 @@ CURRENT_STAGE: dict[str, str] = {
     "dispatched": "dispose", "accepted": "dispose", "rework": "dispose", "disposed": "verify",
 }
 WORK_ORDER_OPEN = frozenset({"dispatched", "accepted", "rework"})
+# states in which the open legal-process stage (if any) is the stage worked on
+LEGAL_STAGE_STATES = WORK_ORDER_OPEN
 COUNTER_KEYS = ("reported", "filed", "self_closed", "dispatched", "closed", "overdue", "merged")
 DECISION_FIELDS = ("type_code", "department", "tier", "priority", "handling", "alert", "calendar",
-                   "winner", "rules", "ruleset_version", "closing_standard", "explanation")
+                   "winner", "rules", "ruleset_version", "closing_standard", "explanation",
+                   "transfer", "suggestions", "legal_stages", "legal_rule")
 HISTORY_FIELDS = ("event_id", "seq", "type", "state_from", "state_to", "actor", "role", "at",
                   "reason")
 
@@ -109,6 +112,10 @@ class CaseSummary:
     supervisions: int = 0
     warnings: int = 0
     seq: int = 0  # last applied event
+    # staged legal process: the open stage and every stage so far (JSON-ready dicts: stage,
+    # name_zh, name_en, limit, closes_when, opened_at, due, closed_at, on_time)
+    legal_stage: str | None = None
+    legal_stages: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
@@ -116,11 +123,18 @@ class CaseSummary:
 
     @property
     def stage(self) -> str | None:
-        """The stage the case is working on (None when finished or verified)."""
+        """The stage the case is working on (None when finished or verified): while a
+        department works on a staged legal process, its open stage (investigation, ...)."""
+        if self.legal_stage and self.state in LEGAL_STAGE_STATES:
+            return self.legal_stage
         return CURRENT_STAGE.get(self.state)
 
     def due(self) -> datetime | None:
         stage = self.stage
+        if stage and stage == self.legal_stage and stage not in self.deadlines:
+            open_ = next((x for x in reversed(self.legal_stages) if x.get("stage") == stage),
+                         None)
+            return _dt(open_.get("due")) if open_ else None
         return self.deadlines.get(stage) if stage else None
 
     def lateness(self, now: datetime) -> timedelta | None:
@@ -189,6 +203,7 @@ class Figures:
 # what each event type adds to the day's counters (see Projection.counters)
 COUNTED: dict[str, tuple[str, ...]] = {
     "reported": ("reported",), "filed": ("filed",), "classified": ("filed",),
+    "follow_up_opened": ("filed",),
     "dispatched": ("dispatched",), "redispatched": (), "closed": ("closed",),  # cases
     "self_closed": ("closed", "self_closed"), "merged": ("merged",),
 }
@@ -257,7 +272,7 @@ def fold(c: CaseSummary, e: dict[str, Any], category_of: Any = None) -> tuple[st
         c.level = c.tier if c.tier in ESCALATION_LEVELS else "street"
         if category_of and c.type_code and t == "classified":
             c.category = category_of(c.type_code) or c.category
-    if t in ("filed", "classified"):
+    if t in ("filed", "classified", "follow_up_opened"):
         c.filed_at = c.filed_at or at
     elif t in ("dispatched", "redispatched"):
         c.department = d.get("department", c.department)
@@ -265,6 +280,18 @@ def fold(c: CaseSummary, e: dict[str, Any], category_of: Any = None) -> tuple[st
         c.work_order_id = d.get("work_order_id")
         c.dispatches += 1
         c.dispatched_at = c.dispatched_at or at
+        if d.get("legal_stage"):
+            c.legal_stages = [*c.legal_stages, dict(d["legal_stage"])]
+            c.legal_stage = d["legal_stage"].get("stage")
+    elif t == "legal_stage_closed":
+        stages = [dict(x) for x in c.legal_stages]
+        if stages and stages[-1].get("stage") == d.get("stage"):
+            stages[-1].update(closed_at=_iso(at), on_time=bool(d.get("on_time")))
+        nxt = d.get("next")
+        if nxt:
+            stages.append(dict(nxt))
+        c.legal_stages = stages
+        c.legal_stage = nxt.get("stage") if nxt else None
     elif t == "disposed":
         c.disposed_at = at
     elif t == "returned":

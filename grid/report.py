@@ -176,12 +176,17 @@ def render(ev: Evaluation, fmt: str = "table", names: dict[str, str] | None = No
 
 def _units_table(units: list[dict[str, Any]]) -> list[str]:
     """Work orders by role (主办 lead / 协办 assisting) and the hotline callbacks, per unit."""
-    head = ("单位 unit", "主办 lead", "协办 assist", "协办完成 parts", "回访 callbacks",
-            "满意率 satisfied", "重开率 reopened")
-    body = [(f"{u['department']} {u['unit_name'] or u['unit'] or ''}".strip(), str(u["lead"]),
-             str(u["assisting"]), str(u["parts_done"] + u["parts_closed_out"]),
-             str(u["callbacks"]), _fmt(u["satisfaction_rate"]), _fmt(u["reopen_rate"]))
-            for u in units]
+    head: tuple[str, ...] = ("单位 unit", "主办 lead", "协办 assist", "协办完成 parts",
+                             "回访 callbacks", "满意率 satisfied", "重开率 reopened")
+    body: list[tuple[str, ...]] = [
+        (f"{u['department']} {u['unit_name'] or u['unit'] or ''}".strip(), str(u["lead"]),
+         str(u["assisting"]), str(u["parts_done"] + u["parts_closed_out"]),
+         str(u["callbacks"]), _fmt(u["satisfaction_rate"]), _fmt(u["reopen_rate"]))
+        for u in units]
+    if any(u.get("stages_closed") for u in units):  # legal-process stages, each on time?
+        head = (*head, "执法阶段按期 stages on time")
+        body = [(*r, f"{u.get('stages_on_time', 0)}/{u.get('stages_closed', 0)}"
+                 if u.get("stages_closed") else "-") for r, u in zip(body, units, strict=True)]
     widths = [max(_width(r[i]) for r in [head, *body]) for i in range(len(head))]
     line = lambda r: "  ".join(_pad(c, widths[i], i == 0)  # noqa: E731
                                for i, c in enumerate(r))

@@ -246,21 +246,31 @@ class Engine:
             return places, errors
 
     def decide(self, report: Report, place: Placement, now: datetime,
-               type_code: str | None = None) -> Located:
-        """Classify (if needed) and route one located report."""
+               type_code: str | None = None, follow_up: bool = False) -> Located:
+        """Classify (if needed) and route one located report. A type guessed by the
+        classifier goes through the rule set's human check (``confirm``); ``follow_up``:
+        the grid's follow-up of a transferred emergency."""
+        from rules.engine import Guess
+
         classification = None
+        guess = None
         type_code = type_code or report.type_code
         if type_code is None:
+            ranked = self.classifier.classify(report.description)
             best = self.classifier.best(report.description, self.classify_threshold)
             classification = {
                 "type_code": best.type_code if best else None,
                 "score": round(best.score, 3) if best else 0.0,
                 "matched": list(best.matched) if best else [],
-                "candidates": [c.type_code for c in self.classifier.classify(report.description)],
+                "candidates": [c.type_code for c in ranked],
             }
             type_code = best.type_code if best else None
+            if best is not None:
+                guess = Guess(best.score, tuple((c.type_code, c.score, tuple(c.matched))
+                                                for c in ranked))
         decision = self._decide(report, place, now, self.ruleset, taxonomy=self.taxonomy,
-                                type_code=type_code, registry=self.registry)
+                                type_code=type_code, registry=self.registry, guess=guess,
+                                follow_up=follow_up)
         t = self.taxonomy.types.get(type_code) if type_code else None
         return Located(report=report, placement=place, decision=decision,
                        category=t.category if t else None, kind=t.kind if t else None,
@@ -325,8 +335,9 @@ class Engine:
             fx.duplicate_delivery = True
             return fx
         decision = None
-        if cmd.action is Action.CLASSIFY and cmd.type_code:
-            decision = self.decide(case.report, case.placement, now, cmd.type_code).decision
+        if cmd.action in (Action.CLASSIFY, Action.FOLLOW_UP) and cmd.type_code:
+            decision = self.decide(case.report, case.placement, now, cmd.type_code,
+                                   follow_up=cmd.action is Action.FOLLOW_UP).decision
         unit_name = None
         if cmd.action is Action.DISPATCH:
             try:
@@ -436,13 +447,24 @@ def _alert_for(case: Case, e: CaseEvent, names: Names | None = None) -> Alert | 
     what = (f"{names.type(case.type_code)} in {names.place(p.street)}" if names
             else f"type {case.type_code} in street {p.street}")
     stage = e.data.get("stage")
-    if e.type == "filed" and case.decision and case.decision.alert:
+    if e.type == "transferred" and case.decision and case.decision.transfer:
+        tr = case.decision.transfer
+        to = "、".join(f"{s.name_zh} {s.name_en}" for s in tr.services)
+        said = f" «{case.report.description[:80]}»" if case.report.description else ""
+        return Alert(alert_id=f"{e.event_id}:alert", kind="emergency_transfer",
+                     level="district", message=f"紧急移交 emergency transfer → {to}: {what}"
+                     f"{said} — not a grid case; follow up the aftermath", **common)
+    if e.type in ("filed", "classified", "follow_up_opened") and case.decision \
+            and case.decision.alert:  # also a key-supervision type a person confirmed
         due = case.decision.deadlines.get("dispose")
         by = f" — on site by {due.astimezone(SHANGHAI):%m-%d %H:%M}" if due else ""
         return Alert(alert_id=f"{e.event_id}:alert", kind="key_supervision", level=case.tier,
                      message=f"key supervision 重点监管: {what}{by}", **common)
+    legal = next((x for x in case.legal if x.stage == stage), None) if stage else None
+    if legal is not None:  # a legal-process stage: named, with its own deadline
+        stage = f"{legal.stage} {legal.name_zh}"
     if e.type == "warned":
-        due = case.deadlines.get(stage) if stage else None
+        due = legal.due if legal is not None else case.deadlines.get(stage) if stage else None
         by = f" (due {due.astimezone(SHANGHAI):%m-%d %H:%M})" if due else ""
         return Alert(alert_id=f"{e.event_id}:alert", kind="warning", level=case.level,
                      message=f"deadline warning 预警: stage {stage}{by} — {what}", **common)

@@ -12,7 +12,11 @@
   or period rule (a modifier) that would loosen a key-supervision, safety or legal-process
   limit without a ``relaxes:`` reason is an error naming the rule pair;
 * the effective limits per type and zone, as a table a command center can read
-  (:func:`effective_table`).
+  (:func:`effective_table`), with the staged legal processes and the emergency transfers;
+* time of day: each time window a rule names is checked at its start (Shanghai time);
+* legal processes: every legal-process type has its stages, which fit the type's limit;
+* emergencies: transfer rules name known types; the events calendar: a warning in words
+  when no event period lies ahead of today.
 """
 
 from __future__ import annotations
@@ -25,10 +29,19 @@ from typing import Any
 from grid.deadlines import stage_calendar
 from rules.engine import DeadlinePlan, Facts, route, with_handling_rules
 from rules.ruleset import RuleSet
-from rules.schema import STAGES, DeadlineRule, HandlingRule, Match, RaiseRule, RoutingRule
+from rules.schema import (
+    STAGES,
+    DeadlineRule,
+    HandlingRule,
+    LegalProcessRule,
+    Match,
+    RaiseRule,
+    RoutingRule,
+    window_minutes,
+)
 
 TYPE_FIELDS = ("type_code", "category", "kind", "handling", "safety")
-SET_FIELDS = ("source", "priority", "tier", "count", "owner", "meter")
+SET_FIELDS = ("source", "priority", "tier", "count", "owner", "meter", "weekday")
 CHECK_TIME = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday: deadlines exist in any calendar
 SHANGHAI = timezone(timedelta(hours=8))
 # times of the week the tighten-only check runs at: a Monday morning, a Friday evening (the
@@ -118,7 +131,7 @@ class _Logic:
                 hs = self.handlings(code) & set(a.handling or self.handlings(code))
                 if not hs <= set(b.handling):
                     return False
-        for f in (*SET_FIELDS, "zones", "street"):
+        for f in (*SET_FIELDS, "zones", "street", "time"):
             y = getattr(b, f)
             if y is not None and not (getattr(a, f) and set(getattr(a, f)) <= set(y)):
                 return False
@@ -167,10 +180,15 @@ def _example(types: frozenset[str]) -> str:
 
 def check_ruleset(ruleset: RuleSet, taxonomy: Any, streets: list[str] | None = None,
                   zone_types: tuple[str, ...] | None = None,
-                  districts: list[str] | None = None) -> CheckResult:
+                  districts: list[str] | None = None, now: datetime | None = None,
+                  ) -> CheckResult:
     """Run every check; ``streets`` are the street codes to prove coverage in, ``districts``
-    the district codes of the geodata (default: those of the streets)."""
+    the district codes of the geodata (default: those of the streets); ``now`` (default:
+    the current time) tells which event periods lie ahead."""
     res = CheckResult()
+    _events_ahead(ruleset, now or datetime.now(UTC), res)
+    _legal_processes(ruleset, taxonomy, res)
+    _emergencies(ruleset, taxonomy, res)
     if zone_types is None:
         from geodata.schema import ZONE_TYPES
 
@@ -191,8 +209,77 @@ def check_ruleset(ruleset: RuleSet, taxonomy: Any, streets: list[str] | None = N
     return res
 
 
-def _at(rs: RuleSet, r: RoutingRule | RaiseRule | DeadlineRule | HandlingRule) -> str:
+def _at(rs: RuleSet, r: RoutingRule | RaiseRule | DeadlineRule | HandlingRule
+        | LegalProcessRule) -> str:
     return f"{rs.origin.get(r.id, '?')}: {r.id}"
+
+
+def _events_ahead(rs: RuleSet, now: datetime, res: CheckResult) -> None:
+    """A warning in words when no event period (a raise rule with ``during``) ends after
+    ``now``: the major-events table (重大活动) needs the coming events."""
+    windows = [(w, r) for r in rs.raises for w in r.during or []]
+    ahead = [(w, r) for w, r in windows if w.end > now]
+    today = now.astimezone(SHANGHAI).date()
+    if not ahead:
+        last = max((w.end for w, _ in windows), default=None)
+        since = (f"; the last one ended on {last.astimezone(SHANGHAI):%Y-%m-%d}"
+                 if last else "")
+        res.warnings.append(
+            f"events: no major event (重大活动) is configured after today ({today}){since}. "
+            "Event periods raise the priority in their district while they last; add the "
+            "coming year's events to the raise rules (see rules/default/events.yaml)")
+        return
+    nxt = min(ahead, key=lambda x: x[0].start)
+    res.notes.append(f"events: {len(ahead)} event period(s) ahead of {today}; next "
+                     f"{nxt[1].id} from {nxt[0].start.astimezone(SHANGHAI):%Y-%m-%d}")
+
+
+def _legal_processes(rs: RuleSet, tax: Any, res: CheckResult) -> None:
+    """Every legal-process type has stages; the regular stages fit the type's disposal
+    limit (in working days when the calendars are both working)."""
+    from rules.engine import legal_plan
+    from rules.timing import duration
+
+    logic = _Logic(rs, tax)
+    for r in rs.legal_processes:
+        if not logic.types(r.match):
+            res.errors.append(f"{_at(rs, r)}: matches no type (unreachable)")
+    for code, t in tax.types.items():
+        handling = rs.handling.get(code, t.handling)
+        if handling != "legal_process":
+            continue
+        f = Facts(type_code=code, category=t.category, kind=t.kind, handling=handling,
+                  safety=code in rs.safety)
+        plan = legal_plan(f, rs)
+        if plan is None:
+            res.warnings.append(f"legal process: type {code} {t.name_zh} ({t.name_en}) has no "
+                                "staged process (no legal_process rule matches it); its "
+                                "disposal is one stage")
+            continue
+        rule, specs = plan
+        total = sum((duration(x.limit) for x in specs if not x.alternative), timedelta())
+        limit = (getattr(t, "deadlines", None) or {}).get("dispose")
+        if limit and total > duration(limit):
+            res.errors.append(
+                f"{_at(rs, rule)}: the stages of type {code} {t.name_zh} ({t.name_en}) add up "
+                f"to {_days(total)}, longer than the type's disposal limit {limit}")
+
+
+def _days(span: timedelta) -> str:
+    return f"{span / timedelta(days=1):g}d"
+
+
+def _emergencies(rs: RuleSet, tax: Any, res: CheckResult) -> None:
+    if rs.emergency is None:
+        res.warnings.append("emergency: no transfer table — fire, traffic accidents, gas leaks "
+                            "and hazardous materials would be dispatched as grid cases "
+                            "instead of handed to 110/119/120")
+        return
+    for t in rs.emergency.transfers:
+        for code in t.type_code or []:
+            if code not in tax.types:
+                res.errors.append(f"{rs.origin.get('emergency', '?')}: {t.id}: unknown type "
+                                  f"code {code!r}")
 
 
 def _references(rs: RuleSet, tax: Any, zones: tuple[str, ...], streets: list[str] | None,
@@ -382,6 +469,9 @@ def _contexts(rs: RuleSet, streets: list[str], zones: tuple[str, ...]
     named = {s for r in (*rs.deadlines, *rs.raises, *rs.routing) for s in r.match.street or []}
     for s in sorted(named):
         out.append((f"street {s}", frozenset(), s, WEEK_TIMES[0]))
+    for label, at in _window_times(rs):
+        for zs in (frozenset(), *(frozenset({z}) for z in zones)):
+            out.append((label + (f" {'+'.join(sorted(zs))}" if zs else ""), zs, street, at))
     for r in rs.raises:
         if not r.during:
             continue
@@ -395,6 +485,23 @@ def _contexts(rs: RuleSet, streets: list[str], zones: tuple[str, ...]
                 out.append((f"{r.id}" + (f" {'+'.join(sorted(zs))}" if zs else ""), zs,
                             where or street, at))
     return out
+
+
+def _window_times(rs: RuleSet) -> list[tuple[str, datetime]]:
+    """('at 22:00', time) for each time window a rule names: its start on a Wednesday (or
+    on the first weekday the rule names), Shanghai time."""
+    out: dict[str, datetime] = {}
+    for r in (*rs.deadlines, *rs.raises, *rs.routing):
+        days = r.match.weekday or ["wed"]
+        for w in r.match.time or []:
+            start, _ = window_minutes(w)
+            day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun").index(days[0])
+            at = datetime(2025, 3, 3 + day, start // 60, start % 60, tzinfo=SHANGHAI)
+            out.setdefault(f"at {days[0]} {w.split('-')[0]}", at)
+        if r.match.weekday and not r.match.time:
+            day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun").index(days[0])
+            out.setdefault(f"on {days[0]}", datetime(2025, 3, 3 + day, 10, 0, tzinfo=SHANGHAI))
+    return sorted(out.items(), key=lambda x: x[1])
 
 
 def _variants(code: str, t: Any, rs: RuleSet) -> list[Facts]:
@@ -471,7 +578,7 @@ def _rule(rs: RuleSet, rule_id: str) -> DeadlineRule:
 
 
 TABLE_COLUMNS = ("type", "name", "zone", "count", "handling", "priority", "calendar", "file",
-                 "dispatch", "dispose", "verify", "rules")
+                 "dispatch", "dispose", "verify", "rules", "process")
 
 
 def effective_table(rs: RuleSet, tax: Any, streets: list[str],
@@ -481,10 +588,30 @@ def effective_table(rs: RuleSet, tax: Any, streets: list[str],
     rows: list[dict[str, str]] = []
     contexts = [c for c in _contexts(rs, streets, zones)
                 if c[3] == WEEK_TIMES[0] and len(c[1]) <= 1 and not c[0].startswith("street")]
+    timed_zones = {z for r in (*rs.deadlines, *rs.raises, *rs.routing)
+                   if r.match.time or r.match.weekday for z in r.match.zones or []}
     contexts += [c for c in _contexts(rs, streets, zones)
-                 if c[3] != WEEK_TIMES[0] and not c[1] and c[3] not in WEEK_TIMES]
+                 if c[3] not in WEEK_TIMES and (not c[1] or (
+                     c[0].startswith(("at ", "on ")) and c[1] <= timed_zones))]
+    from rules.engine import legal_plan, transfer_for
+
     for code, t in tax.types.items():
+        tr = transfer_for("", code, rs)
+        if tr is not None:  # an emergency: handed over, no grid limits
+            rows.append({"type": code, "name": t.name_en, "zone": "any", "count": "",
+                         "handling": "emergency", "priority": "urgent", "calendar": "",
+                         **dict.fromkeys(STAGES, ""), "rules": tr.rule,
+                         "process": "transfer at once -> " + ", ".join(
+                             f"{x.number} {x.name_zh} {x.name_en}" for x in tr.services)
+                         + "; then a follow-up for the aftermath if any"})
+            continue
         for v in _variants(code, t, rs):
+            legal = legal_plan(with_handling_rules(v, rs), rs)
+            process = "" if legal is None else (
+                f"{legal[0].id} ({legal[0].calendar}): " + " -> ".join(
+                    f"{x.stage} {x.name_zh} {x.limit}" for x in legal[1] if not x.alternative)
+                + "".join(f" | or {x.stage} {x.name_zh} {x.limit} instead of the last"
+                          for x in legal[1] if x.alternative))
             for label, zs, street, at in contexts:
                 f = with_handling_rules(replace(v, zones=zs, street=street,
                                                 district=street[:6] if street else None), rs)
@@ -497,6 +624,7 @@ def effective_table(rs: RuleSet, tax: Any, streets: list[str],
                     row[s] = plan.source[s].span(s) if s in plan.source else ""
                 row["rules"] = " ".join(dict.fromkeys(
                     plan.source[s].rule for s in STAGES if s in plan.source))
+                row["process"] = process
                 rows.append(row)
     return rows
 
@@ -505,9 +633,13 @@ def format_table(rows: list[dict[str, str]]) -> list[str]:
     """The table as text: per type (and count), zones with the same limits on one line."""
     groups: dict[tuple[str, ...], list[str]] = {}
     for r in rows:
-        key = (r["type"], r["count"], *(r[c] for c in TABLE_COLUMNS[4:]))
+        key = (r["type"], r["count"], *(r[c] for c in TABLE_COLUMNS[4:-1]))
         groups.setdefault(key, []).append(r["zone"])
     names = {r["type"]: r["name"] for r in rows}
+    process: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("process") and r["process"] not in process.setdefault(r["type"], []):
+            process[r["type"]].append(r["process"])
     head = ("type", "count", "handling", "priority", "cal", "file", "dispatch", "dispose",
             "verify", "zones / periods", "rules")
     widths = (4, 8, 15, 8, 7, 5, 8, 7, 6, 40)
@@ -518,6 +650,7 @@ def format_table(rows: list[dict[str, str]]) -> list[str]:
         code, count, handling, prio, cal, fi, di, dp, ve, rules = key
         if code != last:
             out.append(f"{code} {names[code]}")
+            out.extend(f"        process: {p}" for p in process.get(code, []))
             last = code
         cells = ("", count or "-", handling, prio, cal, fi, di, dp, ve, ", ".join(zones))
         out.append("  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True))

@@ -108,6 +108,16 @@ def route(report_path: str, now_text: str | None, rules_dir: str | None, geodata
     for a in d.assisting:
         click.echo(f"assisting   {a.department}: {a.unit_name or '-'} ({a.unit or 'no unit'})")
     click.echo(f"self_closed {str(d.self_closed).lower()}   alert {str(d.alert).lower()}")
+    if d.transfer is not None:
+        click.echo("transfer    " + ", ".join(f"{x.number} {x.name_zh} {x.name_en}"
+                                              for x in d.transfer.services)
+                   + f"  ({d.transfer.rule}: {'; '.join(d.transfer.because)})")
+    for s in d.suggestions:
+        click.echo(f"suggestion  {s.type_code} {s.name_zh} ({s.name_en}) {s.score:.2f}")
+    for x in d.legal_stages:
+        click.echo(f"stage       {x.stage} {x.name_zh} ({x.name_en}) {x.limit}"
+                   + (" — instead of the last" if x.alternative else "")
+                   + f": {x.closes_when}")
     for stage, due in d.deadlines.items():
         click.echo(f"due {stage:<9}{due.isoformat()}  ({d.calendar})")
     if located.classification is not None:
@@ -148,7 +158,10 @@ def check(rules_dir: str | None, geodata: str | None, fmt: str) -> None:
          "deadline": len(ruleset.deadlines)}
     to_err = fmt == "csv"  # stdout is the table alone
     click.echo(f"rule set {ruleset.path} ({ruleset.version}): {len(ruleset.files)} files, "
-               + ", ".join(f"{v} {k}" for k, v in n.items()) + " rules", err=to_err)
+               + ", ".join(f"{v} {k}" for k, v in n.items()) + " rules, "
+               f"{len(ruleset.legal_processes)} legal processes, "
+               f"{len(ruleset.emergency.transfers) if ruleset.emergency else 0} emergency "
+               "transfers", err=to_err)
     if fmt == "csv":
         w = csv.DictWriter(sys.stdout, fieldnames=list(TABLE_COLUMNS), lineterminator="\n")
         w.writeheader()

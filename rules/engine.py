@@ -4,7 +4,13 @@ Order of evaluation:
 
 1. **Facts** — type code (argument, else the report's), its category, kind and handling class
    (the taxonomy's, overridden by the rule set's ``handling`` table), the placement's zone
-   types, street and district, the report's component id and source.
+   types, street and district, the report's component id and source, the time of day and
+   weekday in Shanghai time.
+   **Emergencies** (the rule set's ``emergency`` table: fire, traffic accidents, gas leaks,
+   hazardous materials, by type or by cues in the description) are transferred to
+   110/119/120 at once: handling ``emergency``, no department, no deadlines.
+   **Guessed types** below the rule set's ``confirm`` threshold (key supervision: always)
+   go to triage with the classifier's suggestions.
 2. **Self-closing** — a self-disposable type reported with ``self_disposed`` and enough
    evidence photos closes at once: tier ``self``, no department, no deadlines.
 3. **Routing** — every field (department, tier, priority, alert, closing standard) is set by
@@ -17,17 +23,28 @@ Order of evaluation:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
 from grid.deadlines import stage_calendar
-from grid.models import Assignment, Decision, Placement, Report
+from grid.models import (
+    Assignment,
+    Decision,
+    LegalStageSpec,
+    Placement,
+    Report,
+    ServiceRef,
+    Suggestion,
+    Transfer,
+)
 from rules.ruleset import RuleSet
-from rules.schema import OWNER_REF, PRIORITIES, STAGES, TYPE_REF, Match
+from rules.schema import OWNER_REF, PRIORITIES, STAGES, TYPE_REF, WEEKDAYS, Match, in_window
 from rules.timing import due_at, duration, scaled
 
+SHANGHAI = timezone(timedelta(hours=8))
 ROUTE_FIELDS = ("department", "tier", "priority", "alert", "closing_standard", "assisting")
 ROUTE_DEFAULTS: dict[str, Any] = {"department": None, "tier": "street", "priority": "normal",
                                   "alert": False, "closing_standard": TYPE_REF,
@@ -61,12 +78,30 @@ class Facts:
     handling_rule: str | None = None  # the handling rule that set ``handling``, if any
     owner: str | None = None  # owner department named by the component's object code
     meter: str | None = None  # "before" / "after" the utility meter
+    at: datetime | None = None  # the decision time (time of day and weekday conditions)
+
+
+def local_time(at: datetime | None) -> tuple[int, str] | None:
+    """(minute of the day, weekday 'mon'..'sun') of ``at`` in Shanghai time."""
+    if at is None:
+        return None
+    t = at.astimezone(SHANGHAI)
+    return t.hour * 60 + t.minute, WEEKDAYS[t.weekday()]
 
 
 def matches(m: Match, f: Facts) -> bool:
-    """Whether all conditions of ``m`` hold for ``f``."""
+    """Whether all conditions of ``m`` hold for ``f`` (time of day and weekday conditions
+    never hold without a decision time)."""
     for name, allowed in m.compiled:
-        if name == "zones":
+        if name in ("time", "weekday"):
+            local = local_time(f.at)
+            if local is None:
+                return False
+            if name == "weekday" and local[1] not in allowed:
+                return False
+            if name == "time" and not any(in_window(local[0], w) for w in allowed):
+                return False
+        elif name == "zones":
             if f.zones.isdisjoint(allowed):
                 return False
         elif name == "component_prefix":
@@ -109,16 +144,28 @@ def with_handling_rules(f: Facts, ruleset: RuleSet) -> Facts:
     return f if rule is None else replace(f, handling=rule.handling, handling_rule=rule.id)
 
 
+@dataclass(frozen=True)
+class Guess:
+    """The classifier's guess for a report without a type: its best score and the ranked
+    candidates (type code, score, matched keywords)."""
+
+    score: float
+    candidates: tuple[tuple[str, float, tuple[str, ...]], ...] = ()
+
+
 def decide(report: Report, placement: Placement, now: datetime, ruleset: RuleSet, *,
            taxonomy: Any = None, type_code: str | None = None, registry: Any = None,
-           ) -> Decision:
+           guess: Guess | None = None, follow_up: bool = False) -> Decision:
     """Route one located report. ``type_code`` overrides the report's (e.g. a classifier's);
     no type at all, or one the taxonomy does not know, gives a triage decision.
     ``registry`` (:class:`geodata.registry.Registry`) names the unit of the lead and of
-    each assisting department at the placement."""
+    each assisting department at the placement. ``guess``: the type was guessed by the
+    classifier (then a guess below the rule set's ``confirm`` threshold goes to triage with
+    suggestions). ``follow_up``: the grid's follow-up of a transferred emergency (never
+    transferred again)."""
     taxonomy = taxonomy if taxonomy is not None else _default_taxonomy()
     code = type_code or report.type_code
-    facts = facts_for(report, placement, code, ruleset, taxonomy)
+    facts = replace(facts_for(report, placement, code, ruleset, taxonomy), at=now)
     inputs = {
         "type_code": code, "category": facts.category, "kind": facts.kind,
         "handling": facts.handling, "district": placement.district, "street": placement.street,
@@ -129,9 +176,25 @@ def decide(report: Report, placement: Placement, now: datetime, ruleset: RuleSet
         "source": report.source, "self_disposed": report.self_disposed,
         "evidence_photos": len(report.evidence_photos), "now": now.isoformat(),
     }
+    transfer = None if follow_up else transfer_for(report.description, code, ruleset)
+    if transfer is not None:
+        return _transferred(now, ruleset, transfer, code, facts, taxonomy, inputs)
     if code is None or code not in taxonomy.types:
         why = "no type code" if code is None else f"unknown type code {code!r}"
         return _triage(now, ruleset, why, code, inputs)
+    if guess is not None:
+        need = ruleset.confirm.threshold(facts.category, facts.handling)
+        if need is None or guess.score < need:
+            t = taxonomy.types[code]
+            why = (f"type {code} {t.name_zh} ({t.name_en}) guessed from the description with "
+                   f"confidence {guess.score:.2f}; "
+                   + (f"{facts.handling} types are always checked by a person"
+                      if need is None else f"below {need:.2f} for category {facts.category} "
+                      f"/ {facts.handling}")
+                   + f" ({ruleset.confirm.id})")
+            return _triage(now, ruleset, why, None, {**inputs, "guessed": code},
+                           suggestions=_suggestions(guess, taxonomy, ruleset.confirm.top),
+                           rule=ruleset.confirm.id)
     sc = ruleset.self_closing
     if (report.self_disposed and facts.handling in sc.handling and report.source in sc.sources
             and len(report.evidence_photos) >= sc.min_evidence_photos):
@@ -158,6 +221,17 @@ def decide(report: Report, placement: Placement, now: datetime, ruleset: RuleSet
         explanation.append(f"not self-closed: {len(report.evidence_photos)} evidence photo(s), "
                            f"source {report.source} (needs >= {sc.min_evidence_photos} from "
                            f"{'/'.join(sc.sources)}); routed normally")
+    legal = legal_plan(facts, ruleset)
+    if legal is not None:
+        rule, specs = legal
+        d["rules"].append(rule.id)
+        explanation.append(
+            f"legal process <- {rule.id} ({rule.calendar} calendar): "
+            + " -> ".join(f"{x.stage} {x.name_zh} {x.limit}" for x in specs if not x.alternative)
+            + "".join(f"; or {x.stage} {x.name_zh} {x.limit} instead of the last"
+                      for x in specs if x.alternative))
+    if follow_up:
+        explanation.insert(0, "follow-up of a transferred emergency (the grid's part)")
     return Decision(
         type_code=code, department=d["department"], tier=d["tier"], priority=d["priority"],
         unit=lead.unit if lead else None, unit_name=lead.unit_name if lead else None,
@@ -166,7 +240,93 @@ def decide(report: Report, placement: Placement, now: datetime, ruleset: RuleSet
         deadlines=d["deadlines"], rules=d["rules"], winner=d["winner"],
         ruleset_version=ruleset.version, closing_standard=d["closing_standard"],
         explanation=explanation, inputs=inputs,
+        legal_stages=legal[1] if legal else [], legal_rule=legal[0].id if legal else None,
+        legal_calendar=legal[0].calendar if legal else "working",
     )
+
+
+def legal_plan(facts: Facts, ruleset: RuleSet) -> tuple[Any, list[LegalStageSpec]] | None:
+    """The strongest legal-process rule matching a legal-process case, and its stages."""
+    if facts.handling != "legal_process":
+        return None
+    rule = next((r for r in ruleset.legal_processes if matches(r.match, facts)), None)
+    if rule is None:
+        return None
+    specs = [LegalStageSpec(stage=s.id, name_zh=s.name_zh, name_en=s.name_en, limit=s.limit,
+                            closes_when=s.closes_when) for s in rule.stages]
+    if rule.court is not None:
+        c = rule.court
+        specs.append(LegalStageSpec(stage=c.id, name_zh=c.name_zh, name_en=c.name_en,
+                                    limit=c.limit, closes_when=c.closes_when, alternative=True))
+    return rule, specs
+
+
+def _cue_hit(patterns: list[str] | None, text: str) -> str | None:
+    for p in patterns or []:
+        m = re.search(p, text)
+        if m:
+            return m.group(0)
+    return None
+
+
+def transfer_for(description: str, type_code: str | None,
+                 ruleset: RuleSet) -> Transfer | None:
+    """The emergency transfer for a report of ``type_code`` with ``description`` (the first
+    matching transfer rule, with the services its ``add`` cues bring), or ``None``."""
+    em = ruleset.emergency
+    if em is None:
+        return None
+    from grid.classifier import normalize
+
+    text = normalize(description or "")
+    for t in em.transfers:
+        because: list[str] = []
+        if type_code and t.type_code and type_code in t.type_code:
+            because.append(f"type {type_code}")
+        hit = _cue_hit(t.cues, text)
+        if hit:
+            because.append(f"description says {hit!r}")
+        if not because:
+            continue
+        ids = list(t.services)
+        for extra in t.add:
+            more = _cue_hit(extra.cues, text)
+            if more:
+                ids += [x for x in extra.services if x not in ids]
+                because.append(f"description says {more!r}: also {', '.join(extra.services)}")
+        refs = [ServiceRef(service=i, number=em.services[i].number,
+                           name_zh=em.services[i].name_zh, name_en=em.services[i].name_en)
+                for i in ids]
+        return Transfer(rule=t.id, services=refs, because=because)
+    return None
+
+
+def _transferred(now: datetime, ruleset: RuleSet, tr: Transfer, code: str | None,
+                 facts: Facts, taxonomy: Any, inputs: dict[str, Any]) -> Decision:
+    known = code if code in taxonomy.types else None
+    to = ", ".join(f"{s.number} {s.name_zh} {s.name_en}" for s in tr.services)
+    return Decision(
+        type_code=known, department=None, tier="district", priority="urgent",
+        handling="emergency", alert=True, calendar="24h", deadlines={},
+        rules=[tr.rule], winner=tr.rule, ruleset_version=ruleset.version, transfer=tr,
+        closing_standard="已移交应急联动（110/119/120）处置；网格跟进善后 (handed to the emergency "
+                         "services; the grid follows up the aftermath)",
+        explanation=[*([_type_line(known, facts, taxonomy)] if known else []),
+                     f"emergency, not a grid case: transferred at once to {to} by {tr.rule} "
+                     f"({'; '.join(tr.because)}); no work order — the command center may "
+                     "open a follow-up for the aftermath"],
+        inputs=inputs,
+    )
+
+
+def _suggestions(guess: Guess, taxonomy: Any, top: int) -> list[Suggestion]:
+    out = []
+    for code, score, matched in guess.candidates[:top]:
+        t = taxonomy.types.get(code)
+        out.append(Suggestion(type_code=code, name_zh=getattr(t, "name_zh", ""),
+                              name_en=getattr(t, "name_en", ""), score=round(score, 3),
+                              matched=list(matched)))
+    return out
 
 
 def assign(department: str | None, placement: Placement, report: Report | None,
@@ -187,6 +347,8 @@ def assign(department: str | None, placement: Placement, report: Report | None,
 def route(facts: Facts, now: datetime, ruleset: RuleSet, taxonomy: Any) -> dict[str, Any]:
     """Routing, raise and deadline tables for resolved facts (also used by the checker)."""
     t = taxonomy.types[facts.type_code]
+    if facts.at is None:
+        facts = replace(facts, at=now)
     matched: list[str] = [facts.handling_rule] if facts.handling_rule else []
     chosen: dict[str, tuple[Any, str]] = {}
     for r in ruleset.routing:
@@ -400,14 +562,18 @@ def _type_line(code: str, f: Facts, taxonomy: Any) -> str:
 
 
 def _triage(now: datetime, ruleset: RuleSet, why: str, code: str | None,
-            inputs: dict[str, Any]) -> Decision:
+            inputs: dict[str, Any], suggestions: list[Suggestion] | None = None,
+            rule: str | None = None) -> Decision:
     tr = ruleset.triage
+    lines = [f"{why}: manual triage by {tr.department} (rule {tr.id}), file within {tr.file}"]
+    if suggestions:
+        lines.append("suggestions: " + "; ".join(
+            f"{s.type_code} {s.name_zh} ({s.name_en}) {s.score:.2f}" for s in suggestions))
     return Decision(
         type_code=None, department=tr.department, tier=tr.tier, priority=tr.priority,
         handling="triage", calendar=tr.calendar,
-        deadlines={"file": due_at(now, tr.file, tr.calendar)}, rules=[tr.id], winner=tr.id,
-        ruleset_version=ruleset.version,
-        explanation=[f"{why}: manual triage by {tr.department} (rule {tr.id}), "
-                     f"file within {tr.file}"],
-        inputs={**inputs, "type_code": code},
+        deadlines={"file": due_at(now, tr.file, tr.calendar)},
+        rules=[tr.id, *([rule] if rule else [])], winner=tr.id,
+        ruleset_version=ruleset.version, explanation=lines,
+        inputs={**inputs, "type_code": code}, suggestions=suggestions or [],
     )

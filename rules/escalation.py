@@ -15,6 +15,11 @@ the same call no longer returns it.
 * A case returned ``arbitration_after_returns`` times or more goes to command-center
   arbitration (once).
 
+A staged legal process (依法查处) is supervised stage by stage: while the department works
+on it, the stage watched is the open legal stage (立案调查, 告知, ...), its limit running from
+the stage's opening to its due time in the process calendar; orders are keyed
+``"notice@district"`` and so on.
+
 Stage limits run from the case's creation (the receipt of the report), as in :func:`decide`,
 and in the stage's calendar: only the disposal follows a working calendar (the command center
 and the supervisors work around the clock, :func:`grid.deadlines.stage_calendar`).
@@ -71,8 +76,13 @@ def check_deadlines(case: Case, now: datetime, ruleset: RuleSet) -> list[Escalat
     steps: list[EscalationStep] = []
     stage = CURRENT_STAGE.get(case.state)
     due = case.deadlines.get(stage) if stage else None
+    start, cal = case.created_at, stage_calendar(stage or "", calendar)
+    legal = case.legal_stage
+    if stage == "dispose" and legal is not None and case.decision is not None:
+        stage, due, start, cal = legal.stage, legal.due, legal.opened_at, \
+            case.decision.legal_calendar
     if stage is not None and due is not None:
-        used = share(case.created_at, due, now, stage_calendar(stage, calendar))
+        used = share(start, due, now, cal)
         step = _deadline_step(case, stage, due, used, ruleset)
         if step is not None:
             steps.append(step)

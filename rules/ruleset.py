@@ -11,10 +11,13 @@ import yaml
 from pydantic import ValidationError
 
 from rules.schema import (
+    Confirm,
     DeadlineRule,
     Duplicates,
+    Emergency,
     Escalation,
     HandlingRule,
+    LegalProcessRule,
     RaiseRule,
     RoutingRule,
     RuleFile,
@@ -23,7 +26,7 @@ from rules.schema import (
 )
 
 DEFAULT_DIR = Path(__file__).with_name("default")
-SINGLE = ("self_closing", "triage", "escalation", "duplicates")
+SINGLE = ("self_closing", "triage", "escalation", "duplicates", "emergency", "confirm")
 
 
 class RuleSetError(ValueError):
@@ -52,10 +55,13 @@ class RuleSet:
     origin: dict[str, str] = field(default_factory=dict)  # rule id -> file name
     handling_rules: tuple[HandlingRule, ...] = ()
     safety: frozenset[str] = frozenset()  # type codes whose limits protect life and property
+    emergency: Emergency | None = None  # transfers to 110/119/120 (none: nothing is)
+    legal_processes: tuple[LegalProcessRule, ...] = ()  # staged legal process per type
+    confirm: Confirm = field(default_factory=Confirm)  # a person checks guessed types
 
     def rule_ids(self) -> list[str]:
         return [r.id for r in (*self.handling_rules, *self.routing, *self.raises,
-                               *self.deadlines)]
+                               *self.deadlines, *self.legal_processes)]
 
 
 def _version(files: list[Path], root: Path) -> str:
@@ -116,6 +122,7 @@ def load_ruleset(path: str | Path | None = None) -> RuleSet:
     raises: list[RaiseRule] = []
     deadlines: list[DeadlineRule] = []
     handling_rules: list[HandlingRule] = []
+    legal: list[LegalProcessRule] = []
     safety: set[str] = set()
     for name, rf in parsed:
         safety.update(rf.safety or [])
@@ -133,7 +140,8 @@ def load_ruleset(path: str | Path | None = None) -> RuleSet:
                                 f"{handling[code]!r} given earlier")
             handling[code] = cls
         for table, rules in ((routing, rf.routing), (raises, rf.raise_),
-                             (deadlines, rf.deadlines), (handling_rules, rf.handling_rules)):
+                             (deadlines, rf.deadlines), (handling_rules, rf.handling_rules),
+                             (legal, rf.legal_process)):
             for r in rules:
                 if r.id in origin:
                     problems.append(f"{name}: rule id {r.id!r} is already used in "
@@ -157,6 +165,9 @@ def load_ruleset(path: str | Path | None = None) -> RuleSet:
         origin=origin,
         handling_rules=tuple(sorted(handling_rules, key=lambda r: r.sort_key)),
         safety=frozenset(safety),
+        emergency=singles.get("emergency"),
+        legal_processes=tuple(sorted(legal, key=lambda r: r.sort_key)),
+        confirm=singles.get("confirm") or Confirm(),
     )
 
 

@@ -34,8 +34,11 @@ DURATION = re.compile(r"^\+?\d+(m|h|d)$")
 # Conditions about *where, when and how urgently* (zone, area, period, raised priority, tier):
 # a deadline rule using any of them is a modifier, which may only tighten the type's limits
 # unless it says why it relaxes them (``relaxes:``). Rules using none define the limits.
-MODIFIER_FIELDS = ("zones", "street", "district", "priority", "tier")
+MODIFIER_FIELDS = ("zones", "street", "district", "priority", "tier", "time", "weekday")
 COUNTS = ("single", "gathered")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TIME_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+STAGE_ID = r"^[a-z][a-z_]{1,23}$"
 
 
 def _listify(v: Any) -> Any:
@@ -62,6 +65,31 @@ def _code_keys(v: Any) -> Any:
         for k in v:
             _code_list(k)
     return v
+
+
+def _windows(v: Any) -> Any:
+    v = _listify(v)
+    for w in v or []:
+        m = TIME_WINDOW.match(str(w).strip()) if isinstance(w, str) else None
+        if m is None or (m.group(3) == "24" and m.group(4) != "00"):
+            raise ValueError(f"{w!r} is not a time window like '22:00-06:00' (Shanghai time, "
+                             "HH:MM-HH:MM; it may wrap past midnight, end 24:00 allowed)")
+        if m.group(1, 2) == m.group(3, 4):
+            raise ValueError(f"{w!r}: start and end are the same time")
+    return None if v is None else [w.strip() for w in v]
+
+
+def window_minutes(w: str) -> tuple[int, int]:
+    """'22:00-06:00' -> (1320, 360): start and end minute of the day (end may be <= start:
+    the window wraps past midnight)."""
+    a, b = w.split("-")
+    return int(a[:2]) * 60 + int(a[3:]), int(b[:2]) * 60 + int(b[3:])
+
+
+def in_window(minute: int, w: str) -> bool:
+    """Whether ``minute`` of the day lies in window ``w`` ([start, end), wrapping)."""
+    a, b = window_minutes(w)
+    return a <= minute < b if a < b else (minute >= a or minute < b)
 
 
 Strs = Annotated[list[str] | None, BeforeValidator(_str_list)]
@@ -118,6 +146,12 @@ class Match(Strict):
     owner: Strs = None
     # which side of the utility meter (seed 004: 表前 the utility's, 表后 the owner's)
     meter: Annotated[list[Literal["before", "after"]] | None, BeforeValidator(_listify)] = None
+    # time of day in Shanghai time: any of the windows "HH:MM-HH:MM" (may wrap past
+    # midnight, e.g. night duty "22:00-06:00"), at the decision time
+    time: Annotated[list[str] | None, BeforeValidator(_windows)] = None
+    # day of the week in Shanghai time (mon ... sun) at the decision time
+    weekday: Annotated[list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None,
+                       BeforeValidator(_listify)] = None
 
     @model_validator(mode="after")
     def _no_empty_lists(self) -> Match:
@@ -138,7 +172,8 @@ class Match(Strict):
 
     @property
     def is_modifier(self) -> bool:
-        """Whether the conditions name a zone, area, period, priority or tier."""
+        """Whether the conditions name a zone, area, period (time of day, weekday),
+        priority or tier."""
         return any(getattr(self, f) is not None for f in MODIFIER_FIELDS)
 
     @property
@@ -330,6 +365,146 @@ class Duplicates(DuplicateLimits):
     _codes = field_validator("by_type", mode="before")(_code_keys)
 
 
+# --- emergencies handed to 110/119/120 (联勤联动) -----------------------------------------
+
+def _regexes(v: Any) -> Any:
+    v = _listify(v)
+    for p in v or []:
+        try:
+            re.compile(p)
+        except (re.error, TypeError) as e:
+            raise ValueError(f"{p!r} is not a regular expression: {e}") from None
+    return v
+
+
+Regexes = Annotated[list[str] | None, BeforeValidator(_regexes)]
+
+
+class Service(Strict):
+    """An emergency service a report is handed to (110 police, 119 fire, 120 ambulance)."""
+
+    number: Annotated[str, StringConstraints(pattern=r"^\d{3,5}$")]
+    name_zh: str
+    name_en: str
+
+
+class ExtraServices(Strict):
+    """Services added when a cue is in the description (e.g. someone injured: 120)."""
+
+    services: Annotated[list[str], BeforeValidator(_listify), Field(min_length=1)]
+    cues: Annotated[list[str], BeforeValidator(_regexes), Field(min_length=1)]
+
+
+class TransferRule(Strict):
+    """Reports of ``type_code`` (any), or whose description has one of ``cues`` (regular
+    expressions, searched after NFKC and lower-casing), are emergencies: transferred at once
+    to ``services``; ``add`` names more services for more cues."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.\-]*$", max_length=80)]
+    description: str = ""
+    type_code: Codes = None
+    cues: Regexes = None
+    services: Annotated[list[str], BeforeValidator(_listify), Field(min_length=1)]
+    add: list[ExtraServices] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _matches_something(self) -> TransferRule:
+        if not self.type_code and not self.cues:
+            raise ValueError("give type_code or cues (or both)")
+        return self
+
+
+class Emergency(Strict):
+    """Emergencies are not grid cases (seed 003: the grid covers the non-emergency scope;
+    联勤联动 with 110/119/120): a matching report is transferred, not dispatched."""
+
+    id: str = "emergency"
+    services: dict[str, Service]
+    transfers: list[TransferRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _known_services(self) -> Emergency:
+        for t in self.transfers:
+            for sid in [*t.services, *(x for a in t.add for x in a.services)]:
+                if sid not in self.services:
+                    raise ValueError(f"transfers ({t.id}): unknown service {sid!r} "
+                                     f"(services: {', '.join(self.services)})")
+        ids = [t.id for t in self.transfers]
+        if len(set(ids)) != len(ids):
+            raise ValueError("transfers: ids must be unique")
+        return self
+
+
+# --- staged legal process (依法查处) --------------------------------------------------------
+
+class LegalStage(Strict):
+    """One stage of a legal process with its limit (from the previous stage's closing, in the
+    process calendar) and the condition that closes it."""
+
+    id: Annotated[str, Field(pattern=STAGE_ID)]
+    name_zh: str
+    name_en: str
+    limit: Span
+    closes_when: Annotated[str, StringConstraints(strip_whitespace=True, min_length=4)]
+
+
+class LegalProcessRule(Rule):
+    """The stages of the legal process for matching legal-process types: ``stages`` in order
+    (立案调查 → 告知 → 决定 → 执行); ``court`` (移送法院) may replace the last stage."""
+
+    calendar: Literal["24h", "working"] = "working"
+    stages: Annotated[list[LegalStage], Field(min_length=2)]
+    court: LegalStage | None = None
+
+    @model_validator(mode="after")
+    def _distinct(self) -> LegalProcessRule:
+        ids = [s.id for s in self.stages] + ([self.court.id] if self.court else [])
+        if len(set(ids)) != len(ids):
+            raise ValueError("stages: stage ids must be distinct (court included)")
+        if set(ids) & set(STAGES):
+            raise ValueError(f"stages: {sorted(set(ids) & set(STAGES))} is a case stage; "
+                             "give the legal stages their own ids")
+        if self.match.is_modifier:
+            raise ValueError("match: a legal process depends on the type, not on zones, "
+                             "periods, priority or tier")
+        return self
+
+
+# --- a human check on guessed types --------------------------------------------------------
+
+class Confirm(Strict):
+    """A type guessed by the classifier below the confidence set here (per category, per
+    handling class, else ``default``) waits in triage with the ``top`` suggestions; types of
+    the ``always`` handling classes always do."""
+
+    id: str = "confirm.guessed-type"
+    default: float = Field(0.5, ge=0, le=1)
+    categories: dict[str, float] = Field(default_factory=dict)
+    handling: dict[Handling, float] = Field(default_factory=dict)
+    always: Annotated[list[Handling], BeforeValidator(_listify)] = ["key_supervision"]
+    top: int = Field(3, ge=1, le=10)
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _category_keys(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for k, x in v.items():
+                if not isinstance(k, str):
+                    raise ValueError(f"category {k!r} must be a quoted string like '09'")
+                if not isinstance(x, int | float) or not 0 <= x <= 1:
+                    raise ValueError(f"{k}: {x!r} is not a confidence between 0 and 1")
+        return v
+
+    def threshold(self, category: str | None, handling: str | None) -> float | None:
+        """The confidence a guess needs (``None``: always checked by a person): the
+        handling class's, else the category's, else the default; the highest applies."""
+        if handling in self.always:
+            return None
+        given = [self.default, self.categories.get(category or ""),
+                 self.handling.get(handling)]  # type: ignore[arg-type]
+        return max(x for x in given if x is not None)
+
+
 class RuleFile(Strict):
     """One YAML file of a rule set."""
 
@@ -343,5 +518,8 @@ class RuleFile(Strict):
     triage: Triage | None = None
     escalation: Escalation | None = None
     duplicates: Duplicates | None = None
+    emergency: Emergency | None = None
+    legal_process: list[LegalProcessRule] = Field(default_factory=list)
+    confirm: Confirm | None = None
 
     _codes = field_validator("handling", mode="before")(_code_keys)

@@ -63,9 +63,10 @@ def test_joint_case_is_disposed_only_when_lead_and_every_assisting_part_are_done
     street = case.placement.street
     fx = _do(engine, case, Action.DISPOSE, f"{street}.housing", "department",
              evidence_photos=["a.jpg"])
-    assert [e.type for e in fx.events] == ["lead_disposed"]
+    # 群租 is a staged legal process: disposing early (remedied) closes the open stage
+    assert [e.type for e in fx.events] == ["legal_stage_closed", "lead_disposed"]
     assert fx.case.state is S.DISPATCHED and fx.case.lead_disposed
-    assert fx.events[0].data["waiting_for"] == ["public_security", "urban_enforcement"]
+    assert fx.events[1].data["waiting_for"] == ["public_security", "urban_enforcement"]
     # the housing office may not report the police's part
     no = _do(engine, fx.case, Action.REPORT_PART, "housing", "department", reason="x")
     assert no.events[0].type == "command_rejected"
@@ -96,7 +97,8 @@ def test_lead_closes_an_assisting_part_out_with_a_reason(engine):
     assert [e.type for e in fx.events] == ["part_closed_out"]
     assert fx.case.state is S.DISPATCHED  # the lead has not disposed yet
     fx = _do(engine, fx.case, Action.DISPOSE, "housing", "department", evidence_photos=["a"])
-    assert [e.type for e in fx.events] == ["disposed"] and fx.case.state is S.DISPOSED
+    assert [e.type for e in fx.events] == ["legal_stage_closed", "disposed"]
+    assert fx.case.state is S.DISPOSED
     assert [p.status for p in fx.case.assisting] == ["done", "closed_out"]
 
 

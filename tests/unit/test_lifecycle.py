@@ -205,6 +205,7 @@ def test_classify_after_triage_dispatches():
 
 ROLE_FOR = {
     Action.FILE: ("command_center", "cc"), Action.CLASSIFY: ("command_center", "cc"),
+    Action.FOLLOW_UP: ("command_center", "cc"), Action.ADVANCE_STAGE: ("department", "water"),
     Action.REJECT: ("command_center", "cc"), Action.DISPATCH: ("command_center", "cc"),
     Action.GRANT_EXTENSION: ("command_center", "cc"),
     Action.DENY_EXTENSION: ("command_center", "cc"), Action.SUPERVISE: ("system", "engine"),

@@ -102,7 +102,9 @@ def test_closed_cases_never_escalate(rs):
 def test_working_calendar_weekend_does_not_count(rs):
     case = open_case(rs, "illegal_construction.json")
     assert case.decision.calendar == "working"
-    due = case.deadlines["dispose"]
+    # a staged legal process: the open stage (立案调查, 5 working days) is the one watched
+    assert case.legal_stage.stage == "investigation"
+    due = case.legal_stage.due
     friday_evening = due - timedelta(days=(due.weekday() - 4) % 7 or 7)  # last one before
     friday_evening = friday_evening.replace(hour=18, minute=0)
     sunday = friday_evening + timedelta(days=2)
