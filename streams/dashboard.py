@@ -471,13 +471,14 @@ class Dashboard:
         district, street = scope.district, scope.street
         proj = self.projection
         where = "" if scope.level == "city" else " · " + self.scope_row(scope)["label"]
+        at = {"street": street} if street else {}  # (the in-memory Projection has no street)
         if q.get("q") is not None:
-            cases = proj.search(q["q"], district, limit=LIST_MAX + 1, street=street)
+            cases = proj.search(q["q"], district, limit=LIST_MAX + 1, **at)
             title = f"搜索 Search: {q['q'].strip()}"
         elif q.get("counter"):
             day = now.astimezone(TZ).date()
             try:
-                cases = proj.day_cases(day, q["counter"], now, district, street)
+                cases = proj.day_cases(day, q["counter"], now, district, **at)
             except ValueError as err:
                 return {"error": str(err)}, 422
             title = f"今日 Today: {COUNTER_WORDS.get(q['counter'], q['counter'])}{where}"
@@ -486,7 +487,7 @@ class Dashboard:
             if state not in ("open", "all"):
                 return {"error": f"state {state!r}: open or all"}, 422
             overdue = True if q.get("overdue") in ("1", "true") else None
-            cases, _ = proj.list(district=district, street=street,
+            cases, _ = proj.list(district=district, street=q.get("street") or street,
                                  department=q.get("department"),
                                  state="open" if state == "open" else None,
                                  overdue=overdue, now=now, limit=LIST_MAX + 1)

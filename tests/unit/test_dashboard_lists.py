@@ -49,7 +49,7 @@ def test_department_counter_and_search_lists(dash):
     assert body["title"].startswith("部门 Department: 环卫作业 ")
     assert all(r["department"] == "sanitation" for r in body["items"])
     body, _ = dash.case_list_data({"counter": "overdue"}, "310110", NOW)
-    assert body["title"] == "今日 Today: 超期 overdue now" and body["total"] == 3
+    assert body["title"] == "今日 Today: 超期 overdue now · 杨浦区 (310110)" and body["total"] == 3
     body, _ = dash.case_list_data({"q": "fixture B"}, "310110", NOW)
     assert [r["description"] for r in body["items"]] == [
         "fixture B4", "fixture B2", "fixture B1", "fixture B3"]
