@@ -142,7 +142,7 @@ def store(as_json: bool, cases: int, throughput_cases: int, queries: int,
               help="a running worker (grid up --geodata <city> --demo)")
 @click.option("--token", default="demo-city", show_default=True, help="a city-wide sign-in")
 @click.option("--district", default="310115", show_default=True)
-@click.option("--street", default=None, help="default: the district's street with most cells")
+@click.option("--street", default=None, help="default: the street with the most cells")
 @click.option("--runs", default=3, show_default=True)
 @click.option("--geodata", envvar="GRID_GEODATA",
               help="the worker's layer directory: the baseline (cells made from the layers)")

@@ -2,7 +2,8 @@
 Debian's headless Chromium (Playwright), with the whole-city layers loaded (issue 22).
 
 For each level — the city, a district (default: Pudong 310115, the largest: 36 streets,
-~121,000 cells), a street (default: the one with the most cells) — a new browser context
+~121,000 cells), a street (default: the layer set's street with the most cells, 24,995 in
+the generated city layers) — a new browser context
 (cold cache) signs in, opens the level's URL and reads from the page: the time from
 navigation start until the map was first drawn (``window.gridMapDrawn``), until the first
 summary arrived, the bytes of the map files over the wire, and the longest main-thread task
