@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, Protocol
 
 from grid.projection import CaseSummary
 
 SUMMARY_FIELDS = tuple(f.name for f in fields(CaseSummary))
+_summary_values = attrgetter(*SUMMARY_FIELDS)
 
 
 class Names(Protocol):
@@ -24,7 +26,7 @@ def no_names(kind: str, code: str | None) -> str | None:
 
 def to_row(c: CaseSummary, names: Names = no_names, **extra: Any) -> dict[str, Any]:
     """The ``cases`` row of a summary (``extra``: report, decision, waiting)."""
-    row = {k: getattr(c, k) for k in SUMMARY_FIELDS}
+    row = dict(zip(SUMMARY_FIELDS, _summary_values(c), strict=True))
     row["deadlines"] = {k: v.isoformat() for k, v in c.deadlines.items()}
     row["reporters"] = list(c.reporters)
     row.update(is_open=c.is_open, stage=c.stage, due_at=c.due(),

@@ -51,6 +51,11 @@ class UTCDateTime(TypeDecorator):
 
 metadata = MetaData()
 
+DISPATCH_TYPES = ("dispatched", "redispatched")  # a lead work order issued
+# the predicate of the partial index ix_case_events_dispatch, written the same way in the
+# queries that use it (SQLite matches a partial index's predicate only as written, literals)
+DISPATCH_WHERE = "type IN ('dispatched', 'redispatched')"
+
 cases = Table(
     "cases", metadata,
     Column("case_id", String(64), primary_key=True),
@@ -142,8 +147,18 @@ case_events = Table(
     Column("at", UTCDateTime, nullable=False),
     Column("reason", Text),
     Column("body", JSON, nullable=False, doc="the whole grid.case-event/1 message"),
+    # migration 0004: the facts of the evaluation by unit and role (issue 18) as columns,
+    # so that a quarter's figures are SQL, not a fold of a million bodies
+    Column("district", String(16), doc="the event's district"),
+    Column("department", String(64),
+           doc="work-order events: the lead (dispatched/redispatched) or the part's department"),
+    Column("unit", String(64), doc="work-order events: that department's unit"),
+    Column("unit_name", Text, doc="dispatched/redispatched: the lead unit's name"),
+    Column("parts", Integer, doc="dispatched/redispatched: assisting work orders opened"),
     Index("ix_case_events_case", "case_id", "seq"),
     Index("ix_case_events_type_at", "type", "at"),
+    Index("ix_case_events_dispatch", "district", "at", "department", "unit", "unit_name",
+          "parts", postgresql_where=text(DISPATCH_WHERE), sqlite_where=text(DISPATCH_WHERE)),
 )
 
 report_cases = Table(

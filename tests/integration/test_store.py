@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -233,9 +234,10 @@ def test_grid_report_reads_the_store_and_says_where_a_missing_one_should_be(stor
     assert "grid up" in missing.output
 
 
-def test_units_assisting_work_orders_and_the_callback_are_stored(store_url):
-    """Issue 18's facts in the store: the lead's unit, every work order with its unit and
-    role, a unit listing the cases it holds a part of, satisfaction and reopening."""
+def issue18_events() -> tuple[list[dict], list[dict], Any, Any, str]:
+    """(events, work orders, joint case, hotline case, street) from the engine: a joint case
+    (群租: a lead and two assisting departments) and a hotline case closed, called back
+    not satisfied and reopened (2026-11-23/24)."""
     import uuid as _uuid
 
     from grid.models import Action, Command, Report
@@ -274,6 +276,13 @@ def test_units_assisting_work_orders_and_the_callback_are_stored(store_url):
               for e in (*joint.case.history, *reopened.case.history)]
     orders = [w.model_dump(mode="json", by_alias=True)
               for w in (*joint.work_orders, *hot.work_orders)]
+    return events, orders, joint, hot, street
+
+
+def test_units_assisting_work_orders_and_the_callback_are_stored(store_url):
+    """Issue 18's facts in the store: the lead's unit, every work order with its unit and
+    role, a unit listing the cases it holds a part of, satisfaction and reopening."""
+    events, orders, joint, hot, street = issue18_events()
     w = StoreWriter(connect(store_url))
     w.load_positions([])
     w.apply(records(events) + [Record(T.DISPATCH, 0, i, orjson.dumps(o))
@@ -310,6 +319,41 @@ def test_units_assisting_work_orders_and_the_callback_are_stored(store_url):
     assert units[("public_security", f"{street}.public_security")]["assisting"] == 1
     assert sum(u["callbacks"] for u in got["units"]) == 1
     assert sum(u["not_satisfied"] for u in got["units"]) == 1
+
+
+def test_unit_figures_from_columns_filled_by_the_migration(store_url):
+    """Migration 0004 fills the unit/role columns of events stored before it from their
+    bodies: the evaluation by unit is the same as from the log, and as from rows the
+    writer filled."""
+    from alembic import command
+
+    from grid.report import evaluate, evaluation_of
+    from store.db import alembic_config, upgrade
+
+    events, _, joint, _, street = issue18_events()
+    w = StoreWriter(connect(store_url))
+    w.load_positions([])
+    w.apply(records(events))
+    rs = ReadStore(w.engine)
+    day = date(2026, 11, 23)
+    want = evaluate(events, "310110", day, day + timedelta(days=7)).to_dict()
+    assert evaluation_of("310110", day, day + timedelta(days=7), rs.evaluation).to_dict() \
+        == want
+    e = S.case_events.c
+    cols = select(e.type, e.district, e.department, e.unit, e.unit_name, e.parts).where(
+        e.case_id == joint.case.case_id, e.type == "dispatched")
+    with w.engine.connect() as conn:
+        written = conn.execute(cols).all()
+    assert written == [("dispatched", "310110", "housing", f"{street}.housing",
+                        written[0].unit_name, 2)]
+    assert written[0].unit_name  # the registry names the unit
+    command.downgrade(alembic_config(w.engine), "0003")  # a store from before: no columns
+    upgrade(w.engine)  # 0004 adds them and fills them from the bodies
+    with w.engine.connect() as conn:
+        assert conn.execute(cols).all() == written
+    assert evaluation_of("310110", day, day + timedelta(days=7), rs.evaluation).to_dict() \
+        == want
+    assert sum(u["assisting"] for u in want["units"]) == 2
 
 
 @pytest.mark.parametrize("first,last", [(date(2026, 3, 1), date(2026, 3, 31)),
