@@ -106,9 +106,18 @@ def signed_in(browser, w, token: str, path: str = "/"):
     return ctx, pg
 
 
+def until(pg, expr: str, timeout: float = 20.0) -> None:
+    """Poll ``expr`` in the page until it is true (``wait_for_function`` compiles its
+    predicate in the page, which the page's CSP refuses: no eval)."""
+    deadline = time.monotonic() + timeout
+    while not pg.evaluate(expr):
+        assert time.monotonic() < deadline, f"never true: {expr}"
+        pg.wait_for_timeout(100)
+
+
 def drawn(pg) -> None:
     pg.wait_for_selector("#map-msg", state="hidden", timeout=20_000)
-    pg.wait_for_function("map.view !== null && map.streets.length > 0", timeout=20_000)
+    until(pg, "map.view !== null && map.streets.length > 0")
 
 
 def summary(pg) -> dict:
@@ -151,7 +160,7 @@ def test_city_district_street_drilldown_and_scope(city, browser):  # city first:
             assert n_open == opened[key]["open"] and opened[key]["name"] in name
         assert sorted(r["rank"] for r in s["districts"]) == [1, 2]
         # counters cover the city: each equals the cases behind it, and the districts' sum
-        pg.wait_for_function("+document.getElementById('k-reported').textContent >= 5")
+        until(pg, "+document.getElementById('k-reported').textContent >= 5")
         reported = counter_list(pg, "reported")
         assert kpi(pg, "reported") == len(reported) >= 5
         per = {d: httpx.get(f"{base}/dashboard/api/summary.json?district={d}", headers=VIEWER,
@@ -191,7 +200,7 @@ def test_city_district_street_drilldown_and_scope(city, browser):  # city first:
         pg.select_option("#street-select", street)
         pg.wait_for_url(f"{base}/?district={QINGPU}&street={street}")
         drawn(pg)
-        pg.wait_for_function("map.cells.length > 0", timeout=20_000)
+        until(pg, "map.cells.length > 0")
         assert pg.evaluate("map.mode") == "cells"
         cells = pg.evaluate("map.cells.map((c) => c.code)")
         assert all(c.startswith(street) for c in cells)
@@ -238,7 +247,7 @@ def test_a_district_user_cannot_switch(city, browser):
         assert pg.locator("#street-select option").count() == 1 + 12
         # asking for Qingpu in the address bar shows why not, and no Qingpu data
         pg.goto(f"{base}/?district={QINGPU}")
-        pg.wait_for_function("document.getElementById('map-msg').textContent.includes('403')")
+        until(pg, "document.getElementById('map-msg').textContent.includes('403')")
         assert pg.evaluate("lastSummary") is None
     finally:
         ctx.close()
