@@ -428,3 +428,55 @@ def test_the_first_page_counts_its_matches_up_to_the_cap(store_url, events, monk
     page, cursor, total = rs.page(limit=2)
     assert (len(page), total) == (2, 4)  # "more than 3"
     assert rs.page(limit=2, cursor=cursor)[2] is None
+
+
+def test_scoped_reads_add_up_to_the_city(store_url, events):
+    """Issue 22: the dashboard's questions per district and per street — counters, tier flow,
+    case count, open per area and cell, overdue, marked cases, department figures, alerts —
+    add up to the city's, and live district figures equal the projection's."""
+    _, rs = loaded(store_url, events)
+    p = projection(events)
+    districts = sorted({c.district for c in p.cases.values()})
+    assert districts == ["310105", "310110"]
+    streets = sorted({c.street for c in p.cases.values()})
+    assert len(streets) > 2 and all(streets)
+    assert rs.count() == sum(rs.count(d) for d in districts) == \
+        sum(rs.count(None, s) for s in streets) == 11
+
+    def total(rows: list[dict[str, int]]) -> dict[str, int]:
+        return {k: sum(r[k] for r in rows) for k in rows[0]}
+
+    for day in (date(2026, 2, 27), date(2026, 3, 2), date(2026, 3, 10)):
+        city = rs.counters(day, NOW)
+        assert city == total([rs.counters(day, NOW, d) for d in districts]) == \
+            total([rs.counters(day, NOW, None, s) for s in streets]), day
+        flow = rs.tier_flow(day)
+        for tier, f in flow.items():
+            assert f == total([rs.tier_flow(day, d)[tier] for d in districts]), (day, tier)
+    assert rs.counters(date(2026, 3, 2), NOW)["reported"] > 0
+    by_street = rs.open_by_street(NOW)
+    assert rs.open_by_district(NOW) == {
+        d: total([v for s, v in by_street.items() if s.startswith(d)])
+        for d in districts if any(s.startswith(d) for s in by_street)}
+    for s in streets:
+        assert sum(rs.open_by_cell(None, s).values()) == by_street.get(s, {}).get("open", 0)
+        assert sum(v["open"] for v in rs.open_by_community(NOW, s).values()) == \
+            by_street.get(s, {}).get("open", 0)
+        assert {c.case_id for c in rs.overdue(NOW, None, s)} == \
+            {c.case_id for c in p.overdue(NOW) if c.street == s}
+        assert all(a["case_id"].startswith(s) for a in rs.recent_alerts(50, None, s))
+    marked = rs.marked(NOW)
+    assert marked and all(c.priority == "urgent" or c.lateness(NOW) for c in marked)
+    assert {c.case_id for c in marked} == {
+        c.case_id for d in districts for c in rs.marked(NOW, d)}
+    got = rs.district_figures(*MARCH, now=NOW)
+    want = p.district_figures(*MARCH, now=NOW)
+    assert {k: v.to_dict() for k, v in got.items()} == {k: v.to_dict() for k, v in want.items()}
+    for d in districts:  # a district's department figures are its streets' added up
+        whole = rs.department_figures(*MARCH, now=NOW, district=d)
+        parts = [rs.department_figures(*MARCH, now=NOW, street=s)
+                 for s in streets if s.startswith(d)]
+        for dept, f in whole.items():
+            for field in ("dispatched", "closed", "closed_on_time", "open", "overdue"):
+                assert getattr(f, field) == sum(getattr(x[dept], field) for x in parts
+                                                if dept in x), (d, dept, field)
