@@ -12,10 +12,11 @@ partition.
 Per database (a throwaway PostgreSQL from :class:`store.pg_server.PostgresServer`, a SQLite
 file in a temporary directory):
 
-1. **Projector throughput**: :meth:`store.writer.StoreWriter.apply` in batches of 2,000
-   records (the projector's ``max_records``), with the rows' place/type/department names as
-   ``grid projector`` writes them. Beside it, batch by batch on the same records (alternating,
-   so both see the same machine load), the **baseline**: parse the records and one plain
+1. **Projector throughput**: :meth:`store.writer.StoreWriter.apply` in batches of
+   :data:`BATCH` records (the projector's ``MAX_RECORDS``), with the rows'
+   place/type/department names as ``grid projector`` writes them. Beside it, batch by
+   batch on the same records (alternating, so both see the same machine load), the
+   **baseline**: parse the records and one plain
    ``executemany`` INSERT of their rows into ``case_events`` of an empty second database,
    without folding. events/s = records / seconds inside the calls (generation excluded).
    This runs over the first ``throughput_cases`` cases' events; the rest of the log goes
@@ -50,13 +51,15 @@ import orjson
 
 from grid.projection import TZ
 from store.rows import no_names
+from streams.projector import MAX_RECORDS
 from streams.topics import CASE_EVENTS
 
 LOG = Path(__file__).parent.parent / "tests" / "fixtures" / "events" / "district.jsonl"
 DISTRICT = "310110"  # Yangpu
 QUARTER = (date(2026, 1, 1), date(2026, 3, 31))  # the cases open over these 90 days
 PARTITIONS = 8
-BATCH = 2000  # records per apply (streams.projector.MAX_RECORDS)
+BATCH = MAX_RECORDS  # records per apply, as the projector's batches when behind
+START_BATCH = 2000  # the first batch of a starting worker (live flow: small batches)
 SMALL_CASES = 1000
 CONSUMER = "bench-projector"
 TIME_RE = re.compile(rb'"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?\+08:00)"')
@@ -569,9 +572,9 @@ def start_pair(engine: Any, url: str, small_url: str, log: Callable[[str], None]
     lg = Log(stored)
     later = QUARTER[1] + timedelta(days=1)
     fresh_full = lg.batches(events_in_time_order(clones(
-        runs * BATCH, where, scen, seed=99, prefix="f", start=later)))
+        runs * START_BATCH, where, scen, seed=99, prefix="f", start=later)), START_BATCH)
     fresh_small = slog.batches(events_in_time_order(clones(
-        runs * BATCH, where, scen, seed=99, prefix="f", start=later)))
+        runs * START_BATCH, where, scen, seed=99, prefix="f", start=later)), START_BATCH)
     s_small, s_full = [], []
     for _ in range(runs):
         s_small.append(worker_start(small_url, fresh_small, names, cat))
@@ -629,7 +632,8 @@ def run(cases: int, throughput_cases: int, queries: int = 1000, geodata: str | N
         names = names_of(type("NoLayers", (), {"district_names": {}, "layers": {}})(), tax)
     res: dict[str, Any] = {
         "machine": machine(), "cases": cases, "throughput_cases": throughput_cases,
-        "batch": BATCH, "partitions": PARTITIONS, "queries": queries,
+        "batch": BATCH, "start_batch": START_BATCH, "partitions": PARTITIONS,
+        "queries": queries,
         "quarter": [d.isoformat() for d in QUARTER], "scenarios": len(scen),
         "streets": len(where.streets), "types": len(where.types),
         "targets": {"projector_events_per_s": 20000, "list_p99_ms": 50, "evaluation_s": 5}}

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from grid.projection import (
+    TZ,
     CaseSummary,
     _dt,
     decision_facts,
@@ -39,7 +40,7 @@ from grid.projection import (
     report_facts,
 )
 from store import schema as S
-from store.rows import Names, from_row, no_names, to_row
+from store.rows import SUMMARY_FIELDS, Names, from_row, no_names, to_row
 from streams.topics import ALERTS, CASE_EVENTS, DISPATCH
 
 log = logging.getLogger(__name__)
@@ -350,6 +351,18 @@ class StoreWriter:
                     ) -> tuple[dict[str, CaseSummary], dict[str, dict[str, Any]]]:
         cases: dict[str, CaseSummary] = {}
         extra: dict[str, dict[str, Any]] = {}
+        if _pg(conn) and ids:  # the driver's rows, not SQLAlchemy's: ~half the CPU per row
+            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cur.execute(_LOAD_SQL, (ids,))
+            for t in cur:
+                m = dict(zip(_LOAD_COLUMNS, t, strict=True))
+                for k in _TIME_COLUMNS:
+                    if m[k] is not None:
+                        m[k] = m[k].astimezone(TZ)  # as UTCDateTime reads it
+                cases[m["case_id"]] = from_row(m)
+                extra[m["case_id"]] = {"report": m["report"], "decision": m["decision"],
+                                       "waiting": m["waiting"]}
+            return cases, extra
         for chunk in _chunks(conn, ids):
             for row in conn.execute(select(S.cases).where(_in(conn, S.cases.c.case_id, chunk))):
                 cases[row.case_id] = from_row(row)
@@ -471,6 +484,12 @@ ORDER_TYPES = frozenset({*S.DISPATCH_TYPES, "part_reported", "part_closed_out"})
 EVENT_COLUMNS = ("event_id", "case_id", "seq", "type", "state_from", "state_to", "actor",
                  "role", "at", "reason", "body", "district", "department", "unit",
                  "unit_name", "parts")
+
+
+_LOAD_COLUMNS = (*SUMMARY_FIELDS, "report", "decision", "waiting")
+_LOAD_SQL = (f"SELECT {', '.join(_LOAD_COLUMNS)} FROM cases "
+             "WHERE case_id = ANY(%s::varchar[])")
+_TIME_COLUMNS = tuple(c for c in SUMMARY_FIELDS if isinstance(S.cases.c[c].type, S.UTCDateTime))
 
 
 def _str(v: Any) -> str | None:

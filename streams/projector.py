@@ -39,7 +39,10 @@ from streams.kafka_io import run_forever
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 2000
-MAX_RECORDS = 2000
+# records per batch (one transaction) when the log is behind: at 1,000,000 cases a batch
+# of 2,000 spans ~40 minutes of the log and nearly every event rewrites its case's row;
+# 10,000 fold several events of a case in memory first (grid bench store: +35 % events/s)
+MAX_RECORDS = 10_000
 
 
 class StoreBehindLog(RuntimeError):
