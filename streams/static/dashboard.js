@@ -130,6 +130,8 @@ const map = {
   canvas: null, ctx: null, cells: [], streets: [], bbox: null, counts: {}, markers: [],
   streetOpen: {}, mode: "open", dpr: 1, view: null, base: null, level: null, scope: null,
   loaded: new Set(), cellsState: "none",
+  /* zoom (wheel) and pan (drag): z × the fitted scale, shifted by pan (screen px) */
+  z: 1, panX: 0, panY: 0, drag: null, moved: false, streetCells: {}, pending: false,
   async load(s) {
     this.canvas = $("map");
     this.ctx = this.canvas.getContext("2d");
@@ -165,7 +167,11 @@ const map = {
     this.canvas.addEventListener("click", (e) => this.click(e));
     this.canvas.addEventListener("dblclick", (e) => this.dblclick(e));
     this.canvas.addEventListener("mousemove", (e) => this.hover(e));
-    this.canvas.addEventListener("mouseleave", () => { $("map-tip").hidden = true; });
+    this.canvas.addEventListener("mouseleave", () => { $("map-tip").hidden = true; this.drag = null; });
+    this.canvas.addEventListener("wheel", (e) => this.wheel(e), { passive: false });
+    this.canvas.addEventListener("mousedown", (e) => { this.drag = [e.clientX, e.clientY, this.panX, this.panY]; this.moved = false; });
+    window.addEventListener("mouseup", () => { this.drag = null; });
+    $("map-reset").addEventListener("click", () => this.zoomTo(1, 0, 0));
     this.setMode(this.level === "street" ? "cells" : "open");
     this.resize();
     window.gridMapDrawn = performance.now();  // first paint of the map (grid bench paint)
@@ -210,13 +216,77 @@ const map = {
       let cx = 0, cy = 0;
       for (const [x, y] of r) { cx += x; cy += y; }
       st.anchor = this.px(cx / r.length, cy / r.length);
+      let bx0 = Infinity, by0 = Infinity, bx1 = -Infinity, by1 = -Infinity;
+      for (const ring of st.rings) for (const [x, y] of ring) {
+        const [a, b] = this.px(x, y);
+        if (a < bx0) bx0 = a; if (a > bx1) bx1 = a; if (b < by0) by0 = b; if (b > by1) by1 = b;
+      }
+      st.box = [bx0, by0, bx1, by1];  // fitted screen px
     }
+    for (const list of Object.values(this.streetCells))
+      if (Array.isArray(list)) for (const c of list) c.path = this.path(c.rings);
     this.base = null;
     this.draw();
   },
   px(lon, lat) {
     const v = this.view;
     return [v.ox + (lon - v.x0) * v.k * v.s, v.oy + (v.y1 - lat) * v.s];
+  },
+  /* fitted screen position → zoomed screen position */
+  tx(p) { return [p[0] * this.z + this.panX, p[1] * this.z + this.panY]; },
+  zoomT() { const d = this.dpr; this.ctx.setTransform(d * this.z, 0, 0, d * this.z, d * this.panX, d * this.panY); },
+  inPath(path, x, y) {
+    this.zoomT();
+    const hit = this.ctx.isPointInPath(path, x * this.dpr, y * this.dpr);
+    this.ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    return hit;
+  },
+  /* how many screen px a 100 m cell spans now */
+  cellPx() { return this.view ? this.z * this.view.s * (100 / 111320) : 0; },
+  zoomTo(z, panX, panY) {
+    this.z = z; this.panX = panX; this.panY = panY;
+    $("map-reset").hidden = z <= 1.001;
+    this.redraw();
+    if (this.level === "district") this.loadVisibleCells();
+  },
+  wheel(e) {
+    e.preventDefault();
+    const r = this.canvas.getBoundingClientRect();
+    const mx = e.clientX - r.left, my = e.clientY - r.top;
+    const z = Math.min(400, Math.max(1, this.z * Math.exp(-e.deltaY * 0.0015)));
+    const k = z / this.z;
+    if (z === 1) this.zoomTo(1, 0, 0);
+    else this.zoomTo(z, mx - (mx - this.panX) * k, my - (my - this.panY) * k);
+  },
+  redraw() {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => { this.pending = false; this.draw(); });
+  },
+  /* district level zoomed in far enough (a cell ≥ 3 px): the cells of the streets in view */
+  async loadVisibleCells() {
+    if (this.cellPx() < 3) return;
+    const w = this.canvas.clientWidth, h = this.canvas.clientHeight;
+    const want = this.streets.filter((st) => {
+      if (this.streetCells[st.code] || !st.box) return false;
+      const [a, b] = this.tx([st.box[0], st.box[1]]), [c, d] = this.tx([st.box[2], st.box[3]]);
+      return c >= 0 && a <= w && d >= 0 && b <= h;
+    });
+    for (const st of want) {
+      this.streetCells[st.code] = "loading";
+      getJSON(`${API}/map/cells.geojson?street=${st.code}`).then((fc) => {
+        this.streetCells[st.code] = fc.features.map((f) => {
+          const c = { code: f.properties.code, rings: rings(f.geometry) };
+          c.path = this.path(c.rings);
+          return c;
+        });
+        this.redraw();
+      }).catch(() => { this.streetCells[st.code] = []; });
+    }
+  },
+  zoomedCells() {
+    if (this.level !== "district" || this.mode === "cells" || this.cellPx() < 3) return [];
+    return Object.values(this.streetCells).filter(Array.isArray).flat();
   },
   path(rs) {
     const p = new Path2D();
@@ -253,12 +323,12 @@ const map = {
   isLoaded(st) { return this.level !== "city" || this.loaded.has(st.code); },
   /* a label position inside the area with the fewest markers under it */
   placeLabel(st, w) {
-    const [ax, ay] = st.anchor;
+    const [ax, ay] = this.tx(st.anchor);
     let best = null;
     for (const [dx, dy] of [[0, 0], [0, -20], [0, 20], [-30, 0], [30, 0], [0, -40], [0, 40],
       [-30, -20], [30, 20], [-30, 20], [30, -20]]) {
       const x = ax + dx, y = ay + dy;
-      if (!this.ctx.isPointInPath(st.path, x * this.dpr, y * this.dpr)) continue;
+      if (!this.inPath(st.path, x, y)) continue;
       let hits = 0;
       for (const m of this.markers) {
         if (m.sx > x - w / 2 - 8 && m.sx < x + w / 2 + 8 && m.sy > y - 16 && m.sy < y + 14) hits++;
@@ -266,7 +336,7 @@ const map = {
       if (!best || hits < best.hits) best = { x, y, hits };
       if (!hits) break;
     }
-    return best ? [best.x, best.y] : st.anchor;
+    return best ? [best.x, best.y] : [ax, ay];
   },
   setMode(mode) {
     if (mode === "cells" && this.level === "city") mode = "open";
@@ -294,10 +364,11 @@ const map = {
   draw() {
     if (!this.view) return;
     const ctx = this.ctx;
-    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.zoomT();
     if (this.mode === "cells") {
-      ctx.lineWidth = 0.4;
+      ctx.lineWidth = 0.4 / this.z;
       ctx.strokeStyle = "#0b1220";
       const byColor = new Map();
       for (const c of this.cells) {
@@ -316,14 +387,27 @@ const map = {
         ctx.fillStyle = this.isLoaded(st) ? this.streetColor(this.streetValue(st)) : "#0e1626";
         ctx.fill(st.path);
       }
+      const zc = this.zoomedCells();  // zoomed in: the cells of the streets in view
+      if (zc.length) {
+        for (const c of zc) {
+          const n = this.counts[c.code] || 0;
+          if (n) { ctx.fillStyle = this.color(n); ctx.fill(c.path); }
+        }
+        if (this.cellPx() >= 6) {
+          ctx.lineWidth = 0.5 / this.z; ctx.strokeStyle = "#0b122080";
+          for (const c of zc) ctx.stroke(c.path);
+        }
+      }
     }
-    ctx.lineWidth = this.level === "street" ? 1.0 : 1.4;
+    ctx.lineWidth = (this.level === "street" ? 1.0 : 1.4) / this.z;
     ctx.strokeStyle = "#5b7bb0";
     for (const st of this.streets) ctx.stroke(st.path);
-    for (const m of this.markers) { [m.sx, m.sy] = this.px(m.lon, m.lat); }
-    if (this.mode === "cells" || this.level === "city") this.drawMarkers();
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    for (const m of this.markers) { [m.sx, m.sy] = this.tx(this.px(m.lon, m.lat)); }
+    if (this.showMarkers()) this.drawMarkers();
     this.drawLabels();
   },
+  showMarkers() { return this.mode === "cells" || this.level === "city" || this.zoomedCells().length > 0; },
   /* area names last, each where the fewest markers are (placeLabel): readable on top */
   drawLabels() {
     const ctx = this.ctx;
@@ -367,13 +451,13 @@ const map = {
     }
   },
   streetAt(x, y) {
-    return this.streets.find((st) => st.path && this.ctx.isPointInPath(st.path, x * this.dpr, y * this.dpr));
+    return this.streets.find((st) => st.path && this.inPath(st.path, x, y));
   },
   nearest(e) {
     const r = this.canvas.getBoundingClientRect();
     const x = e.clientX - r.left, y = e.clientY - r.top;
     let best = null, bd = 100;
-    if (this.mode !== "cells" && this.level !== "city") return [null, x, y];
+    if (!this.showMarkers()) return [null, x, y];
     for (const m of this.markers) {
       const d = (m.sx - x) ** 2 + (m.sy - y) ** 2;
       if (d < bd) { bd = d; best = m; }
@@ -383,6 +467,7 @@ const map = {
   /* city: a district opens its view; district: a street opens its list (double click: its
    * view); street: a marker opens its case */
   click(e) {
+    if (this.moved) { this.moved = false; return; }  // the end of a drag
     const [m, x, y] = this.nearest(e);
     if (m) { go({ case: m.case_id }); return; }
     const st = this.streetAt(x, y);
@@ -400,6 +485,12 @@ const map = {
     if (st) goScope({ district: this.scope.district, street: st.code });
   },
   hover(e) {
+    if (this.drag && e.buttons === 1) {
+      const [x0, y0, px0, py0] = this.drag;
+      const dx = e.clientX - x0, dy = e.clientY - y0;
+      if (Math.abs(dx) + Math.abs(dy) > 4) this.moved = true;
+      if (this.moved && this.z > 1) { this.zoomTo(this.z, px0 + dx, py0 + dy); return; }
+    }
     const [m, x, y] = this.nearest(e);
     const tip = $("map-tip");
     if (!m) {

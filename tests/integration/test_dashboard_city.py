@@ -194,6 +194,24 @@ def test_city_district_street_drilldown_and_scope(city, browser):  # city first:
             "rs => rs.map(r => r.dataset.key)")
         assert keys and all(k.startswith(QINGPU) for k in keys)
         pg.screenshot(path=str(ARTIFACTS / "dashboard-district.png"))
+        # zoomed in (wheel) far enough, the district map shows the cells of the streets in
+        # view, and only those are fetched
+        assert pg.evaluate("map.zoomedCells().length") == 0
+        box = pg.locator("#map").bounding_box()
+        pg.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        for _ in range(3):
+            pg.mouse.wheel(0, -500)
+            pg.wait_for_timeout(200)
+        until(pg, "map.zoomedCells().length > 0")
+        assert all(c.startswith(QINGPU) for c in pg.evaluate(
+            "map.zoomedCells().map((c) => c.code)"))
+        fetched = pg.evaluate("Object.keys(map.streetCells)")
+        assert 0 < len(fetched) < 11 and pg.evaluate("map.cellPx()") >= 3
+        assert pg.locator("#map-reset").is_visible()
+        pg.screenshot(path=str(ARTIFACTS / "dashboard-district-zoomed.png"))
+        pg.click("#map-reset")
+        assert pg.evaluate("[map.z, map.zoomedCells().length]") == [1, 0]
+        assert pg.locator("#map-reset").is_hidden()
 
         # down to the street of one Qingpu case: its communities and cells
         street = reported[0]["street"]
