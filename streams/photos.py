@@ -9,13 +9,16 @@
   that is not a JPEG, PNG or WebP photo, or whose metadata holds markup. Nothing is stored for
   a refused upload.
 * ``GET /api/v1/photos/{sha256}.{ext}`` — the photo, to a signed-in user (bearer token or the
-  sign-in cookie) only; ``Cache-Control: private``.
+  sign-in cookie) who may see a case that refers to it (:func:`grid.auth.check_read`: the
+  read store's reports and events that name the photo), or who uploaded it; 403 otherwise.
+  ``Cache-Control: private``.
 
 Reports and commands refer to photos by these URLs, as they refer to any photo URL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import tempfile
@@ -27,7 +30,7 @@ from aiohttp import web
 
 from grid import auth
 from grid.photos import FORMATS, MAX_BYTES, Photo, PhotoRejected, accept
-from streams.signin import principal_of
+from streams.signin import CrossSite, principal_of
 
 API = "/api/v1"
 NAME = re.compile(r"^[0-9a-f]{64}\.(jpg|png|webp)$")
@@ -61,17 +64,23 @@ class PhotoRoutes:
     """The two handlers; ``registry`` is the API's tokens."""
 
     def __init__(self, store: PhotoStore, registry: auth.TokenRegistry,
-                 max_bytes: int = MAX_BYTES) -> None:
+                 max_bytes: int = MAX_BYTES, may_see: Any = None) -> None:
+        """``may_see(principal, name) -> str | None``: why the principal may not see photo
+        ``name`` (None: it may); without it, any signed-in user may."""
         self.store = store
         self.registry = registry
         self.max_bytes = max_bytes
+        self.may_see = may_see
 
     def routes(self) -> list[tuple[str, str, Any]]:
         return [("POST", f"{API}/photos", self.upload),
                 ("GET", f"{API}/photos/{{name}}", self.get)]
 
     def _who(self, request: web.Request) -> auth.Principal:
-        p = principal_of(request, self.registry)
+        try:
+            p = principal_of(request, self.registry)
+        except CrossSite as err:
+            raise _error(403, str(err), "cross_site") from None
         if p is None:
             raise _error(401, "sign in first: Authorization: Bearer <token> or POST /login")
         return p
@@ -100,6 +109,14 @@ class PhotoRoutes:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def uploader(self, name: str) -> str | None:
+        """Who uploaded photo ``name`` (its evidence file), None when unknown."""
+        try:
+            return orjson.loads(self.store.path(name).with_suffix(".json").read_bytes()).get(
+                "uploaded_by")
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            return None
+
     async def upload(self, request: web.Request) -> web.Response:
         try:
             return await self._upload(request)
@@ -108,7 +125,7 @@ class PhotoRoutes:
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         try:
-            return self._get(request)
+            return await self._get(request)
         except _Refused as r:
             return r.response
 
@@ -128,12 +145,16 @@ class PhotoRoutes:
                             status=201, content_type="application/json",
                             headers={"Location": url})
 
-    def _get(self, request: web.Request) -> web.StreamResponse:
-        self._who(request)
+    async def _get(self, request: web.Request) -> web.StreamResponse:
+        p = self._who(request)
         name = request.match_info["name"]
         path = self.store.path(name) if NAME.match(name) else None
         if path is None or not path.exists():
             raise _error(404, f"no photo {name!r}")
+        if self.may_see is not None and self.uploader(name) != p.name:
+            why = await asyncio.to_thread(self.may_see, p, name)
+            if why is not None:
+                raise _error(403, why, "not_your_case")
         return web.FileResponse(path, headers={
             "Content-Type": MEDIA[name.rsplit(".", 1)[1]],
             "Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"})
@@ -155,9 +176,29 @@ def install_photos(grid_app: Any, registry: auth.TokenRegistry) -> PhotoRoutes:
     """Register the photo routes on ``grid_app``'s web server (GRID_PHOTO_DIR: where the files
     go, default ``<data dir>/photos``; GRID_PHOTO_MAX_BYTES)."""
     root = Path(os.environ.get("GRID_PHOTO_DIR") or Path(grid_app.settings.data_dir) / "photos")
+    rs = getattr(grid_app, "read_store", None)
     routes = PhotoRoutes(PhotoStore(root), registry,
-                         int(os.environ.get("GRID_PHOTO_MAX_BYTES", MAX_BYTES)))
+                         int(os.environ.get("GRID_PHOTO_MAX_BYTES", MAX_BYTES)),
+                         may_see=(lambda p, name: photo_refused(rs, p, name)) if rs else None)
     web_app = grid_app.app.web.web_app
     for method, path, handler in routes.routes():
         web_app.router.add_route(method, path, handler)
     return routes
+
+
+def photo_refused(read_store: Any, p: auth.Principal, name: str) -> str | None:
+    """Why ``p`` may not see photo ``name``: no case in the read store refers to it, or none
+    of those it may read (:func:`grid.auth.check_read`); None when it may."""
+    from store.work import cases_with_photo
+
+    found = cases_with_photo(read_store, f"{API}/photos/{name}")
+    if not found:
+        return f"photo {name} belongs to no case you may see"
+    why = ""
+    for place, department, reporters, holders in found:
+        try:
+            auth.check_read(p, place, department, reporters, holders)
+            return None
+        except auth.Forbidden as err:
+            why = str(err)
+    return f"photo {name} belongs to a case you may not see: {why}"

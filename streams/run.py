@@ -62,6 +62,9 @@ def worker(loglevel: str, rules_dir: str | None, **kw) -> None:
     from streams.analytics_web import install_analytics
 
     install_analytics(grid_app)  # GET /analytics (hot spots, recurrences, trends)
+    from streams.work_pages import install_work_pages
+
+    install_work_pages(grid_app)  # GET /console, /inbox, /m (the work screens)
     tune_gc(grid_app.app)
     click.echo(f"grid worker: broker {settings.broker}, web http://{settings.web_host}:"
                f"{settings.web_port}/", err=True)

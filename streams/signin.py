@@ -7,6 +7,13 @@ and scope rules as the API (grid.auth).
 * ``POST /login`` — field ``token`` (and ``next``): sets the cookie, redirects to ``next``
 * ``POST /logout`` — clears the cookie
 
+:func:`principal_of` is the one door for the API, the pages and the photos: a bearer token
+(or an Open311 ``api_key``), else the cookie. A request that changes something (POST, PUT,
+PATCH, DELETE) and is signed in by the cookie must come from this origin — its ``Origin``
+header (else ``Referer``) names this host or one of ``GRID_ALLOWED_ORIGINS`` — or it is
+refused (:class:`CrossSite`, 403): the SameSite=Strict cookie is the first guard against
+cross-site request forgery, this check the second.
+
 Every response of the web server carries a Content-Security-Policy (scripts, styles and
 connections from this origin only; no framing), ``X-Frame-Options: DENY`` and
 ``X-Content-Type-Options: nosniff``.
@@ -15,8 +22,9 @@ connections from this origin only; no framing), ``X-Frame-Options: DENY`` and
 from __future__ import annotations
 
 import html
+import os
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -47,12 +55,44 @@ def _secure(resp: web.StreamResponse) -> web.StreamResponse:
     return resp
 
 
-def principal_of(request: web.Request, registry: auth.TokenRegistry) -> Principal | None:
-    """The caller: a bearer token, else the sign-in cookie; ``None`` when neither is valid."""
-    token = auth.bearer_token(request.headers.get("Authorization"))
-    if token is None:
-        token = request.cookies.get(COOKIE)
-    return registry.lookup(token)
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class CrossSite(Exception):
+    """A cookie-signed request that changes something came from another origin (403)."""
+
+
+def same_origin(request: web.Request) -> bool:
+    """Whether ``request`` says it comes from a page of this server: its ``Origin`` (else its
+    ``Referer``) has this request's host, or is listed in ``GRID_ALLOWED_ORIGINS``
+    (comma-separated ``scheme://host[:port]``, for a proxy that rewrites Host). Neither header:
+    not same-origin (browsers send ``Origin`` with every POST)."""
+    origin = request.headers.get("Origin") or request.headers.get("Referer")
+    if not origin or origin == "null":
+        return False
+    u = urlsplit(origin)
+    allowed = {o.strip().rstrip("/") for o in
+               os.environ.get("GRID_ALLOWED_ORIGINS", "").split(",") if o.strip()}
+    return u.netloc == request.host or f"{u.scheme}://{u.netloc}" in allowed
+
+
+def principal_of(request: web.Request, registry: auth.TokenRegistry,
+                 api_key: str | None = None) -> Principal | None:
+    """The caller: a bearer token (or an Open311 ``api_key``), else the sign-in cookie;
+    ``None`` when none is valid. The one door of the API, the pages and the photos.
+
+    Raises :class:`CrossSite` for a request that changes something, is signed in by the
+    cookie only and does not come from this origin (:func:`same_origin`)."""
+    token = auth.bearer_token(request.headers.get("Authorization"), api_key)
+    if token is not None:
+        return registry.lookup(token)
+    token = request.cookies.get(COOKIE)
+    p = registry.lookup(token)
+    if p is not None and request.method in UNSAFE and not same_origin(request):
+        raise CrossSite(f"a signed-in change must come from this site's own pages: the request "
+                        f"came from {request.headers.get('Origin') or 'an unnamed origin'}, "
+                        f"not {request.scheme}://{request.host} (cross-site request refused)")
+    return p
 
 
 def safe_next(target: str | None) -> str:
@@ -76,23 +116,30 @@ class SignIn:
 
     async def form(self, request: web.Request) -> web.Response:
         p = principal_of(request, self.registry)
-        return self._page(p, safe_next(request.query.get("next")))
+        asked = request.query.get("next")
+        return self._page(p, safe_next(asked) if asked else "")
 
     async def login(self, request: web.Request) -> web.Response:
+        _not_cross_site(request)
         form = await request.post()
         token = str(form.get("token") or "").strip()
-        target = safe_next(str(form.get("next") or "/"))
+        asked = str(form.get("next") or "")
         p = self.registry.lookup(token) if token else None
         if p is None:
-            return self._page(None, target, status=401, error=(
+            return self._page(None, asked, status=401, error=(
                 "请输入有效的令牌 · Enter a valid token" if token else
                 "请输入令牌 · Enter your token"))
+        # no page asked for (or the dashboard, which is not theirs): the role's own page
+        target = safe_next(asked) if asked else "/"
+        if target == "/":
+            target = HOME.get(p.role, "/")
         resp = web.HTTPSeeOther(target)
         resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
                         secure=request.secure)
         raise resp
 
     async def logout(self, request: web.Request) -> web.Response:
+        _not_cross_site(request)
         resp = web.HTTPSeeOther("/login")
         resp.del_cookie(COOKIE, path="/")
         raise resp
@@ -103,7 +150,7 @@ class SignIn:
         who = ""
         if p is not None:
             who = (f'<p class="who">已登录 Signed in: <b>{e(p.name)}</b> · {e(p.role)} · '
-                   f'{e(p.scope_text())}</p><form method="post" action="/logout">'
+                   f'{e(p.scope_text())}</p>{_links(p)}<form method="post" action="/logout">'
                    '<button type="submit">退出 Sign out</button></form>')
         err = f'<p class="error" role="alert">{e(error)}</p>' if error else ""
         body = f"""<!doctype html>
@@ -121,6 +168,27 @@ class SignIn:
 </form></main></body></html>"""
         return web.Response(text=body, status=status, content_type="text/html",
                             headers={"Cache-Control": "no-store"})
+
+
+HOME = {"command_center": "/", "viewer": "/", "department": "/inbox",
+        "supervisor": "/m"}
+PAGES = {"command_center": (("/console", "指挥中心 Console"), ("/", "大屏 Dashboard")),
+         "viewer": (("/", "大屏 Dashboard"), ("/console", "指挥中心 Console (只读 read-only)")),
+         "department": (("/inbox", "部门工单 Inbox"),),
+         "supervisor": (("/m", "监督员 Supervisor"),)}
+
+
+def _links(p: Principal) -> str:
+    links = " · ".join(f'<a href="{href}">{html.escape(label)}</a>'
+                       for href, label in PAGES.get(p.role, ()))
+    return f'<p class="pages">{links}</p>' if links else ""
+
+
+def _not_cross_site(request: web.Request) -> None:
+    """Sign-in and sign-out from another site's page are refused (login CSRF)."""
+    if request.headers.get("Origin") and not same_origin(request):
+        raise web.HTTPForbidden(text="跨站请求被拒绝 · cross-site request refused",
+                                headers={"Cache-Control": "no-store"})
 
 
 def install_signin(web_app: web.Application, registry: auth.TokenRegistry) -> SignIn:

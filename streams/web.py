@@ -44,6 +44,7 @@ from grid.models import (
 from store.reader import TOTAL_CAP
 from streams.app import partition_of
 from streams.results import CommandResults
+from streams.signin import COOKIE, CrossSite, principal_of
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +170,15 @@ class Api:
         return handler
 
     def principal(self, request: web.Request, api_key: str | None = None) -> Principal:
-        token = auth.bearer_token(request.headers.get("Authorization"), api_key)
-        p = self.registry.lookup(token)
+        """The caller through the one door of the API and the pages
+        (:func:`streams.signin.principal_of`: bearer token, api key or the sign-in cookie);
+        401 without one, 403 for a cross-site change signed in by the cookie."""
+        try:
+            p = principal_of(request, self.registry, api_key)
+        except CrossSite as err:
+            raise HttpError(403, str(err), reason="cross_site") from None
         if p is None:
+            token = auth.bearer_token(request.headers.get("Authorization"), api_key)
             raise HttpError(401, "missing bearer token (Authorization: Bearer <token>)"
                             if not token else "unknown bearer token",
                             headers={"WWW-Authenticate": 'Bearer realm="grid"'})
@@ -222,6 +229,8 @@ class Api:
         for h in ("Authorization", "Content-Type"):
             if h in request.headers:
                 headers[h] = request.headers[h]
+        if "Authorization" not in headers and request.cookies.get(COOKIE):  # a page's call,
+            headers["Authorization"] = f"Bearer {request.cookies[COOKIE]}"  # checked there
         target = url + (path or str(request.rel_url))
         method = "GET" if body is None else "POST"
         try:
