@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -361,8 +362,6 @@ class Dashboard:
         day and revalidated by its ETag; 404 naming ``what`` when there is none."""
         if body is None:
             return _json({"error": f"no map of {what} in the loaded geodata"}, 404)
-        import hashlib
-
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
         headers = {"Cache-Control": "private, max-age=86400", "ETag": etag,
                    "Vary": "Accept-Encoding"}
