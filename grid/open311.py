@@ -41,6 +41,8 @@ STATUS_NOTES = {
     CaseState.CLOSED: "closed: fixed and verified",
     CaseState.REJECTED: "closed without action: not filed",
     CaseState.MERGED: "closed: merged into an earlier report of the same problem",
+    CaseState.TRANSFERRED: "an emergency: handed to the emergency services (110/119/120); the "
+                           "grid follows up the aftermath if any",
 }
 
 

@@ -403,3 +403,31 @@ def test_lifecycle_refuses_advance_without_stages(engine):
     with pytest.raises(NotPermitted):
         lifecycle.decide(case, cmd(case, Action.FOLLOW_UP, "x", "department",
                                    type_code="0601"), NOW)
+
+
+def test_citizens_see_the_transfer_on_open311_and_the_hotline(engine):
+    from grid.open311 import request_status
+
+    data = hotline("小区门口燃气泄漏，有煤气味").model_dump(mode="json", by_alias=True)
+    r = Report.model_validate({**data, "ticket": {"hotline": "12345",
+                                                   "ticket_no": "SH12345-0001"}})
+    fx = engine.on_located(engine.decide(r, place(), NOW), None, [], NOW)
+    s = request_status(r.rid, fx.case, engine.taxonomy)
+    assert s["status"] == "closed"
+    assert "handed to the emergency services (110/119/120)" in s["status_notes"]
+    [reply] = [x for x in fx.replies if x.event == "transferred"]
+    assert reply.status_zh == "已移交应急联动处置"
+    assert reply.message.endswith("，已转消防119、公安110")
+
+
+def test_the_report_unit_table_shows_stages_on_time(engine):
+    from grid.report import _units_table
+
+    case = _legal_case(engine)
+    holder = case.unit or case.department
+    case = engine.on_command(cmd(case, Action.ADVANCE_STAGE, holder, "department",
+                                 reason="已立案"), case, NOW + timedelta(days=9)).case
+    units = [u.to_dict() for u in role_figures(case.history)]
+    head, _, row, _ = _units_table(units)
+    assert head.rstrip().endswith("执法阶段按期 stages on time")
+    assert row.rstrip().endswith("0/1")  # the investigation closed after its 5 days
