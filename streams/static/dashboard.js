@@ -840,6 +840,14 @@ async function openCase(id) {
   } else body.append(el("div", { class: "empty" }, "—"));
   body.append(el("h4", {}, "时限 Deadlines (上海时间 Shanghai time)"));
   body.append(kv(Object.entries(d.deadlines || {}).map(([k, v]) => [STAGE[k] || k, fmtTime(v)])));
+  if (dec && dec.transfer) body.append(el("h4", {}, "应急移交 Emergency transfer"),
+    kv(dec.transfer.services.map((s) => [s.number, `${s.name_zh} ${s.name_en}`])));
+  if (dec && dec.suggestions && dec.suggestions.length) body.append(el("h4", {}, "分类建议 Suggested types (待人工确认 to be checked)"),
+    kv(dec.suggestions.map((s) => [s.type_code, `${s.name_zh} ${s.name_en} (${s.score})`])));
+  if (d.legal_stages && d.legal_stages.length) body.append(el("h4", {}, "执法阶段 Legal stages (上海时间 Shanghai time)"),
+    kv(d.legal_stages.map((x) => [`${x.name_zh} ${x.name_en}`,
+      (x.closed_at ? `${x.on_time ? "按期办结 closed on time" : "超期办结 closed late"} ${fmtTime(x.closed_at)} · `
+        : (x.stage === d.legal_stage ? "进行中 open · " : "")) + `期限 due ${fmtTime(x.due)} (${x.limit})`])));
   body.append(el("h4", {}, "处置过程 History"));
   if (!d.history_kept) body.append(el("div", { class: "empty" },
     "仅保留最近案件的过程 History is kept for recent cases only: see /api/v1/cases/" + d.case_id));
