@@ -76,7 +76,11 @@ def check_deadlines(case: Case, now: datetime, ruleset: RuleSet) -> list[Escalat
     steps: list[EscalationStep] = []
     stage = CURRENT_STAGE.get(case.state)
     due = case.deadlines.get(stage) if stage else None
-    start, cal = case.created_at, stage_calendar(stage or "", calendar)
+    # limits run from the receipt, or from the follow-up that opened the grid's part of a
+    # transferred emergency
+    start = next((e.at for e in reversed(case.history) if e.type == "follow_up_opened"),
+                 case.created_at)
+    cal = stage_calendar(stage or "", calendar)
     legal = case.legal_stage
     if stage == "dispose" and legal is not None and case.decision is not None:
         stage, due, start, cal = legal.stage, legal.due, legal.opened_at, \

@@ -130,7 +130,7 @@ def test_the_command_center_opens_a_follow_up_for_the_aftermath(engine):
     no = engine.on_command(cmd(case, Action.FOLLOW_UP, "roads", "department",
                                type_code="0206"), case, NOW)
     assert no.events[0].type == "command_rejected"
-    later = NOW + timedelta(hours=3)
+    later = NOW + timedelta(days=3)  # the aftermath is taken up days later
     fx = engine.on_command(cmd(case, Action.FOLLOW_UP, "cc", "command_center",
                                type_code="0206", reason="事故处理完毕，护栏待修"), case, later)
     assert [e.type for e in fx.events] == ["follow_up_opened", "dispatched"]
@@ -140,6 +140,11 @@ def test_the_command_center_opens_a_follow_up_for_the_aftermath(engine):
     assert fx.events[0].data["transferred_to"] == ["110"]
     assert [w.department for w in fx.work_orders] == ["roads"]
     assert replay(c.history) == c
+    # its limits run from the follow-up: no warning just because the crash was days earlier
+    dispose = c.deadlines["dispose"]
+    assert check_deadlines(c, later + (dispose - later) / 2, engine.ruleset) == []
+    [warn] = check_deadlines(c, later + (dispose - later) * 0.85, engine.ruleset)
+    assert (warn.kind, warn.stage) == ("warning", "dispose")
 
 
 def test_the_projection_knows_transferred_cases(engine):
