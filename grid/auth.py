@@ -52,11 +52,11 @@ ACTIONS_BY_ROLE: dict[str, frozenset[Action]] = {
     "supervisor": frozenset({Action.VERIFY, Action.SELF_DISPOSE}),
     "department": frozenset({Action.ACCEPT, Action.DISPOSE, Action.RETURN,
                              Action.REQUEST_EXTENSION, Action.REPORT_PART,
-                             Action.CLOSE_OUT_PART}),
+                             Action.CLOSE_OUT_PART, Action.ADVANCE_STAGE}),
     "command_center": frozenset({Action.FILE, Action.REJECT, Action.DISPATCH,
                                  Action.GRANT_EXTENSION, Action.DENY_EXTENSION,
                                  Action.SUPERVISE, Action.CLOSE, Action.CLASSIFY,
-                                 Action.CLOSE_OUT_PART, Action.CALLBACK}),
+                                 Action.CLOSE_OUT_PART, Action.CALLBACK, Action.FOLLOW_UP}),
     "viewer": frozenset(),
     "integration": frozenset({Action.CALLBACK}),  # a hotline's 回访 on the cases it reported
 }

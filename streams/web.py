@@ -559,7 +559,8 @@ class Api:
             raise HttpError(422, "expected a JSON object with at least `action`",
                             errors=[{"field": "body", "message": "not a JSON object"}])
         allowed = {"action", "reason", "evidence_photos", "passed", "extension_minutes",
-                   "department", "type_code", "stage", "command_id", "unit", "satisfaction"}
+                   "department", "type_code", "stage", "command_id", "unit", "satisfaction",
+                   "next_stage"}
         extra = sorted(set(data) - allowed)
         if extra:
             raise HttpError(422, f"unknown field(s) {', '.join(extra)}",
@@ -587,7 +588,8 @@ class Api:
             raise HttpError(422, "invalid action", errors=[
                 {"field": ".".join(str(x) for x in e["loc"]), "message": e["msg"]}
                 for e in err.errors(include_url=False)]) from None
-        if action is Action.CLASSIFY and cmd.type_code not in self.taxonomy.types:
+        if action in (Action.CLASSIFY, Action.FOLLOW_UP) \
+                and cmd.type_code not in self.taxonomy.types:
             raise HttpError(422, f"unknown type code {cmd.type_code!r}", errors=[
                 {"field": "type_code", "message": "not one of the types (grid taxonomy)"}])
         wait = self.action_wait if request.query.get("wait", "1") not in ("0", "false") else 0

@@ -436,3 +436,20 @@ def test_the_report_unit_table_shows_stages_on_time(engine):
     head, _, row, _ = _units_table(units)
     assert head.rstrip().endswith("执法阶段按期 stages on time")
     assert row.rstrip().endswith("0/1")  # the investigation closed after its 5 days
+
+
+def test_the_api_lets_departments_advance_stages_and_command_centers_follow_up(engine):
+    from grid import auth
+
+    case = _legal_case(engine)
+    enforcement = auth.Principal("ue", "department", department=case.department)
+    housing = auth.Principal("h", "department", department="housing")
+    cc = auth.Principal("yangpu-cc", "command_center", districts=frozenset({"310110"}))
+    auth.check_action(enforcement, Action.ADVANCE_STAGE, case.placement, case.department,
+                      auth.holders_of(case))
+    with pytest.raises(auth.Forbidden, match="only on its own work orders"):
+        auth.check_action(housing, Action.ADVANCE_STAGE, case.placement, case.department,
+                          auth.holders_of(case))
+    auth.check_action(cc, Action.FOLLOW_UP, case.placement, None)
+    with pytest.raises(auth.Forbidden, match="may not 'follow_up'"):
+        auth.check_action(enforcement, Action.FOLLOW_UP, case.placement, None)
