@@ -1,13 +1,24 @@
-"""The raw aiokafka baseline: consume → parse (orjson) → produce, nothing else.
+"""The raw aiokafka baseline: two hops shaped like the engine's, nothing else.
 
 Per input it produces what :class:`bench.mix.OutputProfile` says the engine produces: the
 same number of messages per report (fractional counts are met on average, picked by a hash
-of the input) of the same mean sizes, to topics ``bench.<kind>.v1`` with ``acks=all``. The
-first "event" of a valid report looks like the engine's ``reported`` event (it carries the
-report), and unreadable input goes to ``bench.dlq.v1``, so the driver accounts for both
-runs the same way.
+of the input) of the same mean sizes, to topics ``bench.<kind>.v1`` with ``acks=all``. Like
+the engine it takes two hops: *intake* reads ``bench.reports.v1`` (orjson) and writes one
+``bench.located.v1`` message per valid report (unreadable input goes to ``bench.dlq.v1``);
+*cases* reads the located topic and writes the rest (case events, work orders, alerts, two
+changelog writes). The first "event" of a report looks like the engine's ``reported`` event
+(it carries the report), so the driver accounts for both runs the same way.
 
-    python -m bench.baseline BOOTSTRAP PROFILE_JSON GROUP
+Two modes, each hop its own consumer group ``<group>-intake`` / ``<group>-cases``:
+
+* ``plain`` (at-least-once): produce, wait for the poll's acknowledgements, offsets
+  auto-committed every second.
+* ``transactional`` (exactly-once, as the engine on Apache Kafka): per polled batch and input
+  partition one Kafka transaction with its output and ``send_offsets_to_transaction``, one
+  transactional producer per input partition (``transactional.id = <group>-<hop>-<p>``);
+  partitions commit concurrently, the next poll waits for them. Consumers read committed.
+
+    python -m bench.baseline BOOTSTRAP PROFILE_JSON GROUP [plain|transactional]
 """
 
 from __future__ import annotations
@@ -16,15 +27,23 @@ import asyncio
 import contextlib
 import sys
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
 IN_TOPIC = "bench.reports.v1"
 KINDS = ("located", "event", "work_order", "alert", "changelog_case", "changelog_index", "dlq")
+MODES = ("plain", "transactional")
+
+Msg = tuple[str, bytes | None, bytes]  # (topic, key, value)
 
 
 def topic_of(kind: str) -> str:
     return f"bench.{kind.replace('_', '-')}.v1"
+
+
+LOCATED_TOPIC = topic_of("located")
 
 
 def bench_topics(partitions: int) -> dict[str, int]:
@@ -32,9 +51,10 @@ def bench_topics(partitions: int) -> dict[str, int]:
 
 
 def plan(counts: dict[str, float], valid_inputs_share: float) -> dict[str, float]:
-    """Messages per *valid* report by kind (DLQ excluded: it is per bad input)."""
+    """Messages per *valid* report by kind (DLQ and the located hop excluded: one DLQ entry
+    per bad input, exactly one located message per valid report)."""
     share = max(valid_inputs_share, 1e-9)
-    return {k: v / share for k, v in counts.items() if k != "dlq"}
+    return {k: v / share for k, v in counts.items() if k not in ("dlq", "located")}
 
 
 def how_many(mean: float, h: int) -> int:
@@ -43,14 +63,66 @@ def how_many(mean: float, h: int) -> int:
     return whole + (1 if (h % 10_000) / 10_000 < mean - whole else 0)
 
 
-async def run(bootstrap: str, profile: dict, group: str) -> None:
+class Plan:
+    """What each hop produces for one input (pure; sizes and counts from the profile)."""
+
+    def __init__(self, profile: dict) -> None:
+        counts, sizes = profile["counts"], profile["sizes"]
+        self.sizes = {k: sizes.get(k, 100) for k in KINDS}
+        self.per_report = plan(counts, 1.0 - counts.get("dlq", 0.0))
+        self.pads = {k: "x" * max(self.sizes[k] - 60, 0) for k in KINDS}
+
+    def _pad_around(self, kind: str, raw: bytes) -> str:
+        return self.pads[kind][:max(self.sizes[kind] - len(raw) - 60, 0)]
+
+    def intake(self, raw: bytes) -> list[Msg]:
+        """A raw report → its located message (keyed by report id), or a DLQ entry."""
+        try:
+            report = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            report = None
+        if not isinstance(report, dict) or not isinstance(report.get("location"), dict):
+            value = orjson.dumps({"reason": "invalid", "original": raw[:200].decode(
+                "utf-8", "replace"), "pad": self.pads["dlq"]})
+            return [(topic_of("dlq"), None, value)]
+        key = str(report.get("report_id")).encode()
+        body = {"report": report, "pad": self._pad_around("located", raw)}
+        return [(LOCATED_TOPIC, key, orjson.dumps(body))]
+
+    def cases(self, located: bytes) -> list[Msg]:
+        """A located message → the case events, work orders, alerts and changelog writes."""
+        msg = orjson.loads(located)
+        report = msg["report"]
+        rid = str(report.get("report_id"))
+        key = rid.encode()
+        h = zlib.crc32(key)
+        raw_len = len(located) - len(msg.get("pad", "")) - 20  # the report's JSON, about
+        out: list[Msg] = []
+        for kind, mean in self.per_report.items():
+            for i in range(how_many(mean, h)):
+                if kind == "event" and i == 0:
+                    body: dict[str, Any] = {
+                        "type": "reported", "data": {"report": report},
+                        "pad": self.pads[kind][:max(self.sizes[kind] - raw_len - 60, 0)]}
+                else:
+                    body = {"type": kind, "report_id": rid, "seq": i, "pad": self.pads[kind]}
+                out.append((topic_of(kind), key, orjson.dumps(body)))
+        return out
+
+    def handle(self, raw: bytes) -> list[Msg]:
+        """Both hops in one (used by tests: what a report becomes in the end)."""
+        first = self.intake(raw)
+        if first[0][0] != LOCATED_TOPIC:
+            return first
+        return first + self.cases(first[0][2])
+
+
+async def plain_hop(bootstrap: str, group: str, topic: str,
+                    work: Callable[[bytes], list[Msg]]) -> None:
+    """At-least-once: consume → produce → wait for acks; offsets auto-committed."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    counts, sizes = profile["counts"], profile["sizes"]
-    valid_share = 1.0 - counts.get("dlq", 0.0)
-    per_report = plan(counts, valid_share)
-    pads = {k: "x" * max(sizes.get(k, 100) - 60, 0) for k in KINDS}
-    consumer = AIOKafkaConsumer(IN_TOPIC, bootstrap_servers=bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=True,
                                 auto_commit_interval_ms=1000, max_poll_records=500)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
@@ -59,10 +131,9 @@ async def run(bootstrap: str, profile: dict, group: str) -> None:
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=200, max_records=500)
-            futs = []
-            for records in batches.values():
-                for rec in records:
-                    futs += await handle(producer, rec.value, per_report, pads, sizes)
+            futs = [await producer.send(t, v, key=k)
+                    for records in batches.values() for rec in records
+                    for t, k, v in work(rec.value)]
             if futs:
                 await asyncio.gather(*futs)
     finally:
@@ -70,40 +141,81 @@ async def run(bootstrap: str, profile: dict, group: str) -> None:
         await producer.stop()
 
 
-async def handle(producer, raw: bytes, per_report: dict[str, float], pads: dict[str, str],
-                 sizes: dict[str, int]) -> list:
-    try:
-        report = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        report = None
-    if not isinstance(report, dict) or not isinstance(report.get("location"), dict):
-        value = orjson.dumps({"reason": "invalid", "original": raw[:200].decode(
-            "utf-8", "replace"), "pad": pads["dlq"]})
-        return [await producer.send(topic_of("dlq"), value)]
-    rid = str(report.get("report_id"))
-    key = rid.encode()
-    h = zlib.crc32(key)
-    futs = []
-    for kind, mean in per_report.items():
-        n = how_many(mean, h)
-        for i in range(n):
-            if kind == "event" and i == 0:
-                body = {"type": "reported", "data": {"report": report}}
-                body["pad"] = pads[kind][:max(sizes[kind] - len(raw) - 60, 0)]
-            elif kind == "located":
-                body = {"report": report, "pad": pads[kind][:max(sizes[kind] - len(raw) - 60, 0)]}
-            else:
-                body = {"type": kind, "report_id": rid, "seq": i, "pad": pads[kind]}
-            futs.append(await producer.send(topic_of(kind), orjson.dumps(body), key=key))
-    return futs
+class TxnHop:
+    """Exactly-once: one transaction per polled batch and input partition (module doc)."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str,
+                 work: Callable[[bytes], list[Msg]], fetch_wait_ms: int = 500) -> None:
+        self.bootstrap, self.group, self.topic, self.work = bootstrap, group, topic, work
+        self.fetch_wait_ms = fetch_wait_ms
+        self.producers: dict[int, Any] = {}
+
+    def transactional_id(self, partition: int) -> str:
+        return f"{self.group}-{partition}"
+
+    async def producer(self, partition: int):
+        """The partition's producer, started (and so fencing earlier ones) on first use."""
+        from aiokafka import AIOKafkaProducer
+
+        if (prod := self.producers.get(partition)) is None:
+            prod = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
+                                    enable_idempotence=True, linger_ms=0,
+                                    transactional_id=self.transactional_id(partition))
+            await prod.start()
+            self.producers[partition] = prod
+        return prod
+
+    async def commit(self, tp, records) -> None:
+        prod = await self.producer(tp.partition)
+        await prod.begin_transaction()
+        try:
+            for rec in records:
+                for t, k, v in self.work(rec.value):
+                    await prod.send(t, v, key=k)
+            await prod.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group)
+            await prod.commit_transaction()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await prod.abort_transaction()
+            raise
+
+    async def run(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap,
+                                    group_id=self.group, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, isolation_level="read_committed",
+                                    fetch_max_wait_ms=self.fetch_wait_ms, max_poll_records=500)
+        await consumer.start()
+        try:
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                await asyncio.gather(*(self.commit(tp, rs) for tp, rs in batches.items() if rs))
+        finally:
+            await consumer.stop()
+            for prod in self.producers.values():
+                with contextlib.suppress(Exception):
+                    await prod.stop()
+
+
+async def run(bootstrap: str, profile: dict, group: str, mode: str = "plain") -> None:
+    """Both hops until cancelled, in ``mode`` (:data:`MODES`)."""
+    p = Plan(profile)
+    hops = ((f"{group}-intake", IN_TOPIC, p.intake), (f"{group}-cases", LOCATED_TOPIC, p.cases))
+    if mode == "transactional":
+        await asyncio.gather(*(TxnHop(bootstrap, g, t, w).run() for g, t, w in hops))
+    elif mode == "plain":
+        await asyncio.gather(*(plain_hop(bootstrap, g, t, w) for g, t, w in hops))
+    else:
+        raise ValueError(f"mode {mode!r}: one of {MODES}")
 
 
 def main() -> None:
-    bootstrap, profile_path, group = sys.argv[1:4]
+    bootstrap, profile_path, group, *rest = sys.argv[1:]
     with open(profile_path, "rb") as f:
         profile = orjson.loads(f.read())
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(bootstrap, profile, group))
+        asyncio.run(run(bootstrap, profile, group, rest[0] if rest else "plain"))
 
 
 if __name__ == "__main__":

@@ -27,10 +27,12 @@ import click
 @click.option("--partitions", default=8, show_default=True)
 @click.option("--recovery-events", default=1_000_000, show_default=True,
               help="case events for the recovery measurement (0 = skip)")
+@click.option("--phases", default="baseline,baseline_txn,passthrough,engine",
+              show_default=True, help="which processes to measure (comma-separated)")
 @click.pass_context
 def bench(ctx: click.Context, as_json: bool, reports: int, rate: float, duration: float,
           geodata: str | None, embedded: str, kafka_config: tuple[str, ...],
-          broker: str | None, partitions: int, recovery_events: int) -> None:
+          broker: str | None, partitions: int, recovery_events: int, phases: str) -> None:
     """Benchmark the engine against a raw aiokafka consume→parse→produce loop on the same
     broker and message mix; dispatch latency at a fixed offered load; recovery time."""
     if ctx.invoked_subcommand is not None:
@@ -42,37 +44,58 @@ def bench(ctx: click.Context, as_json: bool, reports: int, rate: float, duration
 
     res = run(reports=reports, rate=rate, duration=duration, geodata=geodata, broker=broker,
               partitions=partitions, recovery_events=recovery_events, embedded=embedded,
-              kafka_config=dict(kv.split("=", 1) for kv in kafka_config), log=log)
+              kafka_config=dict(kv.split("=", 1) for kv in kafka_config),
+              phases=tuple(p.strip() for p in phases.split(",") if p.strip()), log=log)
     if as_json:
         click.echo(json.dumps(res, ensure_ascii=False))
         return
     click.echo(render(res))
 
 
+def _x(v: float | None, fmt: str = ".2f") -> str:
+    return "—" if v is None else format(v, fmt)
+
+
+THROUGHPUT_ROWS = (("baseline", "baseline (plain, at-least-once)"),
+                   ("baseline_txn", "baseline (transactional)"), ("engine", "engine"))
+LATENCY_ROWS = (("passthrough_latency", "passthrough"), ("baseline_latency", "baseline"),
+                ("baseline_txn_latency", "baseline txn"), ("latency", "engine"))
+
+
 def render(res: dict) -> str:
-    b, e, lat, m = res["baseline"], res["engine"], res["latency"], res["machine"]
+    """The table ``grid bench`` prints; phases not run are left out."""
+    m = res["machine"]
     lines = [
         f"machine: {m['nproc']} cores, {m['cpu']}, {m['ram_gb']} GB RAM, load {m['load_avg']}",
         f"broker: {res['broker']['name']}",
         f"geodata: {res['geodata']} ({res['cells']:,} cells); {res['reports']:,} reports, "
         f"{res['profile']['per_input']:.2f} output messages per report",
         "",
-        f"{'':10} {'reports/s':>10} {'msgs/s':>10} {'CPU s':>7} {'peak RSS MB':>12} complete",
-        *(f"{name:10} {r['reports_per_s']:>10,.0f} {r['msgs_per_s']:>10,.0f} {r['cpu_s']:>7.1f} "
-          f"{r['peak_rss_mb']:>12,.0f} {r['complete']}"
-          for name, r in (("baseline", b), ("engine", e))),
-        f"ratio engine/baseline: {res['ratio']:.2f}",
-        "",
-        f"dispatch latency at {lat['offered_rate']:,.0f} reports/s offered "
-        f"(achieved {lat['achieved_rate']:,.0f}); report produced → first work order read:",
-        f"{'':12} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'outputs':>8}",
-        *(f"{name:12} {x['p50_ms']:>8} {x['p95_ms']:>8} {x['p99_ms']:>8} {x['max_ms']:>8} "
-          f"{x['work_orders']:>8,}"
-          for name, x in (("passthrough", res.get("passthrough_latency")),
-                          ("baseline", res.get("baseline_latency")), ("engine", lat)) if x),
-        f"worker CPU during the latency run: {lat['worker_cpu_share']:.0%} of a core",
-        f"worker peak RSS: {res['worker_peak_rss_mb']:,.0f} MB",
+        f"{'':32} {'reports/s':>10} {'msgs/s':>10} {'CPU s':>7} {'peak RSS MB':>12} complete",
+        *(f"{name:32} {r['reports_per_s']:>10,.0f} {r['msgs_per_s']:>10,.0f} "
+          f"{r['cpu_s']:>7.1f} {r['peak_rss_mb']:>12,.0f} {r['complete']}"
+          for key, name in THROUGHPUT_ROWS if (r := res.get(key))),
+        f"ratio engine / transactional baseline: {_x(res.get('ratio'))} (target ≥ 0.8); "
+        f"engine / plain baseline: {_x(res.get('ratio_plain'))}",
+        f"cost of exactly-once: transactional / plain baseline throughput "
+        f"{_x(res.get('exactly_once_cost'))}",
     ]
+    lat = res.get("latency")
+    rows = [(name, x) for key, name in LATENCY_ROWS if (x := res.get(key))]
+    if rows:
+        x0 = rows[0][1]
+        lines += [
+            "",
+            f"dispatch latency at {x0['offered_rate']:,.0f} reports/s offered "
+            f"(achieved {x0['achieved_rate']:,.0f}); report produced → first work order read "
+            "(read_committed):",
+            f"{'':12} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'outputs':>8}",
+            *(f"{name:12} {x['p50_ms']:>8} {x['p95_ms']:>8} {x['p99_ms']:>8} {x['max_ms']:>8} "
+              f"{x['work_orders']:>8,}" for name, x in rows),
+        ]
+    if lat:
+        lines += [f"worker CPU during the latency run: {lat['worker_cpu_share']:.0%} of a core",
+                  f"worker peak RSS: {res['worker_peak_rss_mb']:,.0f} MB"]
     if r := res.get("recovery"):
         lines.append(f"recovery (in-process, no broker): {r['events']:,} case events "
                      f"({r['cases']:,} cases) replayed in {r['replay_s']} s "

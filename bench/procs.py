@@ -72,9 +72,11 @@ def worker(broker_url: str, app_id: str, tmp: Path, geodata: str | None, partiti
     return Proc(["-m", "grid.cli", "worker"], env, tmp / f"worker-{app_id}.log")
 
 
-def baseline(bootstrap: str, profile_path: Path, group: str, tmp: Path) -> Proc:
-    return Proc(["-m", "bench.baseline", bootstrap, str(profile_path), group], {},
-                tmp / "baseline.log")
+def baseline(bootstrap: str, profile_path: Path, group: str, tmp: Path,
+             mode: str = "plain") -> Proc:
+    """``bench.baseline`` in ``mode`` (plain or transactional)."""
+    return Proc(["-m", "bench.baseline", bootstrap, str(profile_path), group, mode], {},
+                tmp / f"baseline-{mode}.log")
 
 
 def passthrough(bootstrap: str, group: str, tmp: Path) -> Proc:

@@ -1,13 +1,17 @@
 """``grid bench``: baseline vs engine on one broker and one message mix, plus latency.
 
 1. Profile: the pure engine runs in-process over a sample of the simulated stream; the
-   messages it produces per report (and their sizes) become the baseline's plan.
-2. Baseline: ``python -m bench.baseline`` (raw aiokafka consume → orjson → produce).
+   messages it produces per report (and their sizes, the located hop included) become the
+   baseline's plan.
+2. Baselines: ``python -m bench.baseline`` (raw aiokafka, two hops like the engine's),
+   ``plain`` (at-least-once) and ``transactional`` (a Kafka transaction per batch and input
+   partition, as the engine on Apache Kafka).
 3. Engine: a real ``grid worker`` subprocess (fresh app id) over the same reports.
-4. Latency, for both and for a zero-work passthrough (the broker's floor, two hops):
-   fresh reports offered at a fixed rate; report produced → (first) work order read.
+4. Latency, for each and for a zero-work passthrough (the broker's floor, one hop, no
+   transactions): fresh reports offered at a fixed rate; report produced → (first) work
+   order read by a ``read_committed`` consumer.
 
-Each phase (baseline, passthrough, engine) gets a fresh single-node embedded broker: Apache
+Each phase (:data:`PHASES`) gets a fresh single-node embedded broker: Apache
 Kafka (``streams.kafka_server``) by default, Tansu with ``embedded="tansu"``; ``broker``
 uses one given broker for all. Recovery needs no broker (bench/recovery.py).
 """
@@ -30,6 +34,8 @@ from typing import Any
 from bench import driver, mix, procs
 from bench.baseline import IN_TOPIC, bench_topics, topic_of
 from grid.intake import report_id_of
+
+PHASES = ("baseline", "baseline_txn", "passthrough", "engine")
 
 
 def machine() -> dict[str, Any]:
@@ -157,11 +163,15 @@ def _latency(bootstrap: str, in_topic: str, out_topic: str, raws: list[bytes], r
 def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
         geodata: str | None = None, broker: str | None = None, partitions: int = 8,
         recovery_events: int = 1_000_000, embedded: str = "kafka",
-        kafka_config: dict[str, str] | None = None, log=print) -> dict[str, Any]:
+        kafka_config: dict[str, str] | None = None, phases: tuple[str, ...] = PHASES,
+        log=print) -> dict[str, Any]:
     """The whole benchmark; returns the results as one dict (see docs/BENCHMARKS.md).
-    Each phase runs on ``broker`` or else on a fresh embedded broker of kind ``embedded``
-    (``kafka``, with ``kafka_config`` added to its settings, or ``tansu``)."""
+    Each phase of ``phases`` (:data:`PHASES`) runs on ``broker`` or else on a fresh embedded
+    broker of kind ``embedded`` (``kafka``, with ``kafka_config`` added to its settings, or
+    ``tansu``). ``reports=0`` skips the engine's throughput run (latency only)."""
     kafka_config = dict(kafka_config or {})
+    if unknown := set(phases) - set(PHASES):
+        raise ValueError(f"unknown phases {sorted(unknown)}: pick from {PHASES}")
     tmp = Path(tempfile.mkdtemp(prefix="grid-bench-"))
     if not broker:
         use_broker_kind(embedded, tmp)
@@ -179,11 +189,13 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
     engine = Engine.load(geodata)
     result["cells"] = engine.locator.n_cells
     sim = mix.simulator(engine.locator)
-    raws = mix.messages(sim, reports)
-    profile = mix.output_profile(engine, raws[:5000])
+    raws = mix.messages(sim, max(reports, 5000))
+    profile = mix.output_profile(engine, raws[:5000], forwarded=True)  # every report
+    # goes through grid.located.v1
     result["profile"] = profile.as_dict()
     profile_path = tmp / "profile.json"
     profile_path.write_text(json.dumps(profile.as_dict()))
+    raws = raws[:reports]
     expect = driver.Expectation.of(raws, set(BAD_INPUTS))
     probe_b, probe_e, *_ = (json.dumps(r).encode() for r in
                             (sim.report(_now()), sim.report(_now())))
@@ -196,72 +208,99 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
     topics = (T.all_topics(partitions) | bench_topics(partitions)
               | {P.IN_TOPIC: partitions, P.OUT_TOPIC: partitions})
     phase_broker = functools.partial(_broker, broker, embedded, kafka_config, topics)
-    # -- baseline ----------------------------------------------------------------------
-    with phase_broker() as (url, bootstrap):
-        base = procs.baseline(bootstrap, profile_path, f"bench-{uuid.uuid4().hex[:6]}", tmp)
-        try:
-            asyncio.run(_wait_ready(bootstrap, IN_TOPIC, topic_of("event"), topic_of("dlq"),
-                                    probe_b, base))
-            cpu0 = base.cpu_s()
-            out = asyncio.run(driver.throughput(bootstrap, IN_TOPIC, topic_of("event"),
-                                                topic_of("dlq"), raws, expect,
-                                                alive=base.alive))
-            _check_alive(base)
-            use = base.usage_since(cpu0)
-            result["baseline"] = _rates(out, reports, profile.per_input) | asdict(use)
-            log(f"baseline: {result['baseline']}")
-            result["baseline_latency"] = _latency(
-                bootstrap, IN_TOPIC, topic_of("work_order"), latency_raws, rate,
-                driver.first_baseline_work_order, "baseline", log)
-        finally:
-            base.stop()
+    # -- baselines: plain (at-least-once) and transactional (exactly-once) -----------------
+    for mode, key in (("plain", "baseline"), ("transactional", "baseline_txn")):
+        if key not in phases:
+            continue
+        with phase_broker() as (url, bootstrap):
+            base = procs.baseline(bootstrap, profile_path, f"bench-{uuid.uuid4().hex[:6]}",
+                                  tmp, mode)
+            try:
+                asyncio.run(_wait_ready(bootstrap, IN_TOPIC, topic_of("event"),
+                                        topic_of("dlq"), probe_b, base))
+                cpu0 = base.cpu_s()
+                out = asyncio.run(driver.throughput(bootstrap, IN_TOPIC, topic_of("event"),
+                                                    topic_of("dlq"), raws, expect,
+                                                    alive=base.alive))
+                _check_alive(base)
+                use = base.usage_since(cpu0)
+                result[key] = _rates(out, reports, profile.per_input) | asdict(use)
+                log(f"{key}: {result[key]}")
+                result[f"{key}_latency"] = _latency(
+                    bootstrap, IN_TOPIC, topic_of("work_order"), latency_raws, rate,
+                    driver.first_baseline_work_order, key, log)
+            finally:
+                base.stop()
     # -- the broker's floor: forward each report at once -------------------------------
-    with phase_broker() as (url, bootstrap):
-        fwd = procs.passthrough(bootstrap, f"bench-{uuid.uuid4().hex[:6]}", tmp)
-        try:
-            asyncio.run(_warm_up(bootstrap, P.IN_TOPIC, P.OUT_TOPIC, latency_raws[:20],
-                                 driver.forwarded_report, fwd))
-            result["passthrough_latency"] = _latency(
-                bootstrap, P.IN_TOPIC, P.OUT_TOPIC, latency_raws, rate,
-                driver.forwarded_report, "passthrough", log)
-        finally:
-            fwd.stop()
+    if "passthrough" in phases:
+        with phase_broker() as (url, bootstrap):
+            fwd = procs.passthrough(bootstrap, f"bench-{uuid.uuid4().hex[:6]}", tmp)
+            try:
+                asyncio.run(_warm_up(bootstrap, P.IN_TOPIC, P.OUT_TOPIC, latency_raws[:20],
+                                     driver.forwarded_report, fwd))
+                result["passthrough_latency"] = _latency(
+                    bootstrap, P.IN_TOPIC, P.OUT_TOPIC, latency_raws, rate,
+                    driver.forwarded_report, "passthrough", log)
+            finally:
+                fwd.stop()
     # -- engine ------------------------------------------------------------------------
-    with phase_broker() as (url, bootstrap):
-        app_id = f"bench-{uuid.uuid4().hex[:6]}"
-        w = procs.worker(url, app_id, tmp, geodata, partitions, free_port())
-        try:
-            asyncio.run(_wait_ready(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ, probe_e, w))
-            cpu0 = w.cpu_s()
-            out = asyncio.run(driver.throughput(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ,
-                                                raws, expect, alive=w.alive))
-            _check_alive(w)
-            use = w.usage_since(cpu0)
-            result["engine"] = _rates(out, reports, profile.per_input) | asdict(use)
-            log(f"engine: {result['engine']}")
-            cpu0, t0 = w.cpu_s(), time.perf_counter()
-            lat = _latency(bootstrap, T.REPORTS, T.DISPATCH, latency_raws, rate,
-                           driver.first_work_order_case, "engine", log)
-            _check_alive(w)
-            use = w.usage_since(cpu0)
-            result["latency"] = lat | {"worker_cpu_share": round(
-                use.cpu_s / (time.perf_counter() - t0), 2)}
-            result["worker_peak_rss_mb"] = w.peak_rss_mb()
-        finally:
-            w.stop()
+    if "engine" in phases:
+        with phase_broker() as (url, bootstrap):
+            app_id = f"bench-{uuid.uuid4().hex[:6]}"
+            w = procs.worker(url, app_id, tmp, geodata, partitions, free_port())
+            try:
+                asyncio.run(_wait_ready(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ, probe_e, w))
+                if reports:
+                    cpu0 = w.cpu_s()
+                    out = asyncio.run(driver.throughput(bootstrap, T.REPORTS, T.CASE_EVENTS,
+                                                        T.DLQ, raws, expect, alive=w.alive))
+                    _check_alive(w)
+                    use = w.usage_since(cpu0)
+                    result["engine"] = _rates(out, reports, profile.per_input) | asdict(use)
+                    log(f"engine: {result['engine']}")
+                cpu0, t0 = w.cpu_s(), time.perf_counter()
+                lat = _latency(bootstrap, T.REPORTS, T.DISPATCH, latency_raws, rate,
+                               driver.first_work_order_case, "engine", log)
+                _check_alive(w)
+                use = w.usage_since(cpu0)
+                result["latency"] = lat | {"worker_cpu_share": round(
+                    use.cpu_s / (time.perf_counter() - t0), 2)}
+                result["worker_peak_rss_mb"] = w.peak_rss_mb()
+            finally:
+                w.stop()
     if recovery_events:
         from bench.recovery import measure
 
         result["recovery"] = measure(recovery_events, geodata)
         log(f"recovery: {result['recovery']}")
-    b, e = result["baseline"]["reports_per_s"], result["engine"]["reports_per_s"]
-    result.update(baseline_rate=b, engine_rate=e, ratio=round(e / b, 3) if b else 0.0,
-                  p50_ms=result["latency"]["p50_ms"], p95_ms=result["latency"]["p95_ms"],
-                  p99_ms=result["latency"]["p99_ms"], offered_rate=rate,
-                  baseline_p99_ms=result["baseline_latency"]["p99_ms"],
-                  passthrough_p99_ms=result["passthrough_latency"]["p99_ms"],
-                  complete=result["baseline"]["complete"] and result["engine"]["complete"])
+    result.update(summary(result), offered_rate=rate)
     return result
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of a run's phases (a phase not run gives None): ``ratio`` =
+    engine / transactional baseline (both exactly-once), ``ratio_plain`` = engine / plain
+    baseline, ``exactly_once_cost`` = transactional / plain baseline throughput."""
+
+    def rate(key: str) -> float | None:
+        return (result.get(key) or {}).get("reports_per_s")
+
+    def div(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 3) if a is not None and b else None
+
+    def p(key: str, q: str) -> float | None:
+        return (result.get(key) or {}).get(q)
+
+    b, bt, e = rate("baseline"), rate("baseline_txn"), rate("engine")
+    ran = [result[k]["complete"] for k in ("baseline", "baseline_txn", "engine") if k in result]
+    return {"baseline_rate": b, "baseline_txn_rate": bt, "engine_rate": e,
+            "ratio": div(e, bt), "ratio_plain": div(e, b), "exactly_once_cost": div(bt, b),
+            "p50_ms": p("latency", "p50_ms"), "p95_ms": p("latency", "p95_ms"),
+            "p99_ms": p("latency", "p99_ms"),
+            "baseline_p99_ms": p("baseline_latency", "p99_ms"),
+            "baseline_txn_p99_ms": p("baseline_txn_latency", "p99_ms"),
+            "passthrough_p99_ms": p("passthrough_latency", "p99_ms"),
+            "complete": bool(ran) and all(ran)}
 
 
 def _now():
