@@ -288,6 +288,7 @@ const W = (() => {
     box.textContent = '';
     box.dataset.caseId = d.case_id;
     box.dataset.state = d.state;
+    box.dataset.last = (d.history || []).length ? d.history[d.history.length - 1].type : '';
     const dl = (rows) => el('dl', {}, rows.filter((r) => r[1]).map(([k, v]) =>
       [el('dt', { text: k }), el('dd', {}, v)]));
     const canvas = el('canvas', { class: 'map', id: 'case-map' });
@@ -336,6 +337,7 @@ const W = (() => {
     const acts = box.querySelector('#c-actions');
     const shown = box.dataset.state;
     if (event && shown && event.state_to === shown) {  // a warning, an order: no new step
+      if (event.type === box.dataset.last) return;  // the step already shown
       const note = box.querySelector('#c-updated');
       if (note) note.textContent = `新动态 New: ${EVENTS[event.type] || event.type}`;
       return;

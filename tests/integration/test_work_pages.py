@@ -220,7 +220,7 @@ def test_a_whole_case_only_through_the_pages(browser, engine, broker):
         ip.wait_for_selector("#act-dispose", timeout=10_000)
         assert "已上传 1 张照片" in upload(ip, "#f-dispose-photos", "fixed.jpg", after)
         ip.fill("#f-dispose-reason", "已更换井盖 new cover fitted")
-        inbox.shot("inbox-desktop")
+        inbox.shot("inbox-case-desktop")
         act(ip, "#act-dispose", "已处置 disposed")
 
         # the supervisor verifies it on the phone
@@ -247,7 +247,7 @@ def test_a_whole_case_only_through_the_pages(browser, engine, broker):
         until(lambda: "已结案 closed" in cp.locator("#c-title").text_content(),
               "the case page to show closed", pg=cp)
         assert cp.locator("#c-actions button").count() == 0  # nothing left to do
-        con.shot("console-desktop")
+        con.shot("console-case-desktop")
         for s in (m, con, inbox):
             assert s.problems == [], s.problems
     finally:
