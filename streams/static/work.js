@@ -10,6 +10,7 @@ const W = (() => {
     rejected: '不予立案 rejected', merged: '已合并 merged', dispatched: '已派遣 dispatched',
     accepted: '已签收 accepted', disposed: '已处置 disposed', returned: '已退回 returned',
     rework: '返工 rework', verified: '已核查 verified', closed: '已结案 closed',
+    transferred: '已移交 transferred (110/119/120)',
   };
   const EVENTS = {
     reported: '上报 reported', filed: '立案 filed', classified: '分类 classified',
@@ -22,7 +23,11 @@ const W = (() => {
     closed: '结案 closed', self_closed: '当场处置结案 fixed on the spot',
     supervised: '督办 supervision order', warned: '预警 deadline warning',
     merged: '合并重复上报 duplicate merged', command_rejected: '指令被拒 command refused',
-    rejected: '不予立案 rejected',
+    rejected: '不予立案 rejected', triaged: '待分类 sent to triage',
+    transferred: '移交应急 transferred to 110/119/120',
+    follow_up_opened: '善后立案 follow-up opened', legal_stage_closed: '法定程序阶段完成 legal stage closed',
+    part_reported: '协办完成 assisting part done', part_closed_out: '协办终结 assisting part closed out',
+    callback: '回访 callback', reopened: '重新办理 reopened',
   };
   const STAGES = { file: '立案 file', dispatch: '派遣 dispatch', dispose: '处置 dispose',
     verify: '核查 verify' };
