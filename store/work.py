@@ -41,22 +41,26 @@ def holders(rs: Any, case_ids: Iterable[str]) -> dict[str, frozenset[str]]:
 
 
 def photos(rs: Any, case_id: str) -> list[dict[str, Any]]:
-    """The photos of a case, in event order: ``{url, what, type, at, actor}`` — ``what`` is
-    ``report`` (the reporter's), ``evidence`` (after disposal or verification)."""
+    """The photos of a case, in event order, each once: ``{url, what, type, at, actor}`` —
+    ``what`` is ``report`` (the reporter's), ``evidence`` (after disposal or verification;
+    a self-closed report's after-photos are in its report and its closing event)."""
     e = S.case_events.c
     bodies = [b for (b,) in _rows(rs, select(e.body).where(
         e.case_id == case_id, e.type.in_(PHOTO_EVENTS)).order_by(e.at, e.seq))]
     out: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for b in bodies:
         d = b.get("data") or {}
         base = {"type": b.get("type"), "at": b.get("at"), "actor": b.get("actor"),
                 "role": b.get("role")}
         report = d.get("report") or {}
-        for url in report.get("photos") or ():
-            out.append({"url": url, "what": "report", **base})
-        for url in list(report.get("evidence_photos") or ()) + list(
-                d.get("evidence_photos") or ()):
-            out.append({"url": url, "what": "evidence", **base})
+        for what, urls in (("report", report.get("photos") or ()),
+                           ("evidence", [*(report.get("evidence_photos") or ()),
+                                         *(d.get("evidence_photos") or ())])):
+            for url in urls:
+                if url not in seen:
+                    seen.add(url)
+                    out.append({"url": url, "what": what, **base})
     return out
 
 

@@ -282,6 +282,39 @@ def test_a_whole_case_only_through_the_pages(browser, engine, broker):
     assert by_type["disposed"]["reason"] == "已更换井盖 new cover fitted"
 
 
+def test_fixed_on_the_spot_with_a_tap_on_the_map(browser, engine):
+    """A self-disposable type, the place tapped on the map, an after-photo: the case closes
+    itself (self_closed) with both photos, from the phone page alone."""
+    marker = f"spot-{uuid.uuid4().hex[:8]}"
+    m = Screen(browser, engine, "demo-supervisor", "/m", PHONE)
+    try:
+        pg = m.pg
+        pg.fill("#type-q", "乱张贴")
+        pg.click("#type-list button[data-code='0701']")
+        assert "可自行处置 self-disposable" in pg.locator("#type-chosen").text_content()
+        box = pg.locator("#m-map").bounding_box()
+        pg.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        assert "地图点选 tapped on the map" in pg.locator("#where").text_content()
+        assert "已上传 1 张照片" in upload(pg, "#photos", "ads.jpg", jpeg(color=(200, 200, 0)))
+        pg.fill("#desc", f"电线杆上的小广告，已清除 {marker}")
+        pg.check("#fixed")
+        assert "已上传 1 张照片" in upload(pg, "#after-photos", "clean.jpg",
+                                         jpeg(color=(10, 10, 200)))
+        pg.click("#submit")
+        pg.wait_for_selector("#report-id", timeout=10_000)
+        case_id = case_of(engine, pg.locator("#report-id").text_content())
+        d = stored_case(engine, case_id, lambda d: d["state"] == "closed", "self-closing")
+        assert d["self_closed"] and d["type_code"] == "0701"
+        assert [p["what"] for p in d["photos"]] == ["report", "evidence"]
+        pg.click("#tab-mine")
+        row = pg.locator(f"#mine-list li[data-case-id='{case_id}']")
+        row.wait_for(timeout=15_000)
+        assert "已结案 closed" in row.text_content()
+        assert m.problems == [], m.problems
+    finally:
+        m.close()
+
+
 # -- the console's queues -------------------------------------------------------------------------
 
 def test_a_triaged_hotline_report_is_classified_from_the_console(browser, engine):
