@@ -51,7 +51,7 @@ Role = Literal["supervisor", "department", "command_center", "system", "hotline"
 Satisfaction = Literal["satisfied", "basically_satisfied", "not_satisfied"]
 Stage = Literal["file", "dispatch", "dispose", "verify"]
 # a case stage (file/dispatch/dispose/verify) or a legal-process stage (investigation, ...)
-StageId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,23}$")]
+StageId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,15}$")]
 
 TypeCode = Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
 PhotoUrl = Annotated[str, StringConstraints(min_length=1, max_length=500)]

@@ -38,7 +38,7 @@ MODIFIER_FIELDS = ("zones", "street", "district", "priority", "tier", "time", "w
 COUNTS = ("single", "gathered")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TIME_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
-STAGE_ID = r"^[a-z][a-z_]{1,23}$"
+STAGE_ID = r"^[a-z][a-z_]{1,15}$"
 
 
 def _listify(v: Any) -> Any:
