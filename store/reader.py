@@ -20,6 +20,8 @@ from sqlalchemy import Engine, and_, case, func, or_, select, text
 from sqlalchemy.sql import ColumnElement
 
 from grid.evaluation import RoleFigures, role_figures
+from grid.lifecycle import replay
+from grid.models import Case, CaseEvent
 from grid.projection import (
     COUNTED,
     COUNTER_KEYS,
@@ -86,6 +88,17 @@ class ReadStore:
     def get(self, case_id: str) -> CaseSummary | None:
         rows = self._all(select(S.cases).where(C.case_id == case_id))
         return from_row(rows[0]) if rows else None
+
+    def case(self, case_id: str) -> Case | None:
+        """The case as the engine holds it, rebuilt from its stored events
+        (:func:`grid.lifecycle.replay`; refusals, which change nothing, are left out)."""
+        e = S.case_events.c
+        with self.engine.connect() as conn:
+            bodies = conn.execute(select(e.body).where(e.case_id == case_id, e.seq > 0)
+                                  .order_by(e.seq)).scalars().all()
+        if not bodies:
+            return None
+        return replay(CaseEvent.model_validate(b) for b in bodies)
 
     def case_for_report(self, report_id: str) -> str | None:
         """The case a report opened or was merged into (None: not seen yet)."""

@@ -95,7 +95,7 @@ async def follow(bootstrap: str, report_ids: list[str], send: Callable[[], Any],
     f = Follower(report_ids, describe)
     cons = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                             enable_auto_commit=False, auto_offset_reset="earliest",
-                            **client_security())
+                            isolation_level="read_committed", **client_security())
     await cons.start()
     try:
         tps: list[TopicPartition] = []

@@ -15,7 +15,6 @@ delivered is not progress. A backlog that is being worked off is not stuck.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -109,19 +108,3 @@ class ConsumerHealth:
                 "last_error": self.last_error or None,
                 "oldest_unprocessed_seconds": round(self.oldest_unprocessed_seconds(), 3),
                 "seconds_since_commit": round(self.clock() - self._progress, 3)}
-
-
-class CommittedWatch:
-    """Health of a consumer whose loop is not ours (Faust's cases agent): progress is read
-    from its committed offsets whenever the health is asked for."""
-
-    def __init__(self, name: str, committed: Callable[[], Mapping[Any, int]],
-                 lag: Callable[[], int], stuck_after: float = 30.0) -> None:
-        self.health = ConsumerHealth(name, stuck_after=stuck_after, lag=lag, state="running")
-        self._read = committed
-
-    def status(self) -> dict[str, Any]:
-        with contextlib.suppress(Exception):  # no consumer yet: nothing to compare
-            self.health.committed(dict(self._read()))
-        self.health.beat()  # Faust runs the loop; only its commits tell us anything
-        return self.health.status()

@@ -1,150 +1,106 @@
-"""The intake stage: ``grid.reports.v1`` read with a plain aiokafka consumer.
+"""The intake loop: reports → validated, located, classified and decided reports.
 
-Intake is stateless (parse, locate, classify, decide), so it does not need Faust's stream
-machinery: a consumer in its own group (``<app id>-intake``) takes batches straight from the
-fetcher and hands them to :meth:`streams.app.GridApp.intake_batch`, which handles the case
-inline when this worker holds the street's partition and forwards to ``grid.located.v1``
-otherwise. Compared with a Faust agent this removes the consumer thread hand-off, the
-per-event ``Event`` objects and the stream buffer — most of the time a report used to wait
-before its batch started (docs/BENCHMARKS.md).
+Reads the intake topics (:data:`streams.topics.INTAKE_CHANNELS`) in group
+``<app id>-intake``; each report partition is a unit of :class:`streams.loop.UnitLoop`.
+A batch goes through :meth:`grid.service.Engine.intake` at once (vectorised location), and
+its output — ``grid.located.v1`` keyed and partitioned by street, or ``grid.reports.dlq.v1``
+with a reason — is committed with the input offsets in one transaction (on Apache Kafka).
+No record stops the loop: a batch the engine fails on is retried report by report and only
+the report it keeps failing on is dead-lettered (``internal_error``).
 
-At-least-once, as everywhere in the engine: offsets are committed only after the output
-of the batches they cover is acknowledged (:meth:`streams.app.Outbox.flush`), every
-``commit_interval`` seconds and before partitions are given up in a rebalance. A report
-read again after a crash is recognised by its id (the ``report-index`` table) and re-emits
-its output with the same ids.
+Intake never touches case state: every located report goes through the located topic to
+the worker holding its street (:mod:`streams.caseloop`), so no worker acts on a street it
+does not hold.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import TopicPartition
 
+from grid.clock import Clock
+from grid.intake import report_id_of
+from grid.service import DeadLetter, Engine, Located, dead_letter, dumps
 from streams import topics as T
-from streams.broker import bootstrap_of, client_security
-from streams.health import ConsumerHealth
-from streams.kafka_io import run_forever
+from streams.loop import Done, Records, UnitLoop
+from streams.settings import Settings
+from streams.sinks import Out, partition_of
 
 log = logging.getLogger(__name__)
 
+POISON_TRIES = 3  # a report the engine fails on alone this often is dead-lettered
 
-class IntakeConsumer(ConsumerRebalanceListener):
-    """Reads reports in batches, runs them through ``grid_app``, commits what is delivered."""
 
-    def __init__(self, grid_app: Any, commit_interval: float = 1.0) -> None:
-        s = grid_app.settings
-        self.grid_app = grid_app
-        self.group_id = f"{s.app_id}-intake"
-        self.commit_interval = commit_interval
-        self.consumer: AIOKafkaConsumer | None = None
-        self.highwater: dict[TopicPartition, int] = {}  # for grid_consumer_lag
-        self.committed: dict[TopicPartition, int] = {}
-        self._processed: dict[TopicPartition, int] = {}  # next offsets, not yet committed
-        self._lock = asyncio.Lock()  # held while a batch is handled
-        self._committing: asyncio.Future | None = None
-        self.health = ConsumerHealth("intake", stuck_after=s.stuck_seconds,
-                                     lag=lambda: sum(self.lag().values()))
+class IntakeLoop(UnitLoop):
+    """Reports in, located reports and dead letters out (see the module doc)."""
 
-    def _new_consumer(self) -> AIOKafkaConsumer:
-        s = self.grid_app.settings
-        fast = dict(session_timeout_ms=6000, heartbeat_interval_ms=1000,
-                    rebalance_timeout_ms=3000) if s.fast_group else {}
-        return AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_of(s.broker), group_id=self.group_id,
-            enable_auto_commit=False, auto_offset_reset="earliest",
-            fetch_max_wait_ms=s.fetch_wait_ms, max_partition_fetch_bytes=2 << 20,
-            max_poll_records=s.batch_size, **fast, **client_security())
+    name = "intake"
+    topics = tuple(T.INTAKE_CHANNELS)
 
-    async def run(self) -> None:
-        """Consume forever (cancel to stop); a failed consumer is replaced after 2 s."""
-        await run_forever(self._consume, "intake consumer", health=self.health)
+    def __init__(self, settings: Settings, engine: Engine, clock: Clock,
+                 listeners: list[Callable[..., None]]) -> None:
+        super().__init__(settings, "intake")
+        self.engine = engine
+        self.clock = clock
+        self.listeners = listeners
 
-    async def _consume(self) -> None:
-        g = self.grid_app
-        await g.outbox.start(g.app)
-        cons = self.consumer = self._new_consumer()
-        cons.subscribe(list(T.INTAKE_CHANNELS), listener=self)
-        await cons.start()
-        self.health.started()
-        last_commit = time.monotonic()
+    def unit_of(self, tp: TopicPartition) -> str:
+        return f"{tp.topic}-{tp.partition}"
+
+    def handle(self, unit: str, records: Records) -> tuple[list[Out], Done | None]:
+        out, located, dead = self.intake([r.value for r in records],
+                                         [r.topic for r in records])
+        if not self.listeners:
+            return out, None
+
+        def tell() -> None:
+            for cb in self.listeners:
+                cb("intake", located=located, dead=dead)
+        return out, tell
+
+    def intake(self, batch: list[bytes | None], topics: list[str] | None = None
+               ) -> tuple[list[Out], list[Located], list[DeadLetter]]:
+        """Output records for a batch of raw reports (from ``topics``, one per report)."""
+        now = self.clock.now()
+        channels = [T.INTAKE_CHANNELS.get(t) for t in topics] if topics else None
         try:
-            while True:
-                self.health.beat()
-                batch = await cons.getmany(timeout_ms=200,
-                                           max_records=g.settings.batch_size)
-                for tp, records in batch.items():
-                    self.health.fetched(tp, records[0].offset, records[0].timestamp)
-                if batch:
-                    async with self._lock:
-                        await g.intake_batch([r.value for rs in batch.values() for r in rs],
-                                             [tp.topic for tp, rs in batch.items() for _ in rs])
-                        for tp, records in batch.items():
-                            self._processed[tp] = records[-1].offset + 1
-                            if (hw := cons.highwater(tp)) is not None:
-                                self.highwater[tp] = hw
-                if (time.monotonic() - last_commit >= self.commit_interval and
-                        (self._committing is None or self._committing.done())):
-                    # in the background: reading goes on while the output is acknowledged
-                    self._committing = asyncio.ensure_future(self._commit(dict(self._processed)))
-                    last_commit = time.monotonic()
-        finally:
-            with contextlib.suppress(Exception):
-                async with self._lock:
-                    await self._commit_now()
-            self.consumer = None
-            await cons.stop()
+            located, dead = self.engine.intake(batch, now, channels)
+        except Exception:  # never stop on one bad record: find it, handle the others
+            log.exception("intake batch of %d failed; handling its reports one by one",
+                          len(batch))
+            located, dead = self._one_by_one(batch, now, channels)
+        n = self.settings.partitions
+        out = [Out(T.DLQ, (d.report_id or "").encode() or None, dumps(d)) for d in dead]
+        for msg in located:
+            street = msg.placement.partition_key
+            out.append(Out(T.LOCATED, street.encode(), dumps(msg), partition_of(street, n)))
+        return out, located, dead
 
-    async def _commit_now(self) -> None:
-        """Commit everything handled so far (after any commit already under way)."""
-        if self._committing is not None:
-            with contextlib.suppress(Exception):
-                await self._committing
-        await self._commit(dict(self._processed))
-
-    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Wait for the output of the reports up to ``offsets``, then commit them."""
-        if not offsets or self.consumer is None:
-            return
-        await self.grid_app.outbox.flush()  # exits the process if delivery fails for good
-        try:
-            await self.consumer.commit(offsets)
-        except KafkaError as err:  # e.g. a rebalance in between: the input is read again
-            log.warning("intake commit failed (%s); those reports will be read again", err)
-            return
-        self.committed.update(offsets)
-        self.health.committed(offsets)
-        for tp, off in offsets.items():
-            if self._processed.get(tp) == off:
-                del self._processed[tp]
-
-    # -- rebalance listener ----------------------------------------------------------------
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self._lock:  # the batch in hand finishes first
-            await self._commit_now()
-        for tp in revoked:
-            self._processed.pop(tp, None)
-            self.highwater.pop(tp, None)
-        self.health.revoked(revoked)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        log.info("intake partitions: %s", sorted(tp.partition for tp in assigned))
-        if self.consumer is not None:
-            for tp in assigned:
-                with contextlib.suppress(KafkaError):
-                    self.committed[tp] = await self.consumer.committed(tp) or 0
-            self.health.committed({tp: self.committed.get(tp, 0) for tp in assigned})
-
-    def lag(self) -> dict[TopicPartition, int]:
-        """End offset (as of the last fetch) minus committed offset, per assigned partition."""
-        cons = self.consumer
-        if cons is None:
-            return {}
-        return {tp: max(self.highwater.get(tp, 0) - self.committed.get(tp, 0), 0)
-                for tp in cons.assignment()}
+    def _one_by_one(self, batch: list[bytes | None], now: datetime,
+                    channels: list[Any] | None) -> tuple[list[Located], list[DeadLetter]]:
+        """Each report of a failed batch alone, up to ``POISON_TRIES`` times; a report the
+        engine still fails on goes to the DLQ (``internal_error``), the others go on."""
+        located: list[Located] = []
+        dead: list[DeadLetter] = []
+        for i, raw in enumerate(batch):
+            for attempt in range(1, POISON_TRIES + 1):
+                try:
+                    ok, bad = self.engine.intake([raw], now,
+                                                 [channels[i]] if channels else None)
+                except Exception as err:
+                    if attempt < POISON_TRIES:
+                        continue
+                    log.error("report %s failed %d times: %s", report_id_of(raw) or "?",
+                              attempt, err)
+                    dead.append(dead_letter(
+                        raw, "internal_error", f"the engine failed on this report {attempt} "
+                        f"times: {type(err).__name__}: {err}", now, report_id=report_id_of(raw)))
+                else:
+                    located += ok
+                    dead += bad
+                break
+        return located, dead

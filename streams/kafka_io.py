@@ -145,6 +145,7 @@ async def consume(
         bootstrap_servers=bootstrap_of(bootstrap),
         group_id=None,
         enable_auto_commit=False,
+        isolation_level="read_committed",  # what the engine committed, once
         auto_offset_reset="earliest",
         **client_security(),
     )

@@ -104,10 +104,15 @@ def check_topics(settings: Settings) -> None:
 
     from streams import topics as T
     from streams.broker import bootstrap_of, ensure_topics, partition_counts
+    from streams.caseloop import changelog_topics
 
     bootstrap = bootstrap_of(settings.broker)
     ensure_topics(bootstrap, T.all_topics(settings.partitions), replication=settings.replication)
-    counts = asyncio.run(partition_counts(bootstrap, [T.LOCATED, T.COMMANDS]))
+    changelogs = changelog_topics(settings.app_id)  # the case loop's state (compacted)
+    ensure_topics(bootstrap, dict.fromkeys(changelogs, settings.partitions),
+                  replication=settings.replication,
+                  configs={t: {"cleanup.policy": "compact"} for t in changelogs})
+    counts = asyncio.run(partition_counts(bootstrap, [T.LOCATED, T.COMMANDS, *changelogs]))
     wrong = {t: n for t, n in counts.items() if n != settings.partitions}
     if wrong:
         raise click.ClickException(
@@ -115,7 +120,7 @@ def check_topics(settings: Settings) -> None:
             "start the worker with --partitions (GRID_PARTITIONS) matching the topics")
 
 
-RESTART_EXIT_CODE = 70  # streams.app.Outbox: output not delivered, offsets not committed
+RESTART_EXIT_CODE = 70  # a worker that must be started again (grid up restarts it)
 DEMO_CLOCK = "x60"  # grid up --demo: one real minute is an engine hour
 WEB_FILE = "web"  # $GRID_HOME/web: the running grid up's web address (grid submit's links)
 READY_TIMEOUT = 180.0

@@ -32,7 +32,7 @@ class Settings:
     fast_group: bool = True  # GRID_FAST_GROUP: short rebalance/session timeouts (embedded)
     fetch_wait_ms: int = 0  # GRID_FETCH_WAIT_MS: longest broker fetch wait; 0 = by broker:
     # 500 ms on Apache Kafka (it answers as soon as data is there), 25 ms on Tansu (it holds
-    # an empty fetch for the whole wait: streams/faust_patches.py)
+    # an empty fetch for the whole wait)
     stuck_seconds: float = 30.0  # GRID_STUCK_SECONDS: a consumer this long without progress
     # while input waits fails the health check (streams/health.py)
     store_url: str = ""  # GRID_STORE_URL: the read store (SQLAlchemy URL); "" = SQLite file

@@ -150,7 +150,8 @@ async def respond(bootstrap: str, clock: Clock, stop: asyncio.Event, seed: int =
     b = behaviour or Behaviour()
     rng = random.Random(seed)
     consumer = AIOKafkaConsumer(T.DISPATCH, bootstrap_servers=bootstrap, group_id="grid-sim",
-                                auto_offset_reset="latest", **client_security())
+                                auto_offset_reset="latest", isolation_level="read_committed",
+                                **client_security())
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, **client_security())
     await consumer.start()
     await producer.start()

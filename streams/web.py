@@ -5,11 +5,9 @@ Faust web server (aiohttp). :func:`install` registers the routes; see docs/api.m
   token's role and scope (:mod:`grid.auth`) — and produced to ``grid.reports.v1`` /
   ``grid.commands.v1``. The engine decides; an action waits for the engine's answer on the
   event stream (:mod:`streams.results`): its events, or its refusal.
-* A case lives in the table partition of its street. Reads of one case go to the worker that
-  owns that partition (Faust table routing: the ``cases`` table's assignment metadata); any
-  worker can answer, forwarding at most one hop.
-* Lists (cases, work orders, Open311 requests) come from the read store
-  (``grid_app.read_store``, SQL: :mod:`store.reader`), keyset-paged in the database.
+* Reads — one case (rebuilt from its stored events), lists (cases, work orders, Open311
+  requests, keyset-paged in the database) — come from the read store
+  (``grid_app.read_store``, SQL: :mod:`store.reader`): every worker answers for every case.
 """
 
 from __future__ import annotations
@@ -39,18 +37,16 @@ from grid.models import (
     CaseState,
     Command,
     Report,
-    partition_key_of,
 )
 from store.reader import TOTAL_CAP
-from streams.app import partition_of
+from streams import topics as T
 from streams.results import CommandResults
-from streams.signin import COOKIE, CrossSite, principal_of
+from streams.signin import CrossSite, principal_of
 
 log = logging.getLogger(__name__)
 
 API = "/api/v1"
 O311 = "/open311/v2"
-HOP = "X-Grid-Forwarded"  # set on a forwarded request: the owner answers, never forwards again
 MAX_BODY = 64 * 1024
 ACTION_WAIT = 5.0  # seconds to wait for the engine to apply an action (?wait=0: do not wait)
 PENDING_MAX = 10_000
@@ -205,57 +201,22 @@ class Api:
     def now(self) -> datetime:
         return self.g.clock.now()
 
-    # -- partition ownership and forwarding ------------------------------------------------
+    # -- cases as stored -------------------------------------------------------------------
 
-    def owner_of(self, street: str) -> str | None:
-        """URL of the worker that owns ``street``'s partition of the cases table; None when it
-        is this worker (or before any assignment is known)."""
-        try:
-            meta = self.app.router.table_metadata("cases")
-        except Exception:
-            return None
-        p = partition_of(street, self.g.settings.partitions)
-        me = _ident(str(self.app.conf.canonical_url))
-        for url, topics in meta.items():
-            if any(p in parts for parts in topics.values()):
-                return None if _ident(url) == me else url.rstrip("/")
-        return None
+    async def stored_case(self, case_id: str) -> Case | None:
+        """The case from the read store (rebuilt from its events; None: not stored yet).
+        Every worker answers for every case: none needs the one holding its street."""
+        return await asyncio.to_thread(self.g.read_store.case, case_id)
 
-    async def forward(self, url: str, request: web.Request, path: str | None = None,
-                      body: bytes | None = None) -> tuple[int, bytes, str]:
-        """GET ``path`` (default: this request's path and query) on the worker at ``url``;
-        POST when a ``body`` is given."""
-        headers = {HOP: "1"}
-        for h in ("Authorization", "Content-Type"):
-            if h in request.headers:
-                headers[h] = request.headers[h]
-        if "Authorization" not in headers and request.cookies.get(COOKIE):  # a page's call,
-            headers["Authorization"] = f"Bearer {request.cookies[COOKIE]}"  # checked there
-        target = url + (path or str(request.rel_url))
-        method = "GET" if body is None else "POST"
-        try:
-            async with self.app.http_client.request(method, target, headers=headers,
-                                                    data=body) as resp:
-                return resp.status, await resp.read(), resp.content_type
-        except Exception as err:
-            raise HttpError(503, f"the worker owning this case ({url}) did not answer: "
-                            f"{type(err).__name__}") from err
+    async def load_case(self, case_id: str) -> Case:
+        case = await self.stored_case(case_id)
+        if case is None:
+            raise HttpError(404, f"no case {case_id!r}", case_id=case_id)
+        return case
 
-    async def load_case(self, case_id: str, request: web.Request) -> Case:
-        """The current case from the worker that owns it (local table or one hop)."""
-        street = partition_key_of(case_id)
-        owner = None if request.headers.get(HOP) else self.owner_of(street)
-        if owner is None:
-            case = self.g.store.get(case_id)
-            if case is None:
-                raise HttpError(404, f"no case {case_id!r}", case_id=case_id)
-            return case
-        status, body, _ = await self.forward(owner, request, f"{API}/cases/{case_id}")
-        if status != 200:
-            data = _loads(body)
-            raise HttpError(status, data.get("error", "error from owning worker")
-                            if isinstance(data, dict) else "error from owning worker")
-        return Case.model_validate_json(body)
+    async def case_of_report(self, rid: str) -> Case | None:
+        cid = await asyncio.to_thread(self.g.read_store.case_for_report, rid)
+        return await self.stored_case(cid) if cid else None
 
     # -- meta ----------------------------------------------------------------------------
 
@@ -277,22 +238,13 @@ class Api:
         """This worker and each of its consumers; 503 when a consumer is stuck (no token)."""
         consumers = self.g.consumers()
         failing = [c["reason"] for c in consumers.values() if c["stuck"]]
-        try:
-            mine = sorted(tp.partition for tp in self.app.assignor.assigned_actives()
-                          if tp.topic.endswith("-cases-changelog"))
-        except Exception:
-            mine = []
-        try:
-            meta = self.app.router.table_metadata("cases")
-            workers = {u: sorted(p for ps in t.values() for p in ps) for u, t in meta.items()}
-        except Exception:
-            workers = {}
         return json_response({"status": "failing" if failing else "ok", "reasons": failing,
                               "consumers": consumers,
                               "worker": str(self.app.conf.canonical_url),
-                              "app_id": self.g.settings.app_id, "partitions": mine,
+                              "app_id": self.g.settings.app_id,
+                              "partitions": sorted(self.g.cases.stores),
                               "partition_count": self.g.settings.partitions,
-                              "workers": workers,
+                              "exactly_once": self.g.exactly_once,
                               "read_store": getattr(self.g, "read_store", None) is not None},
                              status=503 if failing else 200)
 
@@ -340,8 +292,7 @@ class Api:
                             "content; send a new report_id for a new report",
                             report_id=r.rid, reason="duplicate_conflict")
         value = raw if isinstance(raw, bytes) else orjson.dumps(raw)
-        fut = await self.g.reports.send(key=r.rid.encode(), value=value)
-        await fut  # acknowledged by the broker before we answer
+        await self.g.send(T.REPORTS, r.rid.encode(), value)  # acknowledged before we answer
         self.pending[r.rid] = r.model_dump(mode="json", by_alias=True)
         while len(self.pending) > PENDING_MAX:
             self.pending.popitem(last=False)
@@ -358,61 +309,6 @@ class Api:
                               "open311_url": f"{O311}/requests/{r.rid}.json"},
                              status=202, headers={"Location": url})
 
-    def report_street(self, rid: str) -> str | None:
-        """The partition key (street) of the case a report opened or joined, when it can be
-        known here: this worker's report index (an entry never changes once written), the read
-        model, or the report itself if this worker accepted it (located again)."""
-        cid = self.g.store.report_index.get(rid.encode())
-        if cid is not None:
-            return partition_key_of(cid.decode())
-        cid = self._projection_case_id(rid)
-        if cid is not None:
-            return partition_key_of(cid)
-        pending = self.pending.get(rid)
-        if pending is not None:
-            loc = pending["location"]
-            place = self.g.engine.locator.locate_many([loc["lon"]], [loc["lat"]],
-                                                      [loc["crs"]])[0]
-            return place.partition_key if place is not None else None
-        return None
-
-    def other_workers(self) -> list[str]:
-        try:
-            meta = self.app.router.table_metadata("cases")
-        except Exception:
-            return []
-        me = _ident(str(self.app.conf.canonical_url))
-        return [u.rstrip("/") for u in meta if _ident(u) != me]
-
-    async def ask_owner(self, rid: str, request: web.Request, path: str | None = None
-                        ) -> tuple[int, bytes, str, str] | None:
-        """Ask the worker owning report ``rid``'s case (status, body, content type, url);
-        None: answer here. When the street cannot be known here (no read model, report
-        accepted elsewhere), ask every other worker until one knows it."""
-        if request.headers.get(HOP):
-            return None
-        street = self.report_street(rid)
-        if street is not None:
-            owner = self.owner_of(street)
-            targets = [owner] if owner else []
-        else:
-            targets = self.other_workers()
-        for url in targets:
-            status, body, ctype = await self.forward(url, request, path)
-            if street is not None or status != 404:
-                return status, body, ctype, url
-        return None
-
-    async def relay(self, owner: str, request: web.Request) -> web.Response:
-        status, body, ctype = await self.forward(owner, request)
-        return web.Response(body=body, status=status, content_type=ctype or "application/json",
-                            headers={"X-Grid-Served-By": owner})
-
-    def _projection_case_id(self, rid: str) -> str | None:
-        """The case a report opened or joined, from the read store (None: not stored yet)."""
-        rs = getattr(self.g, "read_store", None)
-        return rs.case_for_report(rid) if rs is not None else None
-
     def _projection_report_id(self, case_id: str) -> str | None:
         rs = getattr(self.g, "read_store", None)
         return rs.report_id(case_id) if rs is not None else None
@@ -421,12 +317,7 @@ class Api:
         """The case a report became (404 'not yet processed' before)."""
         p = self.principal(request)
         rid = _uuid(request.match_info["report_id"])
-        got = await self.ask_owner(rid, request)
-        if got is not None:
-            status, body, ctype, url = got
-            return web.Response(body=body, status=status, content_type=ctype,
-                                headers={"X-Grid-Served-By": url})
-        case = self.g.store.case_for_report(rid)
+        case = await self.case_of_report(rid)
         if case is None:
             raise HttpError(404, f"report {rid} is not yet processed (or was rejected: see "
                             f"grid.reports.dlq.v1); retry shortly", report_id=rid,
@@ -442,17 +333,10 @@ class Api:
     async def get_case(self, request: web.Request) -> web.Response:
         """One case: state, placement, decision with explanation, deadlines, history."""
         p = self.principal(request)
-        case_id = request.match_info["case_id"]
-        owner = None if request.headers.get(HOP) else self.owner_of(partition_key_of(case_id))
-        if owner is not None:
-            return await self.relay(owner, request)
-        case = self.g.store.get(case_id)
-        if case is None:
-            raise HttpError(404, f"no case {case_id!r}", case_id=case_id)
+        case = await self.load_case(request.match_info["case_id"])
         _guard(auth.check_read, p, case.placement, case.department, case.reporters,
                auth.holders_of(case))
-        return json_response(self.case_json(case),
-                             headers={"X-Grid-Served-By": str(self.app.conf.canonical_url)})
+        return json_response(self.case_json(case))
 
     def case_json(self, case: Case) -> dict[str, Any]:
         out = case.model_dump(mode="json", by_alias=True)
@@ -549,11 +433,6 @@ class Api:
         p = self.principal(request)
         case_id = request.match_info["case_id"]
         raw = await self.body(request)
-        owner = None if request.headers.get(HOP) else self.owner_of(partition_key_of(case_id))
-        if owner is not None:  # the owner checks against its current state and waits there
-            status, body, ctype = await self.forward(owner, request, body=raw)
-            return web.Response(body=body, status=status, content_type=ctype,
-                                headers={"X-Grid-Served-By": owner})
         data = _loads(raw)
         if not isinstance(data, dict):
             raise HttpError(422, "expected a JSON object with at least `action`",
@@ -576,7 +455,7 @@ class Api:
                 {"field": "action", "message": f"one of {names}"}]) from None
         if action not in auth.ACTIONS_BY_ROLE[p.role]:  # before loading the case
             _guard(auth.check_action, p, action, None, None)
-        case = await self.load_case(case_id, request)
+        case = await self.load_case(case_id)
         _guard(auth.check_action, p, action, case.placement, case.department,
                auth.holders_of(case), case.reporters)
         try:
@@ -596,7 +475,7 @@ class Api:
         self.results.expect(cmd.command_id)
         key, value = self.g.command_bytes(cmd)
         try:
-            await (await self.g.commands.send(key=key, value=value))
+            await self.g.send(T.COMMANDS, key, value)
         except BaseException:
             await self.results.wait(cmd.command_id, 0)  # forget the waiter
             raise
@@ -697,15 +576,7 @@ class Api:
         return json_response(open311.errors_json(errors), 400)
 
     async def _o311_row(self, rid: str, request: web.Request) -> dict[str, Any] | None:
-        got = await self.ask_owner(rid, request, f"{O311}/requests/{rid}.json")
-        if got is not None:
-            rows = _loads(got[1]) if got[0] == 200 else None
-            if rows:
-                return rows[0]
-            if rid not in self.pending:
-                return None
-            return open311.request_status(rid, None, self.taxonomy, self.pending[rid])
-        case = self.g.store.case_for_report(rid)
+        case = await self.case_of_report(rid)
         if case is None and rid not in self.pending:
             return None
         return open311.request_status(rid, case, self.taxonomy, self.pending.get(rid))
@@ -754,14 +625,8 @@ class Api:
         rows = [c.to_dict(now) for c in found]
         out = []
         for s in rows:
-            cid = s.get("case_id")
-            case = (self.g.store.get(cid) if cid and self.owner_of(partition_key_of(cid)) is None
-                    else None)
-            rid = s.get("report_id") or (case.report.rid if case else None) or \
-                self._projection_report_id(s["case_id"])
-            if case is not None and rid:
-                out.append(open311.request_status(rid, case, self.taxonomy))
-            elif rid:
+            rid = s.get("report_id") or self._projection_report_id(s["case_id"])
+            if rid:
                 out.append(_summary_request(rid, s, self.taxonomy))
         return self._o311(request, "service_requests", "request", out)
 
@@ -863,11 +728,3 @@ def _guard(check: Callable[..., None], *args: Any) -> None:
         raise HttpError(403, str(err)) from None
 
 
-def _ident(url: str) -> tuple[str, int]:
-    from yarl import URL
-
-    u = URL(url)
-    host = u.host or ""
-    if host in ("localhost", "0.0.0.0"):
-        host = "127.0.0.1"
-    return host, int(u.port or 80)

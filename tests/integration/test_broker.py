@@ -319,14 +319,11 @@ async def test_kafka_end_offset_after_a_batch_is_the_last_offset_plus_one(broker
 def test_no_tansu_patch_is_active_on_kafka():
     """A process on Apache Kafka runs none of the code that exists for Tansu's quirks."""
     from aiokafka.consumer import fetcher
-    from faust.transport.drivers import aiokafka as driver
 
-    from streams import faust_patches, tansu
+    from streams import tansu
 
     assert not getattr(fetcher.PartitionRecords, tansu._GAP_PATCHED, False)
     assert not getattr(AIOKafkaConsumer, tansu._PATCHED, False)
-    assert driver.AIOKafkaConsumerThread._create_worker_consumer is \
-        faust_patches._create_consumer
 
 
 def test_kafka_keeps_topics_and_committed_offsets_across_a_restart(tmp_path):

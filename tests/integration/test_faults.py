@@ -170,36 +170,21 @@ def test_whole_cluster_restart_keeps_cases_and_merges_into_them(cluster, tmp_pat
         w.stop()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect, shown by this test (issue 12 asked whether the window exists; it does): "
-    "a zombie's queued writes are not fenced, and a never-committed located partition can be "
-    "committed past unhandled input. The fix is issue 14 (Kafka transactions with the group "
-    "metadata, KIP-447); there this mark goes."))
 def test_worker_frozen_past_its_session_is_a_harmless_zombie(cluster, tmp_path):
     """Two workers share the partitions; one (a) is SIGSTOPped right after two chunks of
     reports (mid-backlog) for 15 s (its sessions are 6 s), the other (b) takes over every
-    partition of both groups (intake and the Faust cases group) and goes on; then a is
+    partition of both groups (intake and cases) and goes on; then a is
     resumed with its stale assignment, its batch in hand and its producer, and rejoins.
 
-    What the runs showed (Kafka 4.1.1, 3 nodes, 2 cores, engine at 334ca20): the group
-    handling is as intended - b holds everything within ~10 s, a's intake commits fail on
-    resume (CommitFailedError, "read again") and both groups settle with two members - but
-    check_run failed in every run, for two different reasons:
-
-    * a zombie's writes are not fenced: the case events and the ``cases`` changelog records
-      a queued before it froze are delivered when it resumes, after b's newer ones. E.g. the
-      changelog of case 310110001-7202b6796d92 got, at offset 1134 (record time 21:29:28,
-      before the freeze), the case at seq 4 - after b had written it at seq 7 (offset 822).
-      The worker owning the partition after the next rebalance restored seq 4 and numbered
-      the next merges 5, 6, 7 again: two different ``merged`` events per event id, b's
-      merges gone from the case; check_run: "53 reports unaccounted" (another run: 1).
-    * input committed but never handled: ``grid.located.v1`` partition 1 offsets 0-376
-      (written before the freeze) never became case events, yet the cases group's committed
-      offset there was the end (1285); offsets from 377 on were handled by b after the
-      takeover. check_run: "384 reports unaccounted ... grid.located.v1 386".
+    Before the loops were transactional (engine at 334ca20) this failed every run: the
+    zombie's queued case events and changelog records landed after b's newer ones, and a
+    located partition was committed past input never handled. Now a's first commit after
+    the resume is refused (its producers were fenced when b took its units over), a starts
+    its loops again from the committed offsets, and check_run finds every report once and
+    every event, work order and DLQ entry exactly once.
     """
     app_id = f"zombie-{uuid.uuid4().hex[:6]}"
-    intake = f"{app_id}-intake"  # the intake consumer's group (the cases agent: app_id)
+    intake = f"{app_id}-intake"  # the intake loop's group (the case loop: <app id>-cases)
     raws, bad = sim_messages(10_000, seed=404)
     parts = chunks(raws, 10)
     a = start_worker(cluster, tmp_path, app_id)

@@ -1,5 +1,5 @@
 """A report or command the engine fails on goes to the DLQ, never silently nowhere (pure:
-a GridApp is built but never started; its outbox is read instead of a broker)."""
+a GridApp is built but never started; the loops' output records are read, no broker)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import orjson
 import pytest
 
 from streams import topics as T
-from streams.app import POISON_TRIES, GridApp
+from streams.app import GridApp
+from streams.intake import POISON_TRIES
 from streams.settings import Settings
+from streams.sinks import Out
 
 
 @pytest.fixture(scope="module")
@@ -30,31 +32,29 @@ def report(rid: str) -> bytes:
         "description": "井盖缺失"})
 
 
-def sent(grid_app: GridApp, topic: str) -> list[dict]:
-    return [orjson.loads(v) for t, _k, v, _p in grid_app.outbox._pending if t == topic]
+def sent(out: list[Out], topic: str) -> list[dict]:
+    return [orjson.loads(r.value) for r in out if r.topic == topic]
 
 
-class Event:
-    """What the cases agent reads of a Faust event (weak-referenceable, like Faust's)."""
-
-    def __init__(self, topic: str, value: bytes) -> None:
-        self.value = value
-        self.message = SimpleNamespace(topic=topic, partition=0)
+def record(topic: str, value: bytes) -> SimpleNamespace:
+    """What the case loop reads of a consumed record."""
+    return SimpleNamespace(topic=topic, value=value, partition=0, offset=0, timestamp=0)
 
 
-async def test_a_located_report_the_engine_fails_on_goes_to_the_dlq(grid_app, monkeypatch):
-    grid_app.outbox._pending.clear()
+def test_a_located_report_the_engine_fails_on_goes_to_the_dlq(grid_app, monkeypatch):
     rid = str(uuid.uuid4())
-    await grid_app.intake_batch([report(rid)])  # no assignment yet: forwarded, not handled
-    (located,) = [v for t, _k, v, _p in grid_app.outbox._pending if t == T.LOCATED]
-    grid_app.outbox._pending.clear()
+    out, _located, _dead = grid_app.intake.intake([report(rid)])
+    (located,) = [r for r in out if r.topic == T.LOCATED]
+    cases = grid_app.cases
+    store = cases.stores[located.partition] = cases._new_store(located.partition)
 
     def boom(*a, **kw):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(grid_app.store, "on_located", boom)
-    await grid_app._cases_batch([Event(T.LOCATED, located), Event(T.COMMANDS, b"{}")])
-    (dead, bad_command) = sent(grid_app, T.DLQ)
+    monkeypatch.setattr(store, "on_located", boom)
+    out, _done = cases.handle(str(located.partition), [
+        record(T.LOCATED, located.value), record(T.COMMANDS, b"{}")])
+    (dead, bad_command) = sent(out, T.DLQ)
     assert dead["reason"] == "internal_error" and dead["report_id"] == rid
     assert "RuntimeError: disk on fire" in dead["message"]
     assert orjson.loads(base64.b64decode(dead["original_b64"]))["report"]["report_id"] == rid
@@ -62,8 +62,7 @@ async def test_a_located_report_the_engine_fails_on_goes_to_the_dlq(grid_app, mo
     assert bad_command["reason"] == "invalid_command"
 
 
-async def test_intake_sends_each_report_to_the_dlq_when_the_engine_fails(grid_app, monkeypatch):
-    grid_app.outbox._pending.clear()
+def test_intake_sends_each_report_to_the_dlq_when_the_engine_fails(grid_app, monkeypatch):
     calls = []
 
     def boom(raws, now, channels=None):
@@ -72,18 +71,17 @@ async def test_intake_sends_each_report_to_the_dlq_when_the_engine_fails(grid_ap
 
     monkeypatch.setattr(grid_app.engine, "intake", boom)
     rids = [str(uuid.uuid4()) for _ in range(3)]
-    await grid_app.intake_batch([report(r) for r in rids])
-    dead = sent(grid_app, T.DLQ)
+    out, _located, _dead = grid_app.intake.intake([report(r) for r in rids])
+    dead = sent(out, T.DLQ)
     assert [(d["reason"], d["report_id"]) for d in dead] == [("internal_error", r) for r in rids]
     assert "failed on this report 3 times: ValueError: locator gone" in dead[0]["message"]
     assert calls == [3] + [1] * 3 * POISON_TRIES  # the batch, then each report 3 times
-    assert not sent(grid_app, T.LOCATED)
+    assert not sent(out, T.LOCATED)
 
 
-async def test_a_poison_report_does_not_take_its_batch_with_it(grid_app, monkeypatch):
+def test_a_poison_report_does_not_take_its_batch_with_it(grid_app, monkeypatch):
     """The engine raises on one report (every time): that one is dead-lettered after
     POISON_TRIES attempts, the reports before and after it are handled as usual."""
-    grid_app.outbox._pending.clear()
     poison = str(uuid.uuid4())
     real = grid_app.engine.intake
 
@@ -94,10 +92,10 @@ async def test_a_poison_report_does_not_take_its_batch_with_it(grid_app, monkeyp
 
     monkeypatch.setattr(grid_app.engine, "intake", poisoned)
     before, after = str(uuid.uuid4()), str(uuid.uuid4())
-    await grid_app.intake_batch([report(before), report(poison), None, report(after)])
-    dead = sent(grid_app, T.DLQ)
+    out, _located, _dead = grid_app.intake.intake(
+        [report(before), report(poison), None, report(after)])
+    dead = sent(out, T.DLQ)
     assert [(d["reason"], d["report_id"]) for d in dead] == [
         ("internal_error", poison), ("null_value", None)]
-    forwarded = [orjson.loads(v)["report"]["report_id"] for v in
-                 (v for t, _k, v, _p in grid_app.outbox._pending if t == T.LOCATED)]
+    forwarded = [m["report"]["report_id"] for m in sent(out, T.LOCATED)]
     assert forwarded == [before, after]

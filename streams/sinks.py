@@ -1,0 +1,214 @@
+"""Where the intake and case loops put their output, and how they commit their input.
+
+A loop handles a batch of one *unit* (intake: a report partition; the case loop: a street
+partition of ``grid.located.v1`` + ``grid.commands.v1``), collects its output as
+:data:`Out` records, then calls :meth:`Sink.commit` with the input offsets the batch covers.
+
+* :class:`TransactionalSink` (Apache Kafka): one transactional producer per unit,
+  ``transactional.id = <prefix>-<unit>``. Output and input offsets are committed in one Kafka
+  transaction (``send_offsets_to_transaction``): a ``read_committed`` consumer sees each
+  output record exactly once, whatever crashes. Starting the producer of a unit (when the
+  unit is assigned) fences every earlier producer with the same id, so a worker that lost
+  the unit without knowing it yet (paused past its session: a zombie) fails its next commit
+  with ``ProducerFenced`` and none of its late output becomes visible.
+* :class:`AtLeastOnceSink` — **Tansu fallback only** (Tansu has no transactions): output
+  first, offsets after; a crash in between repeats output, which consumers drop by id.
+
+A commit that fails raises: the loop then drops its state and starts again from the
+committed offsets (nothing half-done is kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any, NamedTuple, Protocol
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import murmur2
+
+from streams.broker import client_security
+
+log = logging.getLogger(__name__)
+
+# A record batch (one partition) stays under Apache Kafka's default message.max.bytes
+# (1 MiB + 12): the broker refuses a larger batch whole (MessageSizeTooLarge).
+BATCH_BYTES = 1_000_000
+
+
+class Out(NamedTuple):
+    """One output record; ``partition`` None: by the key (murmur2), as Kafka's default."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for ``key`` (murmur2)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+class Sink(Protocol):
+    async def assign(self, units: Iterable[str]) -> None: ...
+    async def release(self, units: Iterable[str]) -> None: ...
+    async def commit(self, unit: str, records: list[Out],
+                     offsets: dict[TopicPartition, int]) -> None: ...
+    async def close(self) -> None: ...
+
+
+def _producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                            max_batch_size=BATCH_BYTES, max_request_size=8 << 20,
+                            request_timeout_ms=60_000, **kw, **client_security())
+
+
+class _Batcher:
+    """Hands records to a producer as one record batch per topic partition."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    async def send(self, prod: AIOKafkaProducer, records: list[Out]) -> list[asyncio.Future]:
+        groups: dict[tuple[str, int], list[Out]] = {}
+        for r in records:
+            p = r.partition
+            if p is None:
+                n = self._counts.get(r.topic) or await self._count(prod, r.topic)
+                p = (murmur2(r.key) & 0x7FFFFFFF) % n if r.key else hash(r.value) % n
+            groups.setdefault((r.topic, p), []).append(r)
+        futures = []
+        for (topic, p), recs in groups.items():
+            batch = prod.create_batch()
+            for r in recs:
+                if batch.append(key=r.key, value=r.value, timestamp=None) is None:
+                    futures.append(await prod.send_batch(batch, topic, partition=p))
+                    batch = prod.create_batch()
+                    if batch.append(key=r.key, value=r.value, timestamp=None) is None:
+                        raise ValueError(f"a record of {len(r.value or b'')} bytes to {topic} "
+                                         "exceeds the batch size")
+            if batch.record_count():
+                futures.append(await prod.send_batch(batch, topic, partition=p))
+        return futures
+
+    async def _count(self, prod: AIOKafkaProducer, topic: str) -> int:
+        n = len(await prod.partitions_for(topic))
+        self._counts[topic] = n
+        return n
+
+
+class TransactionalSink:
+    """Exactly-once output: a transaction per unit and batch (see the module doc)."""
+
+    exactly_once = True
+
+    def __init__(self, bootstrap: str, prefix: str, group_id: str) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.group_id = group_id
+        self.producers: dict[str, AIOKafkaProducer] = {}
+        self._batcher = _Batcher()
+
+    async def assign(self, units: Iterable[str]) -> None:
+        """Start a producer per new unit; this fences earlier owners of the unit (and aborts
+        their open transaction) before the caller reads the unit's state or offsets."""
+        new = [u for u in units if u not in self.producers]
+
+        async def start(unit: str) -> None:
+            prod = _producer(self.bootstrap, transactional_id=f"{self.prefix}-{unit}")
+            await prod.start()
+            self.producers[unit] = prod
+
+        await asyncio.gather(*(start(u) for u in new))
+
+    async def release(self, units: Iterable[str]) -> None:
+        prods = [self.producers.pop(u) for u in list(units) if u in self.producers]
+        await asyncio.gather(*(_stop(p) for p in prods))
+
+    async def commit(self, unit: str, records: list[Out],
+                     offsets: dict[TopicPartition, int]) -> None:
+        prod = self.producers[unit]
+        await prod.begin_transaction()
+        try:
+            await self._batcher.send(prod, records)
+            if offsets:
+                await prod.send_offsets_to_transaction(offsets, self.group_id)
+            await prod.commit_transaction()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await prod.abort_transaction()
+            raise
+
+    async def close(self) -> None:
+        await self.release(list(self.producers))
+
+
+class AtLeastOnceSink:
+    """**Tansu fallback only** (no transactions there): one producer; output is acknowledged
+    before the input offsets are committed with ``commit_offsets``."""
+
+    exactly_once = False
+
+    def __init__(self, bootstrap: str, commit_offsets: Any) -> None:
+        self.bootstrap = bootstrap
+        self.commit_offsets = commit_offsets  # async (offsets) -> None: the consumer's commit
+        self.producer: AIOKafkaProducer | None = None
+        self._batcher = _Batcher()
+
+    async def assign(self, units: Iterable[str]) -> None:
+        if self.producer is None:
+            prod = _producer(self.bootstrap)
+            await prod.start()
+            self.producer = prod
+
+    async def release(self, units: Iterable[str]) -> None:
+        return None
+
+    async def commit(self, unit: str, records: list[Out],
+                     offsets: dict[TopicPartition, int]) -> None:
+        if records:
+            await self.assign(())
+            assert self.producer is not None
+            for fut in await self._batcher.send(self.producer, records):
+                await fut
+        if offsets:
+            await self.commit_offsets(offsets)
+
+    async def close(self) -> None:
+        if self.producer is not None:
+            prod, self.producer = self.producer, None
+            await _stop(prod)
+
+
+class Publisher:
+    """The API's producer (reports and commands it accepts): idempotent, ``acks=all``;
+    :meth:`send` returns once the record is acknowledged."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        self.producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        if self.producer is None:
+            async with self._lock:
+                if self.producer is None:
+                    prod = _producer(self.bootstrap)
+                    await prod.start()
+                    self.producer = prod
+        await self.producer.send_and_wait(topic, value, key=key)
+
+    async def close(self) -> None:
+        if self.producer is not None:
+            prod, self.producer = self.producer, None
+            await _stop(prod)
+
+
+async def _stop(prod: AIOKafkaProducer) -> None:
+    try:
+        await asyncio.wait_for(prod.stop(), 10)
+    except Exception as err:  # a fenced or broken producer: nothing left to flush
+        log.debug("producer stop: %s", err)
