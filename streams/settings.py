@@ -23,12 +23,10 @@ class Settings:
     web_host: str = "127.0.0.1"  # GRID_WEB_HOST
     partitions: int = 8  # GRID_PARTITIONS
     replication: int = 1  # GRID_REPLICATION
-    data_dir: str = "var/grid"  # GRID_DATA_DIR: Faust table data (RocksDB)
-    store: str = "memory://"  # GRID_STORE: memory:// or rocksdb://
+    data_dir: str = "var/grid"  # GRID_DATA_DIR: local files (the private SQLite read store)
     clock: str = "system"  # GRID_CLOCK: 'system', 'x<speed>' or 'x<speed>@<unix time>'
     tick_seconds: float = 1.0  # GRID_TICK_SECONDS: escalation timer interval
     batch_size: int = 500  # GRID_BATCH_SIZE: reports per intake batch
-    batch_within: float = 0.02  # GRID_BATCH_WITHIN: max seconds to wait for a batch
     fast_group: bool = True  # GRID_FAST_GROUP: short rebalance/session timeouts (embedded)
     fetch_wait_ms: int = 0  # GRID_FETCH_WAIT_MS: longest broker fetch wait; 0 = by broker:
     # 500 ms on Apache Kafka (it answers as soon as data is there), 25 ms on Tansu (it holds
