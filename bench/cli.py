@@ -93,6 +93,10 @@ def render(res: dict) -> str:
             *(f"{name:12} {x['p50_ms']:>8} {x['p95_ms']:>8} {x['p99_ms']:>8} {x['max_ms']:>8} "
               f"{x['work_orders']:>8,}" for name, x in rows),
         ]
+    for name, x in rows:
+        if st := x.get("stages"):
+            lines.append(f"  {name}, where it went (p50 / p99 ms): " + ", ".join(
+                f"{k} {v['p50_ms']} / {v['p99_ms']}" for k, v in st.items() if k != "reports"))
     if lat:
         lines += [f"worker CPU during the latency run: {lat['worker_cpu_share']:.0%} of a core",
                   f"worker peak RSS: {res['worker_peak_rss_mb']:,.0f} MB"]
@@ -112,6 +116,29 @@ def recovery(events: int, geodata: str | None) -> None:
     from bench.recovery import measure
 
     click.echo(json.dumps(measure(events, geodata)))
+
+
+@bench.command()
+@click.option("--cases", default=100_000, show_default=True,
+              help="cases in the worker's changelogs (the issue's size is 1,000,000)")
+@click.option("--geodata", envvar="GRID_GEODATA")
+@click.option("--partitions", default=8, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def restart(cases: int, geodata: str | None, partitions: int, as_json: bool) -> None:
+    """A worker restarted with CASES cases in its changelogs: time until it handles the next
+    report, peak RSS, beside the same worker with empty changelogs (bench/restart.py)."""
+    from bench.restart import measure
+
+    res = measure(cases, geodata, partitions, log=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(res, ensure_ascii=False))
+        return
+    for label in ("empty", "full"):
+        r = res[label]
+        click.echo(f"{label:5} {r['cases']:>9,} cases ({r['case_json_mb']:,} MB of case JSON): "
+                   f"next report handled {r['first_report_s']} s after the start, "
+                   f"peak RSS {r['peak_rss_mb']:,} MB; restores {r['restores']}")
+    click.echo(f"the state costs {res['state_cost_s']} s and {res['state_rss_mb']:,} MB")
 
 
 @bench.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

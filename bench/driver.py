@@ -45,6 +45,7 @@ async def tail_from_end(bootstrap: str, topics: list[str]) -> AIOKafkaConsumer:
     """A group-less consumer on all partitions of ``topics``, positioned at their ends."""
     cons = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
                             enable_auto_commit=False, fetch_max_wait_ms=5,
+                            isolation_level="read_committed",
                             max_partition_fetch_bytes=4 << 20)
     await cons.start()
     tps = []

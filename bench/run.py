@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import driver, mix, procs
-from bench.baseline import IN_TOPIC, bench_topics, topic_of
+from bench.baseline import IN_TOPIC, LOCATED_TOPIC, bench_topics, topic_of
 from grid.intake import report_id_of
 
 PHASES = ("baseline", "baseline_txn", "passthrough", "engine")
@@ -152,10 +152,20 @@ async def _warm_up(bootstrap: str, in_topic: str, out_topic: str, raws: list[byt
 
 
 def _latency(bootstrap: str, in_topic: str, out_topic: str, raws: list[bytes], rate: float,
-             match, name: str, log) -> dict[str, Any]:
-    """One latency run (``driver.dispatch_latency``), logged and returned as a dict."""
-    lat = asdict(asyncio.run(driver.dispatch_latency(bootstrap, in_topic, out_topic, raws,
-                                                     rate, match=match)))
+             match, name: str, log, located_topic: str | None = None) -> dict[str, Any]:
+    """One latency run (``driver.dispatch_latency``), logged and returned as a dict; with
+    ``located_topic``, where the time went (``stages``: bench/stages.py)."""
+    from bench import stages
+
+    def once():
+        return driver.dispatch_latency(bootstrap, in_topic, out_topic, raws, rate, match=match)
+
+    if located_topic is None:
+        lat = asdict(asyncio.run(once()))
+    else:
+        res, parts = asyncio.run(stages.observed(bootstrap, in_topic, located_topic, out_topic,
+                                                 match, once))
+        lat = asdict(res) | {"stages": parts}
     log(f"{name} latency: {lat}")
     return lat
 
@@ -228,7 +238,7 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
                 log(f"{key}: {result[key]}")
                 result[f"{key}_latency"] = _latency(
                     bootstrap, IN_TOPIC, topic_of("work_order"), latency_raws, rate,
-                    driver.first_baseline_work_order, key, log)
+                    driver.first_baseline_work_order, key, log, LOCATED_TOPIC)
             finally:
                 base.stop()
     # -- the broker's floor: forward each report at once -------------------------------
@@ -260,7 +270,7 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
                     log(f"engine: {result['engine']}")
                 cpu0, t0 = w.cpu_s(), time.perf_counter()
                 lat = _latency(bootstrap, T.REPORTS, T.DISPATCH, latency_raws, rate,
-                               driver.first_work_order_case, "engine", log)
+                               driver.first_work_order_case, "engine", log, T.LOCATED)
                 _check_alive(w)
                 use = w.usage_since(cpu0)
                 result["latency"] = lat | {"worker_cpu_share": round(

@@ -124,3 +124,22 @@ def test_summary_and_table_of_a_run_with_some_phases_only():
     assert [ln.split()[0] for ln in text.splitlines() if ln.endswith("6,000")] == [
         "passthrough", "engine"]
     assert PHASES == ("baseline", "baseline_txn", "passthrough", "engine")
+
+
+def test_stages_split_a_reports_latency_at_the_located_hop():
+    from bench.stages import Observer, located_report
+
+    rid = "r-9"
+    located = orjson.dumps({"report": {"report_id": rid}, "decision": {}})
+    assert located_report(located) == case_suffix(rid)
+    assert located_report(b'{"pad": "x"}') is None
+    obs = Observer()
+    s = case_suffix(rid)
+    for i, t in enumerate((100.000, 100.004, 100.016, 100.019, 100.030)):
+        obs.note(s, i, t)
+    obs.note(s, 2, 200.0)  # read again later: the first time counts
+    obs.note("other", 0, 100.0)  # never made it through: left out
+    b = obs.breakdown()
+    assert {k: v["p50_ms"] for k, v in b.items()} == {
+        "intake": 4.0, "commit 1": 12.0, "hop 2": 3.0, "commit 2": 11.0, "total": 30.0,
+        "reports": 1}
