@@ -127,6 +127,7 @@
 
   W.signedIn().then(async () => {
     types = (await W.get('/work/api/types')).items;
+    findTypes();  // what was typed while the types were loading
     drawMap();
     await loadMine();
     W.live((e) => { loadMine(); if (open && e.case_id === open) W.refreshCase($('#case'), open, () => loadMine(), e); });
