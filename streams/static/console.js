@@ -116,7 +116,9 @@
       li.classList.toggle('sel', li.dataset.caseId === id);
     }
     history.replaceState(null, '', '#case=' + encodeURIComponent(id));
-    W.showCase($('#case'), id, () => load());
+    W.showCase($('#case'), id, () => load()).then(() => {
+      if (window.innerWidth < 900) $('#case').scrollIntoView();  // one column: go to the case
+    });
   }
 
   async function filters() {

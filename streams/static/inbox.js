@@ -34,7 +34,9 @@
     open = id;
     for (const li of document.querySelectorAll('#list li')) li.classList.toggle('sel', li.dataset.caseId === id);
     history.replaceState(null, '', '#case=' + encodeURIComponent(id));
-    W.showCase($('#case'), id, () => load());
+    W.showCase($('#case'), id, () => load()).then(() => {
+      if (window.innerWidth < 900) $('#case').scrollIntoView();  // one column: go to the case
+    });
   }
 
   W.signedIn().then(async () => {
