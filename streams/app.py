@@ -56,7 +56,8 @@ class GridApp:
         self.app = app = faust.App(
             s.app_id, broker=s.broker, store="memory://", datadir=s.data_dir,
             topic_partitions=s.partitions, topic_replication_factor=s.replication,
-            consumer_auto_offset_reset="earliest", web_enabled=True, web_port=s.web_port,
+            consumer_auto_offset_reset="earliest", web="grid://", web_enabled=True,
+            web_port=s.web_port,
             web_host=s.web_host, web_bind=s.web_host, producer_acks=-1,
             broker_credentials=faust_credentials(), **fast,
         )

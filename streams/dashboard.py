@@ -658,10 +658,7 @@ def install_dashboard(grid_app: Any, registry: auth.TokenRegistry | None = None)
         registry = auth.load_registry(departments=grid_app.engine.taxonomy.departments)
     dash = Dashboard(grid_app, registry)
     install_signin(grid_app.app.web.web_app, registry)
-    web_ = grid_app.app.web
-    # Faust's placeholder index ({"status": "OK"}) also claims "/": keep ours only
-    web_.blueprints._enabled = [(prefix, bp) for prefix, bp in web_.blueprints._enabled
-                                if "production_index" not in str(bp)]
+    web_ = grid_app.app.web  # streams.webserver: Faust's placeholder "/" is not there
     router = web_.web_app.router
     for method, path, handler in dash.routes():
         router.add_route(method, path, handler)

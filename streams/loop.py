@@ -59,7 +59,7 @@ class UnitLoop(ConsumerRebalanceListener):
         self.committed: dict[TopicPartition, int] = {}
         self.highwater: dict[TopicPartition, int] = {}
         self._lock = asyncio.Lock()  # held while a batch is handled and committed
-        self._assign_error: BaseException | None = None
+        self._takeover: list[TopicPartition] | None = None  # assigned, not yet taken over
         self.health = ConsumerHealth(self.name, stuck_after=s.stuck_seconds,
                                      lag=lambda: sum(self.lag().values()))
 
@@ -89,8 +89,9 @@ class UnitLoop(ConsumerRebalanceListener):
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         s = self.settings
+        # a member's rejoin waits for the batch in hand to commit: 10 s, not Faust's 3
         fast = dict(session_timeout_ms=6000, heartbeat_interval_ms=1000,
-                    rebalance_timeout_ms=3000) if s.fast_group else {}
+                    rebalance_timeout_ms=10_000) if s.fast_group else {}
         kw: dict[str, Any] = dict(fast)
         if self.assignors:
             kw["partition_assignment_strategy"] = self.assignors
@@ -103,7 +104,7 @@ class UnitLoop(ConsumerRebalanceListener):
 
     async def consume(self) -> None:
         cons = self.consumer = self._new_consumer()
-        self._assign_error = None
+        self._takeover = None
         self.sink = (TransactionalSink(self.bootstrap, self.group_id, self.group_id)
                      if self.exactly_once else AtLeastOnceSink(self.bootstrap, cons.commit))
         if self.exactly_once:
@@ -118,9 +119,10 @@ class UnitLoop(ConsumerRebalanceListener):
             self.health.started()
             while True:
                 self.health.beat()
+                if self._takeover is not None:
+                    assigned, self._takeover = self._takeover, None
+                    await self._take_over(cons, assigned)
                 batch = await cons.getmany(timeout_ms=100, max_records=self.settings.batch_size)
-                if self._assign_error is not None:  # aiokafka only logs a listener's failure
-                    raise self._assign_error
                 if batch:
                     async with self._lock:
                         await self._handle_batch(cons, batch)
@@ -174,26 +176,17 @@ class UnitLoop(ConsumerRebalanceListener):
             self.highwater.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        try:
-            await self._assigned(assigned)
-        except Exception as err:
-            log.exception("%s: taking over partitions %s failed", self.name,
-                          sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
-            self._assign_error = err
+        """Pause the new assignment; the loop takes it over (:meth:`_take_over`) outside the
+        rebalance, so the group never waits for fencing or a state restore."""
+        if self.consumer is not None:
+            self.consumer.pause(*assigned)
+            self._takeover = list(assigned)
 
-    async def _assigned(self, assigned: list[TopicPartition]) -> None:
-        cons, sink = self.consumer, self.sink
-        if cons is None or sink is None:
-            return
-        cons.pause(*assigned)  # the fetcher runs on: nothing of them until they are ready
-        try:
-            await self._take_over(cons, sink, assigned)
-        finally:
-            with contextlib.suppress(Exception):  # another rebalance may have taken them
-                cons.resume(*assigned)
-
-    async def _take_over(self, cons: AIOKafkaConsumer, sink: Sink,
-                         assigned: list[TopicPartition]) -> None:
+    async def _take_over(self, cons: AIOKafkaConsumer, assigned: list[TopicPartition]) -> None:
+        """Fence the new units' earlier owners, restore their state, seek each partition to
+        its committed offset as read after the fence, resume what is still assigned."""
+        sink = self.sink
+        assert sink is not None
         units = {self.unit_of(tp) for tp in assigned}
         gone, new = sorted(self.units - units), sorted(units - self.units)
         log.info("%s: units %s (new %s, given up %s)", self.name, sorted(units), new, gone)
@@ -214,6 +207,9 @@ class UnitLoop(ConsumerRebalanceListener):
         if new:
             log.info("%s: %d unit(s) ready in %.2f s", self.name, len(new),
                      time.monotonic() - t0)
+        if self._takeover is None:  # no newer assignment came meanwhile
+            current = set(cons.assignment())
+            cons.resume(*(tp for tp in assigned if tp in current))
 
     def lag(self) -> dict[TopicPartition, int]:
         """End offset (as of the last fetch) minus committed offset, per assigned partition."""

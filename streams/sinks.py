@@ -132,12 +132,15 @@ class TransactionalSink:
                      offsets: dict[TopicPartition, int]) -> None:
         prod = self.producers[unit]
         await prod.begin_transaction()
+        futures: list[asyncio.Future] = []
         try:
-            await self._batcher.send(prod, records)
+            futures = await self._batcher.send(prod, records)
             if offsets:
                 await prod.send_offsets_to_transaction(offsets, self.group_id)
             await prod.commit_transaction()
         except BaseException:
+            for fut in futures:  # their failure is this one: not logged again as unretrieved
+                fut.add_done_callback(_retrieved)
             with contextlib.suppress(Exception):
                 await prod.abort_transaction()
             raise
@@ -205,6 +208,11 @@ class Publisher:
         if self.producer is not None:
             prod, self.producer = self.producer, None
             await _stop(prod)
+
+
+def _retrieved(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 async def _stop(prod: AIOKafkaProducer) -> None:
