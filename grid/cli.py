@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, str] = {
     "taxonomy": "grid.cli_core:taxonomy",
     "classify": "grid.cli_core:classify",
     "schema": "grid.cli_schema:schema",
+    "openapi": "streams.openapi:openapi",
     "worker": "streams.run:worker",
     "up": "streams.run:up",
     "tokens": "grid.auth:tokens",

@@ -15,12 +15,14 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -397,6 +399,40 @@ class Command(Wire):
     street: str | None = None  # partition key (co-partitioned with case state)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# The actions a caller may send over HTTP (merge and warn are the engine's own).
+HTTP_ACTIONS: tuple[Action, ...] = tuple(a for a in Action if a not in (Action.MERGE, Action.WARN))
+
+
+def _http_action(v: Action) -> Action:
+    if v not in HTTP_ACTIONS:
+        raise ValueError(f"{v.value} is the engine's own action")
+    return v
+
+
+class ActionRequest(Wire):
+    """The body of ``POST /api/v1/cases/{case_id}/actions``: a :class:`Command` without what
+    the API fills in (case, actor, role, street). The one definition of the action fields:
+    the API validates with it and the OpenAPI document shows its schema."""
+
+    action: Annotated[Action, AfterValidator(_http_action),
+                      WithJsonSchema({"type": "string", "enum": [a.value for a in HTTP_ACTIONS],
+                                      "description": "what to do to the case"})]
+    reason: Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION)] = ""
+    evidence_photos: list[PhotoUrl] = Field(default_factory=list, max_length=MAX_PHOTOS)
+    passed: bool | None = Field(None, description="verify: pass or fail")
+    extension_minutes: int | None = Field(None, gt=0, le=60 * 24 * 90,
+                                          description="grant_extension / request_extension")
+    department: Ident | None = Field(None, description="dispatch target; close_out_part: the "
+                                     "assisting department whose part is closed out")
+    unit: Ident | None = Field(None, description="dispatch: the target's registry unit")
+    satisfaction: Satisfaction | None = Field(None, description="callback (回访); reason is the "
+                                              "citizen's comment")
+    type_code: TypeCode | None = Field(None, description="classify, follow_up")
+    stage: StageId | None = Field(None, description="supervise: which deadline or legal stage")
+    next_stage: StageId | None = Field(None, description="advance_stage: the stage to go to")
+    command_id: Ident | None = Field(None, description="idempotency key (default: a new one)")
 
 
 class CaseEvent(Wire):

@@ -1,0 +1,188 @@
+"""The OpenAPI document is generated from the route declarations: the committed file is the
+generated one, it is a valid OpenAPI 3.1 document, and every route declares exactly the
+statuses its handler's code answers (read with ast, following the helpers it uses)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import textwrap
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from grid.models import HTTP_ACTIONS, ActionRequest
+from streams.openapi import DOC_FILE, openapi, openapi_path, path_names, render, spec
+from streams.web import ROUTES
+from streams.web.actions import parse_action
+from streams.web.common import LIMIT_DEFAULT, LIMIT_MAX, LIMIT_MIN, Api, HttpError, parse_limit
+
+ANSWERS = {"json_response", "answer", "Response"}  # calls that make an answer (200 by default)
+
+
+def _ints(expr: ast.expr | None, fn_tree: ast.AST) -> set[int]:
+    """The int constants ``expr`` may be: a literal, either arm of ``a if c else b``, or a
+    local name's assigned values."""
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, int):
+        return {expr.value}
+    if isinstance(expr, ast.IfExp):
+        return _ints(expr.body, fn_tree) | _ints(expr.orelse, fn_tree)
+    if isinstance(expr, ast.Name):
+        return {v for node in ast.walk(fn_tree) if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name) and t.id == expr.id
+                for v in _ints(node.value, fn_tree)}
+    return set()
+
+
+def _callee(node: ast.Call) -> str:
+    f = node.func
+    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+
+
+def _helper(node: ast.AST, fn: Callable[..., Any]) -> Callable[..., Any] | None:
+    """The function of this package (or method of :class:`Api`) a name refers to."""
+    target = None
+    if isinstance(node, ast.Name):
+        target = fn.__globals__.get(node.id)
+    elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+            and node.value.id in ("api", "self"):
+        target = getattr(Api, node.attr, None)
+    if inspect.isfunction(target) and target.__module__.startswith("streams.web"):
+        return target
+    return None
+
+
+def answered(fn: Callable[..., Any], seen: set[Any] | None = None) -> set[int]:
+    """The statuses ``fn``'s code answers: ``HttpError(status, …)``, ``status=`` of an answer
+    (200 without one), in ``fn`` and every helper of streams.web it names (called, or passed
+    on as to ``asyncio.to_thread``)."""
+    seen = set() if seen is None else seen
+    if fn in seen:
+        return set()
+    seen.add(fn)
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = _callee(node)
+            status = next((k.value for k in node.keywords if k.arg == "status"), None)
+            if name == "HttpError":
+                out |= _ints(node.args[0], tree)
+            elif name in ANSWERS:
+                if status is None and name == "json_response" and len(node.args) > 1:
+                    status = node.args[1]
+                out |= _ints(status, tree) if status is not None else {200}
+        if isinstance(node, ast.Name | ast.Attribute) and (h := _helper(node, fn)) is not None:
+            out |= answered(h, seen)
+    return out
+
+
+@pytest.mark.parametrize("route", ROUTES, ids=lambda r: f"{r.method} {r.path}")
+def test_each_route_declares_the_statuses_its_code_answers(route):
+    found = answered(route.handler)
+    declared = set(route.responses)
+    assert found == declared, (
+        f"{route.method} {route.path}: the code answers {sorted(found)}, the declaration "
+        f"says {sorted(declared)}")
+
+
+def test_the_status_reader_sees_raises_branches_and_helpers():
+    from streams.web import actions, cases, meta
+
+    assert answered(meta.health) == {200, 503}  # status=503 if failing else 200
+    assert {403, 409} <= answered(actions.post_action)  # status = 403 if … else 409
+    assert 422 in answered(cases.list_cases)  # parse_limit, passed to asyncio.to_thread
+    assert {401, 403} <= answered(cases.get_case)  # api.principal, guard
+
+
+def test_each_route_has_a_summary_and_declares_its_path_parameters():
+    for r in ROUTES:
+        assert r.summary and r.summary[0].isupper(), f"{r.path}: no docstring summary"
+        in_path = {p.name for p in r.params if p.where == "path"}
+        assert in_path <= set(path_names(r.path))
+        assert set(path_names(r.path)) - in_path <= {"fmt"}, r.path
+
+
+def test_committed_file_is_the_generated_document():
+    assert DOC_FILE.read_text() == render(), \
+        "docs/api/openapi.json is stale: grid openapi --out docs/api/openapi.json"
+    result = CliRunner().invoke(openapi, ["--check"])
+    assert result.exit_code == 0 and "current" in result.output
+
+
+def test_document_is_valid_openapi_and_names_every_route():
+    from openapi_spec_validator import validate
+
+    doc = json.loads(render())
+    validate(doc)
+    for r in ROUTES:
+        if r.in_document:
+            op = doc["paths"][openapi_path(r.path)[0]][r.method.lower()]
+            assert set(op["responses"]) == {str(s) for s in r.responses}
+            assert op["summary"] == r.summary
+    actions = doc["paths"]["/api/v1/cases/{case_id}/actions"]["post"]
+    assert actions["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ActionRequest"}
+    assert doc["paths"]["/api/v1/reports"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"] == {"$ref": "#/components/schemas/Report"}
+    for name in ("Case", "CaseEvent", "WorkOrder", "DeadLetter", "Report", "ActionRequest",
+                 "ActionResult", "Error", "Page"):
+        assert name in doc["components"]["schemas"], name
+    assert doc["paths"]["/api/v1/health"]["get"]["security"] == []
+
+
+def test_limit_range_in_the_document_is_the_one_the_code_enforces():
+    limit = next(p for p in spec()["paths"]["/api/v1/cases"]["get"]["parameters"]
+                 if p["name"] == "limit")["schema"]
+    assert (limit["minimum"], limit["maximum"], limit["default"]) == (
+        LIMIT_MIN, LIMIT_MAX, LIMIT_DEFAULT)
+    assert parse_limit({}) == LIMIT_DEFAULT
+    assert parse_limit({"limit": str(LIMIT_MAX)}) == LIMIT_MAX
+    for bad in (str(LIMIT_MIN - 1), str(LIMIT_MAX + 1), "ten"):
+        with pytest.raises(HttpError) as err:
+            parse_limit({"limit": bad})
+        assert err.value.status == 422 and err.value.body["errors"][0]["field"] == "limit"
+
+
+def test_action_schema_is_the_model_that_validates():
+    schema = spec()["components"]["schemas"]["ActionRequest"]
+    assert schema == ActionRequest.model_json_schema(
+        by_alias=True, ref_template="#/components/schemas/{model}")
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["action"]["enum"] == [a.value for a in HTTP_ACTIONS]
+    assert "merge" not in schema["properties"]["action"]["enum"]
+    assert set(schema["properties"]) == set(ActionRequest.model_fields)
+
+
+@pytest.mark.parametrize(("body", "message", "errors"), [
+    ([1], "expected a JSON object with at least `action`",
+     [{"field": "body", "message": "not a JSON object"}]),
+    ({"action": "accept", "colour": 1, "b": 2}, "unknown field(s) b, colour",
+     [{"field": "b", "message": "is not an action field"},
+      {"field": "colour", "message": "is not an action field"}]),
+    ({"action": "fly"}, "unknown action 'fly'", None),
+    ({"action": "merge"}, "unknown action 'merge'", None),
+    ({}, "unknown action None", None),
+])
+def test_action_body_refused_before_anything_else(body, message, errors):
+    with pytest.raises(HttpError) as err:
+        parse_action(body)
+    assert err.value.status == 422 and err.value.body["error"] == message
+    got = err.value.body["errors"]
+    if errors is None:
+        assert got[0]["field"] == "action" and "dispose" in got[0]["message"]
+        assert "merge" not in got[0]["message"]
+    else:
+        assert got == errors
+
+
+def test_action_bad_value_is_a_422_kept_for_after_the_checks():
+    req, invalid = parse_action({"action": "grant_extension", "extension_minutes": -5})
+    assert req is None and invalid.status == 422 and invalid.body["error"] == "invalid action"
+    assert invalid.body["errors"] == [{"field": "extension_minutes",
+                                       "message": "Input should be greater than 0"}]
+    req, invalid = parse_action({"action": "verify", "passed": True, "reason": "ok"})
+    assert invalid is None and req.action == "verify" and req.passed is True
