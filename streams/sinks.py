@@ -29,7 +29,7 @@ from typing import Any, NamedTuple, Protocol
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
-from streams.broker import client_security
+from streams.broker import client_security, on_tansu
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ class Sink(Protocol):
 
 
 def _producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
-    return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+    # Tansu only: it refuses InitProducerId, so no idempotent producer there
+    kw.setdefault("enable_idempotence", not on_tansu())
+    return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                             max_batch_size=BATCH_BYTES, max_request_size=8 << 20,
                             request_timeout_ms=60_000, **kw, **client_security())
 
@@ -118,7 +120,8 @@ class TransactionalSink:
         new = [u for u in units if u not in self.producers]
 
         async def start(unit: str) -> None:
-            prod = _producer(self.bootstrap, transactional_id=f"{self.prefix}-{unit}")
+            prod = _producer(self.bootstrap, transactional_id=f"{self.prefix}-{unit}",
+                             enable_idempotence=True)
             await prod.start()
             self.producers[unit] = prod
 
