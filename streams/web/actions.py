@@ -42,6 +42,8 @@ def parse_action(data: Any) -> tuple[ActionRequest | None, HttpError | None]:
     if not isinstance(data, dict):
         raise HttpError(422, "expected a JSON object with at least `action`",
                         errors=[{"field": "body", "message": "not a JSON object"}])
+    if data.get("command_id") == "":  # empty: a new id, as for none
+        data = {k: v for k, v in data.items() if k != "command_id"}
     try:
         return ActionRequest.model_validate(data), None
     except ValidationError as err:

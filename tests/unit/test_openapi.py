@@ -186,3 +186,5 @@ def test_action_bad_value_is_a_422_kept_for_after_the_checks():
                                        "message": "Input should be greater than 0"}]
     req, invalid = parse_action({"action": "verify", "passed": True, "reason": "ok"})
     assert invalid is None and req.action == "verify" and req.passed is True
+    req, invalid = parse_action({"action": "accept", "command_id": ""})
+    assert invalid is None and req.command_id is None  # empty: the API makes a new one
