@@ -135,14 +135,17 @@ async def work_orders(api: Api, request: web.Request) -> web.Response:
 
 _STATES = ", ".join(s.value for s in CaseState)
 _TIME = {"type": "string", "format": "date-time"}
+# Only what the code checks is a constraint here (district, street and type are matched as
+# given: another value finds nothing).
 LIST_PARAMS = (
-    Param("district", "6-digit district code", {"type": "string", "pattern": r"^\d{6}$"}),
-    Param("street", "9-digit street code", {"type": "string", "pattern": r"^\d{9}$"}),
+    Param("district", "district code (6 digits, e.g. 310110)"),
+    Param("street", "street code (9 digits, e.g. 310110012)"),
     Param("state", f"comma-separated: {_STATES}, or 'open'"),
-    Param("overdue", "true: only cases past a deadline", {"type": "boolean"}),
+    Param("overdue", "true: only cases past a deadline; false: only those within them",
+          {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}),
     Param("department", "department id (the lead's)"),
     Param("unit", "registry unit id of the lead (e.g. 310110012.housing)"),
-    Param("type", "type code, e.g. 0101", {"type": "string", "pattern": r"^\d{4}$"}),
+    Param("type", "type code, e.g. 0101"),
     Param("since", "created at or after (ISO 8601 with an offset)", _TIME),
     Param("until", "created before (ISO 8601 with an offset)", _TIME),
     limit_param(), CURSOR)
