@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, and_, case, func, or_, select, text
+from sqlalchemy import ARRAY, Engine, and_, any_, bindparam, case, func, or_, select, text
 from sqlalchemy.sql import ColumnElement
 
 from grid.evaluation import RoleFigures, role_figures
@@ -33,7 +33,9 @@ from grid.projection import (
     Figures,
     Projection,
     history_entry,
+    new_case,
 )
+from grid.projection import fold as fold_event
 from store import schema as S
 from store.rows import from_row
 
@@ -491,12 +493,25 @@ class ReadStore:
         changed = [r[0] for r in self._all(select(C.case_id).where(*w))]
         if not changed:
             return figures, None
+        # the fold of Projection.apply without its indexes, counters and history: only the
+        # case summaries are read
         p = Projection(keep_detail=0)
+        cases = p.cases
         e = S.case_events.c
-        for ids in _chunks(changed):
-            for (body,) in self._all(select(e.body).where(
-                    e.case_id.in_(ids), e.at < end, e.seq > 0).order_by(e.case_id, e.seq)):
-                p.apply(body)
+        pg = self.engine.dialect.name == "postgresql"
+        for ids in [changed] if pg else _chunks(changed):  # PostgreSQL: one array parameter
+            of = e.case_id == any_(bindparam(None, ids, type_=ARRAY(e.case_id.type))) if pg \
+                else e.case_id.in_(ids)
+            for (body,) in self._all(select(e.body).where(of, e.at < end, e.seq > 0)
+                                     .order_by(e.case_id, e.seq)):
+                c = cases.get(cid := body["case_id"])
+                if c is None:
+                    if body.get("type") != "reported":
+                        continue  # waits for its case's first event (as Projection.apply)
+                    c = cases[cid] = new_case(body)
+                elif int(body["seq"]) != c.seq + 1:
+                    continue  # after a gap
+                fold_event(c, body, p.category_of)
         return figures, p
 
     def _role_figures(self, start: datetime, end: datetime,
