@@ -17,15 +17,21 @@ Two modes, each hop its own consumer group ``<group>-intake`` / ``<group>-cases`
   partition one Kafka transaction with its output and ``send_offsets_to_transaction``, one
   transactional producer per input partition (``transactional.id = <group>-<hop>-<p>``);
   partitions commit concurrently, the next poll waits for them. Consumers read committed.
+* ``pipelined`` (exactly-once, the design proposed for the engine's loop): the same
+  transactions, but polling does not wait for them: each input partition has its own task
+  that commits everything that arrived for it while its previous transaction ran, and the
+  poll loop keeps the fetcher busy meanwhile.
 
-    python -m bench.baseline BOOTSTRAP PROFILE_JSON GROUP [plain|transactional]
+    python -m bench.baseline BOOTSTRAP PROFILE_JSON GROUP [plain|transactional|pipelined]
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
+import time
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +40,9 @@ import orjson
 
 IN_TOPIC = "bench.reports.v1"
 KINDS = ("located", "event", "work_order", "alert", "changelog_case", "changelog_index", "dlq")
-MODES = ("plain", "transactional")
+MODES = ("plain", "transactional", "pipelined")
+# the transactional producers' retry backoff (aiokafka's default 100 ms; to try other values)
+RETRY_BACKOFF_MS = int(os.environ.get("BENCH_TXN_RETRY_BACKOFF_MS", "100"))
 
 Msg = tuple[str, bytes | None, bytes]  # (topic, key, value)
 
@@ -149,6 +157,26 @@ class TxnHop:
         self.bootstrap, self.group, self.topic, self.work = bootstrap, group, topic, work
         self.fetch_wait_ms = fetch_wait_ms
         self.producers: dict[int, Any] = {}
+        self.timings: list[tuple[int, float, float, float]] = []  # per transaction
+        self._told = time.perf_counter()
+
+    def tell(self) -> None:
+        """Print (stderr) what the transactions of the last interval took, and forget them:
+        records per transaction, ms to hand over the output, to add the offsets
+        (AddOffsetsToTxn + TxnOffsetCommit), to commit (flush + EndTxn); p50 / p99."""
+        ts, self.timings, self._told = self.timings, [], time.perf_counter()
+        if not ts:
+            return
+        cols = list(zip(*ts, strict=True))
+
+        def q(xs, f: float, scale: float) -> float:
+            xs = sorted(xs)
+            return round(xs[min(len(xs) - 1, int(f * len(xs)))] * scale, 1)
+
+        print(f"{self.group}: {len(ts)} transactions; " + ", ".join(
+            f"{name} p50 {q(c, 0.5, k)} p99 {q(c, 0.99, k)}" for name, c, k in zip(
+                ("records", "send ms", "offsets ms", "commit ms"), cols, (1, 1e3, 1e3, 1e3),
+                strict=True)), file=sys.stderr, flush=True)
 
     def transactional_id(self, partition: int) -> str:
         return f"{self.group}-{partition}"
@@ -160,26 +188,33 @@ class TxnHop:
         if (prod := self.producers.get(partition)) is None:
             prod = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
                                     enable_idempotence=True, linger_ms=0,
-                                    transactional_id=self.transactional_id(partition))
+                                    transactional_id=self.transactional_id(partition),
+                                    retry_backoff_ms=RETRY_BACKOFF_MS)
             await prod.start()
             self.producers[partition] = prod
         return prod
 
     async def commit(self, tp, records) -> None:
         prod = await self.producer(tp.partition)
+        t0 = time.perf_counter()
         await prod.begin_transaction()
         try:
             for rec in records:
                 for t, k, v in self.work(rec.value):
                     await prod.send(t, v, key=k)
+            t1 = time.perf_counter()
             await prod.send_offsets_to_transaction({tp: records[-1].offset + 1}, self.group)
+            t2 = time.perf_counter()
             await prod.commit_transaction()
+            self.timings.append((len(records), t1 - t0, t2 - t1, time.perf_counter() - t2))
+            if time.perf_counter() - self._told > 10:
+                self.tell()
         except BaseException:
             with contextlib.suppress(Exception):
                 await prod.abort_transaction()
             raise
 
-    async def run(self) -> None:
+    async def run(self, pipelined: bool = False) -> None:
         from aiokafka import AIOKafkaConsumer
 
         consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap,
@@ -187,11 +222,37 @@ class TxnHop:
                                     enable_auto_commit=False, isolation_level="read_committed",
                                     fetch_max_wait_ms=self.fetch_wait_ms, max_poll_records=500)
         await consumer.start()
+        queues: dict[Any, list] = {}
+        wake: dict[Any, asyncio.Event] = {}
+        tasks: list[asyncio.Task] = []
+
+        async def unit(tp) -> None:  # pipelined: one partition's transactions, one at a time
+            while True:
+                await wake[tp].wait()
+                wake[tp].clear()
+                records, queues[tp] = queues[tp], []
+                if records:
+                    await self.commit(tp, records)
+
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=200, max_records=500)
-                await asyncio.gather(*(self.commit(tp, rs) for tp, rs in batches.items() if rs))
+                if not pipelined:
+                    await asyncio.gather(*(self.commit(tp, rs)
+                                           for tp, rs in batches.items() if rs))
+                    continue
+                for tp, rs in batches.items():
+                    if tp not in wake:
+                        queues[tp], wake[tp] = [], asyncio.Event()
+                        tasks.append(asyncio.create_task(unit(tp)))
+                    queues[tp] += rs
+                    wake[tp].set()
+                for t in tasks:
+                    if t.done():
+                        t.result()  # a failed transaction ends the hop
         finally:
+            for t in tasks:
+                t.cancel()
             await consumer.stop()
             for prod in self.producers.values():
                 with contextlib.suppress(Exception):
@@ -202,8 +263,9 @@ async def run(bootstrap: str, profile: dict, group: str, mode: str = "plain") ->
     """Both hops until cancelled, in ``mode`` (:data:`MODES`)."""
     p = Plan(profile)
     hops = ((f"{group}-intake", IN_TOPIC, p.intake), (f"{group}-cases", LOCATED_TOPIC, p.cases))
-    if mode == "transactional":
-        await asyncio.gather(*(TxnHop(bootstrap, g, t, w).run() for g, t, w in hops))
+    if mode in ("transactional", "pipelined"):
+        await asyncio.gather(*(TxnHop(bootstrap, g, t, w).run(mode == "pipelined")
+                               for g, t, w in hops))
     elif mode == "plain":
         await asyncio.gather(*(plain_hop(bootstrap, g, t, w) for g, t, w in hops))
     else:

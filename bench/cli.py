@@ -28,7 +28,9 @@ import click
 @click.option("--recovery-events", default=1_000_000, show_default=True,
               help="case events for the recovery measurement (0 = skip)")
 @click.option("--phases", default="baseline,baseline_txn,passthrough,engine",
-              show_default=True, help="which processes to measure (comma-separated)")
+              show_default=True, help="which processes to measure (comma-separated; also "
+              "baseline_pipelined: the transactional baseline with polling not waiting for "
+              "the commits)")
 @click.pass_context
 def bench(ctx: click.Context, as_json: bool, reports: int, rate: float, duration: float,
           geodata: str | None, embedded: str, kafka_config: tuple[str, ...],
@@ -57,9 +59,12 @@ def _x(v: float | None, fmt: str = ".2f") -> str:
 
 
 THROUGHPUT_ROWS = (("baseline", "baseline (plain, at-least-once)"),
-                   ("baseline_txn", "baseline (transactional)"), ("engine", "engine"))
+                   ("baseline_txn", "baseline (transactional)"),
+                   ("baseline_pipelined", "baseline (transactional, pipelined)"),
+                   ("engine", "engine"))
 LATENCY_ROWS = (("passthrough_latency", "passthrough"), ("baseline_latency", "baseline"),
-                ("baseline_txn_latency", "baseline txn"), ("latency", "engine"))
+                ("baseline_txn_latency", "baseline txn"),
+                ("baseline_pipelined_latency", "pipelined"), ("latency", "engine"))
 
 
 def render(res: dict) -> str:

@@ -143,3 +143,16 @@ def test_stages_split_a_reports_latency_at_the_located_hop():
     assert {k: v["p50_ms"] for k, v in b.items()} == {
         "intake": 4.0, "commit 1": 12.0, "hop 2": 3.0, "commit 2": 11.0, "total": 30.0,
         "reports": 1}
+
+
+def test_transactional_hop_tells_what_its_transactions_took(capsys):
+    hop = B.TxnHop("127.0.0.1:9092", "bench-x-intake", B.IN_TOPIC, lambda v: [])
+    hop.timings = [(2, 0.005, 0.110, 0.020), (4, 0.007, 0.120, 0.030)]
+    hop.tell()
+    assert capsys.readouterr().err.strip() == (
+        "bench-x-intake: 2 transactions; records p50 4 p99 4, send ms p50 7.0 p99 7.0, "
+        "offsets ms p50 120.0 p99 120.0, commit ms p50 30.0 p99 30.0")
+    assert hop.timings == []
+    hop.tell()  # nothing since: says nothing
+    assert capsys.readouterr().err == ""
+    assert "pipelined" in B.MODES
