@@ -112,7 +112,13 @@ def check_topics(settings: Settings) -> None:
     ensure_topics(bootstrap, dict.fromkeys(changelogs, settings.partitions),
                   replication=settings.replication,
                   configs={t: {"cleanup.policy": "compact"} for t in changelogs})
-    counts = asyncio.run(partition_counts(bootstrap, [T.LOCATED, T.COMMANDS, *changelogs]))
+    names = [T.LOCATED, T.COMMANDS, *changelogs]
+    counts = asyncio.run(partition_counts(bootstrap, names))
+    for _ in range(30):  # a topic just created may not be in every broker's metadata yet
+        if all(counts.get(t) for t in names):
+            break
+        time.sleep(1)
+        counts = asyncio.run(partition_counts(bootstrap, names))
     wrong = {t: n for t, n in counts.items() if n != settings.partitions}
     if wrong:
         raise click.ClickException(
