@@ -1,7 +1,8 @@
 """Bearer tokens → principals (role and scope), and the permission rules of the HTTP API.
 
-Pure: no HTTP. Tokens come from a YAML/JSON file (``GRID_TOKENS_FILE``) or the
-environment (``GRID_TOKENS``, JSON); in production mode (``GRID_MODE=production``) there are
+Pure: no HTTP, no environment (the edge passes its configuration to :func:`load_registry`).
+Tokens come from a YAML/JSON file (``GRID_TOKENS_FILE``) or the configuration
+(``GRID_TOKENS``, JSON); in production mode (``GRID_MODE=production``) there are
 no default tokens, in the embedded/demo mode (default) a documented demo set
 (:func:`demo_tokens`) is used when none are configured.
 
@@ -31,13 +32,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import click
 import yaml
 
 from grid.models import Action, Case, Placement, Role, Source
@@ -350,12 +349,10 @@ def demo_tokens(departments: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
     return out
 
 
-def load_registry(env: Mapping[str, str] | None = None,
-                  departments: Iterable[str] = ()) -> TokenRegistry:
-    """The token registry for this process: ``GRID_TOKENS_FILE``, else ``GRID_TOKENS`` (JSON),
-    else (not in production mode) the demo tokens. Production without tokens → empty registry
-    (every request is 401)."""
-    env = os.environ if env is None else env
+def load_registry(env: Mapping[str, str], departments: Iterable[str] = ()) -> TokenRegistry:
+    """The token registry of a configuration ``env`` (the edge passes ``os.environ``):
+    ``GRID_TOKENS_FILE``, else ``GRID_TOKENS`` (JSON), else (not in production mode) the demo
+    tokens. Production without tokens → empty registry (every request is 401)."""
     production = env.get("GRID_MODE", "embedded").lower() == "production"
     path = env.get("GRID_TOKENS_FILE")
     if path:
@@ -404,12 +401,3 @@ def describe(reg: TokenRegistry) -> str:
     for token, p in reg.demo.items():
         lines.append(f"  {token:<32} {p.role:<15} {p.department or p.scope_text()}")
     return "\n".join(lines)
-
-
-
-@click.command("tokens")
-def tokens() -> None:
-    """Show the API tokens this configuration gives (the demo set unless configured)."""
-    from grid.taxonomy import load_taxonomy
-
-    click.echo(describe(load_registry(departments=load_taxonomy().departments)))

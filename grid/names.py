@@ -7,7 +7,6 @@ the cells; an unknown code is shown as itself.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,12 @@ class Names:
     @classmethod
     def load(cls, geodata: str | Path | None = None, taxonomy: Any = None) -> Names:
         """Names from ``taxonomy`` (default: the shipped one) and the named layers of
-        ``geodata`` (default: ``$GRID_GEODATA``, else the shipped set)."""
+        ``geodata`` (default: the shipped set; the edge passes ``$GRID_GEODATA``)."""
         from geodata.locator import DATA_DIR
         from geodata.schema import layer_path, read_layer
         from grid.taxonomy import default_taxonomy
 
-        d = Path(geodata or os.environ.get("GRID_GEODATA") or DATA_DIR)
+        d = Path(geodata or DATA_DIR)
         places: dict[str, str] = {}
         for layer in NAMED_LAYERS:
             p = layer_path(d, layer) if d.is_dir() else None

@@ -39,9 +39,9 @@ from grid.projection import (
     new_case,
     report_facts,
 )
+from grid.topics import ALERTS, CASE_EVENTS, DISPATCH
 from store import schema as S
 from store.rows import SUMMARY_FIELDS, Names, from_row, no_names, to_row
-from streams.topics import ALERTS, CASE_EVENTS, DISPATCH
 
 log = logging.getLogger(__name__)
 

@@ -208,7 +208,7 @@ def names() -> Any:
         try:
             from grid.names import Names
 
-            _NAMES.append(Names.load())
+            _NAMES.append(Names.load(os.environ.get("GRID_GEODATA")))
         except Exception:  # names are a courtesy: tail works without them
             _NAMES.append(None)
     return _NAMES[0]
@@ -434,3 +434,12 @@ def kafka_start(nodes: str, data_dir: str | None, port: int | None,
                   f"passwords in {k.data_dir / 'principals.json'}",
                   "          a worker: GRID_KAFKA_USER=worker GRID_KAFKA_PASSWORD=… grid worker"]
     foreground(k, "kafka", lock, lines)
+
+
+@click.command("tokens")
+def tokens() -> None:
+    """Show the API tokens this configuration gives (the demo set unless configured)."""
+    from grid.auth import describe, load_registry
+    from grid.taxonomy import load_taxonomy
+
+    click.echo(describe(load_registry(os.environ, load_taxonomy().departments)))

@@ -655,7 +655,7 @@ def install_dashboard(grid_app: Any, registry: auth.TokenRegistry | None = None)
 
         attach_read_store(grid_app)
     if registry is None:
-        registry = auth.load_registry(departments=grid_app.engine.taxonomy.departments)
+        registry = auth.load_registry(os.environ, grid_app.engine.taxonomy.departments)
     dash = Dashboard(grid_app, registry)
     install_signin(grid_app.app.web.web_app, registry)
     web_ = grid_app.app.web  # streams.webserver: Faust's placeholder "/" is not there

@@ -1,8 +1,11 @@
 """``grid report``: the evaluation figures (考核评价) of a district, or of the city's districts
-side by side, for a period."""
+side by side, for a period. An entry point: it reads the store and the environment
+(``GRID_STORE_URL``, ``GRID_GEODATA``) and hands plain data to :mod:`grid.report`."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from datetime import date
 from typing import Any
@@ -86,12 +89,8 @@ def report(district: str | None, city: bool, start: date, end: date, fmt: str,
         except (OSError, ValueError) as err:
             raise click.ClickException(f"{events_file}: {err}") from err
     names = {k: d.name_zh for k, d in load_taxonomy().departments.items()}
-    try:  # street names from the geodata ($GRID_GEODATA or the shipped set)
-        from grid.names import Names
-
-        names.update({k: v for k, v in Names.load().places.items() if len(k) == 9})
-    except (OSError, ValueError):
-        pass
+    with contextlib.suppress(OSError, ValueError):  # street names ($GRID_GEODATA or shipped)
+        names.update({k: v for k, v in _places().items() if len(k) == 9})
     if city:
         from grid.report import city_evaluate, render_city
 
@@ -151,8 +150,13 @@ def _page(url: str | None, district: str, start: date, end: date, fmt: str,
 def _district_names() -> dict[str, str]:
     """District code -> name from the geodata ($GRID_GEODATA or the shipped set)."""
     try:
-        from grid.names import Names
-
-        return {k: v for k, v in Names.load().places.items() if len(k) == 6}
+        return {k: v for k, v in _places().items() if len(k) == 6}
     except (OSError, ValueError):
         return {}
+
+
+def _places() -> dict[str, str]:
+    """Place code -> name from ``$GRID_GEODATA`` (or the shipped set)."""
+    from grid.names import Names
+
+    return Names.load(os.environ.get("GRID_GEODATA")).places

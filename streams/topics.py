@@ -10,17 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grid.service import Channel
-
-REPORTS = "grid.reports.v1"
-COMMANDS = "grid.commands.v1"
-CASE_EVENTS = "grid.case-events.v1"
-DISPATCH = "grid.dispatch.v1"
-ALERTS = "grid.alerts.v1"
-DLQ = "grid.reports.dlq.v1"
-LOCATED = "grid.located.v1"  # internal: validated, located, decided reports keyed by street
-REPORTS_GATEWAY = "grid.reports.gateway.v1"  # written only by the supervisors' gateway
-REPORTS_HOTLINE = "grid.reports.hotline.v1"  # written only by the hotline integration
-HOTLINE_REPLIES = "grid.hotline-replies.v1"  # answers to the hotlines, read by the hotline
+from grid.topics import (  # the names live in the core: the store reads them too
+    ALERTS,
+    CASE_EVENTS,
+    COMMANDS,
+    DISPATCH,
+    DLQ,
+    HOTLINE_REPLIES,
+    LOCATED,
+    REPORTS,
+    REPORTS_GATEWAY,
+    REPORTS_HOTLINE,
+)
 
 DEFAULT_PARTITIONS = 8
 

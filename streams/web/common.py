@@ -127,7 +127,7 @@ class Api:
         self.g = grid_app
         self.app = grid_app.app
         self.taxonomy = grid_app.engine.taxonomy
-        self.registry = registry or auth.load_registry(departments=self.taxonomy.departments)
+        self.registry = registry or auth.load_registry(os.environ, self.taxonomy.departments)
         self.max_body = int(os.environ.get("GRID_API_MAX_BYTES", MAX_BODY))
         self.action_wait = float(os.environ.get("GRID_API_ACTION_WAIT", ACTION_WAIT))
         self.pending: OrderedDict[str, dict[str, Any]] = OrderedDict()

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 
 from geodata.adjacency import cell_weights
 from grid import analytics as A
-from grid.cli_report import report
 from grid.monthly import SECTIONS
 from store.analytics import Analytics
 from store.db import connect
 from store.writer import Record, StoreWriter
 from streams import topics as T
+from streams.report_cli import report
 from streams.report_page import TITLES
 from tests.fixtures.analytics.history import DISTRICT, build, event_dicts
 

@@ -138,7 +138,7 @@ def test_report_page_escapes_names_and_has_every_section(history, facts):
 def test_report_cli_refuses_pdf_without_output_and_html_from_events(tmp_path):
     from click.testing import CliRunner
 
-    from grid.cli_report import report
+    from streams.report_cli import report
 
     args = ["--district", DISTRICT, "--from", "2026-03-01", "--to", "2026-03-31"]
     got = CliRunner().invoke(report, [*args, "--format", "pdf", "--store",
