@@ -188,3 +188,31 @@ def test_action_bad_value_is_a_422_kept_for_after_the_checks():
     assert invalid is None and req.action == "verify" and req.passed is True
     req, invalid = parse_action({"action": "accept", "command_id": ""})
     assert invalid is None and req.command_id is None  # empty: the API makes a new one
+
+
+def test_install_registers_exactly_the_declared_routes(tmp_path, monkeypatch):
+    """``install`` wires the declarations (plus the photo routes of streams.photos) and the
+    document lists every declared route but the trailing-slash alias of the index."""
+    from types import SimpleNamespace
+
+    from aiohttp import web
+
+    from grid.taxonomy import load_taxonomy
+    from streams.web import install
+
+    monkeypatch.delenv("GRID_MODE", raising=False)
+    web_app = web.Application()
+    grid_app = SimpleNamespace(
+        app=SimpleNamespace(web=SimpleNamespace(web_app=web_app)),
+        engine=SimpleNamespace(taxonomy=load_taxonomy()),
+        settings=SimpleNamespace(data_dir=str(tmp_path)))
+    api = install(grid_app)
+    assert grid_app.api is api and len(api.registry) > 0  # the demo tokens
+    registered = {(r.method, r.resource.canonical) for r in web_app.router.routes()}
+    declared = {(r.method, openapi_path(r.path)[0]) for r in ROUTES}
+    assert declared <= registered
+    assert registered - declared == {("POST", "/api/v1/photos"),
+                                     ("GET", "/api/v1/photos/{name}")}
+    doc = spec()
+    documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    assert documented == declared - {("GET", "/api/v1/")}
