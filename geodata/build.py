@@ -20,7 +20,9 @@ the same alone or within the city):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -96,7 +98,7 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _lattice(poly, n: int) -> np.ndarray:
+def _lattice(poly: Any, n: int) -> np.ndarray:
     """About ``n`` lattice points inside ``poly``."""
     h = np.sqrt(poly.area / max(n, 1))
     x0, y0, x1, y1 = poly.bounds
@@ -122,7 +124,7 @@ def _kmeans(pts: np.ndarray, k: int, rng: np.random.Generator, iters: int = 12) 
     return centres
 
 
-def _partition(poly, k: int, rng: np.random.Generator) -> list:
+def _partition(poly: Any, k: int, rng: np.random.Generator) -> list:
     """Split ``poly`` into ~k Voronoi regions of k-means centres; ordered north-west first."""
     if k <= 1:
         return [poly]
@@ -202,7 +204,7 @@ def _patrol(street_code: str, cell_idx: np.ndarray, gx: np.ndarray, gy: np.ndarr
     return out
 
 
-def _key_areas(code: str, poly, suburban: bool) -> list[tuple[str, object]]:
+def _key_areas(code: str, poly: Any, suburban: bool) -> list[tuple[str, object]]:
     rng = _rng(code, "zones")
     urban = 0.15 if suburban else 1.0
     km2 = poly.area / 1e6
@@ -222,7 +224,7 @@ def _key_areas(code: str, poly, suburban: bool) -> list[tuple[str, object]]:
     return out
 
 
-def _rural(code: str, poly, streets: list[tuple[str, object]]) -> list[tuple[str, object]]:
+def _rural(code: str, poly: Any, streets: list[tuple[str, object]]) -> list[tuple[str, object]]:
     cx, cy = coords.wgs84_to_metric([CENTRE_WGS84[0]], [CENTRE_WGS84[1]])
     centre = shapely.Point(float(cx[0]), float(cy[0]))
     inner = centre.buffer(FRINGE_KM * 1000, quad_segs=32)
@@ -240,7 +242,7 @@ def _rural(code: str, poly, streets: list[tuple[str, object]]) -> list[tuple[str
     return out
 
 
-def build_district(code: str, district_metric) -> dict[str, list[dict]]:
+def build_district(code: str, district_metric: Any) -> dict[str, list[dict]]:
     """All generated layers of one district, metric geometries, as lists of records."""
     name = DISTRICT_NAMES[code]
     kind = "suburban" if code in SUBURBAN else "urban"
@@ -282,7 +284,7 @@ def build_district(code: str, district_metric) -> dict[str, list[dict]]:
 
 
 def build(out: str | Path, districts: list[str] | None = None, index: bool = True,
-          log=print) -> dict[str, int]:
+          log: Callable[[str], Any] = print) -> dict[str, int]:
     """Write the 16 districts plus generated layers of ``districts`` (None: all) to ``out``."""
     from geodata.locator import write_cell_index
 

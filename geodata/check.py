@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -44,7 +45,7 @@ class Problem:
         return f"{self.severity.upper()} {self.layer} {self.feature}: {self.message}{at}"
 
 
-def _where(geom) -> tuple[float, float] | None:
+def _where(geom: Any) -> tuple[float, float] | None:
     if geom is None or geom.is_empty:
         return None
     p = shapely.point_on_surface(shapely.make_valid(geom))
@@ -160,39 +161,58 @@ def check(directory: str | Path, tolerance_m2: float = DEFAULT_TOLERANCE_M2) -> 
         if layer in layers and PARENT[layer] in layers:
             problems += _containment(layer, layers[layer], layers[PARENT[layer]], tolerance_m2)
     if "districts" in layers:
-        dg = layers["districts"]
-        a, b = shapely.STRtree(dg.geometry.values).query(dg.geometry.values, predicate="overlaps")
-        for i, j in zip(a, b, strict=True):
-            if i < j:
-                ar = dg.geometry.values[i].intersection(dg.geometry.values[j]).area
-                if ar > tolerance_m2:
-                    problems.append(Problem(
-                        "error", "districts", str(dg["code"].iloc[i]),
-                        f"overlaps district {dg['code'].iloc[j]} by {ar:.1f} m²"))
+        problems += _district_overlaps(layers["districts"], tolerance_m2)
     if "cells" in layers:
-        cells = layers["cells"]
-        pa = cells["patrol_area"].astype(str)
-        street = cells["code"].astype(str).str[:9]
-        bad = ~pa.str.fullmatch(PATROL_ID.pattern) | (pa.str[:9] != street)
-        for c, p in zip(cells["code"][bad], pa[bad], strict=True):
-            problems.append(Problem("error", "cells", str(c),
-                                    f"patrol area {p!r} is not '<street code of the cell>-Pnn'"))
-        if "patrol_areas" in layers:
-            known = set(layers["patrol_areas"]["id"].astype(str))
-            for c, p in zip(cells["code"], pa, strict=True):
-                if p not in known:
-                    problems.append(Problem("error", "cells", str(c),
-                                            f"patrol area {p} is not in the patrol_areas layer"))
+        problems += _patrol_areas(layers["cells"], layers.get("patrol_areas"))
     if "zones" in layers:
-        z = layers["zones"]
-        for zid, zt in zip(z["id"], z["zone_type"], strict=True):
-            if zt not in ZONE_TYPES:
-                problems.append(Problem("warning", "zones", str(zid),
-                                        f"zone type {zt!r} is not one the rules know "
-                                        f"({', '.join(ZONE_TYPES)})"))
-        for dup in z["id"][z["id"].duplicated()].unique():
-            problems.append(Problem("error", "zones", str(dup), "duplicate zone id"))
+        problems += _zones(layers["zones"])
     problems += _registry(d, layers)
+    return problems
+
+
+def _district_overlaps(dg: gpd.GeoDataFrame, tolerance_m2: float) -> list[Problem]:
+    """Districts overlapping each other by more than ``tolerance_m2``."""
+    problems: list[Problem] = []
+    a, b = shapely.STRtree(dg.geometry.values).query(dg.geometry.values, predicate="overlaps")
+    for i, j in zip(a, b, strict=True):
+        if i < j:
+            ar = dg.geometry.values[i].intersection(dg.geometry.values[j]).area
+            if ar > tolerance_m2:
+                problems.append(Problem(
+                    "error", "districts", str(dg["code"].iloc[i]),
+                    f"overlaps district {dg['code'].iloc[j]} by {ar:.1f} m²"))
+    return problems
+
+
+def _patrol_areas(cells: gpd.GeoDataFrame, areas: gpd.GeoDataFrame | None) -> list[Problem]:
+    """Each cell's patrol area is '<street code of the cell>-Pnn' and in the patrol_areas
+    layer (when there is one)."""
+    problems: list[Problem] = []
+    pa = cells["patrol_area"].astype(str)
+    street = cells["code"].astype(str).str[:9]
+    bad = ~pa.str.fullmatch(PATROL_ID.pattern) | (pa.str[:9] != street)
+    for c, p in zip(cells["code"][bad], pa[bad], strict=True):
+        problems.append(Problem("error", "cells", str(c),
+                                f"patrol area {p!r} is not '<street code of the cell>-Pnn'"))
+    if areas is not None:
+        known = set(areas["id"].astype(str))
+        for c, p in zip(cells["code"], pa, strict=True):
+            if p not in known:
+                problems.append(Problem("error", "cells", str(c),
+                                        f"patrol area {p} is not in the patrol_areas layer"))
+    return problems
+
+
+def _zones(z: gpd.GeoDataFrame) -> list[Problem]:
+    """Zone types the rules know, zone ids unique."""
+    problems: list[Problem] = []
+    for zid, zt in zip(z["id"], z["zone_type"], strict=True):
+        if zt not in ZONE_TYPES:
+            problems.append(Problem("warning", "zones", str(zid),
+                                    f"zone type {zt!r} is not one the rules know "
+                                    f"({', '.join(ZONE_TYPES)})"))
+    for dup in z["id"][z["id"].duplicated()].unique():
+        problems.append(Problem("error", "zones", str(dup), "duplicate zone id"))
     return problems
 
 

@@ -7,8 +7,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from geodata.locator import Locator
 
 DATA_HELP = "layer-set directory (default: $GRID_GEODATA, else the shipped Yangpu demo set)"
 
@@ -197,7 +201,7 @@ def locate(lon: float | None, lat: float | None, crs: str, fmt: str, data: str |
         click.echo(f"{k:<14}{d[k]}" + (f"  {name}" if name else ""))
 
 
-def _bulk(loc, input_: str, output: str, crs: str) -> None:
+def _bulk(loc: Locator, input_: str, output: str, crs: str) -> None:
     import numpy as np
     import pandas as pd
 

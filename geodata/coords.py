@@ -9,8 +9,9 @@ Everything is vectorised over numpy arrays; scalars work too.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -102,7 +103,8 @@ def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Floats, Floats]:
     return _gcj(*validate(lon, lat))
 
 
-def _invert(forward, lon: Floats, lat: Floats, start: tuple[Floats, Floats]):
+def _invert(forward: Callable[[Floats, Floats], tuple[Floats, Floats]], lon: Floats, lat: Floats,
+            start: tuple[Floats, Floats]) -> tuple[Floats, Floats]:
     gx, gy = start
     for _ in range(_MAX_ITER):
         fx, fy = forward(gx, gy)
@@ -141,7 +143,8 @@ def bd09_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[Floats, Floats]:
     return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
 
 
-def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str | ArrayLike = "wgs84"):
+def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str | ArrayLike = "wgs84"
+             ) -> tuple[Floats, Floats]:
     """Convert from ``crs`` (one name, or an array of per-point names) to WGS-84."""
     x, y = validate(lon, lat)
     if isinstance(crs, str):
@@ -164,7 +167,7 @@ def to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str | ArrayLike = "wgs84"):
 
 
 @lru_cache(maxsize=4)
-def _transformer(src: int, dst: int):
+def _transformer(src: int, dst: int) -> Any:  # a pyproj Transformer
     from pyproj import Transformer
 
     return Transformer.from_crs(src, dst, always_xy=True)
@@ -190,7 +193,7 @@ def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
-def distance_m(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLike):
+def distance_m(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLike) -> Any:
     """Great-circle (haversine) distance in metres between WGS-84 points; vectorised.
 
     Returns a float for scalar input, else an array. Good to ~0.5 % — ample for

@@ -153,7 +153,8 @@ class SquareIndex:
         return idx, extra
 
     # ---------------------------------------------------------------- queries
-    def _squares(self, x: np.ndarray, y: np.ndarray):
+    def _squares(self, x: np.ndarray, y: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         fx, fy = (x - self.ox) / self.size, (y - self.oy) / self.size
         ix, iy = np.floor(fx).astype(np.int64), np.floor(fy).astype(np.int64)
         inside = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)

@@ -127,7 +127,8 @@ class _Polys:
             np.minimum.at(out, p, t)
         return np.where(out == np.iinfo(np.int64).max, -1, out)
 
-    def nearest(self, x: np.ndarray, y: np.ndarray, max_m: float):
+    def nearest(self, x: np.ndarray, y: np.ndarray, max_m: float
+                ) -> tuple[np.ndarray, np.ndarray]:
         best, dist = np.full(len(x), -1), np.full(len(x), np.inf)
         if len(x):
             (p, t), d = self.tree.query_nearest(shapely.points(x, y), max_distance=max_m,
@@ -227,7 +228,7 @@ class Locator:
         return 0 if self._codes is None else len(self._codes)
 
     @staticmethod
-    def distance_m(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLike):
+    def distance_m(lon1: ArrayLike, lat1: ArrayLike, lon2: ArrayLike, lat2: ArrayLike) -> Any:
         """Metres between WGS-84 points (haversine); see :func:`geodata.coords.distance_m`."""
         return coords.distance_m(lon1, lat1, lon2, lat2)
 
@@ -324,19 +325,7 @@ class Locator:
         # grouped by template (cache-friendly), results put back in input order.
         npa = len(self._patrol_ids) + 1
         inv, ukey = pd.factorize((codes // 1000) * npa + self._patrol[cells[cov]] + 1)
-        cache = self._template_cache.setdefault(one_crs, {})
-        templates: list[dict[str, Any] | None] = []
-        for k in ukey.tolist():
-            t = cache.get(k)
-            if t is None:
-                comm, pa = str(k // npa), k % npa - 1
-                t = cache[k] = {
-                    "district": comm[:6], "district_name": self.district_names.get(comm[:6]),
-                    "street": comm[:9], "community": comm,
-                    "patrol_area": self._patrol_ids[pa] if pa >= 0 else None, "crs": one_crs,
-                    "snapped_m": None, "cell": None, "lon": None, "lat": None, "zones": None,
-                    "zone_ids": None}  # every key present: copies never resize
-            templates.append(t)
+        templates = self._templates(ukey.tolist(), npa, one_crs)
         ti = np.empty(n, dtype=np.int64)
         ti[cov] = inv
         for i in np.flatnonzero(cells < 0).tolist():
@@ -379,7 +368,32 @@ class Locator:
             setattr_(obj, "__pydantic_extra__", None)
             setattr_(obj, "__pydantic_private__", None)
             out[i] = obj
-        snapped = r["snapped_m"]
+        self._finish(out, r["snapped_m"], crs, one_crs)
+        self._several_zones(out, zpt, zone, nz)
+        return out
+
+    def _templates(self, keys: list[int], npa: int, one_crs: str | None
+                   ) -> list[dict[str, Any] | None]:
+        """One shared placement template per (community, patrol area) key, cached per CRS."""
+        cache = self._template_cache.setdefault(one_crs, {})
+        templates: list[dict[str, Any] | None] = []
+        for k in keys:
+            t = cache.get(k)
+            if t is None:
+                comm, pa = str(k // npa), k % npa - 1
+                t = cache[k] = {
+                    "district": comm[:6], "district_name": self.district_names.get(comm[:6]),
+                    "street": comm[:9], "community": comm,
+                    "patrol_area": self._patrol_ids[pa] if pa >= 0 else None, "crs": one_crs,
+                    "snapped_m": None, "cell": None, "lon": None, "lat": None, "zones": None,
+                    "zone_ids": None}  # every key present: copies never resize
+            templates.append(t)
+        return templates
+
+    @staticmethod
+    def _finish(out: list[Placement | None], snapped: np.ndarray, crs: str | ArrayLike,
+                one_crs: str | None) -> None:
+        """Snapping distances, and each point's own CRS when the batch mixes them."""
         for i in np.flatnonzero(~np.isnan(snapped)).tolist():
             if out[i] is not None:
                 out[i].__dict__["snapped_m"] = round(float(snapped[i]), 2)
@@ -387,6 +401,11 @@ class Locator:
             for pl, c in zip(out, np.asarray(crs, dtype=object).tolist(), strict=True):
                 if pl is not None:
                     pl.__dict__["crs"] = coords.check_crs(c)
+
+    def _several_zones(self, out: list[Placement | None], zpt: np.ndarray, zone: np.ndarray,
+                       nz: np.ndarray) -> None:
+        """Points in several zones: every zone id (sorted by zone), their types sorted."""
+        ztypes, zids = self._zone_types, self._zone_ids
         multi = np.isin(zpt, np.flatnonzero(nz > 1))
         if multi.any():
             order = np.lexsort((zone[multi], zpt[multi]))
@@ -399,7 +418,6 @@ class Locator:
                 if pl is not None:
                     pl.__dict__["zones"] = sorted({ztypes[self._zone_index[z]]
                                                    for z in pl.zone_ids})
-        return out
 
     def _uncovered(self, r: dict[str, np.ndarray], i: int, crs: str | None
                    ) -> dict[str, Any] | None:

@@ -39,6 +39,7 @@ from typing import Any, Literal
 
 import yaml
 
+from grid.lifecycle import RULES
 from grid.models import Action, Case, Placement, Role, Source
 
 ApiRole = Literal["supervisor", "department", "command_center", "viewer", "integration"]
@@ -47,21 +48,18 @@ SOURCES = ("supervisor", "hotline_12345", "hotline_12319", "hotline_962121", "vi
            "citizen")
 
 # which API role may ask for which action (the lifecycle then checks the case's state)
-ACTIONS_BY_ROLE: dict[str, frozenset[Action]] = {
-    "supervisor": frozenset({Action.VERIFY, Action.SELF_DISPOSE}),
-    "department": frozenset({Action.ACCEPT, Action.DISPOSE, Action.RETURN,
-                             Action.REQUEST_EXTENSION, Action.REPORT_PART,
-                             Action.CLOSE_OUT_PART, Action.ADVANCE_STAGE}),
-    "command_center": frozenset({Action.FILE, Action.REJECT, Action.DISPATCH,
-                                 Action.GRANT_EXTENSION, Action.DENY_EXTENSION,
-                                 Action.SUPERVISE, Action.CLOSE, Action.CLASSIFY,
-                                 Action.CLOSE_OUT_PART, Action.CALLBACK, Action.FOLLOW_UP}),
-    "viewer": frozenset(),
-    "integration": frozenset({Action.CALLBACK}),  # a hotline's 回访 on the cases it reported
-}
 # the lifecycle role a principal's commands carry (a hotline integration calls back)
 COMMAND_ROLE: dict[str, Role] = {"supervisor": "supervisor", "department": "department",
                                  "command_center": "command_center", "integration": "hotline"}
+# what no principal asks for over the API: the engine merges duplicates itself
+ENGINE_ACTIONS = frozenset({Action.MERGE})
+# principal role -> the actions it may ask for: derived from the lifecycle's own rules table
+# (grid.lifecycle.RULES: who may do what), through the role its commands carry
+ACTIONS_BY_ROLE: dict[str, frozenset[Action]] = {
+    role: frozenset(a for a, (roles, _states) in RULES.items()
+                    if COMMAND_ROLE.get(role) in roles and a not in ENGINE_ACTIONS)
+    for role in ROLES
+}
 REPORTING_ROLES = frozenset({"supervisor", "integration"})
 
 DEMO_DISTRICT = "310110"  # Yangpu, the shipped demo district
@@ -302,10 +300,10 @@ def parse_entries(entries: Iterable[Mapping[str, Any]], origin: str) -> TokenReg
         if role == "supervisor" and not any(scope.values()):
             raise AuthError(f"{where}: a supervisor token needs patrol_areas, streets or "
                             "districts (its scope)")
-        source = e.get("source") or ("supervisor" if role == "supervisor" else "citizen")
+        source: Any = e.get("source") or ("supervisor" if role == "supervisor" else "citizen")
         if source not in SOURCES:
             raise AuthError(f"{where}: source must be one of {', '.join(SOURCES)}")
-        digest = str(sha).lower() if sha else _digest(token)
+        digest = str(sha).lower() if sha else _digest(str(token))
         if digest in reg.by_digest:
             raise AuthError(f"{where}: the same token is listed twice")
         unit = e.get("unit")

@@ -113,21 +113,34 @@ class Classifier:
         return ZH_SINGLE_WEIGHT if len(kw) == 1 else float(len(kw))
 
     def _raw(self, description: str) -> dict[str, tuple[float, list[str]]]:
+        """Type code -> (raw score, what matched): Chinese keywords, then English phrases,
+        then (fuzzy) Chinese bigrams."""
         text = normalize(description)
+        scores: dict[str, float] = defaultdict(float)
+        matched: dict[str, list[str]] = defaultdict(list)
+        self._zh_scores(text, scores, matched)
+        self._en_scores(text, scores, matched)
+        if self.fuzzy:
+            self._bigram_scores(text, scores, matched)
+        return {c: (s, matched[c]) for c, s in scores.items() if s > 0}
+
+    def _zh_scores(self, text: str, scores: dict[str, float],
+                   matched: dict[str, list[str]]) -> None:
         hits: dict[str, list[str]] = defaultdict(list)
         for ch in sorted(set(text) & self._zh_by_first.keys()):
             for kw in self._zh_by_first[ch]:
                 if kw in text:
                     for code in self._zh[kw]:
                         hits[code].append(kw)
-        scores: dict[str, float] = defaultdict(float)
-        matched: dict[str, list[str]] = defaultdict(list)
         for code, kws in hits.items():
             for kw in kws:
                 if any(kw != other and kw in other for other in kws):
                     continue  # counted within a longer match
                 scores[code] += self._zh_weight(kw) / math.sqrt(len(self._zh[kw]))
                 matched[code].append(kw)
+
+    def _en_scores(self, text: str, scores: dict[str, float],
+                   matched: dict[str, list[str]]) -> None:
         words = tokens(text)
         seen: set[tuple[str, tuple[str, ...]]] = set()
         spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
@@ -142,14 +155,15 @@ class Classifier:
                     spans[code].append((i, i + n))
                     scores[code] += EN_TOKEN_WEIGHT * n / math.sqrt(len(codes))
                     matched[code].append(self._en_label[phrase])
-        if self.fuzzy:
-            for b in sorted(bigrams(text)):
-                for code in self._bigrams.get(b, ()):
-                    if any(b in kw for kw in matched[code]):
-                        continue
-                    scores[code] += BIGRAM_WEIGHT / math.sqrt(len(self._bigrams[b]))
-                    matched[code].append("~" + b)
-        return {c: (s, matched[c]) for c, s in scores.items() if s > 0}
+
+    def _bigram_scores(self, text: str, scores: dict[str, float],
+                       matched: dict[str, list[str]]) -> None:
+        for b in sorted(bigrams(text)):
+            for code in self._bigrams.get(b, ()):
+                if any(b in kw for kw in matched[code]):
+                    continue
+                scores[code] += BIGRAM_WEIGHT / math.sqrt(len(self._bigrams[b]))
+                matched[code].append("~" + b)
 
     def classify(self, description: str, top: int = 5) -> list[Candidate]:
         """The ``top`` best candidates, best first (empty when nothing matches)."""

@@ -21,7 +21,7 @@ in log order; an ``event_id`` seen twice counts once) into one :class:`RoleFigur
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -123,26 +123,32 @@ def stage_figures(events: Iterable[CaseEvent | dict[str, Any]], start: datetime 
     return list(out.values())
 
 
+
+def _each_once(events: Iterable[CaseEvent | dict[str, Any]]
+               ) -> Iterator[tuple[dict[str, Any], datetime]]:
+    """Each event once (by event id) as a JSON dict, with its time."""
+    seen: set[str] = set()
+    for raw in events:
+        e = raw.model_dump(mode="json") if isinstance(raw, CaseEvent) else raw
+        if e["event_id"] in seen:
+            continue
+        seen.add(e["event_id"])
+        yield e, e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(e["at"])
+
 def role_figures(events: Iterable[CaseEvent | dict[str, Any]], start: datetime | None = None,
                  end: datetime | None = None) -> list[RoleFigures]:
     """Figures per (department, unit), sorted by department then unit (see module doc)."""
     out: dict[tuple[str, str | None], RoleFigures] = {}
     lead_of: dict[str, tuple[str, str | None, str | None]] = {}  # case -> its lead holder
     parts: dict[str, tuple[str, str | None]] = {}  # assisting work order -> its holder
-    seen: set[str] = set()
 
     def row(dept: str, unit: str | None, name: str | None = None) -> RoleFigures:
         r = out.setdefault((dept, unit), RoleFigures(dept, unit, name))
         r.unit_name = r.unit_name or name
         return r
 
-    for raw in events:
-        e = raw.model_dump(mode="json") if isinstance(raw, CaseEvent) else raw
-        if e["event_id"] in seen:
-            continue
-        seen.add(e["event_id"])
+    for e, at in _each_once(events):
         d, t, cid = e.get("data") or {}, e["type"], e["case_id"]
-        at = e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(e["at"])
         counted = (start is None or at >= start) and (end is None or at < end)
         if t in ("dispatched", "redispatched"):
             lead_of[cid] = (d["department"], d.get("unit"), d.get("unit_name"))

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grid.models import REPORT_SCHEMA, Report
 
-REJECTION_SCHEMA = "grid.rejection/1"
+REJECTION_SCHEMA: Final = "grid.rejection/1"
 MAX_BYTES = 64 * 1024
 EXCERPT_CHARS = 200
 OLDEST = datetime(2000, 1, 1, tzinfo=UTC)  # earlier reported_at values are typos or epochs

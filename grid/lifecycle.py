@@ -27,6 +27,7 @@ closes the open stage and disposes it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -280,156 +281,246 @@ def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None
     ``decision`` is required for CLASSIFY (the rules' decision for the new type);
     ``extend(due, extra, calendar)`` adds extension time in the case's
     calendar (default: plain add); ``unit_name`` names the ``unit`` of a DISPATCH.
+    Who may do what in which state is :data:`RULES`; what each action does is its handler in
+    :data:`HANDLERS`.
     """
     if already_applied(case, cmd.command_id):
         return []
     if cmd.action is Action.MERGE and cmd.report_id in case.report_ids:
         return []
     _check(case, cmd)
-    at = cmd.at or now
-    base = dict(command_id=cmd.command_id)
-    ev = lambda kind, to, reason=cmd.reason, **d: _event(  # noqa: E731
-        case, kind, to, cmd.actor, cmd.role, at, reason, **base, **d)
-    a = cmd.action
-    if a is Action.FILE:
-        return [ev("filed", S.FILED, decision=_dump(decision) if decision else None)]
-    if a is Action.CLASSIFY:
-        if decision is None or cmd.type_code is None:
-            raise IllegalTransition(case.state, a, "classify needs a type_code")
-        filed = ev("classified", S.FILED, decision=_dump(decision), type_code=cmd.type_code)
-        after = evolve(case, filed)
-        dispatched = _dispatch_event(after, decision.department or "command_center", cmd.actor,
-                                     cmd.role, at, "dispatch after triage", **base)
-        return [filed, dispatched]
-    if a is Action.FOLLOW_UP:
-        if decision is None or cmd.type_code is None:
-            raise IllegalTransition(case.state, a, "a follow-up needs the type_code of the "
-                                    "aftermath (e.g. 0203 for a damaged guardrail)")
-        if decision.transfer is not None or decision.handling in ("triage", "emergency"):
-            raise IllegalTransition(case.state, a, f"type {cmd.type_code} cannot be followed "
-                                    "up by the grid")
-        opened = ev("follow_up_opened", S.FILED, decision=_dump(decision),
-                    type_code=cmd.type_code,
-                    transferred_to=[x.number for x in case.decision.transfer.services]
-                    if case.decision and case.decision.transfer else None)
-        after = evolve(case, opened)
-        dispatched = _dispatch_event(after, decision.department or "command_center", cmd.actor,
-                                     cmd.role, at, "dispatch of the follow-up", **base)
-        return [opened, dispatched]
-    if a is Action.ADVANCE_STAGE:
-        cur = case.legal_stage
-        if cur is None:
-            raise IllegalTransition(case.state, a, "no legal-process stage is open in this "
-                                    "case (only legal-process cases have stages)")
-        if not cmd.evidence_photos and not cmd.reason.strip():
-            raise IllegalTransition(case.state, a, f"closing stage {cur.stage} ({cur.name_zh})"
-                                    f" needs a reason or evidence_photos: {cur.closes_when}")
-        nxt = _next_stage(case, cmd.next_stage)
-        closed = ev("legal_stage_closed", case.state,
-                    **_stage_closed(case, at, cmd.reason, nxt),
-                    evidence_photos=list(cmd.evidence_photos))
-        if nxt is not None:
-            return [closed]
-        after = evolve(case, closed)
-        if after.open_parts:
-            return [closed, _event(after, "lead_disposed", after.state, cmd.actor, cmd.role, at,
-                                   "the last legal stage closed", **base,
-                                   evidence_photos=list(cmd.evidence_photos),
-                                   waiting_for=[p.department for p in after.open_parts])]
-        return [closed, _event(after, "disposed", S.DISPOSED, cmd.actor, cmd.role, at,
-                               "the last legal stage closed", **base,
-                               evidence_photos=list(cmd.evidence_photos))]
-    if a is Action.REJECT:
-        return [ev("rejected", S.REJECTED)]
-    if a is Action.DISPATCH:
-        dept = cmd.department or case.department
-        if not dept:
-            raise IllegalTransition(case.state, a, "no department to dispatch to")
-        kind = "redispatched" if case.state is S.RETURNED else "dispatched"
-        e = _dispatch_event(case, dept, cmd.actor, cmd.role, at, cmd.reason, unit=cmd.unit,
-                            unit_name=unit_name if cmd.unit else None, **base)
-        return [e.model_copy(update={"type": kind})]
-    if a is Action.ACCEPT:
-        return [ev("accepted", S.ACCEPTED)]
-    if a is Action.DISPOSE:
-        if not cmd.evidence_photos and not cmd.reason.strip():
-            raise IllegalTransition(case.state, a, "disposal feedback needs evidence_photos "
-                                    "or a reason (e.g. 'transferred to legal proceedings')")
-        pre: list[CaseEvent] = []
-        if case.legal_stage is not None:  # remedied before the process ran out: stage closes
-            pre = [ev("legal_stage_closed", case.state,
-                      **_stage_closed(case, at, cmd.reason, None, by_disposal=True))]
-            case = evolve(case, pre[0])
-            ev = lambda kind, to, reason=cmd.reason, **d: _event(  # noqa: E731
-                case, kind, to, cmd.actor, cmd.role, at, reason, **base, **d)
-        if case.open_parts:  # a joint case waits for its assisting departments
-            return [*pre, ev("lead_disposed", case.state,
-                             evidence_photos=list(cmd.evidence_photos),
-                             waiting_for=[p.department for p in case.open_parts])]
-        return [*pre, ev("disposed", S.DISPOSED, evidence_photos=list(cmd.evidence_photos))]
-    if a in (Action.REPORT_PART, Action.CLOSE_OUT_PART):
-        return _part_events(case, cmd, at, ev)
-    if a is Action.CALLBACK:
-        return _callback_events(case, cmd, at, ev)
-    if a is Action.RETURN:
-        if not cmd.reason.strip():
-            raise IllegalTransition(case.state, a, "a return needs a reason")
-        out = [ev("returned", S.RETURNED, department=case.department)]
-        if case.returns + 1 >= 2:
-            after = evolve(case, out[0])
-            out.append(_event(after, "arbitration", S.RETURNED, "engine", "system", at,
-                              f"returned {case.returns + 1} times: command-center arbitration",
-                              **base))
-        return out
-    if a is Action.REQUEST_EXTENSION:
-        if not cmd.extension_minutes:
-            raise IllegalTransition(case.state, a, "extension_minutes is required")
-        return [ev("extension_requested", case.state, minutes=cmd.extension_minutes)]
-    if a in (Action.GRANT_EXTENSION, Action.DENY_EXTENSION):
-        if case.extension_requested_minutes is None and a is Action.DENY_EXTENSION:
-            raise IllegalTransition(case.state, a, "no extension was requested")
-        if a is Action.DENY_EXTENSION:
-            return [ev("extension_denied", case.state)]
-        minutes = cmd.extension_minutes or case.extension_requested_minutes
-        if not minutes:
-            raise IllegalTransition(case.state, a, "no extension requested or given")
-        calendar = case.decision.calendar if case.decision else "24h"
-        add = extend or (lambda due, extra, _cal: due + extra)
-        new = {k: add(v, timedelta(minutes=minutes), calendar).isoformat()
-               for k, v in case.deadlines.items() if k in ("dispose", "verify")}
-        return [ev("extension_granted", case.state, minutes=minutes, deadlines=new)]
-    if a is Action.VERIFY:
-        if cmd.passed is None:
-            raise IllegalTransition(case.state, a, "verify needs passed: true or false")
-        photos = list(cmd.evidence_photos) or None  # the supervisor's photo, as evidence
-        if cmd.passed:
-            return [ev("verified", S.VERIFIED, evidence_photos=photos)]
-        return [ev("rework", S.REWORK, department=case.department, evidence_photos=photos)]
-    if a is Action.CLOSE:
-        return [ev("closed", S.CLOSED)]
-    if a is Action.SELF_DISPOSE:
-        handling = case.decision.handling if case.decision else None
-        if handling not in (None, "self_disposable", "triage"):
-            raise IllegalTransition(case.state, a, f"{handling} cases cannot be self-disposed")
-        if not cmd.evidence_photos:
-            raise IllegalTransition(case.state, a,
-                                    "self-disposal needs at least one evidence photo")
-        return [ev("self_closed", S.CLOSED, evidence_photos=list(cmd.evidence_photos))]
-    if a is Action.SUPERVISE:
-        idx = LEVELS.index(case.level) if case.level in LEVELS else 0
-        level = LEVELS[min(idx + 1, len(LEVELS) - 1)]
-        key = f"{cmd.stage or 'dispose'}@{level}"
-        if key in case.supervised:
-            return []
-        return [ev("supervised", case.state, level=level, key=key, stage=cmd.stage)]
-    if a is Action.WARN:
-        if cmd.stage in case.warned:
-            return []
-        return [ev("warned", case.state, stage=cmd.stage)]
-    if a is Action.MERGE:
-        return [ev("merged", case.state, report_id=cmd.report_id,
-                   reporter_id=cmd.reporter_id, fingerprint=cmd.fingerprint)]
-    raise IllegalTransition(case.state, a, "unknown action")  # pragma: no cover
+    handler = HANDLERS.get(cmd.action)
+    if handler is None:  # pragma: no cover - every Action has a handler (a unit test says so)
+        raise IllegalTransition(case.state, cmd.action, "unknown action")
+    return handler(_Ctx(case, cmd, cmd.at or now, dict(command_id=cmd.command_id), decision,
+                        extend, unit_name))
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    """One command being decided: the case, the command, its time and the decide() options."""
+
+    case: Case
+    cmd: Command
+    at: datetime
+    base: dict[str, Any]  # fields every event of the command carries (its command_id)
+    decision: Decision | None = None
+    extend: Callable[[datetime, timedelta, str], datetime] | None = None
+    unit_name: str | None = None
+
+    def ev(self, kind: str, to: CaseState, reason: str | None = None, **d: Any) -> CaseEvent:
+        """An event of this command on this case (``reason`` defaults to the command's)."""
+        return _event(self.case, kind, to, self.cmd.actor, self.cmd.role, self.at,
+                      self.cmd.reason if reason is None else reason, **self.base, **d)
+
+    def fail(self, why: str) -> IllegalTransition:
+        return IllegalTransition(self.case.state, self.cmd.action, why)
+
+
+def _file(c: _Ctx) -> list[CaseEvent]:
+    return [c.ev("filed", S.FILED, decision=_dump(c.decision) if c.decision else None)]
+
+
+def _classify(c: _Ctx) -> list[CaseEvent]:
+    if c.decision is None or c.cmd.type_code is None:
+        raise c.fail("classify needs a type_code")
+    filed = c.ev("classified", S.FILED, decision=_dump(c.decision), type_code=c.cmd.type_code)
+    after = evolve(c.case, filed)
+    dispatched = _dispatch_event(after, c.decision.department or "command_center", c.cmd.actor,
+                                 c.cmd.role, c.at, "dispatch after triage", **c.base)
+    return [filed, dispatched]
+
+
+def _follow_up(c: _Ctx) -> list[CaseEvent]:
+    case, cmd, decision = c.case, c.cmd, c.decision
+    if decision is None or cmd.type_code is None:
+        raise c.fail("a follow-up needs the type_code of the aftermath (e.g. 0203 for a "
+                     "damaged guardrail)")
+    if decision.transfer is not None or decision.handling in ("triage", "emergency"):
+        raise c.fail(f"type {cmd.type_code} cannot be followed up by the grid")
+    opened = c.ev("follow_up_opened", S.FILED, decision=_dump(decision),
+                  type_code=cmd.type_code,
+                  transferred_to=[x.number for x in case.decision.transfer.services]
+                  if case.decision and case.decision.transfer else None)
+    after = evolve(case, opened)
+    dispatched = _dispatch_event(after, decision.department or "command_center", cmd.actor,
+                                 cmd.role, c.at, "dispatch of the follow-up", **c.base)
+    return [opened, dispatched]
+
+
+def _advance_stage(c: _Ctx) -> list[CaseEvent]:
+    case, cmd, at = c.case, c.cmd, c.at
+    cur = case.legal_stage
+    if cur is None:
+        raise c.fail("no legal-process stage is open in this case (only legal-process cases "
+                     "have stages)")
+    if not cmd.evidence_photos and not cmd.reason.strip():
+        raise c.fail(f"closing stage {cur.stage} ({cur.name_zh}) needs a reason or "
+                     f"evidence_photos: {cur.closes_when}")
+    nxt = _next_stage(case, cmd.next_stage)
+    closed = c.ev("legal_stage_closed", case.state, **_stage_closed(case, at, cmd.reason, nxt),
+                  evidence_photos=list(cmd.evidence_photos))
+    if nxt is not None:
+        return [closed]
+    after = evolve(case, closed)
+    if after.open_parts:
+        return [closed, _event(after, "lead_disposed", after.state, cmd.actor, cmd.role, at,
+                               "the last legal stage closed", **c.base,
+                               evidence_photos=list(cmd.evidence_photos),
+                               waiting_for=[p.department for p in after.open_parts])]
+    return [closed, _event(after, "disposed", S.DISPOSED, cmd.actor, cmd.role, at,
+                           "the last legal stage closed", **c.base,
+                           evidence_photos=list(cmd.evidence_photos))]
+
+
+def _reject(c: _Ctx) -> list[CaseEvent]:
+    return [c.ev("rejected", S.REJECTED)]
+
+
+def _dispatch(c: _Ctx) -> list[CaseEvent]:
+    case, cmd = c.case, c.cmd
+    dept = cmd.department or case.department
+    if not dept:
+        raise c.fail("no department to dispatch to")
+    kind = "redispatched" if case.state is S.RETURNED else "dispatched"
+    e = _dispatch_event(case, dept, cmd.actor, cmd.role, c.at, cmd.reason, unit=cmd.unit,
+                        unit_name=c.unit_name if cmd.unit else None, **c.base)
+    return [e.model_copy(update={"type": kind})]
+
+
+def _accept(c: _Ctx) -> list[CaseEvent]:
+    return [c.ev("accepted", S.ACCEPTED)]
+
+
+def _dispose(c: _Ctx) -> list[CaseEvent]:
+    cmd = c.cmd
+    if not cmd.evidence_photos and not cmd.reason.strip():
+        raise c.fail("disposal feedback needs evidence_photos or a reason (e.g. 'transferred "
+                     "to legal proceedings')")
+    pre: list[CaseEvent] = []
+    if c.case.legal_stage is not None:  # remedied before the process ran out: stage closes
+        pre = [c.ev("legal_stage_closed", c.case.state,
+                    **_stage_closed(c.case, c.at, cmd.reason, None, by_disposal=True))]
+        c = replace(c, case=evolve(c.case, pre[0]))
+    if c.case.open_parts:  # a joint case waits for its assisting departments
+        return [*pre, c.ev("lead_disposed", c.case.state,
+                           evidence_photos=list(cmd.evidence_photos),
+                           waiting_for=[p.department for p in c.case.open_parts])]
+    return [*pre, c.ev("disposed", S.DISPOSED, evidence_photos=list(cmd.evidence_photos))]
+
+
+def _parts(c: _Ctx) -> list[CaseEvent]:
+    return _part_events(c.case, c.cmd, c.at, c.ev)
+
+
+def _callback(c: _Ctx) -> list[CaseEvent]:
+    return _callback_events(c.case, c.cmd, c.at, c.ev)
+
+
+def _return(c: _Ctx) -> list[CaseEvent]:
+    case = c.case
+    if not c.cmd.reason.strip():
+        raise c.fail("a return needs a reason")
+    out = [c.ev("returned", S.RETURNED, department=case.department)]
+    if case.returns + 1 >= 2:
+        after = evolve(case, out[0])
+        out.append(_event(after, "arbitration", S.RETURNED, "engine", "system", c.at,
+                          f"returned {case.returns + 1} times: command-center arbitration",
+                          **c.base))
+    return out
+
+
+def _request_extension(c: _Ctx) -> list[CaseEvent]:
+    if not c.cmd.extension_minutes:
+        raise c.fail("extension_minutes is required")
+    return [c.ev("extension_requested", c.case.state, minutes=c.cmd.extension_minutes)]
+
+
+def _deny_extension(c: _Ctx) -> list[CaseEvent]:
+    if c.case.extension_requested_minutes is None:
+        raise c.fail("no extension was requested")
+    return [c.ev("extension_denied", c.case.state)]
+
+
+def _grant_extension(c: _Ctx) -> list[CaseEvent]:
+    case = c.case
+    minutes = c.cmd.extension_minutes or case.extension_requested_minutes
+    if not minutes:
+        raise c.fail("no extension requested or given")
+    calendar = case.decision.calendar if case.decision else "24h"
+    add = c.extend or (lambda due, extra, _cal: due + extra)
+    new = {k: add(v, timedelta(minutes=minutes), calendar).isoformat()
+           for k, v in case.deadlines.items() if k in ("dispose", "verify")}
+    return [c.ev("extension_granted", case.state, minutes=minutes, deadlines=new)]
+
+
+def _verify(c: _Ctx) -> list[CaseEvent]:
+    if c.cmd.passed is None:
+        raise c.fail("verify needs passed: true or false")
+    photos = list(c.cmd.evidence_photos) or None  # the supervisor's photo, as evidence
+    if c.cmd.passed:
+        return [c.ev("verified", S.VERIFIED, evidence_photos=photos)]
+    return [c.ev("rework", S.REWORK, department=c.case.department, evidence_photos=photos)]
+
+
+def _close(c: _Ctx) -> list[CaseEvent]:
+    return [c.ev("closed", S.CLOSED)]
+
+
+def _self_dispose(c: _Ctx) -> list[CaseEvent]:
+    handling = c.case.decision.handling if c.case.decision else None
+    if handling not in (None, "self_disposable", "triage"):
+        raise c.fail(f"{handling} cases cannot be self-disposed")
+    if not c.cmd.evidence_photos:
+        raise c.fail("self-disposal needs at least one evidence photo")
+    return [c.ev("self_closed", S.CLOSED, evidence_photos=list(c.cmd.evidence_photos))]
+
+
+def _supervise(c: _Ctx) -> list[CaseEvent]:
+    case = c.case
+    idx = LEVELS.index(case.level) if case.level in LEVELS else 0
+    level = LEVELS[min(idx + 1, len(LEVELS) - 1)]
+    key = f"{c.cmd.stage or 'dispose'}@{level}"
+    if key in case.supervised:
+        return []
+    return [c.ev("supervised", case.state, level=level, key=key, stage=c.cmd.stage)]
+
+
+def _warn(c: _Ctx) -> list[CaseEvent]:
+    if c.cmd.stage in c.case.warned:
+        return []
+    return [c.ev("warned", c.case.state, stage=c.cmd.stage)]
+
+
+def _merge(c: _Ctx) -> list[CaseEvent]:
+    return [c.ev("merged", c.case.state, report_id=c.cmd.report_id,
+                 reporter_id=c.cmd.reporter_id, fingerprint=c.cmd.fingerprint)]
+
+
+# What each action does (who may do it, and in which states, is RULES).
+HANDLERS: dict[Action, Callable[[_Ctx], list[CaseEvent]]] = {
+    Action.FILE: _file,
+    Action.CLASSIFY: _classify,
+    Action.FOLLOW_UP: _follow_up,
+    Action.ADVANCE_STAGE: _advance_stage,
+    Action.REJECT: _reject,
+    Action.DISPATCH: _dispatch,
+    Action.ACCEPT: _accept,
+    Action.DISPOSE: _dispose,
+    Action.REPORT_PART: _parts,
+    Action.CLOSE_OUT_PART: _parts,
+    Action.CALLBACK: _callback,
+    Action.RETURN: _return,
+    Action.REQUEST_EXTENSION: _request_extension,
+    Action.GRANT_EXTENSION: _grant_extension,
+    Action.DENY_EXTENSION: _deny_extension,
+    Action.VERIFY: _verify,
+    Action.CLOSE: _close,
+    Action.SELF_DISPOSE: _self_dispose,
+    Action.SUPERVISE: _supervise,
+    Action.WARN: _warn,
+    Action.MERGE: _merge,
+}
 
 
 def _part_events(case: Case, cmd: Command, at: datetime, ev: Callable[..., CaseEvent],
@@ -540,67 +631,97 @@ def evolve(case: Case | None, e: CaseEvent, *, typed: dict[str, Any] | None = No
                  level=dec.tier if dec.tier in LEVELS else "street")
         if "type_code" in d:
             u["type_code"] = d["type_code"]
-    t = e.type
-    if t in ("dispatched", "redispatched"):
-        u.update(department=d["department"], unit=d.get("unit"),
-                 dispatches=case.dispatches + 1)
-        if d.get("assisting"):
-            u["assisting"] = [Part(**p) for p in d["assisting"]]
-        if d.get("legal_stage"):
-            u["legal"] = [*case.legal, LegalStageState(**d["legal_stage"])]
-    elif t == "legal_stage_closed":
-        legal = list(case.legal)
-        if legal and legal[-1].stage == d["stage"]:
-            legal[-1] = legal[-1].model_copy(update={
-                "closed_at": e.at, "on_time": bool(d.get("on_time")), "note": d.get("note", "")})
-        if d.get("next"):
-            legal.append(LegalStageState(**d["next"]))
-        u["legal"] = legal
-    elif t == "disposed":
-        u.update(disposed_at=e.at, lead_disposed=True)
-    elif t == "lead_disposed":
-        u["lead_disposed"] = True
-    elif t in ("part_reported", "part_closed_out"):
-        status = "done" if t == "part_reported" else "closed_out"
-        u["assisting"] = [p.model_copy(update={"status": status})
-                          if p.work_order_id == d["work_order_id"] else p
-                          for p in case.assisting]
-    elif t == "callback":
-        u["callbacks"] = [*case.callbacks, Callback(
-            satisfaction=d["satisfaction"], comment=d.get("comment", ""), at=e.at,
-            reopened=bool(d.get("reopened")))]
-    elif t == "reopened":
-        new = {k: _parse(v) for k, v in d.get("deadlines", {}).items()}
-        u.update(reopens=case.reopens + 1, reworks=case.reworks + 1, lead_disposed=False,
-                 closed_at=None, closed_on_time=None, disposed_at=None,
-                 deadlines={**case.deadlines, **new}, warned=[], supervised=[])
-    elif t == "returned":
-        u["returns"] = case.returns + 1
-    elif t == "arbitration":
-        u["arbitration"] = True
-    elif t == "rework":
-        u.update(reworks=case.reworks + 1, lead_disposed=False)
-    elif t == "extension_requested":
-        u["extension_requested_minutes"] = d["minutes"]
-    elif t == "extension_granted":
-        new = {k: _parse(v) for k, v in d["deadlines"].items()}
-        u.update(deadlines={**case.deadlines, **new}, extensions=case.extensions + 1,
-                 extension_requested_minutes=None)
-    elif t == "extension_denied":
-        u["extension_requested_minutes"] = None
-    elif t == "supervised":
-        u.update(level=d["level"], supervised=[*case.supervised, d["key"]])
-    elif t == "warned":
-        u["warned"] = [*case.warned, d.get("stage")]
-    elif t == "merged":
-        u["report_ids"] = [*case.report_ids, d["report_id"]]
-    elif t in ("closed", "self_closed"):
-        due = case.deadlines.get("dispose") or u.get("deadlines", {}).get("dispose")
-        done = case.disposed_at or e.at
-        u.update(closed_at=e.at, closed_on_time=due is None or done <= due)
-        if t == "self_closed":
-            u.update(tier="self", department=None)
+    fold = _FOLDS.get(e.type)
+    if fold is not None:
+        fold(case, e, u)
     return case.model_copy(update=u)
+
+
+# How each event type changes a case, beyond its state, time and history: a fold adds the
+# changed fields to ``u`` (the update :func:`evolve` applies). Types without one change no
+# other field.
+_Fold = Callable[[Case, CaseEvent, dict[str, Any]], None]
+
+
+def _f_dispatched(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
+    d = e.data
+    u.update(department=d["department"], unit=d.get("unit"), dispatches=case.dispatches + 1)
+    if d.get("assisting"):
+        u["assisting"] = [Part(**p) for p in d["assisting"]]
+    if d.get("legal_stage"):
+        u["legal"] = [*case.legal, LegalStageState(**d["legal_stage"])]
+
+
+def _f_legal_stage_closed(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
+    d = e.data
+    legal = list(case.legal)
+    if legal and legal[-1].stage == d["stage"]:
+        legal[-1] = legal[-1].model_copy(update={
+            "closed_at": e.at, "on_time": bool(d.get("on_time")), "note": d.get("note", "")})
+    if d.get("next"):
+        legal.append(LegalStageState(**d["next"]))
+    u["legal"] = legal
+
+
+def _f_part(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
+    status = "done" if e.type == "part_reported" else "closed_out"
+    u["assisting"] = [p.model_copy(update={"status": status})
+                      if p.work_order_id == e.data["work_order_id"] else p
+                      for p in case.assisting]
+
+
+def _f_callback(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
+    d = e.data
+    u["callbacks"] = [*case.callbacks, Callback(
+        satisfaction=d["satisfaction"], comment=d.get("comment", ""), at=e.at,
+        reopened=bool(d.get("reopened")))]
+
+
+def _f_reopened(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
+    new = {k: _parse(v) for k, v in e.data.get("deadlines", {}).items()}
+    u.update(reopens=case.reopens + 1, reworks=case.reworks + 1, lead_disposed=False,
+             closed_at=None, closed_on_time=None, disposed_at=None,
+             deadlines={**case.deadlines, **new}, warned=[], supervised=[])
+
+
+def _f_extension_granted(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
+    new = {k: _parse(v) for k, v in e.data["deadlines"].items()}
+    u.update(deadlines={**case.deadlines, **new}, extensions=case.extensions + 1,
+             extension_requested_minutes=None)
+
+
+def _f_closed(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
+    due = case.deadlines.get("dispose") or u.get("deadlines", {}).get("dispose")
+    done = case.disposed_at or e.at
+    u.update(closed_at=e.at, closed_on_time=due is None or done <= due)
+    if e.type == "self_closed":
+        u.update(tier="self", department=None)
+
+
+_FOLDS: dict[str, _Fold] = {
+    "dispatched": _f_dispatched,
+    "redispatched": _f_dispatched,
+    "legal_stage_closed": _f_legal_stage_closed,
+    "disposed": lambda case, e, u: u.update(disposed_at=e.at, lead_disposed=True),
+    "lead_disposed": lambda case, e, u: u.update(lead_disposed=True),
+    "part_reported": _f_part,
+    "part_closed_out": _f_part,
+    "callback": _f_callback,
+    "reopened": _f_reopened,
+    "returned": lambda case, e, u: u.update(returns=case.returns + 1),
+    "arbitration": lambda case, e, u: u.update(arbitration=True),
+    "rework": lambda case, e, u: u.update(reworks=case.reworks + 1, lead_disposed=False),
+    "extension_requested": lambda case, e, u: u.update(
+        extension_requested_minutes=e.data["minutes"]),
+    "extension_granted": _f_extension_granted,
+    "extension_denied": lambda case, e, u: u.update(extension_requested_minutes=None),
+    "supervised": lambda case, e, u: u.update(level=e.data["level"],
+                                              supervised=[*case.supervised, e.data["key"]]),
+    "warned": lambda case, e, u: u.update(warned=[*case.warned, e.data.get("stage")]),
+    "merged": lambda case, e, u: u.update(report_ids=[*case.report_ids, e.data["report_id"]]),
+    "closed": _f_closed,
+    "self_closed": _f_closed,
+}
 
 
 def apply(case: Case, cmd: Command, now: datetime, **kw: Any) -> tuple[Case, list[CaseEvent]]:

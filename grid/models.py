@@ -12,7 +12,7 @@ import math
 import uuid
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
@@ -27,13 +27,13 @@ from pydantic import (
     model_validator,
 )
 
-REPORT_SCHEMA = "grid.report/1"
-CASE_SCHEMA = "grid.case/1"
-CASE_EVENT_SCHEMA = "grid.case-event/1"
-WORK_ORDER_SCHEMA = "grid.work-order/1"
-COMMAND_SCHEMA = "grid.command/1"
-ALERT_SCHEMA = "grid.alert/1"
-HOTLINE_REPLY_SCHEMA = "grid.hotline-reply/1"
+REPORT_SCHEMA: Final = "grid.report/1"
+CASE_SCHEMA: Final = "grid.case/1"
+CASE_EVENT_SCHEMA: Final = "grid.case-event/1"
+WORK_ORDER_SCHEMA: Final = "grid.work-order/1"
+COMMAND_SCHEMA: Final = "grid.command/1"
+ALERT_SCHEMA: Final = "grid.alert/1"
+HOTLINE_REPLY_SCHEMA: Final = "grid.hotline-reply/1"
 
 MAX_DESCRIPTION = 2000
 MAX_PHOTOS = 9

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
@@ -83,19 +83,17 @@ class RequestError(ValueError):
         super().__init__("; ".join(d for _, d in errors))
 
 
-def report_from_request(params: Mapping[str, Any], *, source: str, reporter: str,
-                        now: datetime, report_id: str | None = None) -> dict[str, Any]:
-    """The wire report (``grid.report/1`` dict) for an Open311 POST; validate it with
-    :func:`grid.intake.parse_report`. A hotline sends its ticket number as
-    ``attribute[ticket_no]`` (only a hotline source may: the report's schema checks it).
-    Personal data (email, phone, names) is not kept: the reporter is the account/device id,
-    or a hash of the email, or the integration's name."""
-    def one(name: str) -> str | None:
-        v = params.get(name)
-        if isinstance(v, list):
-            v = v[0] if v else None
-        return None if v is None or str(v).strip() == "" else str(v).strip()
 
+def _param(params: Mapping[str, Any], name: str) -> str | None:
+    """A form or query parameter's (first) value, stripped; ``None`` when absent or blank."""
+    v = params.get(name)
+    if isinstance(v, list):
+        v = v[0] if v else None
+    return None if v is None or str(v).strip() == "" else str(v).strip()
+
+
+def _coords(one: Callable[[str], str | None]) -> dict[str, float]:
+    """``lat`` and ``long`` as numbers; :class:`RequestError` (400) naming each bad one."""
     errors: list[tuple[int, str]] = []
     if one("lat") is None or one("long") is None:
         errors.append((400, "lat and long are required (this jurisdiction does not geocode "
@@ -111,9 +109,23 @@ def report_from_request(params: Mapping[str, Any], *, source: str, reporter: str
             errors.append((400, f"{name}: {v[:40]!r} is not a number"))
     if errors:
         raise RequestError(errors)
+    return coords
+
+def report_from_request(params: Mapping[str, Any], *, source: str, reporter: str,
+                        now: datetime, report_id: str | None = None) -> dict[str, Any]:
+    """The wire report (``grid.report/1`` dict) for an Open311 POST; validate it with
+    :func:`grid.intake.parse_report`. A hotline sends its ticket number as
+    ``attribute[ticket_no]`` (only a hotline source may: the report's schema checks it).
+    Personal data (email, phone, names) is not kept: the reporter is the account/device id,
+    or a hash of the email, or the integration's name."""
+    def one(name: str) -> str | None:
+        return _param(params, name)
+
+    coords = _coords(one)
     who = one("account_id") or one("device_id")
-    if who is None and one("email"):
-        who = "email-" + hashlib.sha256(one("email").lower().encode()).hexdigest()[:16]
+    email = one("email")
+    if who is None and email:
+        who = "email-" + hashlib.sha256(email.lower().encode()).hexdigest()[:16]
     report: dict[str, Any] = {
         "schema": "grid.report/1",
         "report_id": report_id or str(uuid.uuid4()),
@@ -127,8 +139,9 @@ def report_from_request(params: Mapping[str, Any], *, source: str, reporter: str
         report["type_code"] = one("service_code")
     if one("media_url"):
         report["photos"] = [one("media_url")]
-    if one("address_string"):
-        report["address"] = one("address_string")[:200]
+    address = one("address_string")
+    if address:
+        report["address"] = address[:200]
     ticket = one("attribute[ticket_no]")
     if ticket is not None:  # a hotline's own ticket: the case is answered back under it
         report["ticket"] = {"hotline": source.removeprefix("hotline_"), "ticket_no": ticket}
@@ -202,7 +215,7 @@ def request_status(report_id: str, case: Case | None, taxonomy: Any,
         "zipcode": None,
         "lat": case.placement.lat,
         "long": case.placement.lon,
-        "media_url": ((own or case.report).photos or [None])[0],
+        "media_url": next(iter((own or case.report).photos or ()), None),
     }
 
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import base64
 import bisect
+import builtins
 from collections import Counter, OrderedDict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -261,73 +262,129 @@ def fold(c: CaseSummary, e: dict[str, Any], category_of: Any = None) -> tuple[st
     c.state = e["state_to"]
     c.updated_at = at
     if "decision" in d:
-        dec = d["decision"]
-        c.department = dec.get("department")
-        c.unit, c.unit_name = dec.get("unit"), dec.get("unit_name")
-        c.tier, c.priority = dec.get("tier", c.tier), dec.get("priority", c.priority)
-        c.handling = dec.get("handling")
-        c.deadlines = {k: _dt(v) for k, v in (dec.get("deadlines") or {}).items()}
-        c.alert = bool(dec.get("alert"))
-        c.type_code = d.get("type_code") or dec.get("type_code") or c.type_code
-        c.level = c.tier if c.tier in ESCALATION_LEVELS else "street"
-        if category_of and c.type_code and t == "classified":
-            c.category = category_of(c.type_code) or c.category
-    if t in ("filed", "classified", "follow_up_opened"):
-        c.filed_at = c.filed_at or at
-    elif t in ("dispatched", "redispatched"):
-        c.department = d.get("department", c.department)
-        c.unit, c.unit_name = d.get("unit"), d.get("unit_name")
-        c.work_order_id = d.get("work_order_id")
-        c.dispatches += 1
-        c.dispatched_at = c.dispatched_at or at
-        if d.get("legal_stage"):
-            c.legal_stages = [*c.legal_stages, dict(d["legal_stage"])]
-            c.legal_stage = d["legal_stage"].get("stage")
-    elif t == "legal_stage_closed":
-        stages = [dict(x) for x in c.legal_stages]
-        if stages and stages[-1].get("stage") == d.get("stage"):
-            stages[-1].update(closed_at=_iso(at), on_time=bool(d.get("on_time")))
-        nxt = d.get("next")
-        if nxt:
-            stages.append(dict(nxt))
-        c.legal_stages = stages
-        c.legal_stage = nxt.get("stage") if nxt else None
-    elif t == "disposed":
-        c.disposed_at = at
-    elif t == "returned":
-        c.returns += 1
-    elif t == "arbitration":
-        c.arbitration = True
-    elif t == "rework":
-        c.reworks += 1
-    elif t == "callback":
-        c.satisfaction = d.get("satisfaction")
-    elif t == "reopened":  # not satisfied: back to rework, the closing undone
-        c.reopens += 1
-        c.reworks += 1
-        c.closed_at = c.closed_on_time = c.disposed_at = None
-        c.deadlines.update({k: _dt(v) for k, v in (d.get("deadlines") or {}).items()})
-    elif t == "extension_granted":
-        c.extensions += 1
-        c.deadlines.update({k: _dt(v) for k, v in (d.get("deadlines") or {}).items()})
-    elif t == "supervised":
-        c.level = d.get("level", c.level)
-        c.supervisions += 1
-    elif t == "warned":
-        c.warnings += 1
-    elif t == "merged":
-        c.report_count += 1
-        if d.get("reporter_id"):
-            c.reporters = (*c.reporters, d["reporter_id"])
-        c.merged_at = at
-    elif t in ("closed", "self_closed"):
-        due = c.deadlines.get("dispose")
-        c.closed_at = at
-        c.closed_on_time = due is None or (c.disposed_at or at) <= due
-        if t == "self_closed":
-            c.self_closed = True
-            c.tier, c.department = "self", None
+        _fold_decision(c, t, d, category_of)
+    step = _SUMMARY_FOLDS.get(t)
+    if step is not None:
+        step(c, t, d, at)
     return COUNTED.get(t, ())
+
+
+def _fold_decision(c: CaseSummary, t: str, d: dict[str, Any], category_of: Any) -> None:
+    """The rules' decision an event carries (opened, classified, followed up)."""
+    dec = d["decision"]
+    c.department = dec.get("department")
+    c.unit, c.unit_name = dec.get("unit"), dec.get("unit_name")
+    c.tier, c.priority = dec.get("tier", c.tier), dec.get("priority", c.priority)
+    c.handling = dec.get("handling")
+    c.deadlines = {k: _dt(v) for k, v in (dec.get("deadlines") or {}).items()}
+    c.alert = bool(dec.get("alert"))
+    c.type_code = d.get("type_code") or dec.get("type_code") or c.type_code
+    c.level = c.tier if c.tier in ESCALATION_LEVELS else "street"
+    if category_of and c.type_code and t == "classified":
+        c.category = category_of(c.type_code) or c.category
+
+
+def _s_filed(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    c.filed_at = c.filed_at or at
+
+
+def _s_dispatched(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    c.department = d.get("department", c.department)
+    c.unit, c.unit_name = d.get("unit"), d.get("unit_name")
+    c.work_order_id = d.get("work_order_id")
+    c.dispatches += 1
+    c.dispatched_at = c.dispatched_at or at
+    if d.get("legal_stage"):
+        c.legal_stages = [*c.legal_stages, dict(d["legal_stage"])]
+        c.legal_stage = d["legal_stage"].get("stage")
+
+
+def _s_legal_stage_closed(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    stages = [dict(x) for x in c.legal_stages]
+    if stages and stages[-1].get("stage") == d.get("stage"):
+        stages[-1].update(closed_at=_iso(at), on_time=bool(d.get("on_time")))
+    nxt = d.get("next")
+    if nxt:
+        stages.append(dict(nxt))
+    c.legal_stages = stages
+    c.legal_stage = nxt.get("stage") if nxt else None
+
+
+def _s_disposed(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    c.disposed_at = at
+
+
+def _s_returned(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    c.returns += 1
+
+
+def _s_arbitration(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    c.arbitration = True
+
+
+def _s_rework(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    c.reworks += 1
+
+
+def _s_callback(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    c.satisfaction = d.get("satisfaction")
+
+
+def _s_reopened(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    """Not satisfied: back to rework, the closing undone."""
+    c.reopens += 1
+    c.reworks += 1
+    c.closed_at = c.closed_on_time = c.disposed_at = None
+    c.deadlines.update({k: _dt(v) for k, v in (d.get("deadlines") or {}).items()})
+
+
+def _s_extension_granted(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    c.extensions += 1
+    c.deadlines.update({k: _dt(v) for k, v in (d.get("deadlines") or {}).items()})
+
+
+def _s_supervised(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    c.level = d.get("level", c.level)
+    c.supervisions += 1
+
+
+def _s_warned(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    c.warnings += 1
+
+
+def _s_merged(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    c.report_count += 1
+    if d.get("reporter_id"):
+        c.reporters = (*c.reporters, d["reporter_id"])
+    c.merged_at = at
+
+
+def _s_closed(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+    due = c.deadlines.get("dispose")
+    c.closed_at = at
+    c.closed_on_time = due is None or (c.disposed_at or at) <= due
+    if t == "self_closed":
+        c.self_closed = True
+        c.tier, c.department = "self", None
+
+
+# event type -> what it does to a case summary beyond seq, state and time (:func:`fold`)
+_SUMMARY_FOLDS: dict[str, Callable[[CaseSummary, str, dict[str, Any], datetime], None]] = {
+    "filed": _s_filed, "classified": _s_filed, "follow_up_opened": _s_filed,
+    "dispatched": _s_dispatched, "redispatched": _s_dispatched,
+    "legal_stage_closed": _s_legal_stage_closed,
+    "disposed": _s_disposed,
+    "returned": _s_returned,
+    "arbitration": _s_arbitration,
+    "rework": _s_rework,
+    "callback": _s_callback,
+    "reopened": _s_reopened,
+    "extension_granted": _s_extension_granted,
+    "supervised": _s_supervised,
+    "warned": _s_warned,
+    "merged": _s_merged,
+    "closed": _s_closed, "self_closed": _s_closed,
+}
 
 
 def _cursor(c: CaseSummary) -> str:
@@ -523,7 +580,7 @@ class Projection:
     def open_cases(self) -> Iterator[CaseSummary]:
         return (self.cases[cid] for cid in self._open)
 
-    def overdue(self, now: datetime, district: str | None = None) -> list[CaseSummary]:
+    def overdue(self, now: datetime, district: str | None = None) -> builtins.list[CaseSummary]:
         """Open cases past their current stage's deadline, latest first."""
         late = [(c.lateness(now), c) for c in self.open_cases()
                 if district is None or c.district == district]
@@ -540,7 +597,7 @@ class Projection:
         return out
 
     def day_cases(self, day: date, key: str, now: datetime | None = None,
-                  district: str | None = None) -> list[CaseSummary]:
+                  district: str | None = None) -> builtins.list[CaseSummary]:
         """The cases behind counter ``key`` of :meth:`counters` on ``day``, newest first:
         opened, filed, first dispatched, closed or self-closed that day, overdue at
         ``now``, or (``merged``) that took in a duplicate report that day (a case once,
@@ -564,7 +621,7 @@ class Projection:
         return out
 
     def search(self, text: str, district: str | None = None,
-               limit: int = 50) -> list[CaseSummary]:
+               limit: int = 50) -> builtins.list[CaseSummary]:
         """Cases newest first whose case id or one of whose report ids is ``text``, or whose
         case id starts with it, or whose description or address contains it (any case)."""
         text = text.strip()
@@ -658,7 +715,7 @@ class Projection:
                              if district is None or c.district == district else None,
                              start, end, now)
 
-    def work_orders(self, department: str) -> list[dict[str, Any]]:
+    def work_orders(self, department: str) -> builtins.list[dict[str, Any]]:
         """Open work orders of a department (dispatched, accepted or in rework), oldest first."""
         out = []
         for c in self.open_cases():

@@ -442,8 +442,9 @@ def _events_of_report(case: Case, report_id: str) -> list[CaseEvent]:
 def _alert_for(case: Case, e: CaseEvent, names: Names | None = None) -> Alert | None:
     """The alert an event raises, worded with names beside codes (``names``: else codes)."""
     p = case.placement
-    common = dict(case_id=case.case_id, priority=case.priority, at=e.at, district=p.district,
-                  street=p.street, type_code=case.type_code)
+    common: dict[str, Any] = dict(case_id=case.case_id, priority=case.priority, at=e.at,
+                                  district=p.district,
+                                  street=p.street, type_code=case.type_code)
     what = (f"{names.type(case.type_code)} in {names.place(p.street)}" if names
             else f"type {case.type_code} in street {p.street}")
     stage = e.data.get("stage")

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 
 import orjson
 
+from grid.taxonomy import IncidentType, Taxonomy
+
 # type code -> weight (the rest of the 120 types share WEIGHT_OTHER)
 WEIGHTS = {"0701": 48.0, "0601": 12.0, "0901": 3.0, "0101": 1.5, "0102": 0.3, "0702": 2.0,
            "0801": 1.5, "0602": 3.0, "0603": 1.0, "0604": 1.0}
@@ -46,7 +48,7 @@ class Mix:
 class Simulator:
     """Generates report dicts (wire format) at points inside the covered cells."""
 
-    def __init__(self, taxonomy, points: Sequence[tuple[float, float]], seed: int = 7,
+    def __init__(self, taxonomy: Taxonomy, points: Sequence[tuple[float, float]], seed: int = 7,
                  mix: Mix | None = None) -> None:
         self.taxonomy = taxonomy
         self.points = list(points)
@@ -90,7 +92,7 @@ class Simulator:
             r["evidence_photos"] = [f"https://img.example/e/{self._uuid()}.jpg"]
         return r
 
-    def _describe(self, t) -> str:
+    def _describe(self, t: IncidentType) -> str:
         words = list(t.keywords_zh[:2]) if t.keywords_zh else [t.name_zh]
         return f"{self.rng.choice(['发现', '路边', '小区门口', '路口'])}{''.join(words)}，请处理"
 

@@ -230,21 +230,7 @@ def load_taxonomy(extra: Iterable[Path | str] = ()) -> Taxonomy:
             where = f"{path}: type {t.code!r} ({t.name_zh})"
             if t.code in types:
                 raise TaxonomyError(f"{where}: code is already defined in {origin[t.code]}")
-            cat = categories.get(t.category)
-            if cat is None:
-                raise TaxonomyError(f"{where}: unknown category {t.category!r}")
-            if not t.code.startswith(t.category):
-                raise TaxonomyError(
-                    f"{where}: code must start with its category code {t.category!r}"
-                )
-            if t.kind != cat.kind:
-                raise TaxonomyError(
-                    f"{where}: kind {t.kind!r} differs from category {cat.code}'s {cat.kind!r}"
-                )
-            if t.department not in departments:
-                raise TaxonomyError(f"{where}: unknown department {t.department!r}")
-            if not (t.keywords_zh or t.keywords_en):
-                raise TaxonomyError(f"{where}: give at least one keyword (keywords_zh/_en)")
+            _check_type(t, where, categories, departments)
             types[t.code] = _with_national(t, national, where)
             origin[t.code] = path
 
@@ -256,6 +242,27 @@ def load_taxonomy(extra: Iterable[Path | str] = ()) -> Taxonomy:
         national=national,
     )
 
+
+
+def _check_type(t: IncidentType, where: str, categories: dict[str, Category],
+                departments: dict[str, Department]) -> None:
+    """A type's category exists, prefixes its code and has its kind; its department exists;
+    it has keywords. Raises :class:`TaxonomyError` naming ``where``."""
+    cat = categories.get(t.category)
+    if cat is None:
+        raise TaxonomyError(f"{where}: unknown category {t.category!r}")
+    if not t.code.startswith(t.category):
+        raise TaxonomyError(
+            f"{where}: code must start with its category code {t.category!r}"
+        )
+    if t.kind != cat.kind:
+        raise TaxonomyError(
+            f"{where}: kind {t.kind!r} differs from category {cat.code}'s {cat.kind!r}"
+        )
+    if t.department not in departments:
+        raise TaxonomyError(f"{where}: unknown department {t.department!r}")
+    if not (t.keywords_zh or t.keywords_en):
+        raise TaxonomyError(f"{where}: give at least one keyword (keywords_zh/_en)")
 
 def _with_national(t: IncidentType, national: National, where: str) -> IncidentType:
     """``t`` with its national class and subclasses (from the crosswalk unless it gives

@@ -32,11 +32,9 @@ from rules.ruleset import RuleSet
 from rules.schema import (
     STAGES,
     DeadlineRule,
-    HandlingRule,
-    LegalProcessRule,
     Match,
-    RaiseRule,
     RoutingRule,
+    Rule,
     window_minutes,
 )
 
@@ -124,13 +122,8 @@ class _Logic:
 
     def implies(self, a: Match, b: Match) -> bool:
         """Whenever ``a`` matches, ``b`` matches too."""
-        if not self.types(a) <= self.types(b):
+        if not self.types(a) <= self.types(b) or not self._handling_implies(a, b):
             return False
-        if b.handling is not None:  # a type may have several classes (handling rules)
-            for code in self.types(a):
-                hs = self.handlings(code) & set(a.handling or self.handlings(code))
-                if not hs <= set(b.handling):
-                    return False
         for f in (*SET_FIELDS, "zones", "street", "time"):
             y = getattr(b, f)
             if y is not None and not (getattr(a, f) and set(getattr(a, f)) <= set(y)):
@@ -144,6 +137,17 @@ class _Logic:
         if b.component_prefix is not None:
             pa = a.component_prefix
             if not (pa and all(any(_prefix_rel(p, q) for q in b.component_prefix) for p in pa)):
+                return False
+        return True
+
+    def _handling_implies(self, a: Match, b: Match) -> bool:
+        """Every handling class ``a`` can match is one ``b`` names (a type may have several
+        classes through handling rules)."""
+        if b.handling is None:
+            return True
+        for code in self.types(a):
+            hs = self.handlings(code) & set(a.handling or self.handlings(code))
+            if not hs <= set(b.handling):
                 return False
         return True
 
@@ -200,17 +204,16 @@ def check_ruleset(ruleset: RuleSet, taxonomy: Any, streets: list[str] | None = N
     for r in ruleset.raises:
         if not logic.types(r.match):
             res.errors.append(f"{_at(ruleset, r)}: matches no type (unreachable)")
-    for r in ruleset.handling_rules:
-        if not logic.types(r.match):
-            res.errors.append(f"{_at(ruleset, r)}: matches no type (unreachable)")
+    for h in ruleset.handling_rules:
+        if not logic.types(h.match):
+            res.errors.append(f"{_at(ruleset, h)}: matches no type (unreachable)")
     _coverage(ruleset, taxonomy, streets or [], zone_types, res)
     if not res.errors:  # the limits of a rule set with broken references mean little
         _tighten_only(ruleset, taxonomy, streets or [], zone_types, res)
     return res
 
 
-def _at(rs: RuleSet, r: RoutingRule | RaiseRule | DeadlineRule | HandlingRule
-        | LegalProcessRule) -> str:
+def _at(rs: RuleSet, r: Rule) -> str:
     return f"{rs.origin.get(r.id, '?')}: {r.id}"
 
 
@@ -290,31 +293,8 @@ def _references(rs: RuleSet, tax: Any, zones: tuple[str, ...], streets: list[str
     districts = set(district_list or []) | {s[:6] for s in known_streets}
     for r in (*rs.handling_rules, *rs.routing, *rs.raises, *rs.deadlines):
         at, m = _at(rs, r), r.match
-        for code in m.type_code or []:
-            if code not in tax.types:
-                err(f"{at}: match.type_code: unknown type code {code!r}")
-        for cat in m.category or []:
-            if cat not in tax.categories:
-                err(f"{at}: match.category: unknown category {cat!r} "
-                    f"(known: {', '.join(tax.categories)})")
-        for z in m.zones or []:
-            if z not in zones:
-                err(f"{at}: match.zones: unknown zone type {z!r} (known: {', '.join(zones)})")
-        for s in m.street or []:
-            if len(s) != 9 or not s.isdigit():
-                err(f"{at}: match.street: {s!r} is not a 9-digit street code")
-            elif known_streets and s not in known_streets:
-                res.warnings.append(f"{at}: street {s} is not in the loaded geodata; "
-                                    "the rule does not apply there")
-        for d in m.district or []:
-            if len(d) != 6 or not d.isdigit():
-                err(f"{at}: match.district: {d!r} is not a 6-digit district code")
-            elif districts and d not in districts:
-                res.warnings.append(f"{at}: district {d} is not in the loaded geodata; "
-                                    "the rule does not apply there")
-        if m.street and m.district and not _places_overlap(Match(street=m.street),
-                                                           Match(district=m.district)):
-            err(f"{at}: match: none of the streets lies in the districts given (unreachable)")
+        _match_codes(at, m, tax, zones, res)
+        _match_places(at, m, known_streets, districts, res)
         if isinstance(r, RoutingRule):
             dep = r.set.department
             if dep is not None and dep not in ("@type", "@owner") and dep not in depts:
@@ -325,6 +305,49 @@ def _references(rs: RuleSet, tax: Any, zones: tuple[str, ...], streets: list[str
         for o in m.owner or []:
             if o not in depts:
                 err(f"{at}: match.owner: unknown department {o!r}")
+    _table_references(rs, tax, depts, res)
+
+
+def _match_codes(at: str, m: Match, tax: Any, zones: tuple[str, ...], res: CheckResult) -> None:
+    """A rule's match names known types, categories and zone types."""
+    err = res.errors.append
+    for code in m.type_code or []:
+        if code not in tax.types:
+            err(f"{at}: match.type_code: unknown type code {code!r}")
+    for cat in m.category or []:
+        if cat not in tax.categories:
+            err(f"{at}: match.category: unknown category {cat!r} "
+                f"(known: {', '.join(tax.categories)})")
+    for z in m.zones or []:
+        if z not in zones:
+            err(f"{at}: match.zones: unknown zone type {z!r} (known: {', '.join(zones)})")
+
+
+def _match_places(at: str, m: Match, known_streets: set[str], districts: set[str],
+                  res: CheckResult) -> None:
+    """A rule's streets and districts are codes of the loaded geodata, and overlap."""
+    err = res.errors.append
+    for s in m.street or []:
+        if len(s) != 9 or not s.isdigit():
+            err(f"{at}: match.street: {s!r} is not a 9-digit street code")
+        elif known_streets and s not in known_streets:
+            res.warnings.append(f"{at}: street {s} is not in the loaded geodata; "
+                                "the rule does not apply there")
+    for d in m.district or []:
+        if len(d) != 6 or not d.isdigit():
+            err(f"{at}: match.district: {d!r} is not a 6-digit district code")
+        elif districts and d not in districts:
+            res.warnings.append(f"{at}: district {d} is not in the loaded geodata; "
+                                "the rule does not apply there")
+    if m.street and m.district and not _places_overlap(Match(street=m.street),
+                                                       Match(district=m.district)):
+        err(f"{at}: match: none of the streets lies in the districts given (unreachable)")
+
+
+def _table_references(rs: RuleSet, tax: Any, depts: set[str], res: CheckResult) -> None:
+    """The rule set's tables (handling, safety, duplicates, triage, escalation) name known
+    types and departments."""
+    err = res.errors.append
     for code, _cls in rs.handling.items():
         if code not in tax.types:
             err(f"handling: unknown type code {code!r}")
@@ -475,7 +498,7 @@ def _contexts(rs: RuleSet, streets: list[str], zones: tuple[str, ...]
     for r in rs.raises:
         if not r.during:
             continue
-        where = (r.match.street or [None])[0]
+        where = next(iter(r.match.street or ()), None)
         if where is None and r.match.district:
             d = r.match.district[0]
             where = next((s for s in streets if s.startswith(d)), d + "000")
@@ -520,6 +543,29 @@ def _protected(f: Facts) -> str | None:
     return "safety" if f.safety else None
 
 
+def _loosened(m: Any, plan: DeadlinePlan, where: str,
+              legal: dict[tuple[str, str], list[str]]) -> list[str]:
+    """The stages whose limit modifier ``m`` lengthens over the plan's base limits, in words;
+    a legal-process stage it changes at all goes to ``legal``."""
+    assert plan.base is not None
+    fixed = plan.ignored.get(m.rule, ())
+    looser: list[str] = []
+    for s in STAGES:
+        if s not in m.due or s not in plan.base.due:
+            continue
+        mine, theirs = m.due[s], plan.base.due[s]
+        if s in fixed:
+            if mine != theirs:
+                legal.setdefault((m.rule, plan.base.rule), []).append(
+                    f"{where}: {s} {plan.base.span(s)} -> {m.span(s)}")
+            continue
+        if mine > theirs:
+            looser.append(f"{s} {plan.base.span(s)} "
+                          f"({stage_calendar(s, plan.base.calendar)}) -> "
+                          f"{m.span(s)} ({stage_calendar(s, m.calendar)})")
+    return looser
+
+
 def _tighten_only(rs: RuleSet, tax: Any, streets: list[str], zones: tuple[str, ...],
                   res: CheckResult) -> None:
     pairs: dict[tuple[str, str], list[str]] = {}
@@ -536,22 +582,7 @@ def _tighten_only(rs: RuleSet, tax: Any, streets: list[str], zones: tuple[str, .
                 if plan.base is None or kind is None:
                     continue
                 for m in plan.modifiers:
-                    fixed = plan.ignored.get(m.rule, ())
-                    looser: list[str] = []
-                    for s in STAGES:
-                        if s not in m.due or s not in plan.base.due:
-                            continue
-                        mine, theirs = m.due[s], plan.base.due[s]
-                        if s in fixed:
-                            if mine != theirs:
-                                legal.setdefault((m.rule, plan.base.rule), []).append(
-                                    f"{code} in {label}: {s} {plan.base.span(s)} -> "
-                                    f"{m.span(s)}")
-                            continue
-                        if mine > theirs:
-                            looser.append(f"{s} {plan.base.span(s)} "
-                                          f"({stage_calendar(s, plan.base.calendar)}) -> "
-                                          f"{m.span(s)} ({stage_calendar(s, m.calendar)})")
+                    looser = _loosened(m, plan, f"{code} in {label}", legal)
                     if looser:
                         pairs.setdefault((m.rule, plan.base.rule), []).append(
                             f"{code} {t.name_en} ({kind}) in {label} at {at:%a %H:%M}: "

@@ -101,6 +101,12 @@ def route(report_path: str, now_text: str | None, rules_dir: str | None, geodata
     if fmt == "json":
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
+    _echo_text(located)
+
+
+def _echo_text(located: Any) -> None:
+    """A located, decided report's decision as text lines (``grid route --format text``)."""
+    d = located.decision
     click.echo(f"department  {d.department or '-'}  (tier {d.tier}, priority {d.priority}, "
                f"handling {d.handling})")
     if d.unit:

@@ -344,6 +344,25 @@ def assign(department: str | None, placement: Placement, report: Report | None,
             [f"{role}unit {u.unit_id} {u.name_zh} <- {res.via}"])
 
 
+
+def _raise_priority(ruleset: RuleSet, facts: Facts, now: datetime, priority: str,
+                    matched: list[str], lines: list[str]) -> str:
+    """The priority after the raise rules that match ``facts`` at ``now`` (a raise never
+    lowers it); their ids go to ``matched``, the explanation to ``lines``."""
+    for r in ruleset.raises:
+        if not matches(r.match, facts):
+            continue
+        if r.during is not None and not any(w.contains(now) for w in r.during):
+            continue
+        matched.append(r.id)
+        if PRIORITIES.index(r.priority) > PRIORITIES.index(priority):
+            lines.append(f"priority raised {priority} -> {r.priority} by {r.id}"
+                         + (f" ({r.description})" if r.description else ""))
+            priority = r.priority
+        else:
+            lines.append(f"{r.id} matched; priority already {priority}")
+    return priority
+
 def route(facts: Facts, now: datetime, ruleset: RuleSet, taxonomy: Any) -> dict[str, Any]:
     """Routing, raise and deadline tables for resolved facts (also used by the checker)."""
     t = taxonomy.types[facts.type_code]
@@ -373,18 +392,7 @@ def route(facts: Facts, now: datetime, ruleset: RuleSet, taxonomy: Any) -> dict[
     if facts.handling_rule:
         lines.insert(0, f"handling {facts.handling} <- {facts.handling_rule} "
                         f"(count {facts.count})")
-    for r in ruleset.raises:
-        if not matches(r.match, facts):
-            continue
-        if r.during is not None and not any(w.contains(now) for w in r.during):
-            continue
-        matched.append(r.id)
-        if PRIORITIES.index(r.priority) > PRIORITIES.index(out["priority"]):
-            lines.append(f"priority raised {out['priority']} -> {r.priority} by {r.id}"
-                         + (f" ({r.description})" if r.description else ""))
-            out["priority"] = r.priority
-        else:
-            lines.append(f"{r.id} matched; priority already {out['priority']}")
+    out["priority"] = _raise_priority(ruleset, facts, now, out["priority"], matched, lines)
     dfacts = replace(facts, priority=out["priority"], tier=out["tier"])
     plan = deadline_plan(dfacts, now, ruleset, t)
     matched.extend(plan.rules)

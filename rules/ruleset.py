@@ -90,16 +90,9 @@ def _where(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
     return ".".join(parts)
 
 
-def load_ruleset(path: str | Path | None = None) -> RuleSet:
-    """Load and validate the rule set in ``path`` (a directory of YAML files, or one file);
-    ``None`` loads the shipped default. Raises :class:`RuleSetError` listing every problem."""
-    root = Path(path) if path is not None else DEFAULT_DIR
-    if not root.exists():
-        raise RuleSetError([f"{root}: no such rule file or directory"])
-    root, files = ruleset_files(root)
-    if not files:
-        raise RuleSetError([f"{root}: no *.yaml rule files"])
-    problems: list[str] = []
+
+def _parse_files(files: list[Path], problems: list[str]) -> list[tuple[str, RuleFile]]:
+    """Each rule file's name and validated content; what is wrong goes to ``problems``."""
     parsed: list[tuple[str, RuleFile]] = []
     for f in files:
         try:
@@ -115,6 +108,32 @@ def load_ruleset(path: str | Path | None = None) -> RuleSet:
         except ValidationError as e:
             for err in e.errors():
                 problems.append(f"{f.name}: {_where(err['loc'], data)}: {err['msg']}")
+    return parsed
+
+
+def _take_singles(name: str, rf: RuleFile, singles: dict[str, Any], origin: dict[str, str],
+                  problems: list[str]) -> None:
+    """The one-per-rule-set sections ``rf`` gives; one given twice is a problem."""
+    for key in SINGLE:
+        value = getattr(rf, key)
+        if value is None:
+            continue
+        if key in singles:
+            problems.append(f"{name}: section {key!r} is already given in "
+                            f"{origin[key]}; give it in one file only")
+        singles[key], origin[key] = value, name
+
+def load_ruleset(path: str | Path | None = None) -> RuleSet:
+    """Load and validate the rule set in ``path`` (a directory of YAML files, or one file);
+    ``None`` loads the shipped default. Raises :class:`RuleSetError` listing every problem."""
+    root = Path(path) if path is not None else DEFAULT_DIR
+    if not root.exists():
+        raise RuleSetError([f"{root}: no such rule file or directory"])
+    root, files = ruleset_files(root)
+    if not files:
+        raise RuleSetError([f"{root}: no *.yaml rule files"])
+    problems: list[str] = []
+    parsed = _parse_files(files, problems)
     singles: dict[str, Any] = {}
     origin: dict[str, str] = {}
     handling: dict[str, str] = {}
@@ -126,22 +145,16 @@ def load_ruleset(path: str | Path | None = None) -> RuleSet:
     safety: set[str] = set()
     for name, rf in parsed:
         safety.update(rf.safety or [])
-        for key in SINGLE:
-            value = getattr(rf, key)
-            if value is None:
-                continue
-            if key in singles:
-                problems.append(f"{name}: section {key!r} is already given in "
-                                f"{origin[key]}; give it in one file only")
-            singles[key], origin[key] = value, name
+        _take_singles(name, rf, singles, origin, problems)
         for code, cls in rf.handling.items():
             if code in handling and handling[code] != cls:
                 problems.append(f"{name}: handling.{code}: {cls!r} contradicts "
                                 f"{handling[code]!r} given earlier")
             handling[code] = cls
-        for table, rules in ((routing, rf.routing), (raises, rf.raise_),
-                             (deadlines, rf.deadlines), (handling_rules, rf.handling_rules),
-                             (legal, rf.legal_process)):
+        tables: tuple[tuple[list[Any], list[Any]], ...] = (
+            (routing, rf.routing), (raises, rf.raise_), (deadlines, rf.deadlines),
+            (handling_rules, rf.handling_rules), (legal, rf.legal_process))
+        for table, rules in tables:
             for r in rules:
                 if r.id in origin:
                     problems.append(f"{name}: rule id {r.id!r} is already used in "

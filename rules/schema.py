@@ -501,7 +501,7 @@ class Confirm(Strict):
         if handling in self.always:
             return None
         given = [self.default, self.categories.get(category or ""),
-                 self.handling.get(handling)]  # type: ignore[arg-type]
+                 self.handling.get(handling)]  # type: ignore[arg-type,call-overload]
         return max(x for x in given if x is not None)
 
 
