@@ -501,7 +501,8 @@ def _event_values(m: dict[str, Any], body: Any) -> tuple[Any, ...]:
     t = str(m["type"])
     dept = unit = unit_name = parts = None
     if t in ORDER_TYPES:
-        d = m.get("data") or {}
+        d = m.get("data")
+        d = d if isinstance(d, dict) else {}
         dept, unit = _str(d.get("department")), _str(d.get("unit"))
         if t in S.DISPATCH_TYPES:
             a = d.get("assisting")
