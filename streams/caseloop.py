@@ -11,7 +11,8 @@ and the input offsets, so state, output and offsets never disagree.
 
 The escalation timer runs in the loop: every ``tick_seconds`` the open cases whose warning
 time has come get the engine's escalation commands applied at once, in the partition's
-transaction (no round trip through the commands topic).
+transaction (no round trip through the commands topic), at most ``ESCALATIONS_PER_TICK`` per
+partition and tick (the event loop also sends the group's heartbeats).
 
 A report or command already in the state (a second copy from its source) produces nothing
 new on Apache Kafka: its first output was committed with the state. On the Tansu fallback
@@ -45,6 +46,7 @@ from streams.state import CaseStore
 log = logging.getLogger(__name__)
 
 Listener = Callable[..., None]
+ESCALATIONS_PER_TICK = 200  # per partition: a backlog of due cases is worked off over ticks
 
 
 def changelog_topics(app_id: str) -> tuple[str, str]:
@@ -133,12 +135,12 @@ class CaseLoop(UnitLoop):
                 for tp in list(waiting):
                     if await cons.position(tp) >= end[tp]:
                         waiting.discard(tp)
-            log.info("cases: restored %d changelog records of partitions %s in %.2f s", n,
-                     sorted(stores), time.monotonic() - t0)
         finally:
             await cons.stop()
-        for s in stores.values():
-            s.invalidate()
+        for s in stores.values():  # decoding every case: off the event loop (heartbeats)
+            await asyncio.to_thread(s.rebuild)
+        log.info("cases: restored %d changelog records of partitions %s in %.2f s", n,
+                 sorted(stores), time.monotonic() - t0)
 
     def store_for(self, case_id: str) -> CaseStore | None:
         """The store holding ``case_id``'s street, when this worker holds it."""
@@ -241,7 +243,10 @@ class CaseLoop(UnitLoop):
         self._out = out
         now = self.clock.now()
         effects = []
+        applied = 0
         for entry in list(store.due_for_check(now)):
+            if applied >= ESCALATIONS_PER_TICK:  # the rest next tick: the loop stays responsive
+                break
             case = store.get(entry.case_id)
             if case is None or not case.is_open:
                 continue
@@ -250,6 +255,7 @@ class CaseLoop(UnitLoop):
                     continue
                 sent.add(cmd.command_id)
                 fx = self._command(store, cmd, now)
+                applied += 1
                 if not fx.duplicate_delivery:
                     self._publish(fx, now)
                     effects.append(fx)

@@ -81,6 +81,12 @@ class CaseStore:
         self._fresh = False
         self._cache.clear()
 
+    def rebuild(self) -> None:
+        """Rebuild the open-case index from the table now (after a restore; may run in a
+        worker thread while nothing else uses this store)."""
+        self.invalidate()
+        self._ensure()
+
     def _write(self, table: str, key: bytes, value: bytes) -> None:
         if self.writer is not None:
             self.writer(table, key, value)
