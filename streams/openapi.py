@@ -97,6 +97,8 @@ def _operation(r: Any) -> dict[str, Any]:
     if r.body is not None:
         op["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": _ref(r.body)}}}
+    elif r.body_content is not None:
+        op["requestBody"] = {"required": True, "content": r.body_content}
     elif r.body_description:
         op["requestBody"] = {"required": True, "description": r.body_description, "content": {
             "application/x-www-form-urlencoded": {"schema": {"type": "object"}},

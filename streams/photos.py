@@ -172,14 +172,20 @@ def _error(status: int, message: str, reason: str | None = None) -> _Refused:
                                  content_type="application/json"))
 
 
-def install_photos(grid_app: Any, registry: auth.TokenRegistry) -> PhotoRoutes:
-    """Register the photo routes on ``grid_app``'s web server (GRID_PHOTO_DIR: where the files
-    go, default ``<data dir>/photos``; GRID_PHOTO_MAX_BYTES)."""
+def photo_routes(grid_app: Any, registry: auth.TokenRegistry) -> PhotoRoutes:
+    """The photo handlers of ``grid_app`` (GRID_PHOTO_DIR: where the files go, default
+    ``<data dir>/photos``; GRID_PHOTO_MAX_BYTES); :mod:`streams.web` registers them."""
     root = Path(os.environ.get("GRID_PHOTO_DIR") or Path(grid_app.settings.data_dir) / "photos")
     rs = getattr(grid_app, "read_store", None)
-    routes = PhotoRoutes(PhotoStore(root), registry,
-                         int(os.environ.get("GRID_PHOTO_MAX_BYTES", MAX_BYTES)),
-                         may_see=(lambda p, name: photo_refused(rs, p, name)) if rs else None)
+    return PhotoRoutes(PhotoStore(root), registry,
+                       int(os.environ.get("GRID_PHOTO_MAX_BYTES", MAX_BYTES)),
+                       may_see=(lambda p, name: photo_refused(rs, p, name)) if rs else None)
+
+
+def install_photos(grid_app: Any, registry: auth.TokenRegistry) -> PhotoRoutes:
+    """Register the photo routes alone on ``grid_app``'s web server (the API's
+    :func:`streams.web.install` registers them with the others)."""
+    routes = photo_routes(grid_app, registry)
     web_app = grid_app.app.web.web_app
     for method, path, handler in routes.routes():
         web_app.router.add_route(method, path, handler)

@@ -4,7 +4,8 @@ Faust web server (aiohttp). :func:`install` wires every route in one place; see 
 One module per job: :mod:`.common` (the route declaration, errors, the handlers'
 dependencies :class:`~streams.web.common.Api`), :mod:`.meta` (index, health, readiness,
 OpenAPI, the caller), :mod:`.reports`, :mod:`.cases` (one case, case and work-order lists),
-:mod:`.actions`, :mod:`.open311`. Each declares its routes (method, path, handler, parameters
+:mod:`.actions`, :mod:`.photos` (the handlers of :mod:`streams.photos`), :mod:`.open311`.
+Each declares its routes (method, path, handler, parameters
 with their ranges, body model, the statuses it answers); :mod:`streams.openapi` builds the
 OpenAPI document from the same declarations.
 
@@ -24,26 +25,24 @@ from typing import Any
 from aiohttp import web
 
 from grid import open311 as georeport
-from streams.web import actions, cases, meta, reports
+from streams.web import actions, cases, meta, photos, reports
 from streams.web import open311 as o311
 from streams.web.common import API, O311, Api, Handler, HttpError, Route, json_response, log
 
 ROUTES: list[Route] = [*meta.ROUTES, *reports.ROUTES, *cases.ROUTES, *actions.ROUTES,
-                       *o311.ROUTES]
+                       *photos.ROUTES, *o311.ROUTES]
 
 
 def install(grid_app: Any) -> Api:
-    """Register the API and Open311 routes on ``grid_app.app``'s web server, and the photo
-    routes (:mod:`streams.photos`); ``grid_app.api`` is the handlers' :class:`Api`."""
+    """Register the API (photos included), the Open311 routes and the JSON answer for an
+    unmatched path on ``grid_app.app``'s web server; ``grid_app.api`` is the handlers'
+    :class:`Api`."""
     api = Api(grid_app)
     web_app = grid_app.app.web.web_app
     for route in ROUTES:
         web_app.router.add_route(route.method, route.path, bind(api, route))
     web_app.middlewares.append(unmatched_as_json)
     grid_app.api = api
-    from streams.photos import install_photos
-
-    install_photos(grid_app, api.registry)
     return api
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from grid import auth
 from grid.auth import Forbidden, Principal
 from grid.models import Case
+from streams.photos import PhotoRoutes, photo_routes
 from streams.results import CommandResults
 from streams.signin import CrossSite, principal_of
 
@@ -87,6 +88,7 @@ class Route:
     params: tuple[Param, ...] = ()
     body: type[BaseModel] | None = None
     body_description: str = ""
+    body_content: dict[str, Any] | None = None  # media type -> OpenAPI media object
     public: bool = False
     open311: bool = False
     in_document: bool = True
@@ -121,7 +123,10 @@ CURSOR = Param("cursor", "next_cursor of the previous page")
 class Api:
     """What the handlers use: the worker (``grid_app``: engine, read store, producer, clock),
     the token registry, the body limit, the accepted reports not yet in the read store
-    (bounded) and the engine's answers to actions (:class:`CommandResults`)."""
+    (bounded), the engine's answers to actions (:class:`CommandResults`) and the photo
+    handlers (:class:`PhotoRoutes`)."""
+
+    photos: PhotoRoutes
 
     def __init__(self, grid_app: Any, registry: auth.TokenRegistry | None = None) -> None:
         self.g = grid_app
@@ -132,6 +137,7 @@ class Api:
         self.action_wait = float(os.environ.get("GRID_API_ACTION_WAIT", ACTION_WAIT))
         self.pending: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.results = CommandResults()  # the engine's answers, from the stored event stream
+        self.photos = photo_routes(grid_app, self.registry)
         feed = getattr(grid_app, "projector", None) or getattr(grid_app, "live_feed", None)
         if feed is not None:
             feed.listeners.append(self.results.on_event)
