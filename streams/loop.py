@@ -89,8 +89,9 @@ class UnitLoop(ConsumerRebalanceListener):
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         s = self.settings
+        # heartbeats share the event loop with the handling: 10 s of session, not Faust's 6;
         # a member's rejoin waits for the batch in hand to commit: 10 s, not Faust's 3
-        fast = dict(session_timeout_ms=6000, heartbeat_interval_ms=1000,
+        fast = dict(session_timeout_ms=10_000, heartbeat_interval_ms=1000,
                     rebalance_timeout_ms=10_000) if s.fast_group else {}
         kw: dict[str, Any] = dict(fast)
         if self.assignors:

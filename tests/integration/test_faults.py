@@ -172,7 +172,7 @@ def test_whole_cluster_restart_keeps_cases_and_merges_into_them(cluster, tmp_pat
 
 def test_worker_frozen_past_its_session_is_a_harmless_zombie(cluster, tmp_path):
     """Two workers share the partitions; one (a) is SIGSTOPped right after two chunks of
-    reports (mid-backlog) for 15 s (its sessions are 6 s), the other (b) takes over every
+    reports (mid-backlog) for 15 s (its sessions are 10 s), the other (b) takes over every
     partition of both groups (intake and cases) and goes on; then a is
     resumed with its stale assignment, its batch in hand and its producer, and rejoins.
 
