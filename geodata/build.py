@@ -124,7 +124,7 @@ def _kmeans(pts: np.ndarray, k: int, rng: np.random.Generator, iters: int = 12) 
     return centres
 
 
-def _partition(poly: Any, k: int, rng: np.random.Generator) -> list:
+def _partition(poly: Any, k: int, rng: np.random.Generator) -> list[Any]:
     """Split ``poly`` into ~k Voronoi regions of k-means centres; ordered north-west first."""
     if k <= 1:
         return [poly]
@@ -160,8 +160,8 @@ def _hilbert(ix: np.ndarray, iy: np.ndarray, order: int = 16) -> np.ndarray:
     return d
 
 
-def _cells(comm_codes: list[str], comm_geoms: list
-           ) -> tuple[list[str], list, np.ndarray, np.ndarray]:
+def _cells(comm_codes: list[str], comm_geoms: list[Any]
+           ) -> tuple[list[str], list[Any], np.ndarray, np.ndarray]:
     """100 m cells clipped to each community: codes, geometries, square ix, iy."""
     codes, geoms, gix, giy = [], [], [], []
     for code, poly in zip(comm_codes, comm_geoms, strict=True):
@@ -242,12 +242,12 @@ def _rural(code: str, poly: Any, streets: list[tuple[str, object]]) -> list[tupl
     return out
 
 
-def build_district(code: str, district_metric: Any) -> dict[str, list[dict]]:
+def build_district(code: str, district_metric: Any) -> dict[str, list[dict[str, Any]]]:
     """All generated layers of one district, metric geometries, as lists of records."""
     name = DISTRICT_NAMES[code]
     kind = "suburban" if code in SUBURBAN else "urban"
     streets = _partition(district_metric, STREET_COUNTS[code], _rng(code, "streets"))
-    rec: dict[str, list[dict]] = {k: [] for k in ("streets", "communities", "cells",
+    rec: dict[str, list[dict[str, Any]]] = {k: [] for k in ("streets", "communities", "cells",
                                                    "patrol_areas", "zones")}
     street_list = []
     for si, sg in enumerate(streets, start=1):
@@ -294,7 +294,7 @@ def build(out: str | Path, districts: list[str] | None = None, index: bool = Tru
     write_layer(dist, out, "districts")
     metric = dist.to_crs(METRIC_EPSG)
     todo = list(DISTRICT_NAMES) if districts is None else districts
-    layers: dict[str, list[dict]] = {k: [] for k in ("streets", "communities", "cells",
+    layers: dict[str, list[dict[str, Any]]] = {k: [] for k in ("streets", "communities", "cells",
                                                       "patrol_areas", "zones")}
     for code in todo:
         if code not in DISTRICT_NAMES:

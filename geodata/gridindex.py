@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shapely
@@ -28,10 +29,11 @@ EMPTY, MIXED = -1, -2
 I64 = NDArray[np.int64]
 
 
-def _to_multipolygons(geoms: NDArray) -> NDArray:
+def _to_multipolygons(geoms: NDArray[Any]) -> NDArray[Any]:
     parts, idx = shapely.get_parts(geoms, return_index=True)
     keep = shapely.get_type_id(parts) == 3  # polygons only
-    return shapely.multipolygons(parts[keep], indices=idx[keep])
+    out: NDArray[Any] = shapely.multipolygons(parts[keep], indices=idx[keep])
+    return out
 
 
 @dataclass
@@ -46,7 +48,7 @@ class SquareIndex:
     set_offsets: I64  # set mode: members of set k are set_members[off[k]:off[k+1]]
     set_members: I64
     tree_ids: I64  # polygon ids of the STRtree geometries
-    tree_geoms: NDArray  # shapely geometries (metric) of those polygons
+    tree_geoms: NDArray[Any]  # shapely geometries (metric) of those polygons
     n: int  # number of polygons indexed
     single: bool
     cand_offsets: I64
@@ -58,7 +60,7 @@ class SquareIndex:
 
     # ---------------------------------------------------------------- compile
     @classmethod
-    def compile(cls, geoms: NDArray, size: float = 100.0, single: bool = True) -> SquareIndex:
+    def compile(cls, geoms: NDArray[Any], size: float = 100.0, single: bool = True) -> SquareIndex:
         geoms = np.asarray(geoms, dtype=object)
         shapely.prepare(geoms)
         b = shapely.bounds(geoms)

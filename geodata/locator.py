@@ -141,7 +141,7 @@ class Locator:
     """Assigns points to the layers of one layer set. Build with :meth:`load`."""
 
     def __init__(self, layers: dict[str, gpd.GeoDataFrame], directory: Path | None = None,
-                 cell_index: tuple | None = None, snap_m: float = DEFAULT_SNAP_M) -> None:
+                 cell_index: tuple[Any, ...] | None = None, snap_m: float = DEFAULT_SNAP_M) -> None:
         self.directory = directory
         self.snap_m = float(snap_m)
         self.layers = layers

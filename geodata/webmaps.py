@@ -188,7 +188,8 @@ class WebMaps:
         """Features in one file per the manifest (None: unknown or not pre-built)."""
         if self.manifest is None:
             return None
-        return self.manifest["files"].get(file_name(layer, code))
+        n: int | None = self.manifest["files"].get(file_name(layer, code))
+        return n
 
     def get(self, layer: str, code: str | None = None) -> bytes | None:
         """The gzipped FeatureCollection of ``layer`` (``districts``; ``streets`` of a

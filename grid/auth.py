@@ -35,7 +35,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 
@@ -44,8 +44,7 @@ from grid.models import Action, Case, Placement, Role, Source
 
 ApiRole = Literal["supervisor", "department", "command_center", "viewer", "integration"]
 ROLES: tuple[str, ...] = ("supervisor", "department", "command_center", "viewer", "integration")
-SOURCES = ("supervisor", "hotline_12345", "hotline_12319", "hotline_962121", "video", "sensor",
-           "citizen")
+SOURCES: tuple[str, ...] = get_args(Source)  # a report's sources (grid.models.Source)
 
 # which API role may ask for which action (the lifecycle then checks the case's state)
 # the lifecycle role a principal's commands carry (a hotline integration calls back)

@@ -187,10 +187,11 @@ COUNTS = ("gathered", "single")  # tried in this order: a text with both cues is
 
 
 @cache
-def count_cues(path: Path = COUNT_CUES_FILE) -> dict[str, dict[str, tuple[re.Pattern, ...]]]:
+def count_cues(path: Path = COUNT_CUES_FILE
+               ) -> dict[str, dict[str, tuple[re.Pattern[str], ...]]]:
     """type code -> {"gathered"|"single": compiled cues} from ``count_cues.yaml``."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    out: dict[str, dict[str, tuple[re.Pattern, ...]]] = {}
+    out: dict[str, dict[str, tuple[re.Pattern[str], ...]]] = {}
     for code, spec in data.items():
         unknown = set(spec) - set(COUNTS)
         if unknown:

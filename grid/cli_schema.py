@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
 from grid.models import WIRE_MODELS
 
 
-def schemas() -> dict[str, dict]:
+def schemas() -> dict[str, dict[str, Any]]:
     """Schema id (e.g. ``grid.report/1``) -> JSON Schema (serialisation form, by alias)."""
     out = {}
     for sid, model in WIRE_MODELS.items():

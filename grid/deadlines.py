@@ -208,7 +208,7 @@ class Calendar:
         if not left:
             return start.astimezone(self.tz)
         # Reports of one batch share their start time: remember the last answers.
-        memo = self.__dict__.setdefault("_memo", {})
+        memo: dict[tuple[datetime, timedelta], datetime] = self.__dict__.setdefault("_memo", {})
         hit = memo.get((start, left))
         if hit is None:
             if len(memo) > 4096:

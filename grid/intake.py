@@ -1,4 +1,5 @@
-"""Intake: raw bytes from Kafka/HTTP -> :class:`~grid.models.Report` or :class:`Rejection`.
+"""Intake: raw bytes from Kafka/HTTP -> :class:`~grid.models.Report` or :class:`Rejection`;
+a rejection goes to the DLQ as a :class:`DeadLetter` (:func:`dead_letter`).
 
 :func:`parse_report` never raises on bad input. Every rejection carries a machine-readable
 ``reason``, a message saying what to fix, one error per bad field (``location.lat``,
@@ -7,7 +8,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -17,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from grid.models import REPORT_SCHEMA, Report
 
 REJECTION_SCHEMA: Final = "grid.rejection/1"
+DLQ_SCHEMA = "grid.dlq/1"
 MAX_BYTES = 64 * 1024
 EXCERPT_CHARS = 200
 OLDEST = datetime(2000, 1, 1, tzinfo=UTC)  # earlier reported_at values are typos or epochs
@@ -236,3 +241,40 @@ def _short(value: Any) -> str:
 def _json_type(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "a boolean", int: "a number",
             float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+class DeadLetter(BaseModel):
+    """A rejected input on grid.reports.dlq.v1: reason, message, errors and the original bytes."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_: str = Field(DLQ_SCHEMA, alias="schema")
+    reason: str
+    message: str
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+    report_id: str | None = None
+    received_at: datetime
+    original_b64: str  # the original bytes (the first ORIGINAL_KEPT of them), base64
+    original_excerpt: str = ""
+    original_size: int = 0  # bytes in the original record's value
+    original_sha256: str = ""  # of the whole original value
+    original_truncated: bool = False  # original_b64 holds only its first ORIGINAL_KEPT bytes
+
+
+# A DLQ entry must fit the broker's record limit (Apache Kafka: 1 MiB by default), whatever
+# the input's size: base64 of 256 KiB is ~342 KiB.
+ORIGINAL_KEPT = 256 * 1024
+
+
+def dead_letter(raw: bytes | None, reason: str, message: str, now: datetime,
+                errors: Sequence[dict[str, Any]] = (), report_id: str | None = None) -> DeadLetter:
+    """A DLQ entry for ``raw`` (``None``: a record without a value), small enough for any
+    broker: the original is kept whole up to ``ORIGINAL_KEPT`` bytes, with its size and hash."""
+    raw = raw or b""
+    return DeadLetter(
+        reason=reason, message=message, errors=list(errors), report_id=report_id,
+        received_at=now, original_b64=base64.b64encode(raw[:ORIGINAL_KEPT]).decode(),
+        original_excerpt=raw[:200].decode("utf-8", "replace"),
+        original_size=len(raw), original_sha256=hashlib.sha256(raw).hexdigest(),
+        original_truncated=len(raw) > ORIGINAL_KEPT,
+    )

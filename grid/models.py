@@ -340,6 +340,14 @@ class CaseState(StrEnum):
 
 TERMINAL_STATES = frozenset({CaseState.CLOSED, CaseState.REJECTED, CaseState.MERGED,
                              CaseState.TRANSFERRED})
+# the stage (deadline) a case is working on in each open state: dispose while it is
+# dispatched, verify once disposed, ... (escalation watches it; the dashboard shows it)
+CURRENT_STAGE: dict[str, str] = {  # CaseState -> stage (a state is its string)
+    CaseState.REPORTED: "file", CaseState.TRIAGE: "file",
+    CaseState.FILED: "dispatch", CaseState.RETURNED: "dispatch",
+    CaseState.DISPATCHED: "dispose", CaseState.ACCEPTED: "dispose", CaseState.REWORK: "dispose",
+    CaseState.DISPOSED: "verify",
+}
 
 
 class Action(StrEnum):

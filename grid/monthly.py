@@ -48,7 +48,9 @@ def monthly(now: Evaluation, before: Evaluation, facts: Sequence[A.Fact],
     hot, bound = A.hotspots(counts, weights, alpha=alpha)
     rec = A.recurrences(facts, recur_days, radius_m, since=t0)
     rec = [r for r in rec if r.created_at < t1]
-    name = lambda k: names.get(k or "", k or "")  # noqa: E731
+    def name(k: str | None) -> str:
+        return names.get(k or "", k or "")
+
     weekly_total = A.weekly(facts, "category", t0, t1)
     return {
         "district": now.district, "district_name": name(now.district),

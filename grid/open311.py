@@ -16,11 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
+from grid.deadlines import SHANGHAI
 from grid.models import TERMINAL_STATES, Case, CaseState
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 # Open311 parameter → report field (for error messages that name what the client sent)
 PARAM_OF_FIELD = {"location.lat": "lat", "location.lon": "long", "type_code": "service_code",

@@ -28,20 +28,16 @@ import builtins
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from grid.models import CaseEvent
+from grid.deadlines import SHANGHAI
+from grid.models import CURRENT_STAGE, TERMINAL_STATES, CaseEvent
 
-TZ = timezone(timedelta(hours=8), "CST")  # days are Shanghai days
-TERMINAL = frozenset({"closed", "rejected", "merged", "transferred"})
+TZ = SHANGHAI  # days are Shanghai days
+TERMINAL = frozenset(s.value for s in TERMINAL_STATES)  # as plain strings (SQL parameters)
 TIERS = ("self", "community", "street", "district", "city")
 ESCALATION_LEVELS = ("street", "district", "city")
-# the stage a case is working on in each open state (as rules.escalation.CURRENT_STAGE)
-CURRENT_STAGE: dict[str, str] = {
-    "reported": "file", "triage": "file", "filed": "dispatch", "returned": "dispatch",
-    "dispatched": "dispose", "accepted": "dispose", "rework": "dispose", "disposed": "verify",
-}
 WORK_ORDER_OPEN = frozenset({"dispatched", "accepted", "rework"})
 # states in which the open legal-process stage (if any) is the stage worked on
 LEGAL_STAGE_STATES = WORK_ORDER_OPEN
@@ -606,7 +602,8 @@ class Projection:
             if now is None:
                 raise ValueError("overdue cases need now")
             return self.overdue(now, district)
-        at_of = {"reported": lambda c: c.created_at, "filed": lambda c: c.filed_at,
+        at_of: Callable[[CaseSummary], datetime | None] | None = {
+                 "reported": lambda c: c.created_at, "filed": lambda c: c.filed_at,
                  "dispatched": lambda c: c.dispatched_at, "closed": lambda c: c.closed_at,
                  "self_closed": lambda c: c.closed_at if c.self_closed else None,
                  "merged": lambda c: c.merged_at}.get(key)

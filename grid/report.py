@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -156,8 +156,9 @@ def render(ev: Evaluation, fmt: str = "table", names: dict[str, str] | None = No
                  str(d["open"]), str(d["overdue"])) for label, d in items]
         widths = [max(_width(r[i]) for r in [(title, *head[1:]), *body])
                   for i in range(len(head))]
-        line = lambda r: "  ".join(  # noqa: E731
-            _pad(c, widths[i], i == 0) for i, c in enumerate(r))
+        def line(r: Sequence[str]) -> str:
+            return "  ".join(_pad(c, widths[i], i == 0) for i, c in enumerate(r))
+
         out.append(line((title, *head[1:])))
         out.append("  ".join("-" * w for w in widths))
         out.extend(line(r) for r in body)
@@ -188,8 +189,9 @@ def _units_table(units: list[dict[str, Any]]) -> list[str]:
         body = [(*r, f"{u.get('stages_on_time', 0)}/{u.get('stages_closed', 0)}"
                  if u.get("stages_closed") else "-") for r, u in zip(body, units, strict=True)]
     widths = [max(_width(r[i]) for r in [head, *body]) for i in range(len(head))]
-    line = lambda r: "  ".join(_pad(c, widths[i], i == 0)  # noqa: E731
-                               for i, c in enumerate(r))
+    def line(r: Sequence[str]) -> str:
+        return "  ".join(_pad(c, widths[i], i == 0) for i, c in enumerate(r))
+
     return [line(head), "  ".join("-" * w for w in widths), *map(line, body), ""]
 
 
@@ -263,8 +265,9 @@ def render_city(ev: CityEvaluation, fmt: str = "table",
                  _fmt(t["on_time_rate"]), _fmt(t["rework_rate"]), _fmt(t["extension_rate"]),
                  str(t["open"]), str(t["overdue"])))
     widths = [max(_width(r[i]) for r in [head, *body]) for i in range(len(head))]
-    line = lambda r: "  ".join(_pad(c, widths[i], i == 1)  # noqa: E731
-                               for i, c in enumerate(r))
+    def line(r: Sequence[str]) -> str:
+        return "  ".join(_pad(c, widths[i], i == 1) for i, c in enumerate(r))
+
     return "\n".join([f"考核评价 city ranking · {ev.start} – {ev.end} (figures as of the end of "
                       f"the period, ranked by closure rate, then on-time rate)", "",
                       line(head), "  ".join("-" * w for w in widths), *map(line, body), ""])

@@ -14,20 +14,21 @@ Two stages, so that case state can be partitioned by street:
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from grid import lifecycle
+from grid.deadlines import SHANGHAI
 from grid.hotline import HotlineReply, reply_for
-from grid.intake import Rejection, parse_report
+from grid.intake import DLQ_SCHEMA as DLQ_SCHEMA
+from grid.intake import ORIGINAL_KEPT as ORIGINAL_KEPT
+from grid.intake import DeadLetter, Rejection, dead_letter, parse_report
 from grid.models import (
     Action,
     Alert,
@@ -41,9 +42,7 @@ from grid.models import (
 )
 from grid.names import Names
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOCATED_SCHEMA = "grid.located/1"
-DLQ_SCHEMA = "grid.dlq/1"
 
 
 class Located(BaseModel):
@@ -79,29 +78,6 @@ class Channel:
                 f"{', '.join(sorted(self.sources))}, not {source!r}")
 
 
-class DeadLetter(BaseModel):
-    """A rejected input on grid.reports.dlq.v1: reason, message, errors and the original bytes."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    schema_: str = Field(DLQ_SCHEMA, alias="schema")
-    reason: str
-    message: str
-    errors: list[dict[str, Any]] = Field(default_factory=list)
-    report_id: str | None = None
-    received_at: datetime
-    original_b64: str  # the original bytes (the first ORIGINAL_KEPT of them), base64
-    original_excerpt: str = ""
-    original_size: int = 0  # bytes in the original record's value
-    original_sha256: str = ""  # of the whole original value
-    original_truncated: bool = False  # original_b64 holds only its first ORIGINAL_KEPT bytes
-
-
-# A DLQ entry must fit the broker's record limit (Apache Kafka: 1 MiB by default), whatever
-# the input's size: base64 of 256 KiB is ~342 KiB.
-ORIGINAL_KEPT = 256 * 1024
-
-
 @dataclass
 class Effects:
     """What handling one input produced: the new case state and messages to publish."""
@@ -122,20 +98,6 @@ def report_fingerprint(report: Report) -> str:
     """A digest of everything the reporter sent: two reports with one id and different
     fingerprints are a conflict, not a redelivery."""
     return hashlib.sha256(report.model_dump_json(by_alias=True).encode()).hexdigest()[:32]
-
-
-def dead_letter(raw: bytes | None, reason: str, message: str, now: datetime,
-                errors: Sequence[dict[str, Any]] = (), report_id: str | None = None) -> DeadLetter:
-    """A DLQ entry for ``raw`` (``None``: a record without a value), small enough for any
-    broker: the original is kept whole up to ``ORIGINAL_KEPT`` bytes, with its size and hash."""
-    raw = raw or b""
-    return DeadLetter(
-        reason=reason, message=message, errors=list(errors), report_id=report_id,
-        received_at=now, original_b64=base64.b64encode(raw[:ORIGINAL_KEPT]).decode(),
-        original_excerpt=raw[:200].decode("utf-8", "replace"),
-        original_size=len(raw), original_sha256=hashlib.sha256(raw).hexdigest(),
-        original_truncated=len(raw) > ORIGINAL_KEPT,
-    )
 
 
 class Engine:
@@ -224,7 +186,8 @@ class Engine:
             located.append(msg.model_copy(update={"via": who}) if who else msg)
         return located, dead
 
-    def _locate(self, reports: Sequence[Report]) -> tuple[list, list[str | None]]:
+    def _locate(self, reports: Sequence[Report]
+                ) -> tuple[list[Placement | None], list[str | None]]:
         """One vectorised call; if a coordinate is refused, locate one by one to isolate it."""
         from geodata.coords import CoordinateError
 
@@ -234,7 +197,7 @@ class Engine:
         try:
             return self.locator.locate_many(lons, lats, crs), [None] * len(reports)
         except CoordinateError:
-            places: list = []
+            places: list[Placement | None] = []
             errors: list[str | None] = []
             for lon, lat, c in zip(lons, lats, crs, strict=True):
                 try:

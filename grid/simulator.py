@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -60,12 +61,12 @@ class Simulator:
         others = [c for c in codes if c not in WEIGHTS]
         self.codes = [*WEIGHTS, *others]
         self.weights = [*WEIGHTS.values(), *([WEIGHT_OTHER / max(len(others), 1)] * len(others))]
-        self.recent: list[dict] = []
+        self.recent: list[dict[str, Any]] = []
 
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def report(self, now: datetime) -> dict:
+    def report(self, now: datetime) -> dict[str, Any]:
         """One fresh, valid report."""
         rng = self.rng
         code = rng.choices(self.codes, self.weights)[0]
@@ -74,7 +75,7 @@ class Simulator:
         lon, lat = rng.choice(self.points)
         lon += rng.uniform(-0.0002, 0.0002)
         lat += rng.uniform(-0.0002, 0.0002)
-        r: dict = {
+        r: dict[str, Any] = {
             "schema": "grid.report/1", "report_id": self._uuid(), "source": source,
             "reporter_id": f"{source[:3]}-{rng.randint(1, 400):04d}",
             "reported_at": (now - timedelta(seconds=rng.randint(0, 120))).isoformat(),

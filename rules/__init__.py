@@ -6,7 +6,8 @@
 * :func:`rules.escalation.check_deadlines` — warnings, supervision orders, arbitration due now.
 """
 
-from rules.duplicates import find_duplicate, haversine_m
+from geodata.coords import haversine_m
+from rules.duplicates import find_duplicate
 from rules.engine import decide
 from rules.escalation import EscalationStep, check_deadlines
 from rules.ruleset import RuleSet, RuleSetError, current_version, load_ruleset, reload_if_changed

@@ -22,11 +22,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import combinations, pairwise
 from typing import Any
 
-from grid.deadlines import stage_calendar
+from grid.deadlines import SHANGHAI, stage_calendar
 from rules.engine import DeadlinePlan, Facts, route, with_handling_rules
 from rules.ruleset import RuleSet
 from rules.schema import (
@@ -41,7 +41,6 @@ from rules.schema import (
 TYPE_FIELDS = ("type_code", "category", "kind", "handling", "safety")
 SET_FIELDS = ("source", "priority", "tier", "count", "owner", "meter", "weekday")
 CHECK_TIME = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday: deadlines exist in any calendar
-SHANGHAI = timezone(timedelta(hours=8))
 # times of the week the tighten-only check runs at: a Monday morning, a Friday evening (the
 # working calendar waits for Monday), a Saturday noon
 WEEK_TIMES = (datetime(2025, 3, 3, 10, 0, tzinfo=SHANGHAI),

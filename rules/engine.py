@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from functools import cache
 from typing import Any
 
-from grid.deadlines import stage_calendar
+from grid.deadlines import SHANGHAI, stage_calendar
 from grid.models import (
     Assignment,
     Decision,
@@ -44,7 +44,6 @@ from rules.ruleset import RuleSet
 from rules.schema import OWNER_REF, PRIORITIES, STAGES, TYPE_REF, WEEKDAYS, Match, in_window
 from rules.timing import due_at, duration, scaled
 
-SHANGHAI = timezone(timedelta(hours=8))
 ROUTE_FIELDS = ("department", "tier", "priority", "alert", "closing_standard", "assisting")
 ROUTE_DEFAULTS: dict[str, Any] = {"department": None, "tier": "street", "priority": "normal",
                                   "alert": False, "closing_standard": TYPE_REF,

@@ -5,7 +5,7 @@ the case's ``warned`` (stages), ``supervised`` (``"stage@level"`` keys, as the l
 records them), ``level`` and ``arbitration`` fields: once the lifecycle has applied a step,
 the same call no longer returns it.
 
-* Only the stage the case is working on (see :data:`CURRENT_STAGE`: dispose while it is
+* Only the stage the case is working on (see :data:`grid.models.CURRENT_STAGE`: dispose while it is
   dispatched, verify once disposed, ...) is watched. When its limit is used up to
   ``warn_at`` (e.g. 80 %) it gets one warning.
 * At the deadline it gets a supervision order one level up the ladder (street → district →
@@ -32,20 +32,12 @@ from datetime import datetime
 from typing import Literal
 
 from grid.deadlines import stage_calendar
-from grid.models import Case, CaseState
+from grid.models import CURRENT_STAGE, Case, CaseState
 from rules.ruleset import RuleSet
 from rules.timing import share
 
 S = CaseState
 # the stage a case is working on in each open state: only that stage is warned and supervised
-CURRENT_STAGE: dict[CaseState, str] = {
-    S.REPORTED: "file", S.TRIAGE: "file",
-    S.FILED: "dispatch", S.RETURNED: "dispatch",
-    S.DISPATCHED: "dispose", S.ACCEPTED: "dispose", S.REWORK: "dispose",
-    S.DISPOSED: "verify",
-}
-
-
 @dataclass(frozen=True)
 class EscalationStep:
     """One thing due now: a warning, a supervision order or arbitration."""

@@ -500,8 +500,9 @@ class Confirm(Strict):
         handling class's, else the category's, else the default; the highest applies."""
         if handling in self.always:
             return None
-        given = [self.default, self.categories.get(category or ""),
-                 self.handling.get(handling)]  # type: ignore[arg-type,call-overload]
+        given: list[float | None] = [
+            self.default, self.categories.get(category or ""),
+            self.handling.get(handling)]  # type: ignore[call-overload]
         return max(x for x in given if x is not None)
 
 
