@@ -13,6 +13,7 @@ import hashlib
 import io
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -85,8 +86,8 @@ def accept(raw: bytes, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS)
             exif = img.getexif()
             _refuse_markup(exif, img.info)
             taken_at, location = _evidence(exif)
-            img = ImageOps.exif_transpose(img)
-            out = _encode(img, fmt)
+            upright: Image.Image = ImageOps.exif_transpose(img)  # as the camera was held
+            out = _encode(upright, fmt)
     except PhotoRejected:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
@@ -94,8 +95,8 @@ def accept(raw: bytes, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS)
         raise PhotoRejected("not_an_image", f"the upload is not a readable image ({err}): "
                             f"send a JPEG, PNG or WebP photo") from None
     media_type, ext = FORMATS[fmt]
-    return Photo(out, hashlib.sha256(out).hexdigest(), media_type, ext, img.width, img.height,
-                 taken_at, location)
+    return Photo(out, hashlib.sha256(out).hexdigest(), media_type, ext, upright.width,
+                 upright.height, taken_at, location)
 
 
 def _encode(img: Image.Image, fmt: str) -> bytes:
@@ -110,7 +111,7 @@ def _encode(img: Image.Image, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def _texts(exif: Image.Exif, info: dict[str, Any]) -> list[tuple[str, str]]:
+def _texts(exif: Image.Exif, info: Mapping[Any, Any]) -> list[tuple[str, str]]:
     out = [(f"EXIF tag {tag:#06x}", v) for tag, v in exif.items() if isinstance(v, str | bytes)]
     for ifd in (EXIF_IFD, GPS_IFD):
         with_ifd = exif.get_ifd(ifd)
@@ -122,7 +123,7 @@ def _texts(exif: Image.Exif, info: dict[str, Any]) -> list[tuple[str, str]]:
             for where, v in out]
 
 
-def _refuse_markup(exif: Image.Exif, info: dict[str, Any]) -> None:
+def _refuse_markup(exif: Image.Exif, info: Mapping[Any, Any]) -> None:
     for where, text in _texts(exif, info):
         if MARKUP.search(text):
             raise PhotoRejected("markup_in_metadata", f"the photo's {where} holds markup "

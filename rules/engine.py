@@ -490,6 +490,7 @@ def deadline_plan(facts: Facts, now: datetime, ruleset: RuleSet, t: Any) -> Dead
     if base is not None:
         lines.append(f"type limits <- {base.rule} ({_describe(base)})")
     if relaxed is not None:
+        assert relaxer_rule is not None  # relaxed comes from it
         lines.append(f"limits relaxed by {relaxed.rule} ({_describe(relaxed)}): "
                      f"{relaxer_rule.relaxes}")
         for r in mods:
