@@ -58,6 +58,7 @@ class UnitLoop(ConsumerRebalanceListener):
         self.units: set[str] = set()
         self.committed: dict[TopicPartition, int] = {}
         self.highwater: dict[TopicPartition, int] = {}
+        self.read_to: dict[TopicPartition, int] = {}  # consumer position after a handled batch
         self._lock = asyncio.Lock()  # held while a batch is handled and committed
         self._takeover: list[TopicPartition] | None = None  # assigned, not yet taken over
         self.health = ConsumerHealth(self.name, stuck_after=s.stuck_seconds,
@@ -150,6 +151,10 @@ class UnitLoop(ConsumerRebalanceListener):
             if (hw := cons.highwater(tp)) is not None:
                 self.highwater[tp] = hw
         await asyncio.gather(*(self._unit_batch(u, parts) for u, parts in by_unit.items()))
+        for parts in by_unit.values():  # past the records, and past the transaction markers
+            for tp, _records in parts:  # the same fetch brought (they are not records)
+                with contextlib.suppress(Exception):
+                    self.read_to[tp] = await cons.position(tp)
 
     async def _unit_batch(self, unit: str, parts: list[tuple[TopicPartition, Records]]) -> None:
         # located and commands in time order; each partition keeps its own order
@@ -175,6 +180,7 @@ class UnitLoop(ConsumerRebalanceListener):
         self.health.revoked(revoked)
         for tp in revoked:
             self.highwater.pop(tp, None)
+            self.read_to.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Pause the new assignment; the loop takes it over (:meth:`_take_over`) outside the
@@ -213,9 +219,13 @@ class UnitLoop(ConsumerRebalanceListener):
             cons.resume(*(tp for tp in assigned if tp in current))
 
     def lag(self) -> dict[TopicPartition, int]:
-        """End offset (as of the last fetch) minus committed offset, per assigned partition."""
+        """Offsets not yet handled and committed, per assigned partition: the end offset as
+        of the last fetch minus the committed offset — or minus the position after the last
+        handled batch when that is further: a transaction's commit marker takes an offset of
+        the input partition but is no record, so it is never committed."""
         cons = self.consumer
         if cons is None:
             return {}
-        return {tp: max(self.highwater.get(tp, 0) - self.committed.get(tp, 0), 0)
+        return {tp: max(self.highwater.get(tp, 0) - max(self.committed.get(tp, 0),
+                                                        self.read_to.get(tp, 0)), 0)
                 for tp in cons.assignment()}
