@@ -154,7 +154,7 @@ class UnitLoop(ConsumerRebalanceListener):
         for parts in by_unit.values():  # past the records, and past the transaction markers
             for tp, _records in parts:  # the same fetch brought (they are not records)
                 with contextlib.suppress(Exception):
-                    self.read_to[tp] = await cons.position(tp)
+                    self.read_to[tp] = await asyncio.wait_for(cons.position(tp), 1.0)
 
     async def _unit_batch(self, unit: str, parts: list[tuple[TopicPartition, Records]]) -> None:
         # located and commands in time order; each partition keeps its own order

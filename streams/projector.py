@@ -136,17 +136,30 @@ class Projector(Subscribers):
                         self._notify("alert", a)
                     self.health.committed({TopicPartition(*tp): o
                                            for tp, o in self.writer.positions.items()})
-                for tp in cons.assignment():
-                    pos = self.writer.positions.get((tp.topic, tp.partition), 0)
+                read = await self._read_to(cons)
+                for tp, pos in read.items():
                     self._lag[tp] = max((cons.highwater(tp) or pos) - pos, 0)
-                self._check_caught_up(cons)
+                self._check_caught_up(cons, read)
         finally:
             await cons.stop()
 
-    def _check_caught_up(self, cons: AIOKafkaConsumer) -> None:
+    async def _read_to(self, cons: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+        """Per assigned partition, how far the log is stored: the stored position, or the
+        consumer's position when that is further — past the commit markers of the engine's
+        transactions, which take offsets but are no records (so none is ever stored)."""
+        out = {}
+        for tp in cons.assignment():
+            pos = self.writer.positions.get((tp.topic, tp.partition), 0)
+            with contextlib.suppress(Exception):  # no position yet (just assigned)
+                pos = max(pos, await asyncio.wait_for(cons.position(tp), 1.0))
+            out[tp] = pos
+        return out
+
+    def _check_caught_up(self, cons: AIOKafkaConsumer, read: dict[TopicPartition, int]
+                         ) -> None:
         if self.caught_up.is_set() or self._ends is None:
             return
-        if all(self.writer.positions.get((tp.topic, tp.partition), 0) >= end
+        if all(read.get(tp, 0) >= end
                for tp, end in self._ends.items() if tp in cons.assignment()):
             self.caught_up.set()
             log.info("projector caught up with the log present at start")
