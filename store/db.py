@@ -7,7 +7,10 @@ worker keeps: ``$GRID_HOME/data/store.db`` (``GRID_HOME`` defaults to ``~/.grid`
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import orjson
@@ -73,8 +76,24 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply the migrations up to ``revision`` (idempotent)."""
-    command.upgrade(alembic_config(engine), revision)
+    """Apply the migrations up to ``revision`` (idempotent, and safe when several processes
+    start on one store at once: PostgreSQL serialises them with an advisory lock in
+    ``migrations/env.py``, SQLite, whose DDL runs outside transactions, with a lock file)."""
+    path = sqlite_path(engine.url.render_as_string(hide_password=False))
+    with _file_lock(path.with_name(path.name + ".migrate.lock")) if path else nullcontext():
+        command.upgrade(alembic_config(engine), revision)
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def reset(engine: Engine) -> None:

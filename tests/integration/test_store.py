@@ -480,3 +480,41 @@ def test_scoped_reads_add_up_to_the_city(store_url, events):
             for field in ("dispatched", "closed", "closed_on_time", "open", "overdue"):
                 assert getattr(f, field) == sum(getattr(x[dept], field) for x in parts
                                                 if dept in x), (d, dept, field)
+
+
+
+def _connect_together(url: str, barrier: Any, out: Any) -> None:
+    """In a separate process: wait for the others, then migrate ``url`` and report the
+    revision it ended on (or the error)."""
+    from sqlalchemy import text
+
+    barrier.wait()
+    try:
+        with connect(url).connect() as conn:
+            out.put(str(conn.execute(text("SELECT version_num FROM alembic_version"))
+                        .scalar_one()))
+    except Exception as e:  # reported, so that the test shows which error
+        out.put(f"{type(e).__name__}: {e}"[:300])
+
+
+def test_workers_starting_together_migrate_one_store_once(store_url):
+    """Six processes open one fresh store at the same moment (the workers of ``grid up``
+    do): each ends on the newest revision; none dies on a table another one just created."""
+    import multiprocessing
+
+    from alembic.script import ScriptDirectory
+
+    from store.db import alembic_config
+
+    ctx = multiprocessing.get_context("spawn")
+    barrier, out = ctx.Barrier(6), ctx.Queue()
+    procs = [ctx.Process(target=_connect_together, args=(store_url, barrier, out))
+             for _ in range(6)]
+    for p in procs:
+        p.start()
+    got = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    head = ScriptDirectory.from_config(alembic_config(connect(store_url, migrate=False))) \
+        .get_current_head()
+    assert got == [head] * 6
