@@ -570,6 +570,13 @@ def test_bad_uploads_are_refused_on_the_page_and_nothing_is_stored(browser, engi
 
 # -- screenshots of each page at both sizes, no console errors ---------------------------------
 
+# the elements that reach past the viewport's right edge, innermost first (a failure names them)
+WIDEST = """[...document.querySelectorAll('body *')]
+  .filter(e => e.getBoundingClientRect().right > innerWidth + 1 && !e.querySelector('*'))
+  .slice(0, 5).map(e => `${e.tagName.toLowerCase()}.${e.className} ${
+    Math.round(e.getBoundingClientRect().right)}px: ${(e.textContent || '').slice(0, 60)}`)"""
+
+
 @pytest.mark.parametrize("token,path,name", [
     ("demo-command-center", "/console", "console"),
     ("demo-dept-sanitation", "/inbox", "inbox"),
@@ -583,7 +590,7 @@ def test_each_page_at_desktop_and_phone_size(browser, engine, token, path, name)
             s.pg.wait_for_selector("#live:not(.off)", timeout=15_000)  # live events open
             s.pg.wait_for_timeout(800)
             width = s.pg.evaluate("document.documentElement.scrollWidth")
-            assert width <= size[0], (label, width)  # no sideways scrolling
+            assert width <= size[0], (label, width, s.pg.evaluate(WIDEST))  # no sideways scroll
             s.shot(f"{name}-{label}")
             assert s.problems == [], s.problems
         finally:
