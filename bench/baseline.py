@@ -38,11 +38,14 @@ from typing import Any
 
 import orjson
 
+from streams.sinks import TXN_RETRY_BACKOFF_MS
+
 IN_TOPIC = "bench.reports.v1"
 KINDS = ("located", "event", "work_order", "alert", "changelog_case", "changelog_index", "dlq")
 MODES = ("plain", "transactional", "pipelined")
-# the transactional producers' retry backoff (aiokafka's default 100 ms; to try other values)
-RETRY_BACKOFF_MS = int(os.environ.get("BENCH_TXN_RETRY_BACKOFF_MS", "100"))
+# the transactional producers' retry backoff: the engine's (streams.sinks), or another value
+# to compare (aiokafka's default is 100 ms)
+RETRY_BACKOFF_MS = int(os.environ.get("BENCH_TXN_RETRY_BACKOFF_MS", TXN_RETRY_BACKOFF_MS))
 
 Msg = tuple[str, bytes | None, bytes]  # (topic, key, value)
 

@@ -37,6 +37,13 @@ log = logging.getLogger(__name__)
 # (1 MiB + 12): the broker refuses a larger batch whole (MessageSizeTooLarge).
 BATCH_BYTES = 1_000_000
 
+# Between two transactions of one producer the coordinator is still writing the commit
+# markers; requests of the next one meanwhile get CONCURRENT_TRANSACTIONS (a produce, with
+# Kafka's partition verification: NOT_ENOUGH_REPLICAS) and are retried after this backoff.
+# aiokafka's default of 100 ms put 100-ms steps into the commit latency (engine p50 at 50
+# reports/s 270 -> 123 ms with 20 ms, docs/BENCHMARKS.md); the Java client retries after 20.
+TXN_RETRY_BACKOFF_MS = 20
+
 
 class Out(NamedTuple):
     """One output record; ``partition`` None: by the key (murmur2), as Kafka's default."""
@@ -121,7 +128,7 @@ class TransactionalSink:
 
         async def start(unit: str) -> None:
             prod = _producer(self.bootstrap, transactional_id=f"{self.prefix}-{unit}",
-                             enable_idempotence=True)
+                             enable_idempotence=True, retry_backoff_ms=TXN_RETRY_BACKOFF_MS)
             await prod.start()
             self.producers[unit] = prod
 
