@@ -28,10 +28,11 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseSettings):
-    """Everything a worker needs. ``Settings.from_env(**overrides)`` is the constructor: the
-    environment, then the overrides that are not None (CLI flags); it resolves
-    ``fetch_wait_ms`` 0 by broker, prefixes the broker with ``kafka://`` and creates
-    ``data_dir``. Raises :class:`SettingsError` for a bad value."""
+    """Everything a worker needs. ``Settings.from_env(**overrides)`` is the worker's
+    constructor: the environment, then the overrides that are not None (CLI flags); it
+    resolves ``fetch_wait_ms`` 0 by broker, prefixes the broker with ``kafka://`` and creates
+    ``data_dir`` (:meth:`read`: the same without creating it). Raises :class:`SettingsError`
+    for a bad value."""
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, env_ignore_empty=True, extra="forbid")
 
@@ -95,11 +96,18 @@ class Settings(BaseSettings):
         return self
 
     @classmethod
-    def from_env(cls, **overrides: object) -> Settings:
+    def read(cls, **overrides: object) -> Settings:
+        """The environment, then the ``overrides`` that are not None; no side effect.
+        Raises :class:`SettingsError` (one line) for a bad value."""
         try:
-            s = cls(**{k: v for k, v in overrides.items() if v is not None})
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
         except ValidationError as err:
             raise SettingsError(describe_error(err)) from None
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """A worker's settings: :meth:`read`, then ``data_dir`` created."""
+        s = cls.read(**overrides)
         Path(s.data_dir).mkdir(parents=True, exist_ok=True)
         return s
 

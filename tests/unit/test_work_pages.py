@@ -4,10 +4,19 @@ door's cross-site check, without a server."""
 from __future__ import annotations
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from grid.auth import Principal
-from streams.signin import COOKIE, CrossSite, principal_of, same_origin
+from streams.settings import Settings
+from streams.signin import (
+    ALLOWED_ORIGINS,
+    COOKIE,
+    CrossSite,
+    allow_origins,
+    principal_of,
+    same_origin,
+)
 from streams.work_pages import actions_for
 
 CC = Principal("yangpu-cc", "command_center", districts=frozenset({"310110"}))
@@ -56,8 +65,8 @@ class Registry:
         return {"demo-command-center": CC}.get(token)
 
 
-def request(method: str, **headers: str):
-    return make_mocked_request(method, "/api/v1/cases/x/actions",
+def request(method: str, app: web.Application | None = None, **headers: str):
+    return make_mocked_request(method, "/api/v1/cases/x/actions", app=app,
                                headers={"Host": "grid.local:6066", **headers})
 
 
@@ -79,6 +88,12 @@ def test_a_cookie_signed_post_must_come_from_this_origin():
 
 
 def test_allowed_origins_for_a_proxy(monkeypatch):
-    monkeypatch.setenv("GRID_ALLOWED_ORIGINS", "https://grid.example.org, https://b.example")
-    assert same_origin(request("POST", Origin="https://grid.example.org"))
-    assert not same_origin(request("POST", Origin="https://grid.example.org.evil.example"))
+    monkeypatch.setenv("GRID_ALLOWED_ORIGINS", "https://grid.example.org/, https://b.example")
+    app = web.Application()
+    allow_origins(app, Settings().allowed_origins)  # as streams.web.install does
+    assert app[ALLOWED_ORIGINS] == {"https://grid.example.org", "https://b.example"}
+    assert same_origin(request("POST", app, Origin="https://grid.example.org"))
+    assert same_origin(request("POST", app, Origin="https://b.example"))
+    assert not same_origin(request("POST", app, Origin="https://grid.example.org.evil.example"))
+    # the environment is read by the settings only, never by the door itself
+    assert not same_origin(request("POST", Origin="https://grid.example.org"))
