@@ -96,7 +96,7 @@ class Dashboard:
     def __init__(self, grid_app: Any, registry: auth.TokenRegistry, public: bool = False,
                  district: str | None = None) -> None:
         """``public``: served without sign-in (GRID_DASHBOARD_PUBLIC); ``district``: the one a
-        city-wide user sees first (GRID_DASHBOARD_DISTRICT; default the largest loaded)."""
+        city-wide user sees first instead of the city (GRID_DASHBOARD_DISTRICT)."""
         self.g = grid_app
         self.registry = registry
         self.public = public

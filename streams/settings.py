@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     photo_max_bytes: int = PHOTO_MAX_BYTES  # the largest photo accepted
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # commas
     dashboard_public: bool = False  # the dashboard without sign-in, no personal data
-    dashboard_district: str | None = None  # the district the city-wide user sees first
+    dashboard_district: str | None = None  # the district a city-wide user sees first
     # API tokens (grid.auth.load_registry takes them as token_config())
     mode: str = "embedded"  # 'production': no demo tokens
     tokens_file: str | None = None  # YAML/JSON token file
