@@ -97,3 +97,23 @@ def test_allowed_origins_for_a_proxy(monkeypatch):
     assert not same_origin(request("POST", app, Origin="https://grid.example.org.evil.example"))
     # the environment is read by the settings only, never by the door itself
     assert not same_origin(request("POST", Origin="https://grid.example.org"))
+
+
+async def test_the_served_door_takes_its_origins_from_the_settings(monkeypatch):
+    """Through a real aiohttp server: sign-out from a page of an allowed origin passes, from
+    another origin it is refused (the origins set by install_signin, not read per request)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from streams.signin import install_signin
+
+    monkeypatch.setenv("GRID_ALLOWED_ORIGINS", "https://grid.example.org")
+    app = web.Application()
+    install_signin(app, Registry(), Settings().allowed_origins)
+    monkeypatch.delenv("GRID_ALLOWED_ORIGINS")  # read once, at install
+    async with TestClient(TestServer(app)) as client:
+        ok = await client.post("/logout", headers={"Origin": "https://grid.example.org"},
+                               allow_redirects=False)
+        bad = await client.post("/logout", headers={"Origin": "https://evil.example"},
+                                allow_redirects=False)
+        assert (ok.status, ok.headers["Location"]) == (303, "/login")
+        assert bad.status == 403
