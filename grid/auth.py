@@ -347,7 +347,8 @@ def demo_tokens(departments: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
 
 
 def load_registry(env: Mapping[str, str], departments: Iterable[str] = ()) -> TokenRegistry:
-    """The token registry of a configuration ``env`` (the edge passes ``os.environ``):
+    """The token registry of a configuration ``env`` (the edge passes its settings'
+    ``token_config()``, streams.settings):
     ``GRID_TOKENS_FILE``, else ``GRID_TOKENS`` (JSON), else (not in production mode) the demo
     tokens. Production without tokens → empty registry (every request is 401)."""
     production = env.get("GRID_MODE", "embedded").lower() == "production"

@@ -441,5 +441,10 @@ def tokens() -> None:
     """Show the API tokens this configuration gives (the demo set unless configured)."""
     from grid.auth import describe, load_registry
     from grid.taxonomy import load_taxonomy
+    from streams.settings import Settings, SettingsError
 
-    click.echo(describe(load_registry(os.environ, load_taxonomy().departments)))
+    try:
+        config = Settings.read().token_config()  # GRID_MODE, GRID_TOKENS_FILE, GRID_TOKENS
+    except SettingsError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(describe(load_registry(config, load_taxonomy().departments)))

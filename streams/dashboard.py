@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -94,16 +93,19 @@ def _json(data: Any, status: int = 200) -> web.Response:
 class Dashboard:
     """Handlers over ``grid_app.read_store`` (SQL) and ``grid_app.projector`` (live events)."""
 
-    def __init__(self, grid_app: Any, registry: auth.TokenRegistry) -> None:
+    def __init__(self, grid_app: Any, registry: auth.TokenRegistry, public: bool = False,
+                 district: str | None = None) -> None:
+        """``public``: served without sign-in (GRID_DASHBOARD_PUBLIC); ``district``: the one a
+        city-wide user sees first instead of the city (GRID_DASHBOARD_DISTRICT)."""
         self.g = grid_app
         self.registry = registry
-        self.public = os.environ.get("GRID_DASHBOARD_PUBLIC", "").lower() in ("1", "true", "yes")
+        self.public = public
         self.taxonomy = grid_app.engine.taxonomy
         self.locator = grid_app.engine.locator
         streets = Counter(s[:6] for s in self.locator.streets())
         self.loaded = sorted(streets)  # districts with streets (and cells) in the geodata
         self.main_district = streets.most_common(1)[0][0] if streets else None
-        self.district = os.environ.get("GRID_DASHBOARD_DISTRICT") or None
+        self.district = district or None
         from geodata.webmaps import WebMaps
 
         self.maps = WebMaps(self.locator.directory, self.locator.layers)
@@ -654,10 +656,11 @@ def install_dashboard(grid_app: Any, registry: auth.TokenRegistry | None = None)
         from streams.readmodel import attach_read_store
 
         attach_read_store(grid_app)
+    s = grid_app.settings
     if registry is None:
-        registry = auth.load_registry(os.environ, grid_app.engine.taxonomy.departments)
-    dash = Dashboard(grid_app, registry)
-    install_signin(grid_app.app.web.web_app, registry)
+        registry = auth.load_registry(s.token_config(), grid_app.engine.taxonomy.departments)
+    dash = Dashboard(grid_app, registry, s.dashboard_public, s.dashboard_district)
+    install_signin(grid_app.app.web.web_app, registry, s.allowed_origins)
     web_ = grid_app.app.web  # streams.webserver: Faust's placeholder "/" is not there
     router = web_.web_app.router
     for method, path, handler in dash.routes():

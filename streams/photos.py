@@ -173,12 +173,11 @@ def _error(status: int, message: str, reason: str | None = None) -> _Refused:
 
 
 def photo_routes(grid_app: Any, registry: auth.TokenRegistry) -> PhotoRoutes:
-    """The photo handlers of ``grid_app`` (GRID_PHOTO_DIR: where the files go, default
-    ``<data dir>/photos``; GRID_PHOTO_MAX_BYTES); :mod:`streams.web` registers them."""
-    root = Path(os.environ.get("GRID_PHOTO_DIR") or Path(grid_app.settings.data_dir) / "photos")
+    """The photo handlers of ``grid_app`` (its settings' ``photo_root``: where the files go,
+    default ``<data dir>/photos``; ``photo_max_bytes``); :mod:`streams.web` registers them."""
+    s = grid_app.settings
     rs = getattr(grid_app, "read_store", None)
-    return PhotoRoutes(PhotoStore(root), registry,
-                       int(os.environ.get("GRID_PHOTO_MAX_BYTES", MAX_BYTES)),
+    return PhotoRoutes(PhotoStore(s.photo_root), registry, s.photo_max_bytes,
                        may_see=(lambda p, name: photo_refused(rs, p, name)) if rs else None)
 
 

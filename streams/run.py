@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import click
 
-from streams.settings import Settings
+from streams.settings import Settings, SettingsError
 
 WORKER_OPTIONS = [
     click.option("--broker", help="kafka://HOST:PORT[,HOST:PORT] (GRID_BROKER)"),
@@ -46,7 +46,10 @@ def worker(loglevel: str, rules_dir: str | None, **kw) -> None:
         from streams.tansu import patch_end_offsets
 
         patch_end_offsets()
-    settings = Settings.from_env(rules=rules_dir, **kw)
+    try:
+        settings = Settings.from_env(rules=rules_dir, **kw)
+    except SettingsError as err:  # one line naming the variable, not a traceback
+        raise click.ClickException(str(err)) from None
     check_topics(settings)
     grid_app = create_app(settings)
     from streams.dashboard import install_dashboard

@@ -10,7 +10,8 @@ and scope rules as the API (grid.auth).
 :func:`principal_of` is the one door for the API, the pages and the photos: a bearer token
 (or an Open311 ``api_key``), else the cookie. A request that changes something (POST, PUT,
 PATCH, DELETE) and is signed in by the cookie must come from this origin — its ``Origin``
-header (else ``Referer``) names this host or one of ``GRID_ALLOWED_ORIGINS`` — or it is
+header (else ``Referer``) names this host or one of the allowed origins (GRID_ALLOWED_ORIGINS,
+set on the web app by :func:`allow_origins`) — or it is
 refused (:class:`CrossSite`, 403): the SameSite=Strict cookie is the first guard against
 cross-site request forgery, this check the second.
 
@@ -22,7 +23,7 @@ connections from this origin only; no framing), ``X-Frame-Options: DENY`` and
 from __future__ import annotations
 
 import html
-import os
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -32,6 +33,8 @@ from grid import auth
 from grid.auth import Principal
 
 COOKIE = "grid_session"
+#: the other origins (``scheme://host[:port]``) whose pages may post with the cookie
+ALLOWED_ORIGINS = web.AppKey("grid_allowed_origins", frozenset)
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY",
@@ -62,17 +65,25 @@ class CrossSite(Exception):
     """A cookie-signed request that changes something came from another origin (403)."""
 
 
+def allow_origins(web_app: web.Application, origins: Iterable[str]) -> None:
+    """Let pages of ``origins`` (``scheme://host[:port]``: the settings' ``allowed_origins``,
+    GRID_ALLOWED_ORIGINS, for a proxy that rewrites Host) post to ``web_app`` with the
+    cookie; call before it starts."""
+    web_app[ALLOWED_ORIGINS] = frozenset(o.rstrip("/") for o in origins)
+
+
 def same_origin(request: web.Request) -> bool:
     """Whether ``request`` says it comes from a page of this server: its ``Origin`` (else its
-    ``Referer``) has this request's host, or is listed in ``GRID_ALLOWED_ORIGINS``
-    (comma-separated ``scheme://host[:port]``, for a proxy that rewrites Host). Neither header:
-    not same-origin (browsers send ``Origin`` with every POST)."""
+    ``Referer``) has this request's host, or is one of its app's :func:`allow_origins`.
+    Neither header: not same-origin (browsers send ``Origin`` with every POST)."""
     origin = request.headers.get("Origin") or request.headers.get("Referer")
     if not origin or origin == "null":
         return False
     u = urlsplit(origin)
-    allowed = {o.strip().rstrip("/") for o in
-               os.environ.get("GRID_ALLOWED_ORIGINS", "").split(",") if o.strip()}
+    try:
+        allowed = request.app[ALLOWED_ORIGINS]
+    except KeyError:  # none set: this host only
+        allowed = frozenset()
     return u.netloc == request.host or f"{u.scheme}://{u.netloc}" in allowed
 
 
@@ -191,8 +202,11 @@ def _not_cross_site(request: web.Request) -> None:
                                 headers={"Cache-Control": "no-store"})
 
 
-def install_signin(web_app: web.Application, registry: auth.TokenRegistry) -> SignIn:
-    """Add the sign-in routes and the security headers to ``web_app`` (before it starts)."""
+def install_signin(web_app: web.Application, registry: auth.TokenRegistry,
+                   allowed_origins: Iterable[str] = ()) -> SignIn:
+    """Add the sign-in routes and the security headers to ``web_app`` (before it starts);
+    ``allowed_origins``: see :func:`allow_origins`."""
+    allow_origins(web_app, allowed_origins)
     s = SignIn(registry)
     for method, path, handler in s.routes():
         web_app.router.add_route(method, path, handler)

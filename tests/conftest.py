@@ -2,7 +2,9 @@
 unique topics, and subprocesses (workers) that are always stopped and whose logs are shown
 on failure.
 
-Everything under tests/integration/ is marked ``integration`` automatically.
+Everything under tests/unit/ is marked ``unit`` and everything under tests/integration/
+``integration`` automatically; the fault tests (test_faults.py, test_reliability.py) are
+also marked ``fault``. The tiers: ``-m unit``, ``-m "integration and not fault"``, ``-m fault``.
 
 The broker kind: ``GRID_TEST_BROKER=kafka`` (default) runs every test but those marked
 ``tansu_only`` on Apache Kafka; ``GRID_TEST_BROKER=tansu`` runs only the tests marked
@@ -30,6 +32,7 @@ import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
+UNIT_DIR = Path(__file__).resolve().parent / "unit"
 
 # Logs of the running test's broker and subprocesses, shown when it fails.
 _LOGS: dict[str, list[Path]] = {}
@@ -38,8 +41,11 @@ _LOGS: dict[str, list[Path]] = {}
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     keep, drop = [], []
     for item in items:
-        if INTEGRATION_DIR in Path(str(item.path)).parents:
+        parents = Path(str(item.path)).parents
+        if INTEGRATION_DIR in parents:
             item.add_marker(pytest.mark.integration)
+        elif UNIT_DIR in parents:
+            item.add_marker(pytest.mark.unit)
         on_tansu = item.get_closest_marker("tansu") or item.get_closest_marker("tansu_only")
         if TEST_BROKER == "tansu":
             (keep if on_tansu else drop).append(item)

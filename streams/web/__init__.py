@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 from grid import open311 as georeport
+from streams.signin import allow_origins
 from streams.web import actions, cases, meta, photos, reports
 from streams.web import open311 as o311
 from streams.web.common import API, O311, Api, Handler, HttpError, Route, json_response, log
@@ -39,6 +40,7 @@ def install(grid_app: Any) -> Api:
     :class:`Api`."""
     api = Api(grid_app)
     web_app = grid_app.app.web.web_app
+    allow_origins(web_app, grid_app.settings.allowed_origins)  # the cookie door's origins
     for route in ROUTES:
         web_app.router.add_route(route.method, route.path, bind(api, route))
     web_app.middlewares.append(unmatched_as_json)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -30,8 +29,6 @@ log = logging.getLogger("streams.web")
 
 API = "/api/v1"
 O311 = "/open311/v2"
-MAX_BODY = 64 * 1024
-ACTION_WAIT = 5.0  # seconds to wait for the engine to apply an action (?wait=0: do not wait)
 PENDING_MAX = 10_000
 LIMIT_MIN, LIMIT_MAX, LIMIT_DEFAULT = 1, 500, 50  # the ``limit`` of list endpoints
 
@@ -132,9 +129,10 @@ class Api:
         self.g = grid_app
         self.app = grid_app.app
         self.taxonomy = grid_app.engine.taxonomy
-        self.registry = registry or auth.load_registry(os.environ, self.taxonomy.departments)
-        self.max_body = int(os.environ.get("GRID_API_MAX_BYTES", MAX_BODY))
-        self.action_wait = float(os.environ.get("GRID_API_ACTION_WAIT", ACTION_WAIT))
+        s = grid_app.settings  # streams.settings.Settings: read once at the edge
+        self.registry = registry or auth.load_registry(s.token_config(), self.taxonomy.departments)
+        self.max_body: int = s.api_max_bytes
+        self.action_wait: float = s.api_action_wait
         self.pending: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.results = CommandResults()  # the engine's answers, from the stored event stream
         self.photos = photo_routes(grid_app, self.registry)

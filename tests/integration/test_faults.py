@@ -34,7 +34,7 @@ from tests.integration.reliability import (
     wait_group,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault]  # the slow tier: -m fault
 
 VIEWER = {"Authorization": "Bearer demo-viewer"}
 

@@ -32,7 +32,7 @@ from tests.integration.reliability import (
     wait_group,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fault]  # the slow tier: -m fault
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import os
 import re
 import stat
 import subprocess
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ WORKER = SERVICES["worker"]
 WORKER_ENV = {k: str(v) for k, v in WORKER["environment"].items()}
 # What `grid worker` reads: every Settings field as GRID_<FIELD>, plus GRID_HOME and the
 # Kafka credentials (streams.broker.client_security).
-WORKER_READS = {f"GRID_{f.name.upper()}" for f in fields(Settings)} | {
+WORKER_READS = set(Settings.env_names().values()) | {
     "GRID_HOME", "GRID_KAFKA_USER", "GRID_KAFKA_PASSWORD"}
 POLICY = load_policy()
 # Services that talk to Kafka: every one that is given a broker address.

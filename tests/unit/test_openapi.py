@@ -214,6 +214,7 @@ def test_install_registers_exactly_the_declared_routes(tmp_path, monkeypatch):
     from aiohttp import web
 
     from grid.taxonomy import load_taxonomy
+    from streams.settings import Settings
     from streams.web import install
 
     monkeypatch.delenv("GRID_MODE", raising=False)
@@ -221,7 +222,7 @@ def test_install_registers_exactly_the_declared_routes(tmp_path, monkeypatch):
     grid_app = SimpleNamespace(
         app=SimpleNamespace(web=SimpleNamespace(web_app=web_app)),
         engine=SimpleNamespace(taxonomy=load_taxonomy()),
-        settings=SimpleNamespace(data_dir=str(tmp_path)))
+        settings=Settings.from_env(data_dir=str(tmp_path)))
     api = install(grid_app)
     assert grid_app.api is api and len(api.registry) > 0  # the demo tokens
     registered = {(r.method, r.resource.canonical) for r in web_app.router.routes()}

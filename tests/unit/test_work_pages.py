@@ -4,10 +4,19 @@ door's cross-site check, without a server."""
 from __future__ import annotations
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from grid.auth import Principal
-from streams.signin import COOKIE, CrossSite, principal_of, same_origin
+from streams.settings import Settings
+from streams.signin import (
+    ALLOWED_ORIGINS,
+    COOKIE,
+    CrossSite,
+    allow_origins,
+    principal_of,
+    same_origin,
+)
 from streams.work_pages import actions_for
 
 CC = Principal("yangpu-cc", "command_center", districts=frozenset({"310110"}))
@@ -56,8 +65,8 @@ class Registry:
         return {"demo-command-center": CC}.get(token)
 
 
-def request(method: str, **headers: str):
-    return make_mocked_request(method, "/api/v1/cases/x/actions",
+def request(method: str, app: web.Application | None = None, **headers: str):
+    return make_mocked_request(method, "/api/v1/cases/x/actions", app=app,
                                headers={"Host": "grid.local:6066", **headers})
 
 
@@ -79,6 +88,32 @@ def test_a_cookie_signed_post_must_come_from_this_origin():
 
 
 def test_allowed_origins_for_a_proxy(monkeypatch):
-    monkeypatch.setenv("GRID_ALLOWED_ORIGINS", "https://grid.example.org, https://b.example")
-    assert same_origin(request("POST", Origin="https://grid.example.org"))
-    assert not same_origin(request("POST", Origin="https://grid.example.org.evil.example"))
+    monkeypatch.setenv("GRID_ALLOWED_ORIGINS", "https://grid.example.org/, https://b.example")
+    app = web.Application()
+    allow_origins(app, Settings().allowed_origins)  # as streams.web.install does
+    assert app[ALLOWED_ORIGINS] == {"https://grid.example.org", "https://b.example"}
+    assert same_origin(request("POST", app, Origin="https://grid.example.org"))
+    assert same_origin(request("POST", app, Origin="https://b.example"))
+    assert not same_origin(request("POST", app, Origin="https://grid.example.org.evil.example"))
+    # the environment is read by the settings only, never by the door itself
+    assert not same_origin(request("POST", Origin="https://grid.example.org"))
+
+
+async def test_the_served_door_takes_its_origins_from_the_settings(monkeypatch):
+    """Through a real aiohttp server: sign-out from a page of an allowed origin passes, from
+    another origin it is refused (the origins set by install_signin, not read per request)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from streams.signin import install_signin
+
+    monkeypatch.setenv("GRID_ALLOWED_ORIGINS", "https://grid.example.org")
+    app = web.Application()
+    install_signin(app, Registry(), Settings().allowed_origins)
+    monkeypatch.delenv("GRID_ALLOWED_ORIGINS")  # read once, at install
+    async with TestClient(TestServer(app)) as client:
+        ok = await client.post("/logout", headers={"Origin": "https://grid.example.org"},
+                               allow_redirects=False)
+        bad = await client.post("/logout", headers={"Origin": "https://evil.example"},
+                                allow_redirects=False)
+        assert (ok.status, ok.headers["Location"]) == (303, "/login")
+        assert bad.status == 403
