@@ -211,7 +211,10 @@ def test_model_validate_on_the_envelope_gives_the_class_of_the_type():
 
 
 def test_each_fold_takes_the_event_class_of_its_type():
-    tables = {"lifecycle._FOLDS": lifecycle._FOLDS}
+    from grid import projection
+
+    tables = {"lifecycle._FOLDS": lifecycle._FOLDS,
+              "projection._SUMMARY_FOLDS": projection._SUMMARY_FOLDS}
     for name, table in tables.items():
         for kind, fn in table.items():
             assert kind in EVENT_TYPES, f"{name}: {kind} is not an event type"
