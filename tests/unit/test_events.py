@@ -211,10 +211,11 @@ def test_model_validate_on_the_envelope_gives_the_class_of_the_type():
 
 
 def test_each_fold_takes_the_event_class_of_its_type():
-    from grid import projection
+    from grid import evaluation, projection
 
     tables = {"lifecycle._FOLDS": lifecycle._FOLDS,
-              "projection._SUMMARY_FOLDS": projection._SUMMARY_FOLDS}
+              "projection._SUMMARY_FOLDS": projection._SUMMARY_FOLDS,
+              "evaluation._ROLE_STEPS": evaluation._ROLE_STEPS}
     for name, table in tables.items():
         for kind, fn in table.items():
             assert kind in EVENT_TYPES, f"{name}: {kind} is not an event type"
