@@ -27,7 +27,18 @@ The wire format is the one writers have always produced:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, Union, cast, get_args
+from types import UnionType
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Literal,
+    Self,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+)
 
 from pydantic import (
     BaseModel,
@@ -474,3 +485,44 @@ def payload_model(kind: str) -> type[EventData]:
     assert isinstance(ann, type) and issubclass(ann, EventData)
     return ann
 
+
+def _type_name(ann: Any) -> str:
+    """A short readable form of a payload field's type (for the docs' table)."""
+    args = get_args(ann)
+    origin = get_origin(ann)
+    if origin is Annotated:
+        return _type_name(args[0])
+    if origin in (Union, UnionType):
+        return " | ".join(_type_name(a) for a in args if a is not type(None))
+    if origin is Literal:
+        return " \\| ".join(repr(a) for a in args).replace("'", "")
+    if origin is dict and args[1] is Any:
+        return "object"
+    if origin in (list, dict):
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in args)}]"
+    return ann.__name__ if isinstance(ann, type) else str(ann)
+
+
+def event_types_markdown() -> str:
+    """The event types and their payload fields as a Markdown table (README and
+    docs/architecture.md carry it; a unit test checks they match). ``?``: optional."""
+    rows = ["| type | class | `data` fields (`?` optional; all payloads also `command_id?`) |",
+            "| --- | --- | --- |"]
+    by_class: dict[type[CaseEvent], list[str]] = {}
+    for t, cls in EVENT_TYPES.items():
+        by_class.setdefault(cls, []).append(t)
+    for cls, types in by_class.items():
+        model = payload_model(types[0])
+        fields = [f"`{name}{'' if f.is_required() else '?'}`: {_type_name(f.annotation)}"
+                  for name, f in model.model_fields.items() if name != "command_id"]
+        rows.append(f"| {' · '.join(f'`{t}`' for t in types)} | `{cls.__name__}` "
+                    f"(`{model.__name__}`) | {', '.join(fields) or '—'} |")
+    rows.append("| any other | `UnknownEvent` (`EventData`) | every key kept as given |")
+    rows.append("")
+    for nested in (PartOpened, LegalStageOpened):
+        fields = [f"`{name}{'' if f.is_required() else '?'}`: {_type_name(f.annotation)}"
+                  for name, f in nested.model_fields.items()]
+        rows += [f"`{nested.__name__}`: {', '.join(fields)}.", ""]
+    rows.append("A `datetime` in `data` is ISO 8601 text with its UTC offset; an `object` is "
+                "an embedded document kept as JSON (`report`: grid.report/1).")
+    return "\n".join(rows) + "\n"

@@ -21,6 +21,7 @@ from grid.events import (
     UnknownEvent,
     dump_event,
     event_json_schema,
+    event_types_markdown,
     parse_event,
     parse_event_json,
     payload_model,
@@ -248,3 +249,13 @@ def test_event_data_base_keeps_every_key_of_an_unknown_payload():
     assert e.model_dump() == {"a": 1, "b": [1, 2]}
     assert CaseState.DISPATCHED.value == "dispatched"
 
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/architecture.md"])
+def test_the_docs_list_every_event_type_with_its_payload_fields(doc):
+    text = (Path(__file__).resolve().parents[2] / doc).read_text()
+    start = text.index("<!-- event types: generated from grid/events.py")
+    start = text.index("\n", start) + 1
+    end = text.index("<!-- end of event types -->", start)
+    assert text[start:end] == event_types_markdown(), (
+        f"{doc}: the event table is stale; put in the output of "
+        "`python -c 'from grid.events import event_types_markdown as m; print(m(), end=\"\")'`")
