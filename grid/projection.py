@@ -70,6 +70,11 @@ def _dt(v: Any) -> datetime | None:
     return datetime.fromisoformat(v)
 
 
+def _time(v: Any) -> datetime:
+    """A time given as a datetime or as ISO 8601 text (a JSON document's)."""
+    return v if isinstance(v, datetime) else datetime.fromisoformat(v)
+
+
 def _iso(v: datetime | None) -> str | None:
     return v.isoformat() if v is not None else None
 
@@ -299,7 +304,7 @@ def _fold_decision(c: CaseSummary, e: CaseEvent, dec: dict[str, Any],
     c.unit, c.unit_name = dec.get("unit"), dec.get("unit_name")
     c.tier, c.priority = dec.get("tier", c.tier), dec.get("priority", c.priority)
     c.handling = dec.get("handling")
-    c.deadlines = {k: _dt(v) for k, v in (dec.get("deadlines") or {}).items()}
+    c.deadlines = {k: _time(v) for k, v in (dec.get("deadlines") or {}).items()}
     c.alert = bool(dec.get("alert"))
     typed = e.data.type_code if isinstance(e.data, ClassifiedData) else None
     c.type_code = typed or dec.get("type_code") or c.type_code
@@ -506,7 +511,7 @@ class Projection:
             r = ev.data.report
             if r.get("report_id"):
                 self.reports[r["report_id"]] = cid
-            bisect.insort(self._order, (c.created_at, cid))
+            bisect.insort(self._order, (ev.at, cid))  # = c.created_at
             self._detail_of(cid)["report"] = report_facts(r)
         else:
             self._count_open(c, -1)
@@ -517,7 +522,7 @@ class Projection:
         merged = merged_report(ev)
         if merged is not None and merged.report_id:
             self.reports[merged.report_id] = cid
-        day = self._days.setdefault(c.updated_at.astimezone(TZ).date(), Counter())
+        day = self._days.setdefault(ev.at.astimezone(TZ).date(), Counter())  # = updated_at
         for key in counted:
             day[key] += 1
         self._count_open(c, +1)
@@ -601,7 +606,8 @@ class Projection:
                 continue
             if states is not None and c.state not in states and not (want_open and c.is_open):
                 continue
-            if overdue is not None and (c.lateness(now) is not None) != overdue:
+            if overdue is not None and now is not None and (
+                    c.lateness(now) is not None) != overdue:
                 continue
             if len(out) == limit:
                 return out, _cursor(out[-1])
@@ -613,10 +619,10 @@ class Projection:
 
     def overdue(self, now: datetime, district: str | None = None) -> builtins.list[CaseSummary]:
         """Open cases past their current stage's deadline, latest first."""
-        late = [(c.lateness(now), c) for c in self.open_cases()
-                if district is None or c.district == district]
-        return [c for d, c in sorted((x for x in late if x[0] is not None),
-                                     key=lambda x: (-x[0].total_seconds(), x[1].case_id))]
+        late = [(d, c) for c in self.open_cases()
+                if (district is None or c.district == district)
+                and (d := c.lateness(now)) is not None]
+        return [c for _, c in sorted(late, key=lambda x: (-x[0].total_seconds(), x[1].case_id))]
 
     def counters(self, day: date, now: datetime | None = None) -> dict[str, int]:
         """Today's counters: reported (cases opened), filed, self_closed, dispatched (cases
@@ -695,7 +701,8 @@ class Projection:
         how many were escalated by supervision orders. ``day``: cases opened that day."""
         flow = {t: {"total": 0, "open": 0, "closed": 0, "escalated": 0} for t in TIERS}
         for c in self.cases.values():
-            if day is not None and c.created_at.astimezone(TZ).date() != day:
+            if day is not None and (c.created_at is None
+                                    or c.created_at.astimezone(TZ).date() != day):
                 continue
             if c.state in ("rejected", "merged"):
                 continue
