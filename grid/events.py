@@ -21,7 +21,10 @@ The wire format is the one writers have always produced:
   the locator's placement, the rules' decision) kept as their JSON objects: readers that
   need the full model parse them with :meth:`ReportedData.parsed_report` etc.
 * A type this reader does not know (a newer writer) parses as :class:`UnknownEvent`, its
-  ``data`` kept as given: the read side folds it as a plain state change.
+  ``data`` kept as given: the read side folds it as a plain state change. Its envelope is
+  still this version's (``grid.case-event/1``: known states and roles); a new state or role
+  is a new schema version. A body that does not parse is a ValueError (pydantic's
+  ValidationError): the store's writer skips that one record and logs it.
 """
 
 from __future__ import annotations
