@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from grid.events import CaseEvent, event_json_schema
 from grid.models import WIRE_MODELS
 
 
@@ -15,7 +16,8 @@ def schemas() -> dict[str, dict[str, Any]]:
     """Schema id (e.g. ``grid.report/1``) -> JSON Schema (serialisation form, by alias)."""
     out = {}
     for sid, model in WIRE_MODELS.items():
-        s = model.model_json_schema(by_alias=True, mode="validation")
+        s = (event_json_schema() if model is CaseEvent
+             else model.model_json_schema(by_alias=True, mode="validation"))
         s["$id"] = f"urn:{sid}"
         out[sid] = s
     return out

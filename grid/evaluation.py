@@ -21,12 +21,19 @@ in log order; an ``event_id`` seen twice counts once) into one :class:`RoleFigur
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from grid.models import CaseEvent
+from grid.events import (
+    CallbackEvent,
+    CaseEvent,
+    DispatchedEvent,
+    LegalStageClosedEvent,
+    PartEvent,
+    parse_event,
+)
 
 
 @dataclass
@@ -87,12 +94,19 @@ class StageFigures:
         return {**asdict(self), "late": self.late, "on_time_rate": self.on_time_rate}
 
 
-def _dict(raw: CaseEvent | dict[str, Any]) -> dict[str, Any]:
-    return raw.model_dump(mode="json") if isinstance(raw, CaseEvent) else raw
+def _each_once(events: Iterable[CaseEvent | dict[str, Any]]) -> Iterator[CaseEvent]:
+    """Each event once (by event id), typed (a JSON dict is parsed)."""
+    seen: set[str] = set()
+    for raw in events:
+        e = raw if isinstance(raw, CaseEvent) else parse_event(raw)
+        if e.event_id in seen:
+            continue
+        seen.add(e.event_id)
+        yield e
 
 
-def _at(e: dict[str, Any]) -> datetime:
-    return e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(e["at"])
+def _in(at: datetime, start: datetime | None, end: datetime | None) -> bool:
+    return (start is None or at >= start) and (end is None or at < end)
 
 
 def stage_figures(events: Iterable[CaseEvent | dict[str, Any]], start: datetime | None = None,
@@ -101,82 +115,98 @@ def stage_figures(events: Iterable[CaseEvent | dict[str, Any]], start: datetime 
     the order the stages first appear (an ``event_id`` seen twice counts once)."""
     out: dict[str, StageFigures] = {}
     names: dict[str, tuple[str, str]] = {}
-    seen: set[str] = set()
-    for raw in events:
-        e = _dict(raw)
-        if e["event_id"] in seen:
+    for e in _each_once(events):
+        opened = (e.data.legal_stage if isinstance(e, DispatchedEvent)
+                  else e.data.next if isinstance(e, LegalStageClosedEvent) else None)
+        if opened:
+            names[opened.stage] = (opened.name_zh, opened.name_en)
+        if not isinstance(e, LegalStageClosedEvent) or not _in(e.at, start, end):
             continue
-        seen.add(e["event_id"])
-        d = e.get("data") or {}
-        for opened in (d.get("legal_stage"), d.get("next")):
-            if opened:
-                names[opened["stage"]] = (opened.get("name_zh", ""), opened.get("name_en", ""))
-        if e["type"] != "legal_stage_closed":
-            continue
-        at = _at(e)
-        if (start is not None and at < start) or (end is not None and at >= end):
-            continue
-        f = out.setdefault(d["stage"], StageFigures(d["stage"], *names.get(d["stage"],
-                                                                          ("", ""))))
+        stage = e.data.stage
+        f = out.setdefault(stage, StageFigures(stage, *names.get(stage, ("", ""))))
         f.closed += 1
-        f.on_time += bool(d.get("on_time"))
+        f.on_time += bool(e.data.on_time)
     return list(out.values())
 
 
+@dataclass
+class _Fold:
+    """What :func:`role_figures` knows while folding: the rows, who leads each case, who
+    holds each assisting work order, and the period."""
 
-def _each_once(events: Iterable[CaseEvent | dict[str, Any]]
-               ) -> Iterator[tuple[dict[str, Any], datetime]]:
-    """Each event once (by event id) as a JSON dict, with its time."""
-    seen: set[str] = set()
-    for raw in events:
-        e = raw.model_dump(mode="json") if isinstance(raw, CaseEvent) else raw
-        if e["event_id"] in seen:
-            continue
-        seen.add(e["event_id"])
-        yield e, e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(e["at"])
+    start: datetime | None
+    end: datetime | None
+    out: dict[tuple[str, str | None], RoleFigures] = field(default_factory=dict)
+    lead_of: dict[str, tuple[str, str | None, str | None]] = field(default_factory=dict)
+    parts: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    def row(self, dept: str, unit: str | None, name: str | None = None) -> RoleFigures:
+        r = self.out.setdefault((dept, unit), RoleFigures(dept, unit, name))
+        r.unit_name = r.unit_name or name
+        return r
+
+    def counted(self, e: CaseEvent) -> bool:
+        return _in(e.at, self.start, self.end)
+
+
+def _r_dispatched(f: _Fold, e: DispatchedEvent) -> None:
+    d = e.data
+    f.lead_of[e.case_id] = (d.department, d.unit, d.unit_name)
+    for p in d.assisting or []:
+        f.parts[p.work_order_id] = (p.department, p.unit)
+        if f.counted(e):
+            f.row(p.department, p.unit, p.unit_name).assisting += 1
+    if f.counted(e):
+        f.row(*f.lead_of[e.case_id]).lead += 1
+
+
+def _r_part(f: _Fold, e: PartEvent) -> None:
+    d = e.data
+    if not f.counted(e):
+        return
+    r = f.row(*f.parts.get(d.work_order_id, (d.department or "", d.unit)))
+    if e.type == "part_reported":
+        r.parts_done += 1
+    else:
+        r.parts_closed_out += 1
+
+
+def _r_callback(f: _Fold, e: CallbackEvent) -> None:
+    if not f.counted(e) or e.case_id not in f.lead_of:
+        return
+    r = f.row(*f.lead_of[e.case_id])
+    r.callbacks += 1
+    sat = e.data.satisfaction
+    setattr(r, sat, getattr(r, sat) + 1)
+    r.reopened += 1 if e.data.reopened else 0
+
+
+def _r_stage_closed(f: _Fold, e: LegalStageClosedEvent) -> None:
+    if not f.counted(e) or e.case_id not in f.lead_of:
+        return
+    r = f.row(*f.lead_of[e.case_id])
+    r.stages_closed += 1
+    r.stages_on_time += bool(e.data.on_time)
+
+
+# event type -> what it adds to the figures (each step takes the event class of its type)
+_ROLE_STEPS: dict[str, Callable[[_Fold, Any], None]] = {
+    "dispatched": _r_dispatched, "redispatched": _r_dispatched,
+    "part_reported": _r_part, "part_closed_out": _r_part,
+    "callback": _r_callback,
+    "legal_stage_closed": _r_stage_closed,
+}
+
 
 def role_figures(events: Iterable[CaseEvent | dict[str, Any]], start: datetime | None = None,
                  end: datetime | None = None) -> list[RoleFigures]:
     """Figures per (department, unit), sorted by department then unit (see module doc)."""
-    out: dict[tuple[str, str | None], RoleFigures] = {}
-    lead_of: dict[str, tuple[str, str | None, str | None]] = {}  # case -> its lead holder
-    parts: dict[str, tuple[str, str | None]] = {}  # assisting work order -> its holder
-
-    def row(dept: str, unit: str | None, name: str | None = None) -> RoleFigures:
-        r = out.setdefault((dept, unit), RoleFigures(dept, unit, name))
-        r.unit_name = r.unit_name or name
-        return r
-
-    for e, at in _each_once(events):
-        d, t, cid = e.get("data") or {}, e["type"], e["case_id"]
-        counted = (start is None or at >= start) and (end is None or at < end)
-        if t in ("dispatched", "redispatched"):
-            lead_of[cid] = (d["department"], d.get("unit"), d.get("unit_name"))
-            for p in d.get("assisting") or []:
-                parts[p["work_order_id"]] = (p["department"], p.get("unit"))
-                if counted:
-                    row(p["department"], p.get("unit"), p.get("unit_name")).assisting += 1
-            if counted:
-                row(*lead_of[cid]).lead += 1
-        elif t in ("part_reported", "part_closed_out") and counted:
-            holder = parts.get(d.get("work_order_id", ""), (d["department"], d.get("unit")))
-            r = row(*holder)
-            if t == "part_reported":
-                r.parts_done += 1
-            else:
-                r.parts_closed_out += 1
-        elif t == "callback" and counted and cid in lead_of:
-            r = row(*lead_of[cid])
-            r.callbacks += 1
-            sat = d.get("satisfaction")
-            if sat in ("satisfied", "basically_satisfied", "not_satisfied"):
-                setattr(r, sat, getattr(r, sat) + 1)
-            r.reopened += 1 if d.get("reopened") else 0
-        elif t == "legal_stage_closed" and counted and cid in lead_of:
-            r = row(*lead_of[cid])
-            r.stages_closed += 1
-            r.stages_on_time += bool(d.get("on_time"))
-    return [out[k] for k in sorted(out, key=lambda k: (k[0], k[1] or ""))]
+    f = _Fold(start, end)
+    for e in _each_once(events):
+        step = _ROLE_STEPS.get(e.type)
+        if step is not None:
+            step(f, e)
+    return [f.out[k] for k in sorted(f.out, key=lambda k: (k[0], k[1] or ""))]
 
 
 __all__ = ["RoleFigures", "StageFigures", "role_figures", "stage_figures"]

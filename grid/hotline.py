@@ -17,6 +17,14 @@ from typing import Any
 
 import yaml
 
+from grid.events import (
+    CallbackData,
+    DepartmentData,
+    DispatchedData,
+    PartData,
+    ReopenedData,
+    ReworkData,
+)
 from grid.models import Case, CaseEvent, CaseState, HotlineReply
 
 CONFIG_FILE = Path(__file__).parent / "data" / "hotline.yaml"
@@ -62,20 +70,23 @@ def reply_for(case: Case, e: CaseEvent, departments: Any = None) -> HotlineReply
     ticket = case.report.ticket
     if ticket is None or e.type not in ANSWERED:
         return None
-    dept = e.data.get("department") or case.department
-    unit_name = e.data.get("unit_name") if "unit_name" in e.data else None
+    d = e.data
+    dispatched = d if isinstance(d, DispatchedData) else None
+    dept = department_of(e) or case.department
+    unit_name = dispatched.unit_name if dispatched else None
     if unit_name is None and dept == case.department and case.decision is not None:
         unit_name = _unit_name(case)
     who = (departments[dept].name_zh if departments is not None and dept in departments
            else dept)
-    satisfaction = e.data.get("satisfaction")
+    callback = d if isinstance(d, CallbackData) else None
+    satisfaction = callback.satisfaction if callback else None
     msg = f"工单{ticket.ticket_no}：{STATUS_ZH.get(e.state_to, e.state_to.value)}"
     if e.type in ("dispatched", "redispatched") and who:
         msg += f"，承办：{unit_name or who}"
     elif satisfaction:
         msg += f"，回访：{SATISFACTION_ZH[satisfaction]}"
-        if e.data.get("comment"):
-            msg += f"（{e.data['comment']}）"
+        if callback and callback.comment:
+            msg += f"（{callback.comment}）"
     elif e.type == "reopened":
         msg += "，市民不满意，案件重新处置"
     elif e.type == "transferred" and case.decision and case.decision.transfer:
@@ -87,14 +98,23 @@ def reply_for(case: Case, e: CaseEvent, departments: Any = None) -> HotlineReply
         case_id=case.case_id, report_id=case.report.rid, event=e.type,
         status="closed" if e.state_to in TERMINAL_STATES else "open", state=e.state_to,
         status_zh=STATUS_ZH.get(e.state_to, e.state_to.value), message=msg,
-        department=dept, unit=e.data.get("unit", case.unit if dept == case.department else None),
+        department=dept, unit=dispatched.unit if dispatched and dispatched.unit is not None
+        else case.unit if dept == case.department else None,
         unit_name=unit_name, satisfaction=satisfaction, at=e.at)
 
 
 def _unit_name(case: Case) -> str | None:
     for e in reversed(case.history):
-        if e.type in ("dispatched", "redispatched"):
-            return e.data.get("unit_name")
+        if isinstance(e.data, DispatchedData):
+            return e.data.unit_name
+    return None
+
+
+def department_of(e: CaseEvent) -> str | None:
+    """The department an event names (work orders, returns, rework, reopening, parts)."""
+    d = e.data
+    if isinstance(d, DispatchedData | DepartmentData | ReworkData | ReopenedData | PartData):
+        return d.department
     return None
 
 

@@ -31,6 +31,27 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from grid.events import (
+    CallbackEvent,
+    ClassifiedData,
+    CommandRejectedData,
+    CommandRejectedEvent,
+    DecisionData,
+    DispatchedEvent,
+    ExtensionGrantedEvent,
+    ExtensionRequestedEvent,
+    LegalStageClosedEvent,
+    LegalStageOpened,
+    MergedEvent,
+    PartEvent,
+    ReopenedEvent,
+    ReportedData,
+    ReportedEvent,
+    SupervisedEvent,
+    WarnedEvent,
+    make_event,
+    payload_model,
+)
 from grid.models import (
     TERMINAL_STATES,
     Action,
@@ -104,10 +125,10 @@ def _event(case: Case | None, kind: str, to: CaseState, actor: str, role: Role, 
     cid = case_id or (case.case_id if case else "")
     seq = (len(case.history) if case else 0) + 1 + seq_offset
     where = placement or (case.placement if case else None)
-    return CaseEvent(
-        event_id=f"{cid}:{seq}", case_id=cid, seq=seq, type=kind,
+    return make_event(
+        kind, event_id=f"{cid}:{seq}", case_id=cid, seq=seq,
         state_from=case.state if case else None, state_to=to, actor=actor, role=role, at=at,
-        reason=reason, data={k: v for k, v in data.items() if v is not None},
+        reason=reason, data=payload_model(kind).of(**data),
         district=where.district if where else None, street=where.street if where else None,
     )
 
@@ -122,18 +143,18 @@ def open_case(report: Report, placement: Placement, decision: Decision, now: dat
     """Open a case for a new report: reported, then triage, self-closed, or filed + dispatched.
     ``via``: the principal that wrote the report to its intake channel, kept on the event."""
     cid = case_id_for(report.rid, placement.partition_key)
-    reported = CaseEvent(
+    reported = ReportedEvent(
         event_id=f"{cid}:1", case_id=cid, seq=1, type="reported", state_from=None,
         state_to=S.REPORTED, actor=report.reporter_id, role="supervisor" if
         report.source == "supervisor" else "system", at=now, reason=f"source {report.source}",
-        data={"report": _dump(report), "placement": _dump(placement),
-              "type_code": decision.type_code, "category": category, "kind": kind,
-              **({"via": via} if via else {})},
+        data=ReportedData(report=_dump(report), placement=_dump(placement),
+                          type_code=decision.type_code, category=category, kind=kind,
+                          **({"via": via} if via else {})),
         district=placement.district, street=placement.street,
     )
     typed = {"report": report, "placement": placement, "decision": decision}
     case = evolve(None, reported, typed=typed)
-    events = [reported]
+    events: list[CaseEvent] = [reported]
     if decision.transfer is not None:
         to = ", ".join(f"{x.number} {x.name_zh} {x.name_en}" for x in decision.transfer.services)
         nxt = [_event(case, "transferred", S.TRANSFERRED, "engine", "system", now,
@@ -183,13 +204,14 @@ def _dispatch_event(case: Case, department: str, actor: str, role: Role, at: dat
                   assisting=parts or None, legal_stage=stage, **data)
 
 
-def _stage_opened(spec: LegalStageSpec, at: datetime, calendar: str) -> dict[str, Any]:
+def _stage_opened(spec: LegalStageSpec, at: datetime, calendar: str) -> LegalStageOpened:
     """A legal stage opening at ``at``: due ``spec.limit`` later in ``calendar``."""
     from grid.deadlines import default_calendar, due, parse_duration
 
-    return {"stage": spec.stage, "name_zh": spec.name_zh, "name_en": spec.name_en,
-            "limit": spec.limit, "closes_when": spec.closes_when, "opened_at": at.isoformat(),
-            "due": due(at, parse_duration(spec.limit), default_calendar(calendar)).isoformat()}
+    return LegalStageOpened(
+        stage=spec.stage, name_zh=spec.name_zh, name_en=spec.name_en, limit=spec.limit,
+        closes_when=spec.closes_when, opened_at=at,
+        due=due(at, parse_duration(spec.limit), default_calendar(calendar)))
 
 
 def _next_stage(case: Case, wanted: str | None) -> LegalStageSpec | None:
@@ -270,7 +292,7 @@ def _part_of(case: Case, actor: str) -> Part | None:
 
 def already_applied(case: Case, command_id: str) -> bool:
     """At-least-once delivery: a command seen before has no further effect."""
-    return any(e.data.get("command_id") == command_id for e in case.history)
+    return any(e.data.command_id == command_id for e in case.history)
 
 
 def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None = None,
@@ -602,35 +624,32 @@ def _reopen_deadlines(case: Case, at: datetime) -> dict[str, str]:
     return out
 
 
-def _parse(v: Any) -> datetime:
-    return v if isinstance(v, datetime) else datetime.fromisoformat(v)
-
-
 def evolve(case: Case | None, e: CaseEvent, *, typed: dict[str, Any] | None = None) -> Case:
     """Fold one event into the case (the only way a case changes).
 
     ``typed`` may hold the already-validated ``report``, ``placement`` and ``decision`` that
     the event carries as JSON (saves re-validating them when a case is opened; replay
-    validates them from the event, and yields the same case)."""
+    validates them from the event, and yields the same case). An event of a type without a
+    fold (also :class:`~grid.events.UnknownEvent`) changes only state, time and history."""
     typed = typed or {}
-    if e.type == "reported":
-        report = typed.get("report") or Report.model_validate(e.data["report"])
+    if isinstance(e, ReportedEvent):
+        d = e.data
+        report = typed.get("report") or d.parsed_report()
         return Case(
             case_id=e.case_id, state=S.REPORTED, report=report, report_ids=[report.rid],
-            placement=typed.get("placement") or Placement.model_validate(e.data["placement"]),
-            type_code=e.data.get("type_code"), category=e.data.get("category"),
-            kind=e.data.get("kind"), created_at=e.at, updated_at=e.at, history=[e],
+            placement=typed.get("placement") or d.parsed_placement(),
+            type_code=d.type_code, category=d.category,
+            kind=d.kind, created_at=e.at, updated_at=e.at, history=[e],
         )
     assert case is not None, "the first event of a case must be 'reported'"
     u: dict[str, Any] = {"state": e.state_to, "updated_at": e.at, "history": [*case.history, e]}
-    d = e.data
-    if "decision" in d:
-        dec = typed.get("decision") or Decision.model_validate(d["decision"])
+    if isinstance(e.data, DecisionData) and e.data.decision is not None:
+        dec: Decision = typed.get("decision") or Decision.model_validate(e.data.decision)
         u.update(decision=dec, department=dec.department, tier=dec.tier, priority=dec.priority,
                  deadlines=dict(dec.deadlines), type_code=dec.type_code or case.type_code,
                  level=dec.tier if dec.tier in LEVELS else "street")
-        if "type_code" in d:
-            u["type_code"] = d["type_code"]
+        if isinstance(e.data, ClassifiedData) and e.data.type_code is not None:
+            u["type_code"] = e.data.type_code
     fold = _FOLDS.get(e.type)
     if fold is not None:
         fold(case, e, u)
@@ -639,55 +658,75 @@ def evolve(case: Case | None, e: CaseEvent, *, typed: dict[str, Any] | None = No
 
 # How each event type changes a case, beyond its state, time and history: a fold adds the
 # changed fields to ``u`` (the update :func:`evolve` applies). Types without one change no
-# other field.
-_Fold = Callable[[Case, CaseEvent, dict[str, Any]], None]
+# other field. Each fold takes the event class of its type (grid.events.EVENT_TYPES; a unit
+# test checks the annotations against it).
+_Fold = Callable[[Case, Any, dict[str, Any]], None]
 
 
-def _f_dispatched(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
+def _f_dispatched(case: Case, e: DispatchedEvent, u: dict[str, Any]) -> None:
     d = e.data
-    u.update(department=d["department"], unit=d.get("unit"), dispatches=case.dispatches + 1)
-    if d.get("assisting"):
-        u["assisting"] = [Part(**p) for p in d["assisting"]]
-    if d.get("legal_stage"):
-        u["legal"] = [*case.legal, LegalStageState(**d["legal_stage"])]
+    u.update(department=d.department, unit=d.unit, dispatches=case.dispatches + 1)
+    if d.assisting:
+        u["assisting"] = [Part(department=p.department, unit=p.unit, unit_name=p.unit_name,
+                               work_order_id=p.work_order_id) for p in d.assisting]
+    if d.legal_stage:
+        u["legal"] = [*case.legal, _stage_state(d.legal_stage)]
 
 
-def _f_legal_stage_closed(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
+def _stage_state(s: LegalStageOpened) -> LegalStageState:
+    return LegalStageState(stage=s.stage, name_zh=s.name_zh, name_en=s.name_en, limit=s.limit,
+                           closes_when=s.closes_when, opened_at=s.opened_at, due=s.due)
+
+
+def _f_legal_stage_closed(case: Case, e: LegalStageClosedEvent, u: dict[str, Any]) -> None:
     d = e.data
     legal = list(case.legal)
-    if legal and legal[-1].stage == d["stage"]:
+    if legal and legal[-1].stage == d.stage:
         legal[-1] = legal[-1].model_copy(update={
-            "closed_at": e.at, "on_time": bool(d.get("on_time")), "note": d.get("note", "")})
-    if d.get("next"):
-        legal.append(LegalStageState(**d["next"]))
+            "closed_at": e.at, "on_time": bool(d.on_time), "note": d.note})
+    if d.next:
+        legal.append(_stage_state(d.next))
     u["legal"] = legal
 
 
-def _f_part(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
+def _f_part(case: Case, e: PartEvent, u: dict[str, Any]) -> None:
     status = "done" if e.type == "part_reported" else "closed_out"
     u["assisting"] = [p.model_copy(update={"status": status})
-                      if p.work_order_id == e.data["work_order_id"] else p
+                      if p.work_order_id == e.data.work_order_id else p
                       for p in case.assisting]
 
 
-def _f_callback(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
+def _f_callback(case: Case, e: CallbackEvent, u: dict[str, Any]) -> None:
     d = e.data
     u["callbacks"] = [*case.callbacks, Callback(
-        satisfaction=d["satisfaction"], comment=d.get("comment", ""), at=e.at,
-        reopened=bool(d.get("reopened")))]
+        satisfaction=d.satisfaction, comment=d.comment, at=e.at, reopened=d.reopened)]
 
 
-def _f_reopened(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
-    new = {k: _parse(v) for k, v in e.data.get("deadlines", {}).items()}
+def _f_reopened(case: Case, e: ReopenedEvent, u: dict[str, Any]) -> None:
     u.update(reopens=case.reopens + 1, reworks=case.reworks + 1, lead_disposed=False,
              closed_at=None, closed_on_time=None, disposed_at=None,
-             deadlines={**case.deadlines, **new}, warned=[], supervised=[])
+             deadlines={**case.deadlines, **e.data.deadlines}, warned=[], supervised=[])
 
 
-def _f_extension_granted(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
-    new = {k: _parse(v) for k, v in e.data["deadlines"].items()}
-    u.update(deadlines={**case.deadlines, **new}, extensions=case.extensions + 1,
+def _f_extension_requested(case: Case, e: ExtensionRequestedEvent, u: dict[str, Any]) -> None:
+    u.update(extension_requested_minutes=e.data.minutes)
+
+
+def _f_extension_granted(case: Case, e: ExtensionGrantedEvent, u: dict[str, Any]) -> None:
+    u.update(deadlines={**case.deadlines, **e.data.deadlines}, extensions=case.extensions + 1,
              extension_requested_minutes=None)
+
+
+def _f_supervised(case: Case, e: SupervisedEvent, u: dict[str, Any]) -> None:
+    u.update(level=e.data.level, supervised=[*case.supervised, e.data.key])
+
+
+def _f_warned(case: Case, e: WarnedEvent, u: dict[str, Any]) -> None:
+    u.update(warned=[*case.warned, e.data.stage])
+
+
+def _f_merged(case: Case, e: MergedEvent, u: dict[str, Any]) -> None:
+    u.update(report_ids=[*case.report_ids, e.data.report_id])
 
 
 def _f_closed(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
@@ -711,14 +750,12 @@ _FOLDS: dict[str, _Fold] = {
     "returned": lambda case, e, u: u.update(returns=case.returns + 1),
     "arbitration": lambda case, e, u: u.update(arbitration=True),
     "rework": lambda case, e, u: u.update(reworks=case.reworks + 1, lead_disposed=False),
-    "extension_requested": lambda case, e, u: u.update(
-        extension_requested_minutes=e.data["minutes"]),
+    "extension_requested": _f_extension_requested,
     "extension_granted": _f_extension_granted,
     "extension_denied": lambda case, e, u: u.update(extension_requested_minutes=None),
-    "supervised": lambda case, e, u: u.update(level=e.data["level"],
-                                              supervised=[*case.supervised, e.data["key"]]),
-    "warned": lambda case, e, u: u.update(warned=[*case.warned, e.data.get("stage")]),
-    "merged": lambda case, e, u: u.update(report_ids=[*case.report_ids, e.data["report_id"]]),
+    "supervised": _f_supervised,
+    "warned": _f_warned,
+    "merged": _f_merged,
     "closed": _f_closed,
     "self_closed": _f_closed,
 }
@@ -744,12 +781,13 @@ def replay(events: Iterable[CaseEvent]) -> Case:
 
 def rejection_event(case: Case, cmd: Command, error: Exception, now: datetime) -> CaseEvent:
     """A 'command_rejected' event for the event log; it does not change the case."""
-    return CaseEvent(
+    return CommandRejectedEvent(
         event_id=f"{case.case_id}:rejected:{cmd.command_id}", case_id=case.case_id, seq=0,
         type="command_rejected", state_from=case.state, state_to=case.state, actor=cmd.actor,
         role=cmd.role, at=now, reason=str(error),
-        data={"command_id": cmd.command_id, "action": cmd.action.value,
-              "refused": "forbidden" if isinstance(error, NotPermitted) else "conflict"},
+        data=CommandRejectedData(
+            command_id=cmd.command_id, action=cmd.action.value,
+            refused="forbidden" if isinstance(error, NotPermitted) else "conflict"),
         district=case.placement.district, street=case.placement.street,
     )
 
@@ -759,22 +797,29 @@ def work_orders_for(case: Case, e: CaseEvent) -> list[WorkOrder]:
     assisting department it opens."""
     lead = work_order_for(case, e)
     out = [lead]
-    for part in e.data.get("assisting") or []:
+    for part in _dispatched(e).data.assisting or []:
         out.append(lead.model_copy(update={
-            "work_order_id": part["work_order_id"], "department": part["department"],
-            "unit": part.get("unit"), "unit_name": part.get("unit_name"), "role": "assisting",
+            "work_order_id": part.work_order_id, "department": part.department,
+            "unit": part.unit, "unit_name": part.unit_name, "role": "assisting",
             "lead_department": lead.department}))
     return out
+
+
+def _dispatched(e: CaseEvent) -> DispatchedEvent:
+    if not isinstance(e, DispatchedEvent):
+        raise TypeError(f"a work order comes from a dispatched event, not {e.type!r}")
+    return e
 
 
 def work_order_for(case: Case, e: CaseEvent) -> WorkOrder:
     """The lead work order a 'dispatched'/'redispatched' event issues to its department."""
     p = case.placement
     dec = case.decision
+    d = _dispatched(e).data
     return WorkOrder(
-        work_order_id=e.data["work_order_id"], case_id=case.case_id,
-        department=e.data["department"], unit=e.data.get("unit"),
-        unit_name=e.data.get("unit_name"), priority=case.priority, tier=case.tier,
+        work_order_id=d.work_order_id, case_id=case.case_id,
+        department=d.department, unit=d.unit,
+        unit_name=d.unit_name, priority=case.priority, tier=case.tier,
         type_code=case.type_code, handling=dec.handling if dec else "ordinary", issued_at=e.at,
         due={k: v for k, v in case.deadlines.items() if k in ("dispose", "verify")},
         lon=p.lon, lat=p.lat, district=p.district, street=p.street, cell=p.cell,

@@ -1,5 +1,7 @@
-"""Wire and domain models (pydantic v2): report, placement, decision, case, case event,
-work order, command. Every wire model carries a ``schema`` string with its version.
+"""Wire and domain models (pydantic v2): report, placement, decision, case, work order,
+command; the case event (a union over its types, one payload model each) is in
+:mod:`grid.events` and re-exported here. Every wire model carries a ``schema`` string with
+its version.
 
 Validation that needs the taxonomy or a clock (unknown type code, timestamps in the
 future) reads them from the validation context: ``Report.model_validate(data,
@@ -27,9 +29,20 @@ from pydantic import (
     model_validator,
 )
 
+# case events (envelope, payloads per type, parse_event) live in grid.events; re-exported
+from grid.events import AnyCaseEvent as AnyCaseEvent
+from grid.events import CaseEvent as CaseEvent
+from grid.events import MergedEvent
+from grid.wire import CASE_EVENT_SCHEMA as CASE_EVENT_SCHEMA
+from grid.wire import CaseState as CaseState
+from grid.wire import Priority as Priority
+from grid.wire import Role as Role
+from grid.wire import Satisfaction as Satisfaction
+from grid.wire import Tier as Tier
+from grid.wire import Wire as Wire
+
 REPORT_SCHEMA: Final = "grid.report/1"
 CASE_SCHEMA: Final = "grid.case/1"
-CASE_EVENT_SCHEMA: Final = "grid.case-event/1"
 WORK_ORDER_SCHEMA: Final = "grid.work-order/1"
 COMMAND_SCHEMA: Final = "grid.command/1"
 ALERT_SCHEMA: Final = "grid.alert/1"
@@ -47,10 +60,6 @@ MeterSide = Literal["before", "after"]
 Crs = Literal["wgs84", "gcj02", "bd09"]
 Kind = Literal["component", "event"]
 Handling = Literal["ordinary", "key_supervision", "legal_process", "self_disposable"]
-Tier = Literal["self", "community", "street", "district", "city"]
-Priority = Literal["normal", "high", "urgent"]
-Role = Literal["supervisor", "department", "command_center", "system", "hotline"]
-Satisfaction = Literal["satisfied", "basically_satisfied", "not_satisfied"]
 Stage = Literal["file", "dispatch", "dispose", "verify"]
 # a case stage (file/dispatch/dispose/verify) or a legal-process stage (investigation, ...)
 StageId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z_]{1,15}$")]
@@ -59,12 +68,6 @@ TypeCode = Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
 PhotoUrl = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 Ident = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-
-
-class Wire(BaseModel):
-    """Base of all wire models: strict about unknown fields, immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def case_id_for(report_id: str, partition_key: str) -> str:
@@ -321,23 +324,6 @@ class Decision(BaseModel):
     legal_calendar: Literal["24h", "working"] = "working"
 
 
-class CaseState(StrEnum):
-    REPORTED = "reported"
-    TRIAGE = "triage"  # unclassified: manual triage by the command center
-    FILED = "filed"
-    REJECTED = "rejected"
-    MERGED = "merged"
-    DISPATCHED = "dispatched"
-    ACCEPTED = "accepted"
-    DISPOSED = "disposed"
-    RETURNED = "returned"
-    REWORK = "rework"
-    VERIFIED = "verified"
-    CLOSED = "closed"
-    # an emergency handed to 110/119/120: finished for the grid unless a follow-up is opened
-    TRANSFERRED = "transferred"
-
-
 TERMINAL_STATES = frozenset({CaseState.CLOSED, CaseState.REJECTED, CaseState.MERGED,
                              CaseState.TRANSFERRED})
 # the stage (deadline) a case is working on in each open state: dispose while it is
@@ -441,27 +427,6 @@ class ActionRequest(Wire):
     stage: StageId | None = Field(None, description="supervise: which deadline or legal stage")
     next_stage: StageId | None = Field(None, description="advance_stage: the stage to go to")
     command_id: Ident | None = Field(None, description="idempotency key (default: a new one)")
-
-
-class CaseEvent(Wire):
-    """One state change of a case: the event log on grid.case-events.v1."""
-
-    schema_: Literal["grid.case-event/1"] = Field(CASE_EVENT_SCHEMA, alias="schema")
-    event_id: str  # f"{case_id}:{seq}" — idempotent key
-    case_id: str
-    seq: int
-    type: str  # e.g. "reported", "filed", "dispatched", "merged", "supervised", "rejected_command"
-    state_from: CaseState | None
-    state_to: CaseState
-    actor: str
-    role: Role
-    at: datetime
-    reason: str = ""
-    data: dict[str, Any] = Field(default_factory=dict)
-    district: str | None = None
-    street: str | None = None
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class WorkOrder(Wire):
@@ -618,7 +583,7 @@ class Case(BaseModel):
     disposed_at: datetime | None = None
     closed_at: datetime | None = None
     closed_on_time: bool | None = None
-    history: list[CaseEvent] = Field(default_factory=list)
+    history: list[AnyCaseEvent] = Field(default_factory=list)
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
@@ -640,7 +605,7 @@ class Case(BaseModel):
     @property
     def reporters(self) -> list[str]:
         """Reporter ids of the opening report and of every report merged into the case."""
-        merged = [e.data.get("reporter_id") for e in self.history if e.type == "merged"]
+        merged = [e.data.reporter_id for e in self.history if isinstance(e, MergedEvent)]
         return [self.report.reporter_id, *(r for r in merged if r)]
 
     def overdue_stages(self, now: datetime) -> list[str]:

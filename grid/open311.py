@@ -18,6 +18,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from grid.deadlines import SHANGHAI
+from grid.events import DispatchedData
 from grid.models import TERMINAL_STATES, Case, CaseState
 
 # Open311 parameter → report field (for error messages that name what the client sent)
@@ -220,8 +221,8 @@ def request_status(report_id: str, case: Case | None, taxonomy: Any,
 def _unit_name(case: Case) -> str | None:
     """The name of the unit holding the case's lead work order (the registry's), if any."""
     for e in reversed(case.history):
-        if e.type in ("dispatched", "redispatched"):
-            return e.data.get("unit_name")
+        if isinstance(e.data, DispatchedData):
+            return e.data.unit_name
     return None
 
 

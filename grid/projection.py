@@ -32,6 +32,21 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from grid.deadlines import SHANGHAI
+from grid.events import (
+    CallbackEvent,
+    ClassifiedData,
+    DecisionData,
+    DispatchedEvent,
+    ExtensionGrantedEvent,
+    LegalStageClosedEvent,
+    MergedData,
+    MergedEvent,
+    ReopenedEvent,
+    ReportedEvent,
+    SupervisedEvent,
+    dump_event,
+    parse_event,
+)
 from grid.models import CURRENT_STAGE, TERMINAL_STATES, CaseEvent
 
 TZ = SHANGHAI  # days are Shanghai days
@@ -53,6 +68,11 @@ def _dt(v: Any) -> datetime | None:
     if v is None or isinstance(v, datetime):
         return v
     return datetime.fromisoformat(v)
+
+
+def _time(v: Any) -> datetime:
+    """A time given as a datetime or as ISO 8601 text (a JSON document's)."""
+    return v if isinstance(v, datetime) else datetime.fromisoformat(v)
 
 
 def _iso(v: datetime | None) -> str | None:
@@ -206,21 +226,21 @@ COUNTED: dict[str, tuple[str, ...]] = {
 }
 
 
-def new_case(e: dict[str, Any]) -> CaseSummary:
+def new_case(e: CaseEvent) -> CaseSummary:
     """The summary a ``reported`` event opens (before :func:`fold` applies the event)."""
-    d = e.get("data") or {}
-    r = d.get("report") or {}
-    p = d.get("placement") or {}
-    at = _dt(e["at"])
+    if not isinstance(e, ReportedEvent):
+        raise TypeError(f"a case opens with a reported event, not {e.type!r}")
+    d = e.data
+    r, p = d.report, d.placement  # the embedded report and placement documents (JSON)
     return CaseSummary(
-        case_id=e["case_id"], type_code=d.get("type_code"), category=d.get("category"),
-        kind=d.get("kind"), district=p.get("district") or e.get("district"),
-        street=p.get("street") or e.get("street"), community=p.get("community"),
+        case_id=e.case_id, type_code=d.type_code, category=d.category,
+        kind=d.kind, district=p.get("district") or e.district,
+        street=p.get("street") or e.street, community=p.get("community"),
         cell=p.get("cell"), patrol_area=p.get("patrol_area"), lon=p.get("lon"),
         lat=p.get("lat"), source=r.get("source"),
         reporters=(r["reporter_id"],) if r.get("reporter_id") else (),
         description=r.get("description", ""), address=r.get("address"),
-        created_at=at, updated_at=at)
+        created_at=e.at, updated_at=e.at)
 
 
 def report_facts(r: dict[str, Any]) -> dict[str, Any]:
@@ -235,8 +255,19 @@ def decision_facts(dec: dict[str, Any]) -> dict[str, Any]:
     return {k: dec.get(k) for k in DECISION_FIELDS}
 
 
+def decision_of(e: CaseEvent) -> dict[str, Any] | None:
+    """The decision document an event carries (filed, triaged, classified, …), if any."""
+    return e.data.decision if isinstance(e.data, DecisionData) else None
+
+
+def merged_report(e: CaseEvent) -> MergedData | None:
+    """The duplicate report a ``merged`` event adds to its case."""
+    return e.data if isinstance(e, MergedEvent) else None
+
+
 def history_entry(e: dict[str, Any]) -> dict[str, Any]:
-    """One line of a case's history: the event without the report, placement and decision."""
+    """One line of a case's history (from the event's JSON): the event without the report,
+    placement and decision."""
     h = {k: e.get(k) for k in HISTORY_FIELDS}
     data = {k: v for k, v in (e.get("data") or {}).items()
             if k not in ("report", "placement", "decision")}
@@ -245,127 +276,131 @@ def history_entry(e: dict[str, Any]) -> dict[str, Any]:
     return h
 
 
-def fold(c: CaseSummary, e: dict[str, Any], category_of: Any = None) -> tuple[str, ...]:
+def fold(c: CaseSummary, e: CaseEvent, category_of: Any = None) -> tuple[str, ...]:
     """Apply the case's next event ``e`` (``seq == c.seq + 1``) to ``c`` in place.
 
     Returns the day counters the event adds to (:data:`COUNTED`). The one definition of
     what each event type does to a case summary: the in-memory projection and the SQL
-    store both fold with it.
+    store both fold with it. A type without a step (also an unknown type, a newer writer's)
+    changes only seq, state and time.
     """
-    t, at = e["type"], _dt(e["at"])
-    d = e.get("data") or {}
-    c.seq = int(e["seq"])
-    c.state = e["state_to"]
-    c.updated_at = at
-    if "decision" in d:
-        _fold_decision(c, t, d, category_of)
-    step = _SUMMARY_FOLDS.get(t)
+    c.seq = e.seq
+    c.state = e.state_to.value
+    c.updated_at = e.at
+    dec = decision_of(e)
+    if dec is not None:
+        _fold_decision(c, e, dec, category_of)
+    step = _SUMMARY_FOLDS.get(e.type)
     if step is not None:
-        step(c, t, d, at)
-    return COUNTED.get(t, ())
+        step(c, e)
+    return COUNTED.get(e.type, ())
 
 
-def _fold_decision(c: CaseSummary, t: str, d: dict[str, Any], category_of: Any) -> None:
-    """The rules' decision an event carries (opened, classified, followed up)."""
-    dec = d["decision"]
+def _fold_decision(c: CaseSummary, e: CaseEvent, dec: dict[str, Any],
+                   category_of: Any) -> None:
+    """The rules' decision an event carries (opened, classified, followed up): the embedded
+    decision document (JSON, grid.models.Decision's form)."""
     c.department = dec.get("department")
     c.unit, c.unit_name = dec.get("unit"), dec.get("unit_name")
     c.tier, c.priority = dec.get("tier", c.tier), dec.get("priority", c.priority)
     c.handling = dec.get("handling")
-    c.deadlines = {k: _dt(v) for k, v in (dec.get("deadlines") or {}).items()}
+    c.deadlines = {k: _time(v) for k, v in (dec.get("deadlines") or {}).items()}
     c.alert = bool(dec.get("alert"))
-    c.type_code = d.get("type_code") or dec.get("type_code") or c.type_code
+    typed = e.data.type_code if isinstance(e.data, ClassifiedData) else None
+    c.type_code = typed or dec.get("type_code") or c.type_code
     c.level = c.tier if c.tier in ESCALATION_LEVELS else "street"
-    if category_of and c.type_code and t == "classified":
+    if category_of and c.type_code and e.type == "classified":
         c.category = category_of(c.type_code) or c.category
 
 
-def _s_filed(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
-    c.filed_at = c.filed_at or at
+def _s_filed(c: CaseSummary, e: CaseEvent) -> None:
+    c.filed_at = c.filed_at or e.at
 
 
-def _s_dispatched(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
-    c.department = d.get("department", c.department)
-    c.unit, c.unit_name = d.get("unit"), d.get("unit_name")
-    c.work_order_id = d.get("work_order_id")
+def _s_dispatched(c: CaseSummary, e: DispatchedEvent) -> None:
+    d = e.data
+    c.department = d.department
+    c.unit, c.unit_name = d.unit, d.unit_name
+    c.work_order_id = d.work_order_id
     c.dispatches += 1
-    c.dispatched_at = c.dispatched_at or at
-    if d.get("legal_stage"):
-        c.legal_stages = [*c.legal_stages, dict(d["legal_stage"])]
-        c.legal_stage = d["legal_stage"].get("stage")
+    c.dispatched_at = c.dispatched_at or e.at
+    if d.legal_stage:
+        c.legal_stages = [*c.legal_stages, d.legal_stage.model_dump(mode="json")]
+        c.legal_stage = d.legal_stage.stage
 
 
-def _s_legal_stage_closed(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+def _s_legal_stage_closed(c: CaseSummary, e: LegalStageClosedEvent) -> None:
+    d = e.data
     stages = [dict(x) for x in c.legal_stages]
-    if stages and stages[-1].get("stage") == d.get("stage"):
-        stages[-1].update(closed_at=_iso(at), on_time=bool(d.get("on_time")))
-    nxt = d.get("next")
-    if nxt:
-        stages.append(dict(nxt))
+    if stages and stages[-1].get("stage") == d.stage:
+        stages[-1].update(closed_at=_iso(e.at), on_time=bool(d.on_time))
+    if d.next:
+        stages.append(d.next.model_dump(mode="json"))
     c.legal_stages = stages
-    c.legal_stage = nxt.get("stage") if nxt else None
+    c.legal_stage = d.next.stage if d.next else None
 
 
-def _s_disposed(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
-    c.disposed_at = at
+def _s_disposed(c: CaseSummary, e: CaseEvent) -> None:
+    c.disposed_at = e.at
 
 
-def _s_returned(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+def _s_returned(c: CaseSummary, e: CaseEvent) -> None:
     c.returns += 1
 
 
-def _s_arbitration(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+def _s_arbitration(c: CaseSummary, e: CaseEvent) -> None:
     c.arbitration = True
 
 
-def _s_rework(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+def _s_rework(c: CaseSummary, e: CaseEvent) -> None:
     c.reworks += 1
 
 
-def _s_callback(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
-    c.satisfaction = d.get("satisfaction")
+def _s_callback(c: CaseSummary, e: CallbackEvent) -> None:
+    c.satisfaction = e.data.satisfaction
 
 
-def _s_reopened(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+def _s_reopened(c: CaseSummary, e: ReopenedEvent) -> None:
     """Not satisfied: back to rework, the closing undone."""
     c.reopens += 1
     c.reworks += 1
     c.closed_at = c.closed_on_time = c.disposed_at = None
-    c.deadlines.update({k: _dt(v) for k, v in (d.get("deadlines") or {}).items()})
+    c.deadlines.update(e.data.deadlines)
 
 
-def _s_extension_granted(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+def _s_extension_granted(c: CaseSummary, e: ExtensionGrantedEvent) -> None:
     c.extensions += 1
-    c.deadlines.update({k: _dt(v) for k, v in (d.get("deadlines") or {}).items()})
+    c.deadlines.update(e.data.deadlines)
 
 
-def _s_supervised(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
-    c.level = d.get("level", c.level)
+def _s_supervised(c: CaseSummary, e: SupervisedEvent) -> None:
+    c.level = e.data.level
     c.supervisions += 1
 
 
-def _s_warned(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+def _s_warned(c: CaseSummary, e: CaseEvent) -> None:
     c.warnings += 1
 
 
-def _s_merged(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+def _s_merged(c: CaseSummary, e: MergedEvent) -> None:
     c.report_count += 1
-    if d.get("reporter_id"):
-        c.reporters = (*c.reporters, d["reporter_id"])
-    c.merged_at = at
+    if e.data.reporter_id:
+        c.reporters = (*c.reporters, e.data.reporter_id)
+    c.merged_at = e.at
 
 
-def _s_closed(c: CaseSummary, t: str, d: dict[str, Any], at: datetime) -> None:
+def _s_closed(c: CaseSummary, e: CaseEvent) -> None:
     due = c.deadlines.get("dispose")
-    c.closed_at = at
-    c.closed_on_time = due is None or (c.disposed_at or at) <= due
-    if t == "self_closed":
+    c.closed_at = e.at
+    c.closed_on_time = due is None or (c.disposed_at or e.at) <= due
+    if e.type == "self_closed":
         c.self_closed = True
         c.tier, c.department = "self", None
 
 
-# event type -> what it does to a case summary beyond seq, state and time (:func:`fold`)
-_SUMMARY_FOLDS: dict[str, Callable[[CaseSummary, str, dict[str, Any], datetime], None]] = {
+# event type -> what it does to a case summary beyond seq, state and time (:func:`fold`);
+# each step takes the event class of its type (grid.events.EVENT_TYPES; a unit test checks)
+_SUMMARY_FOLDS: dict[str, Callable[[CaseSummary, Any], None]] = {
     "filed": _s_filed, "classified": _s_filed, "follow_up_opened": _s_filed,
     "dispatched": _s_dispatched, "redispatched": _s_dispatched,
     "legal_stage_closed": _s_legal_stage_closed,
@@ -410,7 +445,7 @@ class Projection:
         self.keep_detail = keep_detail
         self.events_applied = 0
         self._rejections: set[str] = set()  # ids of command_rejected events applied
-        self._pending: dict[str, dict[int, dict[str, Any]]] = {}
+        self._pending: dict[str, dict[int, tuple[CaseEvent, dict[str, Any]]]] = {}
         self._order: list[tuple[datetime, str]] = []  # (created_at, case_id), ascending
         self._open: set[str] = set()
         self._open_counts: Counter[tuple[str, str, str]] = Counter()  # (district, street, state)
@@ -428,61 +463,66 @@ class Projection:
         recognised without remembering every event id; only ``command_rejected`` events
         (``seq`` 0, no state change) are remembered by id.
         """
-        e = event.model_dump(mode="json", by_alias=True) if isinstance(event, CaseEvent) \
-            else event
-        eid = e.get("event_id")
-        if not eid:
+        e = dump_event(event) if isinstance(event, CaseEvent) else event
+        if not e.get("event_id"):
             return False
-        cid = e["case_id"]
-        seq = int(e.get("seq", 0))
+        if int(e.get("seq", 0)) == 0:  # command_rejected: history only, never a state change
+            return self._rejection(e)
+        ev = event if isinstance(event, CaseEvent) else parse_event(event)
+        cid, seq = ev.case_id, ev.seq
         case = self.cases.get(cid)
-        if seq == 0:  # command_rejected: history only, never a state change
-            if eid in self._rejections:
-                return False
-            self._rejections.add(eid)
-            if case is not None:
-                self._history(cid, e)
-            return True
         if case is not None and seq <= case.seq:
             return False  # redelivered
-        if (case is None and e.get("type") != "reported") or (
+        if (case is None and not isinstance(ev, ReportedEvent)) or (
                 case is not None and seq > case.seq + 1):
-            self._pending.setdefault(cid, {})[seq] = e  # wait for the events before it
+            self._pending.setdefault(cid, {})[seq] = (ev, e)  # wait for the events before it
             return False
-        self._fold(e)
+        self._fold(ev, e)
         waiting = self._pending.get(cid)
         if waiting:
             while (nxt := waiting.pop(self.cases[cid].seq + 1, None)) is not None:
-                self._fold(nxt)
+                self._fold(*nxt)
             for stale in [k for k in waiting if k <= self.cases[cid].seq]:
                 del waiting[stale]
         if waiting is not None and not waiting:
             self._pending.pop(cid, None)
         return True
 
+    def _rejection(self, e: dict[str, Any]) -> bool:
+        """A ``command_rejected`` event (JSON): remembered by id, kept in the history."""
+        if e["event_id"] in self._rejections:
+            return False
+        self._rejections.add(e["event_id"])
+        if e.get("case_id") in self.cases:
+            self._history(e["case_id"], e)
+        return True
+
     def apply_all(self, events: Iterable[CaseEvent | dict[str, Any]]) -> int:
         return sum(1 for e in events if self.apply(e))
 
-    def _fold(self, e: dict[str, Any]) -> None:
+    def _fold(self, ev: CaseEvent, e: dict[str, Any]) -> None:
+        """Fold ``ev`` (``e``: its JSON, kept in the case's history)."""
         self.events_applied += 1
-        cid = e["case_id"]
+        cid = ev.case_id
         c = self.cases.get(cid)
         if c is None:
-            c = self.cases[cid] = new_case(e)
-            r = (e.get("data") or {}).get("report") or {}
+            c = self.cases[cid] = new_case(ev)
+            assert isinstance(ev, ReportedEvent)
+            r = ev.data.report
             if r.get("report_id"):
                 self.reports[r["report_id"]] = cid
-            bisect.insort(self._order, (c.created_at, cid))
+            bisect.insort(self._order, (ev.at, cid))  # = c.created_at
             self._detail_of(cid)["report"] = report_facts(r)
         else:
             self._count_open(c, -1)
-        counted = fold(c, e, self.category_of)
-        d = e.get("data") or {}
-        if "decision" in d and cid in self._detail:
-            self._detail[cid]["decision"] = decision_facts(d["decision"])
-        if e["type"] == "merged" and d.get("report_id"):
-            self.reports[d["report_id"]] = cid
-        day = self._days.setdefault(c.updated_at.astimezone(TZ).date(), Counter())
+        counted = fold(c, ev, self.category_of)
+        dec = decision_of(ev)
+        if dec is not None and cid in self._detail:
+            self._detail[cid]["decision"] = decision_facts(dec)
+        merged = merged_report(ev)
+        if merged is not None and merged.report_id:
+            self.reports[merged.report_id] = cid
+        day = self._days.setdefault(ev.at.astimezone(TZ).date(), Counter())  # = updated_at
         for key in counted:
             day[key] += 1
         self._count_open(c, +1)
@@ -566,7 +606,8 @@ class Projection:
                 continue
             if states is not None and c.state not in states and not (want_open and c.is_open):
                 continue
-            if overdue is not None and (c.lateness(now) is not None) != overdue:
+            if overdue is not None and now is not None and (
+                    c.lateness(now) is not None) != overdue:
                 continue
             if len(out) == limit:
                 return out, _cursor(out[-1])
@@ -578,10 +619,10 @@ class Projection:
 
     def overdue(self, now: datetime, district: str | None = None) -> builtins.list[CaseSummary]:
         """Open cases past their current stage's deadline, latest first."""
-        late = [(c.lateness(now), c) for c in self.open_cases()
-                if district is None or c.district == district]
-        return [c for d, c in sorted((x for x in late if x[0] is not None),
-                                     key=lambda x: (-x[0].total_seconds(), x[1].case_id))]
+        late = [(d, c) for c in self.open_cases()
+                if (district is None or c.district == district)
+                and (d := c.lateness(now)) is not None]
+        return [c for _, c in sorted(late, key=lambda x: (-x[0].total_seconds(), x[1].case_id))]
 
     def counters(self, day: date, now: datetime | None = None) -> dict[str, int]:
         """Today's counters: reported (cases opened), filed, self_closed, dispatched (cases
@@ -660,7 +701,8 @@ class Projection:
         how many were escalated by supervision orders. ``day``: cases opened that day."""
         flow = {t: {"total": 0, "open": 0, "closed": 0, "escalated": 0} for t in TIERS}
         for c in self.cases.values():
-            if day is not None and c.created_at.astimezone(TZ).date() != day:
+            if day is not None and (c.created_at is None
+                                    or c.created_at.astimezone(TZ).date() != day):
                 continue
             if c.state in ("rejected", "merged"):
                 continue

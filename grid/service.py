@@ -25,6 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from grid import lifecycle
 from grid.deadlines import SHANGHAI
+from grid.events import (
+    CommandRejectedData,
+    CommandRejectedEvent,
+    MergedEvent,
+    SupervisedEvent,
+    WarnedEvent,
+)
 from grid.hotline import HotlineReply, reply_for
 from grid.intake import DLQ_SCHEMA as DLQ_SCHEMA
 from grid.intake import ORIGINAL_KEPT as ORIGINAL_KEPT
@@ -34,6 +41,7 @@ from grid.models import (
     Alert,
     Case,
     CaseEvent,
+    CaseState,
     Command,
     Decision,
     Placement,
@@ -286,15 +294,15 @@ class Engine:
     def on_command(self, cmd: Command, case: Case | None, now: datetime) -> Effects:
         """Apply a command; an illegal one yields a ``command_rejected`` event, not an error."""
         if case is None:
-            ev = CaseEvent(
+            ev = CommandRejectedEvent(
                 event_id=f"{cmd.case_id}:rejected:{cmd.command_id}", case_id=cmd.case_id, seq=0,
-                type="command_rejected", state_from=None, state_to="rejected", actor=cmd.actor,
-                role=cmd.role, at=now, reason=f"unknown case {cmd.case_id!r}",
-                data={"command_id": cmd.command_id, "action": cmd.action.value})
+                type="command_rejected", state_from=None, state_to=CaseState.REJECTED,
+                actor=cmd.actor, role=cmd.role, at=now, reason=f"unknown case {cmd.case_id!r}",
+                data=CommandRejectedData(command_id=cmd.command_id, action=cmd.action.value))
             return Effects(events=[ev])
         if lifecycle.already_applied(case, cmd.command_id):  # redelivery: re-emit, same ids
             fx = self._effects(case, [e for e in case.history
-                                      if e.data.get("command_id") == cmd.command_id])
+                                      if e.data.command_id == cmd.command_id])
             fx.duplicate_delivery = True
             return fx
         decision = None
@@ -388,8 +396,8 @@ def _fingerprint_in(case: Case, report_id: str) -> str | None:
     if case.report.rid == report_id:
         return report_fingerprint(case.report)
     for e in case.history:
-        if e.type == "merged" and e.data.get("report_id") == report_id:
-            return e.data.get("fingerprint")
+        if isinstance(e, MergedEvent) and e.data.report_id == report_id:
+            return e.data.fingerprint
     return None
 
 
@@ -398,8 +406,8 @@ def _events_of_report(case: Case, report_id: str) -> list[CaseEvent]:
     report that opened the case, else its 'merged' event."""
     h = case.history
     if h and h[0].type == "reported" and case.report_ids and case.report_ids[0] == report_id:
-        return [e for e in h if e.at == h[0].at and e.data.get("command_id") is None]
-    return [e for e in h if e.type == "merged" and e.data.get("report_id") == report_id]
+        return [e for e in h if e.at == h[0].at and e.data.command_id is None]
+    return [e for e in h if isinstance(e, MergedEvent) and e.data.report_id == report_id]
 
 
 def _alert_for(case: Case, e: CaseEvent, names: Names | None = None) -> Alert | None:
@@ -410,7 +418,7 @@ def _alert_for(case: Case, e: CaseEvent, names: Names | None = None) -> Alert | 
                                   street=p.street, type_code=case.type_code)
     what = (f"{names.type(case.type_code)} in {names.place(p.street)}" if names
             else f"type {case.type_code} in street {p.street}")
-    stage = e.data.get("stage")
+    stage = e.data.stage if isinstance(e, SupervisedEvent | WarnedEvent) else None
     if e.type == "transferred" and case.decision and case.decision.transfer:
         tr = case.decision.transfer
         to = "、".join(f"{s.name_zh} {s.name_en}" for s in tr.services)
@@ -432,14 +440,14 @@ def _alert_for(case: Case, e: CaseEvent, names: Names | None = None) -> Alert | 
         by = f" (due {due.astimezone(SHANGHAI):%m-%d %H:%M})" if due else ""
         return Alert(alert_id=f"{e.event_id}:alert", kind="warning", level=case.level,
                      message=f"deadline warning 预警: stage {stage}{by} — {what}", **common)
-    if e.type == "supervised":
+    if isinstance(e, SupervisedEvent):
         parts = [names.department(x.department) if names else x.department
                  for x in case.open_parts]
         waiting = f", waiting for assisting 协办 {', '.join(parts)}" if parts else ""
         return Alert(alert_id=f"{e.event_id}:alert", kind="supervision_order",
-                     level=e.data["level"],
+                     level=e.data.level,
                      message=f"supervision order 督办: {stage} overdue, escalated to "
-                             f"{e.data['level']}{waiting} — {what}", **common)
+                             f"{e.data.level}{waiting} — {what}", **common)
     if e.type == "arbitration":
         return Alert(alert_id=f"{e.event_id}:alert", kind="arbitration", level="district",
                      message=e.reason, **common)

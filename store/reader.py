@@ -20,8 +20,9 @@ from sqlalchemy import ARRAY, Engine, and_, any_, bindparam, case, func, or_, se
 from sqlalchemy.sql import ColumnElement
 
 from grid.evaluation import RoleFigures, role_figures
+from grid.events import parse_event
 from grid.lifecycle import replay
-from grid.models import Case, CaseEvent
+from grid.models import Case
 from grid.projection import (
     COUNTED,
     COUNTER_KEYS,
@@ -100,7 +101,7 @@ class ReadStore:
                                   .order_by(e.seq)).scalars().all()
         if not bodies:
             return None
-        return replay(CaseEvent.model_validate(b) for b in bodies)
+        return replay(parse_event(b) for b in bodies)
 
     def case_for_report(self, report_id: str) -> str | None:
         """The case a report opened or was merged into (None: not seen yet)."""
@@ -508,10 +509,13 @@ class ReadStore:
                 if c is None:
                     if body.get("type") != "reported":
                         continue  # waits for its case's first event (as Projection.apply)
-                    c = cases[cid] = new_case(body)
+                    ev = parse_event(body)
+                    c = cases[cid] = new_case(ev)
                 elif int(body["seq"]) != c.seq + 1:
                     continue  # after a gap
-                fold_event(c, body, p.category_of)
+                else:
+                    ev = parse_event(body)
+                fold_event(c, ev, p.category_of)
         return figures, p
 
     def _role_figures(self, start: datetime, end: datetime,

@@ -30,12 +30,15 @@ from sqlalchemy import JSON, Connection, Engine, and_, any_, bindparam, func, se
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from grid.events import CaseEvent, parse_event
 from grid.projection import (
     TZ,
     CaseSummary,
     _dt,
     decision_facts,
+    decision_of,
     fold,
+    merged_report,
     new_case,
     report_facts,
 )
@@ -297,16 +300,17 @@ class StoreWriter:
                                                                 and seq > c.seq + 1):
                     waiting.add(cid)
                     continue
+                ev = parse_event(e)
                 if c is None:
-                    c = cases[cid] = new_case(e)
+                    c = cases[cid] = new_case(ev)
                     created.add(cid)
-                    r = (e.get("data") or {}).get("report") or {}
+                    r = (e.get("data") or {}).get("report") or {}  # the stored JSON
                     extra[cid] = {"report": report_facts(r), "decision": None,
                                   "waiting": False}
                     if r.get("report_id"):
                         reports.append({"report_id": r["report_id"], "case_id": cid,
                                         "reporter_id": r.get("reporter_id"), "merged": False})
-                self._fold(c, e, extra[cid], reports)
+                self._fold(c, ev, extra[cid], reports)
         # events stored earlier that were waiting for one of this batch: their seq numbers
         # first (from the index), the bodies only of the cases that have one to fold
         catch_up = sorted((waiting | created) & cases.keys())
@@ -322,7 +326,7 @@ class StoreWriter:
                 for cid, seq, body in later:
                     c = cases[cid]
                     if seq == c.seq + 1:
-                        self._fold(c, body, extra[cid], reports)
+                        self._fold(c, parse_event(body), extra[cid], reports)
             for cid in ids:
                 extra[cid]["waiting"] = top.get(cid, 0) > cases[cid].seq
         self._write_cases(conn, cases, extra, created)
@@ -337,15 +341,16 @@ class StoreWriter:
             conn.execute(_insert(conn, S.report_cases).on_conflict_do_nothing(), reports)
         return new
 
-    def _fold(self, c: CaseSummary, e: dict[str, Any], extra: dict[str, Any],
+    def _fold(self, c: CaseSummary, e: CaseEvent, extra: dict[str, Any],
               reports: list[dict[str, Any]]) -> None:
         fold(c, e, self.category_of)
-        d = e.get("data") or {}
-        if "decision" in d:
-            extra["decision"] = decision_facts(d["decision"])
-        if e["type"] == "merged" and d.get("report_id"):
-            reports.append({"report_id": d["report_id"], "case_id": c.case_id,
-                            "reporter_id": d.get("reporter_id"), "merged": True})
+        dec = decision_of(e)
+        if dec is not None:
+            extra["decision"] = decision_facts(dec)
+        merged = merged_report(e)
+        if merged is not None and merged.report_id:
+            reports.append({"report_id": merged.report_id, "case_id": c.case_id,
+                            "reporter_id": merged.reporter_id, "merged": True})
 
     def _load_cases(self, conn: Connection, ids: list[str]
                     ) -> tuple[dict[str, CaseSummary], dict[str, dict[str, Any]]]:

@@ -25,6 +25,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from grid.events import SupervisedEvent
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 CLOSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 4 * 3600, 12 * 3600, 86400, 3 * 86400,
                  7 * 86400, 30 * 86400)
@@ -101,9 +103,9 @@ class GridMetrics:
             self.case_events.labels(e.type).inc()
             if e.type == "merged":
                 self.merged.inc()
-            elif e.type == "supervised" and case is not None:
-                self.escalations.labels(e.data.get("level", "")).inc()
-                stage = e.data.get("stage") or "dispose"
+            elif isinstance(e, SupervisedEvent) and case is not None:
+                self.escalations.labels(e.data.level).inc()
+                stage = e.data.stage or "dispose"
                 orders = [k for k in case.supervised if k.startswith(stage + "@")]
                 if len(orders) <= 1:  # the first order for this stage: a breach
                     self.breaches.labels(case.department or "none", stage).inc()

@@ -66,7 +66,7 @@ def test_joint_case_is_disposed_only_when_lead_and_every_assisting_part_are_done
     # 群租 is a staged legal process: disposing early (remedied) closes the open stage
     assert [e.type for e in fx.events] == ["legal_stage_closed", "lead_disposed"]
     assert fx.case.state is S.DISPATCHED and fx.case.lead_disposed
-    assert fx.events[1].data["waiting_for"] == ["public_security", "urban_enforcement"]
+    assert fx.events[1].data.waiting_for == ["public_security", "urban_enforcement"]
     # the housing office may not report the police's part
     no = _do(engine, fx.case, Action.REPORT_PART, "housing", "department", reason="x")
     assert no.events[0].type == "command_rejected"
@@ -182,7 +182,7 @@ def test_not_satisfied_reopens_for_rework_once_within_the_window(engine):
     fx = _do(engine, case, Action.CALLBACK, "hotline-12345", "hotline", at + timedelta(days=1),
              satisfaction="not_satisfied")
     assert [e.type for e in fx.events] == ["callback"] and fx.case.state is S.CLOSED
-    assert "limit 1" in fx.events[0].data["note"]
+    assert "limit 1" in fx.events[0].data.note
 
 
 def test_callback_outside_the_window_or_without_ticket_is_refused(engine):

@@ -137,7 +137,7 @@ def test_the_command_center_opens_a_follow_up_for_the_aftermath(engine):
     c = fx.case
     assert c.state is S.DISPATCHED and c.type_code == "0206" and c.department == "roads"
     assert c.decision.transfer is None and c.decision.deadlines["dispose"] > later
-    assert fx.events[0].data["transferred_to"] == ["110"]
+    assert fx.events[0].data.transferred_to == ["110"]
     assert [w.department for w in fx.work_orders] == ["roads"]
     assert replay(c.history) == c
     # its limits run from the follow-up: no warning just because the crash was days earlier
@@ -200,7 +200,7 @@ def test_stages_advance_to_court_and_the_last_one_disposes_on_time_per_stage(eng
                                reason="已立案"), case, t)
     case = fx.case
     assert [e.type for e in fx.events] == ["legal_stage_closed"]
-    assert fx.events[0].data["on_time"] is True
+    assert fx.events[0].data.on_time is True
     assert case.legal_stage.stage == "notice" and case.legal_stage.opened_at == t
     # the notice is closed late: its own deadline passed, the case goes on
     late = case.legal_stage.due + timedelta(hours=1)
@@ -265,7 +265,7 @@ def test_a_violation_remedied_early_is_disposed_and_closes_the_open_stage(engine
     fx = engine.on_command(cmd(case, Action.DISPOSE, holder, "department",
                                reason="当事人已自行拆除", evidence_photos=["x.jpg"]), case, NOW)
     assert [e.type for e in fx.events] == ["legal_stage_closed", "disposed"]
-    assert fx.events[0].data["by_disposal"] is True
+    assert fx.events[0].data.by_disposal is True
     assert fx.case.legal_stage is None and fx.case.state is S.DISPOSED
 
 

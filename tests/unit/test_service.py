@@ -75,7 +75,7 @@ def test_redelivery_duplicate_and_illegal_command(engine):
     fx2 = engine.on_located(dup, None, [case], NOW)
     assert fx2.merged_into == case.case_id and fx2.case.report_ids[-1] == dup.report.rid
     assert fx2.case.reporters == ["s-1", "hotline-12345"]  # who may read it (integrations)
-    assert fx2.events[0].data["reporter_id"] == "hotline-12345"
+    assert fx2.events[0].data.reporter_id == "hotline-12345"
     bad = Command(command_id="c1", case_id=case.case_id, action=Action.CLOSE, actor="cc",
                   role="command_center")
     fx3 = engine.on_command(bad, case, NOW)
@@ -146,7 +146,7 @@ def test_a_channel_refuses_sources_its_principal_may_not_send_and_records_it(eng
     (msg,) = located
     assert msg.via == "hotline"
     fx = engine.on_located(msg, None, [], NOW)
-    assert fx.events[0].type == "reported" and fx.events[0].data["via"] == "hotline"
+    assert fx.events[0].type == "reported" and fx.events[0].data.via == "hotline"
     (plain,), _ = engine.intake([raw()], NOW)  # no channel given: nothing recorded
     assert plain.via is None and "via" not in engine.on_located(plain, None, [], NOW
-                                                                ).events[0].data
+                                                                ).events[0].data.model_fields_set
