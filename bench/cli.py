@@ -30,7 +30,8 @@ import click
 @click.option("--phases", default="baseline,baseline_txn,passthrough,engine",
               show_default=True, help="which processes to measure (comma-separated; also "
               "baseline_pipelined: the transactional baseline with polling not waiting for "
-              "the commits)")
+              "the commits; engine_projector: the worker with the read store's projector "
+              "inside, as grid up runs it — 'engine' runs it without, as compose does)")
 @click.pass_context
 def bench(ctx: click.Context, as_json: bool, reports: int, rate: float, duration: float,
           geodata: str | None, embedded: str, kafka_config: tuple[str, ...],
@@ -61,10 +62,12 @@ def _x(v: float | None, fmt: str = ".2f") -> str:
 THROUGHPUT_ROWS = (("baseline", "baseline (plain, at-least-once)"),
                    ("baseline_txn", "baseline (transactional)"),
                    ("baseline_pipelined", "baseline (transactional, pipelined)"),
-                   ("engine", "engine"))
+                   ("engine", "engine"),
+                   ("engine_projector", "engine + in-worker projector"))
 LATENCY_ROWS = (("passthrough_latency", "passthrough"), ("baseline_latency", "baseline"),
                 ("baseline_txn_latency", "baseline txn"),
-                ("baseline_pipelined_latency", "pipelined"), ("latency", "engine"))
+                ("baseline_pipelined_latency", "pipelined"), ("latency", "engine"),
+                ("engine_projector_latency", "engine + projector"))
 
 
 def render(res: dict) -> str:

@@ -232,8 +232,7 @@ class CaseLoop(UnitLoop):
         if time.monotonic() < self._next_tick:
             return
         self._next_tick = time.monotonic() + self.settings.tick_seconds
-        async with self._lock:
-            await asyncio.gather(*(self._escalate(p) for p in list(self.stores)))
+        await asyncio.gather(*(self._escalate(p) for p in list(self.stores)))
 
     def escalate(self, p: int) -> tuple[list[Out], Done | None]:
         """Apply the escalations due in partition ``p`` now (warnings, supervision)."""
@@ -263,13 +262,14 @@ class CaseLoop(UnitLoop):
         return out, self._done(effects)
 
     async def _escalate(self, p: int) -> None:
-        if p not in self.stores or str(p) not in self.units:
-            return
-        out, done = self.escalate(p)
-        if out:
-            await self.commit(str(p), out, {})
-            if done is not None:
-                done()
+        async with self.unit_lock(str(p)):  # never inside a batch of the partition
+            if p not in self.stores or str(p) not in self.units:
+                return
+            out, done = self.escalate(p)
+            if out:
+                await self.commit(str(p), out, {})
+                if done is not None:
+                    done()
 
     def open_count(self) -> int:
         return sum(s.open_count() for s in self.stores.values())

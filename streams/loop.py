@@ -2,15 +2,20 @@
 
 :class:`UnitLoop` owns an aiokafka consumer in its own group and a :mod:`streams.sinks`
 sink. Input partitions are grouped into *units* (a subclass says how: intake, one unit per
-report partition; the case loop, one per street partition of located + commands). For every
-polled batch each unit's records are handled (:meth:`UnitLoop.handle`, synchronous, no I/O)
-and its output and input offsets committed together (:meth:`Sink.commit`: one Kafka
-transaction on Apache Kafka). Units commit concurrently; the next poll waits for them.
+report partition; the case loop, one per street partition of located + commands). Polled records
+are queued per unit; each unit has at most one task that takes everything queued for it,
+handles it (:meth:`UnitLoop.handle`, synchronous, no I/O) and commits its output and input
+offsets together (:meth:`Sink.commit`: one Kafka transaction on Apache Kafka), and again
+while records keep coming. Polling does not wait for the commits (a unit's next transaction
+takes whatever arrived meanwhile); it waits only when ``batch_size`` records are queued.
+A unit's lock (:meth:`UnitLoop.unit_lock`) is held from handling to commit, so timers that
+commit in a unit (the case loop's escalations) never interleave with its batches.
 
 On assignment the sink first fences earlier owners of the new units, then the subclass
 restores their state (:meth:`UnitLoop.assigned`), then the loop seeks each partition to its
 committed offset as read *after* the fence. A failure anywhere (a commit refused, a fenced
-producer, a broker gone for longer than the client retries) ends :meth:`consume`; the
+producer, a broker gone for longer than the client retries) ends :meth:`consume` (a unit
+task's failure at the loop's next turn); the
 caller (:func:`streams.kafka_io.run_forever`) starts it again with a new consumer and fresh
 state, from the committed offsets.
 """
@@ -59,7 +64,10 @@ class UnitLoop(ConsumerRebalanceListener):
         self.committed: dict[TopicPartition, int] = {}
         self.highwater: dict[TopicPartition, int] = {}
         self.read_to: dict[TopicPartition, int] = {}  # consumer position after a handled batch
-        self._lock = asyncio.Lock()  # held while a batch is handled and committed
+        self._pending: dict[str, list[tuple[TopicPartition, Records]]] = {}  # polled, queued
+        self._running: dict[str, asyncio.Task[None]] = {}  # a unit's task, while it has work
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._failure: BaseException | None = None  # of a unit task, raised by the loop
         self._takeover: list[TopicPartition] | None = None  # assigned, not yet taken over
         self.health = ConsumerHealth(self.name, stuck_after=s.stuck_seconds,
                                      lag=lambda: sum(self.lag().values()))
@@ -121,15 +129,21 @@ class UnitLoop(ConsumerRebalanceListener):
             self.health.started()
             while True:
                 self.health.beat()
+                self._raise_failure()
                 if self._takeover is not None:
                     assigned, self._takeover = self._takeover, None
                     await self._take_over(cons, assigned)
+                await self._backpressure()
                 batch = await cons.getmany(timeout_ms=100, max_records=self.settings.batch_size)
                 if batch:
-                    async with self._lock:
-                        await self._handle_batch(cons, batch)
+                    self._queue(cons, batch)
                 await self.idle()
         finally:
+            self._pending.clear()
+            for task in list(self._running.values()):
+                task.cancel()
+            await asyncio.gather(*self._running.values(), return_exceptions=True)
+            self._failure = None
             self.consumer = None
             released = sorted(self.units)
             self.units.clear()
@@ -138,29 +152,70 @@ class UnitLoop(ConsumerRebalanceListener):
                 await self.sink.close()
             await cons.stop()
 
-    async def _handle_batch(self, cons: AIOKafkaConsumer,
-                            batch: dict[TopicPartition, Records]) -> None:
-        by_unit: dict[str, list[tuple[TopicPartition, Records]]] = {}
+    def unit_lock(self, unit: str) -> asyncio.Lock:
+        """Held from handling to commit of a batch (or a timer's output) of ``unit``."""
+        return self._locks.setdefault(unit, asyncio.Lock())
+
+    def _queue(self, cons: AIOKafkaConsumer, batch: dict[TopicPartition, Records]) -> None:
+        """Queue polled records per unit and start the task of each unit that has none."""
         for tp, records in batch.items():
             unit = self.unit_of(tp)
             if unit not in self.units:  # fetched while its takeover still runs: read again
                 cons.seek(tp, records[0].offset)
                 continue
             self.health.fetched(tp, records[0].offset, records[0].timestamp)
-            by_unit.setdefault(unit, []).append((tp, records))
+            self._pending.setdefault(unit, []).append((tp, records))
             if (hw := cons.highwater(tp)) is not None:
                 self.highwater[tp] = hw
-        await asyncio.gather(*(self._unit_batch(u, parts) for u, parts in by_unit.items()))
-        for parts in by_unit.values():  # past the records, and past the transaction markers
-            for tp, _records in parts:  # the same fetch brought (they are not records)
-                with contextlib.suppress(Exception):
-                    self.read_to[tp] = await asyncio.wait_for(cons.position(tp), 1.0)
+            if unit not in self._running:
+                self._running[unit] = asyncio.create_task(self._drain(cons, unit))
+
+    async def _drain(self, cons: AIOKafkaConsumer, unit: str) -> None:
+        """Handle and commit what is queued for ``unit`` until nothing is; a failure is kept
+        for the loop to raise."""
+        try:
+            while parts := self._pending.pop(unit, None):
+                async with self.unit_lock(unit):
+                    await self._unit_batch(unit, parts)
+                if unit not in self._pending:  # past the records, and past the transaction
+                    for tp in {tp for tp, _rs in parts}:  # markers the same fetch brought
+                        with contextlib.suppress(Exception):
+                            self.read_to[tp] = await asyncio.wait_for(cons.position(tp), 1.0)
+        except Exception as e:
+            self._failure = self._failure or e
+        finally:
+            self._running.pop(unit, None)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+    async def _backpressure(self) -> None:
+        """Wait for a unit task while ``batch_size`` records or more are queued."""
+        while self._running and sum(len(rs) for parts in self._pending.values()
+                                    for _tp, rs in parts) >= self.settings.batch_size:
+            await asyncio.wait(list(self._running.values()),
+                               return_when=asyncio.FIRST_COMPLETED)
+            self._raise_failure()
+
+    async def _quiesce(self) -> None:
+        """Drop what is queued and wait for the units' batches and timers in hand to commit
+        (their records are read again from the committed offsets)."""
+        self._pending.clear()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+        for lock in list(self._locks.values()):
+            async with lock:
+                pass
 
     async def _unit_batch(self, unit: str, parts: list[tuple[TopicPartition, Records]]) -> None:
+        by_tp: dict[TopicPartition, Records] = {}
+        for tp, rs in parts:  # successive polls of one partition, in order
+            by_tp.setdefault(tp, []).extend(rs)
         # located and commands in time order; each partition keeps its own order
-        records = list(heapq.merge(*(rs for _tp, rs in parts), key=lambda r: r.timestamp))
+        records = list(heapq.merge(*by_tp.values(), key=lambda r: r.timestamp))
         out, done = self.handle(unit, records)
-        offsets = {tp: rs[-1].offset + 1 for tp, rs in parts}
+        offsets = {tp: rs[-1].offset + 1 for tp, rs in by_tp.items()}
         await self.commit(unit, out, offsets)
         if done is not None:
             done()
@@ -175,8 +230,7 @@ class UnitLoop(ConsumerRebalanceListener):
     # -- rebalance ----------------------------------------------------------------------------
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self._lock:  # the batch in hand commits first
-            pass
+        await self._quiesce()  # the batches in hand commit first
         self.health.revoked(revoked)
         for tp in revoked:
             self.highwater.pop(tp, None)
@@ -194,6 +248,7 @@ class UnitLoop(ConsumerRebalanceListener):
         its committed offset as read after the fence, resume what is still assigned."""
         sink = self.sink
         assert sink is not None
+        await self._quiesce()  # nothing queued before the seek below may be handled after it
         units = {self.unit_of(tp) for tp in assigned}
         gone, new = sorted(self.units - units), sorted(units - self.units)
         log.info("%s: units %s (new %s, given up %s)", self.name, sorted(units), new, gone)

@@ -1,0 +1,164 @@
+"""The loop's pipelining without a broker: polling queues records per unit, a unit's task
+commits while others go on, what arrives meanwhile is its next batch, a failed commit
+reaches the loop. A fake consumer and sink stand in for aiokafka (pure unit tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from aiokafka import TopicPartition
+
+from streams.loop import UnitLoop
+from streams.settings import Settings
+
+TOPIC = "in"
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.sought: list[tuple[TopicPartition, int]] = []
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.sought.append((tp, offset))
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return 100
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 50
+
+
+class GatedSink:
+    """Records each commit; a commit of a unit in ``gates`` waits for its event."""
+
+    def __init__(self) -> None:
+        self.commits: list[tuple[str, list, dict]] = []
+        self.gates: dict[str, asyncio.Event] = {}
+        self.fail: Exception | None = None
+
+    async def commit(self, unit, records, offsets) -> None:
+        if unit in self.gates:
+            await self.gates[unit].wait()
+        if self.fail is not None:
+            raise self.fail
+        self.commits.append((unit, records, offsets))
+
+
+class Loop(UnitLoop):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings, "test")
+        self.handled: list[tuple[str, list[int]]] = []
+
+    def unit_of(self, tp: TopicPartition) -> str:
+        return str(tp.partition)
+
+    def handle(self, unit, records):
+        self.handled.append((unit, [r.offset for r in records]))
+        return [f"out-{unit}-{r.offset}" for r in records], None
+
+
+def recs(partition: int, *offsets: int) -> tuple[TopicPartition, list]:
+    tp = TopicPartition(TOPIC, partition)
+    return tp, [SimpleNamespace(topic=TOPIC, partition=partition, offset=o, timestamp=o,
+                                value=b"") for o in offsets]
+
+
+@pytest.fixture()
+def loop(tmp_path) -> Loop:
+    s = Settings.from_env(broker="kafka://127.0.0.1:9", data_dir=str(tmp_path),
+                          app_id=f"unit-{uuid.uuid4().hex[:6]}", batch_size=4)
+    lp = Loop(s)
+    lp.sink = GatedSink()  # type: ignore[assignment]
+    lp.units = {"0", "1"}
+    return lp
+
+
+async def settle(loop: Loop) -> None:
+    while loop._running:
+        await asyncio.wait(list(loop._running.values()))
+
+
+def test_a_unit_commits_while_polling_goes_on_and_takes_what_came_meanwhile(loop):
+    async def scenario() -> None:
+        cons, sink = FakeConsumer(), loop.sink
+        sink.gates["0"] = gate = asyncio.Event()
+        loop._queue(cons, dict([recs(0, 0, 1)]))
+        await asyncio.sleep(0)  # unit 0 handles its first batch and waits in its commit
+        assert loop.handled == [("0", [0, 1])]
+        loop._queue(cons, dict([recs(0, 2), recs(1, 7)]))  # polled during that commit
+        loop._queue(cons, dict([recs(0, 3, 4)]))
+        await asyncio.sleep(0.01)
+        assert sink.commits == [("1", ["out-1-7"], {TopicPartition(TOPIC, 1): 8})]
+        gate.set()
+        await settle(loop)
+        # the two polls that came while unit 0 committed are one batch, in offset order
+        assert loop.handled == [("0", [0, 1]), ("1", [7]), ("0", [2, 3, 4])]
+        assert [(u, o) for u, _r, o in sink.commits] == [
+            ("1", {TopicPartition(TOPIC, 1): 8}), ("0", {TopicPartition(TOPIC, 0): 2}),
+            ("0", {TopicPartition(TOPIC, 0): 5})]
+        assert loop.committed == {TopicPartition(TOPIC, 0): 5, TopicPartition(TOPIC, 1): 8}
+
+    asyncio.run(scenario())
+
+
+def test_records_of_a_unit_not_yet_taken_over_are_read_again(loop):
+    async def scenario() -> None:
+        cons = FakeConsumer()
+        loop._queue(cons, dict([recs(2, 10, 11)]))
+        assert cons.sought == [(TopicPartition(TOPIC, 2), 10)]
+        assert loop._running == {} and loop.handled == []
+
+    asyncio.run(scenario())
+
+
+def test_polling_waits_while_batch_size_records_are_queued(loop):
+    async def scenario() -> None:
+        cons, sink = FakeConsumer(), loop.sink
+        sink.gates["0"] = gate = asyncio.Event()
+        loop._queue(cons, dict([recs(0, 0)]))
+        await asyncio.sleep(0)
+        loop._queue(cons, dict([recs(0, 1, 2, 3, 4)]))  # 4 queued = batch_size
+        waiting = asyncio.create_task(loop._backpressure())
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        gate.set()
+        await asyncio.wait_for(waiting, 1)
+        await settle(loop)
+        assert loop.handled == [("0", [0]), ("0", [1, 2, 3, 4])]
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_commit_ends_the_loop_at_its_next_turn(loop):
+    async def scenario() -> None:
+        cons, sink = FakeConsumer(), loop.sink
+        sink.fail = RuntimeError("fenced")
+        loop._queue(cons, dict([recs(1, 3)]))
+        await settle(loop)
+        with pytest.raises(RuntimeError, match="fenced"):
+            loop._raise_failure()
+        loop._raise_failure()  # raised once: the restarted loop starts clean
+        assert loop.committed == {}
+
+    asyncio.run(scenario())
+
+
+def test_quiesce_drops_the_queue_and_waits_for_the_commit_in_hand(loop):
+    async def scenario() -> None:
+        cons, sink = FakeConsumer(), loop.sink
+        sink.gates["0"] = gate = asyncio.Event()
+        loop._queue(cons, dict([recs(0, 0)]))
+        await asyncio.sleep(0)
+        loop._queue(cons, dict([recs(0, 1)]))  # queued behind the commit: dropped
+        quiet = asyncio.create_task(loop._quiesce())
+        await asyncio.sleep(0.01)
+        assert not quiet.done()
+        gate.set()
+        await asyncio.wait_for(quiet, 1)
+        assert loop.handled == [("0", [0])]
+        assert [o for _u, _r, o in sink.commits] == [{TopicPartition(TOPIC, 0): 1}]
+
+    asyncio.run(scenario())
