@@ -137,8 +137,10 @@ class Projector(Subscribers):
                     self.health.committed({TopicPartition(*tp): o
                                            for tp, o in self.writer.positions.items()})
                 read = await self._read_to(cons)
+                mine = cons.assignment()  # the awaits above may have crossed a rebalance
                 for tp, pos in read.items():
-                    self._lag[tp] = max((cons.highwater(tp) or pos) - pos, 0)
+                    if tp in mine:  # aiokafka asserts on the highwater of others
+                        self._lag[tp] = max((cons.highwater(tp) or pos) - pos, 0)
                 self._check_caught_up(cons, read)
         finally:
             await cons.stop()
