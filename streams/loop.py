@@ -17,7 +17,9 @@ committed offset as read *after* the fence. A failure anywhere (a commit refused
 producer, a broker gone for longer than the client retries) ends :meth:`consume` (a unit
 task's failure at the loop's next turn); the
 caller (:func:`streams.kafka_io.run_forever`) starts it again with a new consumer and fresh
-state, from the committed offsets.
+state, from the committed offsets. So does a partition that stays assigned with input
+waiting and no progress for ``stall_seconds`` (:class:`PartitionWatch`): whatever holds it,
+the loop logs what it saw and starts again rather than leave the partition behind.
 """
 
 from __future__ import annotations
@@ -46,6 +48,32 @@ Records = list[ConsumerRecord]
 Done = Callable[[], None]  # what to tell listeners once a unit's batch is committed
 
 
+class Stalled(RuntimeError):
+    """An assigned partition waited ``stall_seconds`` without progress (see the message)."""
+
+
+class PartitionWatch:
+    """Per partition, since when it has been *waiting* (input it has not handled and
+    committed) with its *progress mark* (committed offset, fetch position) unchanged.
+    :meth:`observe` returns how long that has been (0 when not waiting or it moved)."""
+
+    def __init__(self) -> None:
+        self._since: dict[TopicPartition, tuple[Any, float]] = {}
+
+    def observe(self, tp: TopicPartition, waiting: bool, mark: Any, now: float) -> float:
+        if not waiting:
+            self._since.pop(tp, None)
+            return 0.0
+        seen = self._since.get(tp)
+        if seen is None or seen[0] != mark:
+            self._since[tp] = (mark, now)
+            return 0.0
+        return now - seen[1]
+
+    def reset(self) -> None:
+        self._since.clear()
+
+
 class UnitLoop(ConsumerRebalanceListener):
     """The loop; subclasses define ``name``, ``topics``, :meth:`unit_of`, :meth:`handle`."""
 
@@ -69,6 +97,9 @@ class UnitLoop(ConsumerRebalanceListener):
         self._locks: dict[str, asyncio.Lock] = {}
         self._failure: BaseException | None = None  # of a unit task, raised by the loop
         self._takeover: list[TopicPartition] | None = None  # assigned, not yet taken over
+        self.fetched_to: dict[TopicPartition, int] = {}  # past the last record polled
+        self.watch = PartitionWatch()
+        self._next_watch = 0.0
         self.health = ConsumerHealth(self.name, stuck_after=s.stuck_seconds,
                                      lag=lambda: sum(self.lag().values()))
 
@@ -138,8 +169,11 @@ class UnitLoop(ConsumerRebalanceListener):
                 if batch:
                     self._queue(cons, batch)
                 await self.idle()
+                await self._watch(cons)
         finally:
             self._pending.clear()
+            self.fetched_to.clear()
+            self.watch.reset()
             for task in list(self._running.values()):
                 task.cancel()
             await asyncio.gather(*self._running.values(), return_exceptions=True)
@@ -164,6 +198,7 @@ class UnitLoop(ConsumerRebalanceListener):
                 cons.seek(tp, records[0].offset)
                 continue
             self.health.fetched(tp, records[0].offset, records[0].timestamp)
+            self.fetched_to[tp] = records[-1].offset + 1
             self._pending.setdefault(unit, []).append((tp, records))
             if (hw := cons.highwater(tp)) is not None:
                 self.highwater[tp] = hw
@@ -198,6 +233,38 @@ class UnitLoop(ConsumerRebalanceListener):
             await asyncio.wait(list(self._running.values()),
                                return_when=asyncio.FIRST_COMPLETED)
             self._raise_failure()
+
+    async def _watch(self, cons: AIOKafkaConsumer) -> None:
+        """Raise :class:`Stalled` when an assigned partition has been waiting
+        ``stall_seconds`` without progress: paused outside a takeover, records past its
+        fetch position it does not fetch, or records polled that are not committed.
+        Checked every second; a pending takeover resets the watch."""
+        now = time.monotonic()
+        if now < self._next_watch:
+            return
+        self._next_watch = now + 1.0
+        if self._takeover is not None:
+            self.watch.reset()
+            return
+        paused = cons.paused()
+        for tp in cons.assignment():
+            unit = self.unit_of(tp)
+            lso = cons.last_stable_offset(tp)
+            fetched = self.fetched_to.get(tp, self.committed.get(tp, 0))
+            unfetched = lso is not None and lso > fetched
+            if unfetched:  # an aborted transaction or markers at the end are not records
+                with contextlib.suppress(Exception):
+                    unfetched = lso > await asyncio.wait_for(cons.position(tp), 1.0)
+            queued = unit in self._pending or unit in self._running
+            waiting = tp in paused or unfetched or queued
+            stalled = self.watch.observe(tp, waiting, (self.committed.get(tp), fetched), now)
+            if stalled >= self.settings.stall_seconds:
+                raise Stalled(
+                    f"{self.name}: {tp.topic}[{tp.partition}] (unit {unit}) has waited "
+                    f"{stalled:.0f} s without progress: paused {tp in paused}, fetched to "
+                    f"{fetched}, stable end {lso}, committed {self.committed.get(tp)}, "
+                    f"records queued {unit in self._pending}, batch in hand "
+                    f"{unit in self._running}; starting the loop again")
 
     async def _quiesce(self) -> None:
         """Drop what is queued and wait for the units' batches and timers in hand to commit
@@ -235,6 +302,7 @@ class UnitLoop(ConsumerRebalanceListener):
         for tp in revoked:
             self.highwater.pop(tp, None)
             self.read_to.pop(tp, None)
+            self.fetched_to.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Pause the new assignment; the loop takes it over (:meth:`_take_over`) outside the
@@ -264,11 +332,12 @@ class UnitLoop(ConsumerRebalanceListener):
                 off = await cons.committed(tp)
                 if off is not None:
                     cons.seek(tp, off)
-                self.committed[tp] = off or 0
+                self.committed[tp] = self.fetched_to[tp] = off or 0
         self.health.committed({tp: self.committed.get(tp, 0) for tp in assigned})
         if new:
             log.info("%s: %d unit(s) ready in %.2f s", self.name, len(new),
                      time.monotonic() - t0)
+        self.watch.reset()
         if self._takeover is None:  # no newer assignment came meanwhile
             current = set(cons.assignment())
             cons.resume(*(tp for tp in assigned if tp in current))

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # for the whole wait)
     stuck_seconds: float = 30.0  # a consumer this long without progress while input waits
     # fails the health check (streams/health.py)
+    stall_seconds: float = 60.0  # an assigned input partition this long with input waiting
+    # and no progress restarts its loop (streams/loop.py, PartitionWatch)
     store_url: str = ""  # the read store (SQLAlchemy URL); "" = SQLite store.db in data_dir
     projector: bool = True  # run a projector into the store in this worker
     # the HTTP API (streams/web), photos (streams/photos.py), pages (streams/dashboard.py)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 
-from streams.loop import UnitLoop
+from streams.loop import PartitionWatch, Stalled, UnitLoop
 from streams.settings import Settings
 
 TOPIC = "in"
@@ -160,5 +160,96 @@ def test_quiesce_drops_the_queue_and_waits_for_the_commit_in_hand(loop):
         await asyncio.wait_for(quiet, 1)
         assert loop.handled == [("0", [0])]
         assert [o for _u, _r, o in sink.commits] == [{TopicPartition(TOPIC, 0): 1}]
+
+    asyncio.run(scenario())
+
+
+class WatchedConsumer(FakeConsumer):
+    """A consumer holding partitions 0 and 1: ``paused`` and per-partition stable end and
+    fetch position as the test sets them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tps = [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)]
+        self.paused_tps: set[TopicPartition] = set()
+        self.lso: dict[TopicPartition, int] = {}
+        self.pos: dict[TopicPartition, int] = {}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.tps)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self.paused_tps)
+
+    def last_stable_offset(self, tp: TopicPartition) -> int | None:
+        return self.lso.get(tp)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.pos.get(tp, 0)
+
+
+async def watch_twice(loop: Loop, cons: WatchedConsumer) -> None:
+    """Two checks ``stall_seconds`` apart (the watch looks once a second at most)."""
+    await loop._watch(cons)
+    await asyncio.sleep(loop.settings.stall_seconds)
+    loop._next_watch = 0.0
+    await loop._watch(cons)
+
+
+def test_partition_watch_counts_time_waiting_with_the_same_mark():
+    tp = TopicPartition(TOPIC, 0)
+    w = PartitionWatch()
+    assert w.observe(tp, True, (5, 7), now=100.0) == 0.0
+    assert w.observe(tp, True, (5, 7), now=130.0) == 30.0
+    assert w.observe(tp, True, (6, 7), now=140.0) == 0.0  # committed moved: progress
+    assert w.observe(tp, True, (6, 7), now=150.0) == 10.0
+    assert w.observe(tp, False, (6, 7), now=160.0) == 0.0  # nothing waits
+    assert w.observe(tp, True, (6, 7), now=170.0) == 0.0
+
+
+def test_a_partition_left_paused_outside_a_takeover_restarts_the_loop(loop):
+    loop.settings.stall_seconds = 0.05
+    cons = WatchedConsumer()
+    cons.paused_tps = {TopicPartition(TOPIC, 1)}
+    with pytest.raises(Stalled, match=r"in\[1\] \(unit 1\) has waited 0 s .*paused True"):
+        asyncio.run(watch_twice(loop, cons))
+
+
+def test_records_past_the_fetch_position_never_fetched_restart_the_loop(loop):
+    loop.settings.stall_seconds = 0.05
+    cons = WatchedConsumer()
+    tp = TopicPartition(TOPIC, 0)
+    loop.fetched_to[tp] = cons.pos[tp] = 40
+    cons.lso[tp] = 90
+    with pytest.raises(Stalled, match=r"in\[0\] .*fetched to 40, stable end 90"):
+        asyncio.run(watch_twice(loop, cons))
+
+
+def test_an_aborted_transaction_at_the_end_or_a_pending_takeover_is_no_stall(loop):
+    loop.settings.stall_seconds = 0.05
+    cons = WatchedConsumer()
+    tp = TopicPartition(TOPIC, 0)
+    loop.fetched_to[tp] = 40
+    cons.pos[tp] = cons.lso[tp] = 52  # the consumer moved past aborted records: none to read
+    asyncio.run(watch_twice(loop, cons))
+    cons.pos[tp] = 40  # now they wait, but a newer assignment is about to be taken over
+    cons.paused_tps = set(cons.tps)
+    loop._takeover = list(cons.tps)
+    asyncio.run(watch_twice(loop, cons))
+    assert loop.watch.observe(tp, True, (None, 40), now=0.0) == 0.0  # the takeover reset it
+
+
+def test_records_in_hand_that_commit_are_progress(loop):
+    loop.settings.stall_seconds = 0.05
+    cons = WatchedConsumer()
+
+    async def scenario() -> None:
+        tp = TopicPartition(TOPIC, 0)
+        loop._pending["0"] = [recs(0, 1)]  # queued, as if its unit were busy
+        await loop._watch(cons)
+        await asyncio.sleep(0.06)
+        loop.committed[tp] = 2  # ... and its batch committed meanwhile
+        loop._next_watch = 0.0
+        await loop._watch(cons)
 
     asyncio.run(scenario())
