@@ -170,7 +170,39 @@ def where_are(bootstrap: str | None, report_ids: list[str]) -> str:
     located = sorted(found[T.LOCATED], key=lambda x: x[1:])[:5]
     return ("a fresh read finds them in: " + ", ".join(
         f"{t} {len(hits)}" for t, hits in found.items())
-        + f" (located partition/offset: {[(p, o) for _r, p, o in located]})")
+        + f" (located partition/offset: {[(p, o) for _r, p, o in located]}); "
+        + group_lags(bootstrap))
+
+
+def group_lags(bootstrap: str) -> str:
+    """Per consumer group, the input partitions whose committed offset is behind the end
+    (a failure message: which partition a loop stopped consuming)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def go() -> str:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        cons = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                isolation_level="read_committed")
+        await admin.start()
+        await cons.start()
+        try:
+            lines = []
+            for group, _proto in sorted(await admin.list_consumer_groups()):
+                offsets = await admin.list_consumer_group_offsets(group)
+                ends = await cons.end_offsets(list(offsets))
+                behind = {f"{tp.topic}[{tp.partition}]": (m.offset, ends[tp])
+                          for tp, m in sorted(offsets.items()) if m.offset < ends[tp] - 1}
+                lines.append(f"{group}: " + (f"committed/end {behind}" if behind
+                                             else "every partition committed to its end"))
+            return "consumer groups: " + "; ".join(lines)
+        finally:
+            await cons.stop()
+            await admin.close()
+
+    try:
+        return asyncio.run(go())
+    except Exception as e:  # a diagnosis must not hide the failure it explains
+        return f"consumer groups: not read ({e!r})"
 
 
 def check_run(log: Log, raws: list[bytes], bad: set[bytes],
