@@ -49,11 +49,7 @@ class CaseView(Case):
 async def get_case(api: Api, request: web.Request) -> web.Response:
     """One case: state, placement, decision with explanation, deadlines, history."""
     p = api.principal(request)
-    case_id = request.match_info["case_id"]
-    got = await asyncio.to_thread(api.g.read_store.case_and_history, case_id)
-    if got is None:
-        raise HttpError(404, f"no case {case_id!r}", case_id=case_id)
-    case, history = got
+    case, history = await api.load_case_and_history(request.match_info["case_id"])
     guard(auth.check_read, p, case.placement, case.department, case.reporters,
           auth.holders_of(case))
     return json_response(case_json(api, case, history))
