@@ -75,7 +75,7 @@ def reply_for(case: Case, e: CaseEvent, departments: Any = None) -> HotlineReply
     dept = department_of(e) or case.department
     unit_name = dispatched.unit_name if dispatched else None
     if unit_name is None and dept == case.department and case.decision is not None:
-        unit_name = _unit_name(case)
+        unit_name = case.unit_name
     who = (departments[dept].name_zh if departments is not None and dept in departments
            else dept)
     callback = d if isinstance(d, CallbackData) else None
@@ -101,13 +101,6 @@ def reply_for(case: Case, e: CaseEvent, departments: Any = None) -> HotlineReply
         department=dept, unit=dispatched.unit if dispatched and dispatched.unit is not None
         else case.unit if dept == case.department else None,
         unit_name=unit_name, satisfaction=satisfaction, at=e.at)
-
-
-def _unit_name(case: Case) -> str | None:
-    for e in reversed(case.history):
-        if isinstance(e.data, DispatchedData):
-            return e.data.unit_name
-    return None
 
 
 def department_of(e: CaseEvent) -> str | None:

@@ -6,6 +6,8 @@
 
 ``apply(case, command, now) -> (case, events)`` is ``decide`` followed by ``evolve``: the
 events are the only source of truth, so replaying the history gives back the same case.
+The case keeps what deciding needs, not its history (``grid.case/2``, see
+:class:`~grid.models.Case`): each field below is folded from the events by :func:`evolve`.
 
 National flow: reported → filed | rejected | merged | triage; filed → dispatched → accepted →
 disposed → verified → closed; a failed verification sends the case to rework; a department's
@@ -26,14 +28,18 @@ closes the open stage and disposes it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from grid.events import (
     CallbackEvent,
     ClassifiedData,
+    ClassifiedEvent,
     CommandRejectedData,
     CommandRejectedEvent,
     DecisionData,
@@ -53,6 +59,8 @@ from grid.events import (
     payload_model,
 )
 from grid.models import (
+    CASE_SCHEMA,
+    CASE_SCHEMA_V1,
     TERMINAL_STATES,
     Action,
     Callback,
@@ -63,6 +71,7 @@ from grid.models import (
     Decision,
     LegalStageSpec,
     LegalStageState,
+    MergedReport,
     Part,
     Placement,
     Report,
@@ -123,7 +132,7 @@ def _event(case: Case | None, kind: str, to: CaseState, actor: str, role: Role, 
            reason: str = "", seq_offset: int = 0, case_id: str | None = None,
            placement: Placement | None = None, **data: Any) -> CaseEvent:
     cid = case_id or (case.case_id if case else "")
-    seq = (len(case.history) if case else 0) + 1 + seq_offset
+    seq = (case.seq if case else 0) + 1 + seq_offset
     where = placement or (case.placement if case else None)
     return make_event(
         kind, event_id=f"{cid}:{seq}", case_id=cid, seq=seq,
@@ -292,7 +301,7 @@ def _part_of(case: Case, actor: str) -> Part | None:
 
 def already_applied(case: Case, command_id: str) -> bool:
     """At-least-once delivery: a command seen before has no further effect."""
-    return any(e.data.command_id == command_id for e in case.history)
+    return command_id in case.command_ids
 
 
 def decide(case: Case, cmd: Command, now: datetime, *, decision: Decision | None = None,
@@ -589,8 +598,7 @@ def _callback_events(case: Case, cmd: Command, at: datetime, ev: Callable[..., C
         raise IllegalTransition(case.state, cmd.action, "callback needs satisfaction: "
                                 "satisfied, basically_satisfied or not_satisfied")
     closed = case.closed_at or case.updated_at
-    last_close = max((i for i, e in enumerate(case.history) if e.type == "closed"), default=-1)
-    if any(e.type == "callback" for e in case.history[last_close + 1:]):
+    if case.called_back:
         raise IllegalTransition(case.state, cmd.action, "the citizen was already called back "
                                 "after this closing")
     late = at - closed > cfg.callback_window
@@ -630,7 +638,8 @@ def evolve(case: Case | None, e: CaseEvent, *, typed: dict[str, Any] | None = No
     ``typed`` may hold the already-validated ``report``, ``placement`` and ``decision`` that
     the event carries as JSON (saves re-validating them when a case is opened; replay
     validates them from the event, and yields the same case). An event of a type without a
-    fold (also :class:`~grid.events.UnknownEvent`) changes only state, time and history."""
+    fold (also :class:`~grid.events.UnknownEvent`) changes only what every event changes:
+    state, time, ``seq``, ``reason``, ``command_ids`` and ``recent``."""
     typed = typed or {}
     if isinstance(e, ReportedEvent):
         d = e.data
@@ -639,10 +648,21 @@ def evolve(case: Case | None, e: CaseEvent, *, typed: dict[str, Any] | None = No
             case_id=e.case_id, state=S.REPORTED, report=report, report_ids=[report.rid],
             placement=typed.get("placement") or d.parsed_placement(),
             type_code=d.type_code, category=d.category,
-            kind=d.kind, created_at=e.at, updated_at=e.at, history=[e],
+            kind=d.kind, created_at=e.at, updated_at=e.at, seq=1, reason=e.reason,
+            recent=[e.model_copy(update={"data": d.model_copy(update=_OWN_REPORT)})],
         )
     assert case is not None, "the first event of a case must be 'reported'"
-    u: dict[str, Any] = {"state": e.state_to, "updated_at": e.at, "history": [*case.history, e]}
+    cid = e.data.command_id
+    u: dict[str, Any] = {"state": e.state_to, "updated_at": e.at, "seq": case.seq + 1}
+    # the latest input's events: one input's events share its command id (none: the opening)
+    same = bool(case.recent) and case.recent[-1].data.command_id == cid
+    new_decision = isinstance(e.data, DecisionData) and bool(e.data.decision)
+    u["recent"] = [*((_with_decision(case) if new_decision else case.recent) if same else ()),
+                   _kept(e)]
+    if cid is not None and cid not in case.command_ids:
+        u["command_ids"] = [*case.command_ids, cid]
+    if e.type != "warned":
+        u["reason"] = e.reason
     if isinstance(e.data, DecisionData) and e.data.decision is not None:
         dec: Decision = typed.get("decision") or Decision.model_validate(e.data.decision)
         u.update(decision=dec, department=dec.department, tier=dec.tier, priority=dec.priority,
@@ -656,7 +676,7 @@ def evolve(case: Case | None, e: CaseEvent, *, typed: dict[str, Any] | None = No
     return case.model_copy(update=u)
 
 
-# How each event type changes a case, beyond its state, time and history: a fold adds the
+# How each event type changes a case, beyond what every event changes: a fold adds the
 # changed fields to ``u`` (the update :func:`evolve` applies). Types without one change no
 # other field. Each fold takes the event class of its type (grid.events.EVENT_TYPES; a unit
 # test checks the annotations against it).
@@ -665,7 +685,8 @@ _Fold = Callable[[Case, Any, dict[str, Any]], None]
 
 def _f_dispatched(case: Case, e: DispatchedEvent, u: dict[str, Any]) -> None:
     d = e.data
-    u.update(department=d.department, unit=d.unit, dispatches=case.dispatches + 1)
+    u.update(department=d.department, unit=d.unit, unit_name=d.unit_name,
+             dispatches=case.dispatches + 1)
     if d.assisting:
         u["assisting"] = [Part(department=p.department, unit=p.unit, unit_name=p.unit_name,
                                work_order_id=p.work_order_id) for p in d.assisting]
@@ -700,6 +721,7 @@ def _f_callback(case: Case, e: CallbackEvent, u: dict[str, Any]) -> None:
     d = e.data
     u["callbacks"] = [*case.callbacks, Callback(
         satisfaction=d.satisfaction, comment=d.comment, at=e.at, reopened=d.reopened)]
+    u["called_back"] = True
 
 
 def _f_reopened(case: Case, e: ReopenedEvent, u: dict[str, Any]) -> None:
@@ -726,15 +748,21 @@ def _f_warned(case: Case, e: WarnedEvent, u: dict[str, Any]) -> None:
 
 
 def _f_merged(case: Case, e: MergedEvent, u: dict[str, Any]) -> None:
-    u.update(report_ids=[*case.report_ids, e.data.report_id])
+    d = e.data
+    u.update(report_ids=[*case.report_ids, d.report_id], merged=[*case.merged, MergedReport(
+        report_id=d.report_id, reporter_id=d.reporter_id, fingerprint=d.fingerprint)])
 
 
 def _f_closed(case: Case, e: CaseEvent, u: dict[str, Any]) -> None:
     due = case.deadlines.get("dispose") or u.get("deadlines", {}).get("dispose")
     done = case.disposed_at or e.at
-    u.update(closed_at=e.at, closed_on_time=due is None or done <= due)
+    u.update(closed_at=e.at, closed_on_time=due is None or done <= due, called_back=False)
     if e.type == "self_closed":
         u.update(tier="self", department=None)
+
+
+def _f_follow_up(case: Case, e: ClassifiedEvent, u: dict[str, Any]) -> None:
+    u.update(follow_up_at=e.at)
 
 
 _FOLDS: dict[str, _Fold] = {
@@ -756,6 +784,7 @@ _FOLDS: dict[str, _Fold] = {
     "supervised": _f_supervised,
     "warned": _f_warned,
     "merged": _f_merged,
+    "follow_up_opened": _f_follow_up,
     "closed": _f_closed,
     "self_closed": _f_closed,
 }
@@ -777,6 +806,87 @@ def replay(events: Iterable[CaseEvent]) -> Case:
     if case is None:
         raise ValueError("no events to replay")
     return case
+
+
+# What a grid.case/1 record (with the whole history) lacks of grid.case/2: derived by replay.
+DERIVED = ("unit_name", "called_back", "follow_up_at", "seq", "reason", "merged", "command_ids",
+           "recent")
+
+
+def decode_case(raw: bytes | str) -> Case:
+    """A case from its JSON (the changelog value): ``grid.case/2``, or a ``grid.case/1``
+    record (with the whole ``history``) read as /2 — the stored fields as they are, the new
+    ones derived by replaying the history through :func:`evolve` (the folds that keep them
+    from then on), the history dropped. So a running deployment's case state survives the
+    upgrade; the next write of the case stores /2."""
+    try:
+        return Case.model_validate_json(raw)
+    except ValidationError:
+        data = json.loads(raw)
+        if not (isinstance(data, dict) and data.get("schema") == CASE_SCHEMA_V1):
+            raise
+    from grid.events import parse_event
+
+    history = data.pop("history", None) or []
+    data["schema"] = CASE_SCHEMA
+    case = Case.model_validate(data)
+    if not history:
+        return case
+    derived = replay(parse_event(e) for e in history)
+    return case.model_copy(update={k: getattr(derived, k) for k in DERIVED})
+
+
+def redelivered(case: Case, *, command_id: str | None = None,
+                report_id: str | None = None) -> list[CaseEvent]:
+    """The events a command (``command_id``) or a report (``report_id``: the opening one or a
+    merged duplicate) caused, as they were published, if it was the case's latest input
+    (``recent``); [] for an older one (its output went out before a later input of the case
+    was handled)."""
+    recent = case.recent
+    if command_id is not None:
+        found = [e for e in recent if e.data.command_id == command_id]
+    elif report_id == case.report.rid:
+        found = list(recent) if recent and recent[0].type == "reported" else []
+    else:
+        found = [e for e in recent if isinstance(e, MergedEvent)
+                 and e.data.report_id == report_id]
+    return [_restored(case, e) for e in found]
+
+
+# In ``Case.recent`` the report, placement and decision the case holds itself are {}.
+_OWN_REPORT: dict[str, Any] = {"report": {}, "placement": {}}
+_OWN_DECISION: dict[str, Any] = {"decision": {}}
+
+
+def _kept(e: CaseEvent) -> CaseEvent:
+    """``e`` as ``recent`` keeps it: a decision it carries is the case's own (after folding
+    it) and is left out."""
+    d = e.data
+    if isinstance(d, DecisionData) and d.decision:
+        return e.model_copy(update={"data": d.model_copy(update=_OWN_DECISION)})
+    return e
+
+
+def _with_decision(case: Case) -> list[CaseEvent]:
+    """``case.recent`` with a left-out decision put back (a new one is about to come)."""
+    if case.decision is None:
+        return list(case.recent)
+    return [e.model_copy(update={"data": e.data.model_copy(
+        update={"decision": _dump(case.decision)})})
+        if isinstance(e.data, DecisionData) and e.data.decision == {} else e
+        for e in case.recent]
+
+
+def _restored(case: Case, e: CaseEvent) -> CaseEvent:
+    """An event of ``case.recent`` with the case's own report, placement, decision back."""
+    d = e.data
+    if isinstance(d, ReportedData) and d.report == {}:
+        return e.model_copy(update={"data": d.model_copy(update={
+            "report": _dump(case.report), "placement": _dump(case.placement)})})
+    if isinstance(d, DecisionData) and d.decision == {} and case.decision is not None:
+        return e.model_copy(update={"data": d.model_copy(update={
+            "decision": _dump(case.decision)})})
+    return e
 
 
 def rejection_event(case: Case, cmd: Command, error: Exception, now: datetime) -> CaseEvent:

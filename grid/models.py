@@ -32,7 +32,6 @@ from pydantic import (
 # case events (envelope, payloads per type, parse_event) live in grid.events; re-exported
 from grid.events import AnyCaseEvent as AnyCaseEvent
 from grid.events import CaseEvent as CaseEvent
-from grid.events import MergedEvent
 from grid.wire import CASE_EVENT_SCHEMA as CASE_EVENT_SCHEMA
 from grid.wire import CaseState as CaseState
 from grid.wire import Priority as Priority
@@ -42,7 +41,8 @@ from grid.wire import Tier as Tier
 from grid.wire import Wire as Wire
 
 REPORT_SCHEMA: Final = "grid.report/1"
-CASE_SCHEMA: Final = "grid.case/1"
+CASE_SCHEMA: Final = "grid.case/2"
+CASE_SCHEMA_V1: Final = "grid.case/1"  # with the whole history (grid.lifecycle.decode_case)
 WORK_ORDER_SCHEMA: Final = "grid.work-order/1"
 COMMAND_SCHEMA: Final = "grid.command/1"
 ALERT_SCHEMA: Final = "grid.alert/1"
@@ -546,10 +546,32 @@ class HotlineReply(Wire):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class Case(BaseModel):
-    """A case (案件): the state a report opens, changed only through :mod:`grid.lifecycle`."""
+class MergedReport(BaseModel):
+    """A duplicate report merged into a case: its id, who sent it and its content digest
+    (``fingerprint``: None for a merge recorded before fingerprints were kept)."""
 
-    schema_: Literal["grid.case/1"] = Field(CASE_SCHEMA, alias="schema")
+    model_config = ConfigDict(frozen=True)
+
+    report_id: str
+    reporter_id: str | None = None
+    fingerprint: str | None = None
+
+
+class Case(BaseModel):
+    """A case (案件): the state a report opens, changed only through :mod:`grid.lifecycle`.
+
+    ``grid.case/2`` is what the decider needs, not the case's history (that is
+    ``grid.case-events.v1``, and the read store keeps it): the fields below are folded from
+    the events by :func:`grid.lifecycle.evolve`, so the snapshot does not grow with the
+    number of events. ``recent`` holds the events of the case's latest input (report or
+    command), for re-emitting them when that input is delivered again; there a
+    ``reported`` event's ``report`` and ``placement`` and the ``decision`` that is the
+    case's own are ``{}`` (kept once, in the case; :func:`grid.lifecycle.redelivered` puts
+    them back). A ``grid.case/1`` record (with ``history``) is read with
+    :func:`grid.lifecycle.decode_case`: the new fields derived by replaying its history.
+    """
+
+    schema_: Literal["grid.case/2"] = Field(CASE_SCHEMA, alias="schema")
     case_id: str
     state: CaseState
     report: Report
@@ -561,9 +583,11 @@ class Case(BaseModel):
     decision: Decision | None = None
     department: str | None = None
     unit: str | None = None  # the lead department's unit (registry), if any
+    unit_name: str | None = None  # its name, as the last dispatch gave it
     assisting: list[Part] = Field(default_factory=list)  # 协办 parts of a joint case
     lead_disposed: bool = False  # the lead reported its disposal while parts were open
     callbacks: list[Callback] = Field(default_factory=list)  # 回访 after closing
+    called_back: bool = False  # a callback since the last 'closed' (one per closing)
     reopens: int = 0  # times a "not satisfied" callback reopened the case
     legal: list[LegalStageState] = Field(default_factory=list)  # legal-process stages so far
     tier: Tier = "street"
@@ -580,10 +604,15 @@ class Case(BaseModel):
     arbitration: bool = False
     created_at: datetime
     updated_at: datetime
+    follow_up_at: datetime | None = None  # the last follow-up of a transferred emergency
     disposed_at: datetime | None = None
     closed_at: datetime | None = None
     closed_on_time: bool | None = None
-    history: list[AnyCaseEvent] = Field(default_factory=list)
+    seq: int = 0  # seq of the case's last event (the next one is seq + 1)
+    reason: str = ""  # the reason of the last event that was not a warning
+    merged: list[MergedReport] = Field(default_factory=list)  # duplicates merged, in order
+    command_ids: list[str] = Field(default_factory=list)  # commands applied (idempotency)
+    recent: list[AnyCaseEvent] = Field(default_factory=list)  # the latest input's events
 
     model_config = ConfigDict(frozen=True, populate_by_name=True)
 
@@ -605,8 +634,7 @@ class Case(BaseModel):
     @property
     def reporters(self) -> list[str]:
         """Reporter ids of the opening report and of every report merged into the case."""
-        merged = [e.data.reporter_id for e in self.history if isinstance(e, MergedEvent)]
-        return [self.report.reporter_id, *(r for r in merged if r)]
+        return [self.report.reporter_id, *(m.reporter_id for m in self.merged if m.reporter_id)]
 
     def overdue_stages(self, now: datetime) -> list[str]:
         """Stages whose deadline has passed while the case is still open."""

@@ -18,7 +18,6 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from grid.deadlines import SHANGHAI
-from grid.events import DispatchedData
 from grid.models import TERMINAL_STATES, Case, CaseState
 
 # Open311 parameter → report field (for error messages that name what the client sent)
@@ -174,15 +173,14 @@ def request_status(report_id: str, case: Case | None, taxonomy: Any,
         }
     t = taxonomy.types.get(case.type_code) if case.type_code else None
     dept = taxonomy.departments.get(case.department) if case.department else None
-    agency = _unit_name(case) or (dept.name_zh if dept else (case.department or None))
+    agency = case.unit_name or (dept.name_zh if dept else (case.department or None))
     own = case.report if case.report.rid == report_id else None
     requested = own.reported_at if own else case.created_at
-    last = next((e for e in reversed(case.history) if e.type != "warned"), None)
     notes = STATUS_NOTES.get(case.state, case.state.value).format(agency=agency or "—")
     if own is None:
         notes = f"merged into case {case.case_id}; " + notes
-    if case.state is CaseState.REJECTED and last is not None and last.reason:
-        notes += f" ({last.reason})"
+    if case.state is CaseState.REJECTED and case.reason:
+        notes += f" ({case.reason})"
     if case.reopens and case.is_open:
         notes = "reopened after the citizen's callback (not satisfied); " + notes
     if case.callbacks and not case.is_open:
@@ -216,14 +214,6 @@ def request_status(report_id: str, case: Case | None, taxonomy: Any,
         "long": case.placement.lon,
         "media_url": next(iter((own or case.report).photos or ()), None),
     }
-
-
-def _unit_name(case: Case) -> str | None:
-    """The name of the unit holding the case's lead work order (the registry's), if any."""
-    for e in reversed(case.history):
-        if isinstance(e.data, DispatchedData):
-            return e.data.unit_name
-    return None
 
 
 def _iso_text(v: Any) -> str | None:

@@ -28,7 +28,6 @@ from grid.deadlines import SHANGHAI
 from grid.events import (
     CommandRejectedData,
     CommandRejectedEvent,
-    MergedEvent,
     SupervisedEvent,
     WarnedEvent,
 )
@@ -97,7 +96,8 @@ class Effects:
     replies: list[HotlineReply] = field(default_factory=list)  # to the hotline (12345 …)
     merged_into: str | None = None  # case id a duplicate report was merged into
     duplicate_delivery: bool = False  # the same report id / command id was seen before
-    # (then events/work_orders/alerts are the ones it caused the first time, same ids)
+    # (then events/work_orders/alerts are the ones it caused the first time, same ids, if it
+    # was the case's latest input; none for an older one: grid.lifecycle.redelivered)
     report: Report | None = None  # the report this input brought in (opened or merged)
     conflict: str | None = None  # a known report id came back with other content: why
 
@@ -256,12 +256,16 @@ class Engine:
         ``existing``: the case this report id already belongs to (redelivery), if any.
         ``open_nearby``: open cases of the same street, candidates for duplicate merging.
 
-        A redelivered report re-emits the events (and work orders, alerts) it caused, with
-        their original ids: a worker killed after saving the case but before its output was
-        acknowledged must not lose that output (consumers dedupe by event/work order id).
+        A report delivered again (``duplicate_delivery``) changes nothing. If it was the
+        case's latest input, its events (and work orders, alerts) are re-emitted with their
+        original ids (consumers dedupe by id): on the at-least-once fallback a worker killed
+        while its output was being sent gets that input again. An older one re-emits
+        nothing: its output went out with (Kafka: in the transaction of) the case state
+        that a later input of the case was read from — see :func:`grid.lifecycle.redelivered`.
         """
         if existing is not None:
-            fx = self._effects(existing, _events_of_report(existing, msg.report.rid))
+            fx = self._effects(existing, lifecycle.redelivered(existing,
+                                                               report_id=msg.report.rid))
             fx.duplicate_delivery = True
             stored = _fingerprint_in(existing, msg.report.rid)
             if stored is not None and stored != report_fingerprint(msg.report):
@@ -300,9 +304,8 @@ class Engine:
                 actor=cmd.actor, role=cmd.role, at=now, reason=f"unknown case {cmd.case_id!r}",
                 data=CommandRejectedData(command_id=cmd.command_id, action=cmd.action.value))
             return Effects(events=[ev])
-        if lifecycle.already_applied(case, cmd.command_id):  # redelivery: re-emit, same ids
-            fx = self._effects(case, [e for e in case.history
-                                      if e.data.command_id == cmd.command_id])
+        if lifecycle.already_applied(case, cmd.command_id):  # again: re-emit the latest's
+            fx = self._effects(case, lifecycle.redelivered(case, command_id=cmd.command_id))
             fx.duplicate_delivery = True
             return fx
         decision = None
@@ -395,19 +398,7 @@ def _fingerprint_in(case: Case, report_id: str) -> str | None:
     merge recorded before fingerprints were kept)."""
     if case.report.rid == report_id:
         return report_fingerprint(case.report)
-    for e in case.history:
-        if isinstance(e, MergedEvent) and e.data.report_id == report_id:
-            return e.data.fingerprint
-    return None
-
-
-def _events_of_report(case: Case, report_id: str) -> list[CaseEvent]:
-    """The events a report caused: the opening ones (same instant as 'reported') for the
-    report that opened the case, else its 'merged' event."""
-    h = case.history
-    if h and h[0].type == "reported" and case.report_ids and case.report_ids[0] == report_id:
-        return [e for e in h if e.at == h[0].at and e.data.command_id is None]
-    return [e for e in h if isinstance(e, MergedEvent) and e.data.report_id == report_id]
+    return next((m.fingerprint for m in case.merged if m.report_id == report_id), None)
 
 
 def _alert_for(case: Case, e: CaseEvent, names: Names | None = None) -> Alert | None:

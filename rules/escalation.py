@@ -70,8 +70,7 @@ def check_deadlines(case: Case, now: datetime, ruleset: RuleSet) -> list[Escalat
     due = case.deadlines.get(stage) if stage else None
     # limits run from the receipt, or from the follow-up that opened the grid's part of a
     # transferred emergency
-    start = next((e.at for e in reversed(case.history) if e.type == "follow_up_opened"),
-                 case.created_at)
+    start = case.follow_up_at or case.created_at
     cal = stage_calendar(stage or "", calendar)
     legal = case.legal_stage
     if stage == "dispose" and legal is not None and case.decision is not None:

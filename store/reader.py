@@ -22,7 +22,7 @@ from sqlalchemy.sql import ColumnElement
 from grid.evaluation import RoleFigures, role_figures
 from grid.events import parse_event
 from grid.lifecycle import replay
-from grid.models import Case
+from grid.models import Case, CaseEvent
 from grid.projection import (
     COUNTED,
     COUNTER_KEYS,
@@ -95,13 +95,20 @@ class ReadStore:
     def case(self, case_id: str) -> Case | None:
         """The case as the engine holds it, rebuilt from its stored events
         (:func:`grid.lifecycle.replay`; refusals, which change nothing, are left out)."""
+        got = self.case_and_history(case_id)
+        return got[0] if got is not None else None
+
+    def case_and_history(self, case_id: str) -> tuple[Case, list[CaseEvent]] | None:
+        """The case (as :meth:`case`) and its events in order: its history, which the
+        engine's case (``grid.case/2``) does not keep."""
         e = S.case_events.c
         with self.engine.connect() as conn:
             bodies = conn.execute(select(e.body).where(e.case_id == case_id, e.seq > 0)
                                   .order_by(e.seq)).scalars().all()
         if not bodies:
             return None
-        return replay(parse_event(b) for b in bodies)
+        events = [parse_event(b) for b in bodies]
+        return replay(events), events
 
     def case_for_report(self, report_id: str) -> str | None:
         """The case a report opened or was merged into (None: not seen yet)."""

@@ -16,8 +16,11 @@ partition and tick (the event loop also sends the group's heartbeats).
 
 A report or command already in the state (a second copy from its source) produces nothing
 new on Apache Kafka: its first output was committed with the state. On the Tansu fallback
-(at-least-once) it re-emits the output it caused the first time, same ids, because that
-output may not have been delivered before a crash.
+(at-least-once) the state is sent only after the rest of a batch's output is acknowledged
+(:class:`streams.sinks.AtLeastOnceSink`), so a stored input's output is out; if it was its
+case's latest input, the engine re-emits that output all the same (same ids, consumers
+dedupe), an older one re-emits nothing (``grid.case/2`` keeps the latest input's events
+only: :func:`grid.lifecycle.redelivered`).
 """
 
 from __future__ import annotations

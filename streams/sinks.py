@@ -75,6 +75,9 @@ def _producer(bootstrap: str, **kw: Any) -> AIOKafkaProducer:
                             request_timeout_ms=60_000, **kw, **client_security())
 
 
+CHANGELOG = "-changelog"  # state topics end so (streams.caseloop.changelog_topics)
+
+
 class _Batcher:
     """Hands records to a producer as one record batch per topic partition."""
 
@@ -161,7 +164,12 @@ class TransactionalSink:
 
 class AtLeastOnceSink:
     """**Tansu fallback only** (no transactions there): one producer; output is acknowledged
-    before the input offsets are committed with ``commit_offsets``."""
+    before the input offsets are committed with ``commit_offsets``, and the state (records
+    to ``-changelog`` topics) is sent only once the rest of the output is acknowledged. So a
+    case state that survives a crash had its output delivered: an input handled again after
+    a crash finds either no state of it (and is handled anew) or its output out already
+    (the engine re-emits the output of a case's latest input all the same; consumers
+    dedupe by id)."""
 
     exactly_once = False
 
@@ -185,8 +193,11 @@ class AtLeastOnceSink:
         if records:
             await self.assign(())
             assert self.producer is not None
-            for fut in await self._batcher.send(self.producer, records):
-                await fut
+            state = [r for r in records if r.topic.endswith(CHANGELOG)]
+            rest = [r for r in records if not r.topic.endswith(CHANGELOG)] if state else records
+            for part in (rest, state):
+                for fut in await self._batcher.send(self.producer, part) if part else ():
+                    await fut
         if offsets:
             await self.commit_offsets(offsets)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from grid import lifecycle
 from grid.models import Case
 
 
@@ -46,7 +47,9 @@ def encode_case(case: Case) -> bytes:
 
 
 def decode_case(raw: bytes | None) -> Case | None:
-    return None if raw is None else Case.model_validate_json(raw)
+    """A changelog value as a case (a ``grid.case/1`` one too: see
+    :func:`grid.lifecycle.decode_case`); None for a tombstone."""
+    return None if raw is None else lifecycle.decode_case(raw)
 
 
 Writer = Callable[[str, bytes, bytes], None]  # (table: "cases" | "report_index", key, value)

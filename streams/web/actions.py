@@ -67,7 +67,9 @@ async def post_action(api: Api, request: web.Request) -> web.Response:
     Checked against the caller's role and scope, then produced to grid.commands.v1; the
     engine alone decides. Waits up to GRID_API_ACTION_WAIT (5 s; ?wait=0: not at all) for its
     answer: 200 with the applied events, its refusal (409 when the case's state refuses it,
-    403 when the actor may not), else 202. command_id is the idempotency key."""
+    403 when the actor may not), else 202. command_id is the idempotency key: a command_id
+    the case's history already holds (a client's retry) is not sent again; the answer is
+    200 with the events it caused then (``note`` says so)."""
     p = api.principal(request)
     case_id = request.match_info["case_id"]
     data = loads(await api.body(request))
@@ -75,7 +77,7 @@ async def post_action(api: Api, request: web.Request) -> web.Response:
     action = req.action if req is not None else Action(data["action"])  # checked by now
     if action not in auth.ACTIONS_BY_ROLE[p.role]:  # before loading the case
         guard(auth.check_action, p, action, None, None)
-    case = await api.load_case(case_id)
+    case, history = await api.load_case_and_history(case_id)
     guard(auth.check_action, p, action, case.placement, case.department,
           auth.holders_of(case), case.reporters)
     if invalid is not None:
@@ -90,6 +92,14 @@ async def post_action(api: Api, request: web.Request) -> web.Response:
     if action in (Action.CLASSIFY, Action.FOLLOW_UP) and cmd.type_code not in api.taxonomy.types:
         raise HttpError(422, f"unknown type code {cmd.type_code!r}", errors=[
             {"field": "type_code", "message": "not one of the types (grid taxonomy)"}])
+    done = [e for e in history if e.data.command_id == cmd.command_id]
+    if done and data.get("command_id"):  # applied before: the same answer, not sent again
+        return json_response({
+            "command_id": cmd.command_id, "case_id": case_id, "action": action.value,
+            "case_url": f"{API}/cases/{case_id}", "status": "applied",
+            "state": done[-1].state_to.value,
+            "events": [e.model_dump(mode="json", by_alias=True) for e in done],
+            "note": "this command_id was applied before: its events then; not applied again"})
     wait = api.action_wait if request.query.get("wait", "1") not in ("0", "false") else 0
     api.results.expect(cmd.command_id)
     key, value = api.g.command_bytes(cmd)

@@ -7,10 +7,13 @@ import asyncio
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from grid import auth
 from grid.auth import Principal
-from grid.models import Case, CaseState
+from grid.events import AnyCaseEvent
+from grid.models import Case, CaseEvent, CaseState
 from store.reader import TOTAL_CAP
 from streams.web.bodies import Page
 from streams.web.common import (
@@ -32,17 +35,29 @@ from streams.web.common import (
 OPEN_WORK = (CaseState.DISPATCHED, CaseState.ACCEPTED, CaseState.REWORK)
 
 
+class CaseView(Case):
+    """``GET /api/v1/cases/{case_id}``: the case as the engine holds it (``grid.case/2``,
+    without ``recent``, the engine's own) with its whole ``history`` (every event, from the
+    read store), ``overdue_stages`` and ``links``."""
+
+    recent: SkipJsonSchema[list[AnyCaseEvent]] = Field(default_factory=list, exclude=True)
+    history: list[AnyCaseEvent] = Field(default_factory=list)  # every event, in order
+    overdue: list[str] = Field(default_factory=list, alias="overdue_stages")
+    links: dict[str, str] = Field(default_factory=dict)
+
+
 async def get_case(api: Api, request: web.Request) -> web.Response:
     """One case: state, placement, decision with explanation, deadlines, history."""
     p = api.principal(request)
-    case = await api.load_case(request.match_info["case_id"])
+    case, history = await api.load_case_and_history(request.match_info["case_id"])
     guard(auth.check_read, p, case.placement, case.department, case.reporters,
           auth.holders_of(case))
-    return json_response(case_json(api, case))
+    return json_response(case_json(api, case, history))
 
 
-def case_json(api: Api, case: Case) -> dict[str, Any]:
-    out = case.model_dump(mode="json", by_alias=True)
+def case_json(api: Api, case: Case, history: list[CaseEvent]) -> dict[str, Any]:
+    out = case.model_dump(mode="json", by_alias=True, exclude={"recent"})
+    out["history"] = [e.model_dump(mode="json", by_alias=True) for e in history]
     out["overdue_stages"] = case.overdue_stages(api.now())
     out["links"] = {"self": f"{API}/cases/{case.case_id}",
                     "actions": f"{API}/cases/{case.case_id}/actions"}
@@ -157,7 +172,7 @@ ROUTES = [
              "offset, limit out of range, bad cursor"},
           params=LIST_PARAMS, tag="cases"),
     Route("GET", f"{API}/cases/{{case_id}}", get_case, {
-        200: ("the case (with overdue_stages and links)", Case), **AUTH,
+        200: ("the case (with its history, overdue_stages and links)", CaseView), **AUTH,
         404: "no such case"},
           params=(Param("case_id", "case id (street code first)", where="path",
                         required=True),), tag="cases"),

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from grid import auth
 from grid.auth import Forbidden, Principal
-from grid.models import Case
+from grid.models import Case, CaseEvent
 from streams.photos import PhotoRoutes, photo_routes
 from streams.results import CommandResults
 from streams.signin import CrossSite, principal_of
@@ -189,6 +189,13 @@ class Api:
         if case is None:
             raise HttpError(404, f"no case {case_id!r}", case_id=case_id)
         return case
+
+    async def load_case_and_history(self, case_id: str) -> tuple[Case, list[CaseEvent]]:
+        """The stored case and its events (the engine's case keeps no history); 404."""
+        got = await asyncio.to_thread(self.g.read_store.case_and_history, case_id)
+        if got is None:
+            raise HttpError(404, f"no case {case_id!r}", case_id=case_id)
+        return got
 
     async def case_of_report(self, rid: str) -> Case | None:
         cid = await asyncio.to_thread(self.g.read_store.case_for_report, rid)

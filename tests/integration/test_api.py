@@ -275,10 +275,16 @@ def test_department_actions_drive_case_to_closed(api):
     assert cid in {w["case_id"] for w in wos}
     assert all(w["department"] == dept for w in wos)
 
-    ok = api.act(cid, f"dept-{dept}", action="accept")
+    ok = api.act(cid, f"dept-{dept}", action="accept", command_id=f"accept-{cid}")
     assert ok.status_code == 200, ok.text
     assert ok.json()["state"] == "accepted"
     assert [e["type"] for e in ok.json()["events"]] == ["accepted"]
+    # a client's retry of the same command_id: its events then, from the case's history
+    retry = eventually(lambda: api.act(cid, f"dept-{dept}", action="accept",
+                                       command_id=f"accept-{cid}"),
+                       lambda r: r.status_code == 200 and "applied before" in
+                       (r.json().get("note") or ""))
+    assert retry.json()["events"] == ok.json()["events"]
     assert api.act(cid, f"dept-{dept}", action="dispose").status_code == 409  # no evidence
     assert api.act(cid, f"dept-{dept}", action="dispose",
                    evidence_photos=["https://img.example/fixed.jpg"]).status_code == 200

@@ -254,10 +254,13 @@ def issue18_events() -> tuple[list[dict], list[dict], Any, Any, str]:
         return engine.on_located(engine.decide(r, engine.locator.locate(121.514, 31.299), at),
                                  None, [], at)
 
+    hot_events: list = []  # the hotline case's events (Effects.events), in order
+
     def do(case, action, actor, role, when=at, **kw):
-        return engine.on_command(Command(command_id=str(_uuid.uuid4()), case_id=case.case_id,
-                                         action=action, actor=actor, role=role, **kw), case,
-                                 when)
+        fx = engine.on_command(Command(command_id=str(_uuid.uuid4()), case_id=case.case_id,
+                                       action=action, actor=actor, role=role, **kw), case, when)
+        hot_events.extend(fx.events)
+        return fx
 
     joint = opened("0914", description="群租")
     street = joint.case.placement.street
@@ -270,10 +273,10 @@ def issue18_events() -> tuple[list[dict], list[dict], Any, Any, str]:
             (Action.VERIFY, "sup-7", "supervisor", {"passed": True}),
             (Action.CLOSE, "cc", "command_center", {})):
         case = do(case, action, actor, role, **kw).case
-    reopened = do(case, Action.CALLBACK, "hotline-12345", "hotline", at + timedelta(days=1),
-                  satisfaction="not_satisfied", reason="又堆回来了")
+    do(case, Action.CALLBACK, "hotline-12345", "hotline", at + timedelta(days=1),
+       satisfaction="not_satisfied", reason="又堆回来了")
     events = [e.model_dump(mode="json", by_alias=True)
-              for e in (*joint.case.history, *reopened.case.history)]
+              for e in (*joint.events, *hot.events, *hot_events)]
     orders = [w.model_dump(mode="json", by_alias=True)
               for w in (*joint.work_orders, *hot.work_orders)]
     return events, orders, joint, hot, street

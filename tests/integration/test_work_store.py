@@ -40,10 +40,13 @@ def worked_cases() -> tuple[list[dict], list[dict], str, str]:
         return engine.on_located(engine.decide(r, engine.locator.locate(121.514, 31.299), AT),
                                  None, [], AT)
 
+    emitted: list = []  # every event the commands caused (Effects.events), in order
+
     def do(case, action, actor, role, **kw):
-        return engine.on_command(Command(command_id=str(uuid.uuid4()), case_id=case.case_id,
-                                         action=action, actor=actor, role=role, **kw), case,
-                                 AT).case
+        fx = engine.on_command(Command(command_id=str(uuid.uuid4()), case_id=case.case_id,
+                                       action=action, actor=actor, role=role, **kw), case, AT)
+        emitted.extend(fx.events)
+        return fx.case
 
     first = opened(description="垃圾 with a photo", photos=[REPORT_PHOTO])
     case = first.case
@@ -61,7 +64,7 @@ def worked_cases() -> tuple[list[dict], list[dict], str, str]:
     waiting = do(do(second.case, Action.ACCEPT, dept, "department"), Action.REQUEST_EXTENSION,
                  dept, "department", extension_minutes=90)
     events = [e.model_dump(mode="json", by_alias=True)
-              for e in (*case.history, *waiting.history)]
+              for e in (*first.events, *second.events, *emitted)]
     orders = [w.model_dump(mode="json", by_alias=True)
               for w in (*first.work_orders, *second.work_orders)]
     return events, orders, case.case_id, waiting.case_id

@@ -21,12 +21,12 @@ from grid.evaluation import role_figures, stage_figures
 from grid.lifecycle import IllegalTransition, NotPermitted, replay
 from grid.models import Action, CaseState, Command, Report
 from grid.projection import Projection
-from grid.service import Engine
 from grid.taxonomy import default_taxonomy
 from rules import check_deadlines, decide, load_ruleset
 from rules.check import check_ruleset
 from rules.engine import Guess
 from rules.schema import Match
+from tests.fixtures.recording import RecordingEngine
 from tests.unit.test_rules import NOW, place, report
 
 CST = timezone(timedelta(hours=8))
@@ -41,8 +41,8 @@ def rs():
 
 
 @pytest.fixture(scope="module")
-def engine() -> Engine:
-    return Engine.load()
+def engine() -> RecordingEngine:
+    return RecordingEngine.load()
 
 
 def typed(code: str, description: str = "", source: str = "supervisor") -> Report:
@@ -139,7 +139,7 @@ def test_the_command_center_opens_a_follow_up_for_the_aftermath(engine):
     assert c.decision.transfer is None and c.decision.deadlines["dispose"] > later
     assert fx.events[0].data.transferred_to == ["110"]
     assert [w.department for w in fx.work_orders] == ["roads"]
-    assert replay(c.history) == c
+    assert replay(engine.history(c)) == c
     # its limits run from the follow-up: no warning just because the crash was days earlier
     dispose = c.deadlines["dispose"]
     assert check_deadlines(c, later + (dispose - later) / 2, engine.ruleset) == []
@@ -222,16 +222,16 @@ def test_stages_advance_to_court_and_the_last_one_disposes_on_time_per_stage(eng
     assert case.state is S.DISPOSED and case.legal_stage is None
     assert [(x.stage, x.on_time) for x in case.legal] == [
         ("investigation", True), ("notice", False), ("decision", True), ("court", True)]
-    assert replay(case.history) == case
+    assert replay(engine.history(case)) == case
     # the evaluation counts each stage
-    figs = {f.stage: (f.closed, f.on_time, f.name_zh) for f in stage_figures(case.history)}
+    figs = {f.stage: (f.closed, f.on_time, f.name_zh) for f in stage_figures(engine.history(case))}
     assert figs == {"investigation": (1, 1, "立案调查"), "notice": (1, 0, "告知"),
                     "decision": (1, 1, "决定"), "court": (1, 1, "移送法院")}
-    [row] = [r for r in role_figures(case.history) if r.department == case.department]
+    [row] = [r for r in role_figures(engine.history(case)) if r.department == case.department]
     assert (row.stages_closed, row.stages_on_time, row.stage_on_time_rate) == (4, 3, 0.75)
     # the read model shows the stages with their due times
     p = Projection()
-    p.apply_all(case.history)
+    p.apply_all(engine.history(case))
     s = p.get(case.case_id)
     assert [x["stage"] for x in s.legal_stages] == ["investigation", "notice", "decision",
                                                    "court"]
@@ -245,7 +245,7 @@ def test_each_stage_is_supervised_on_its_own_deadline(engine):
                                  reason="已立案"), case, NOW + timedelta(hours=1)).case
     due = case.legal_stage.due
     p = Projection()
-    p.apply_all(case.history)
+    p.apply_all(engine.history(case))
     s = p.get(case.case_id)
     assert s.stage == "notice" and s.due() == due
     assert s.lateness(due + timedelta(hours=2)) == timedelta(hours=2)
@@ -432,7 +432,7 @@ def test_the_report_unit_table_shows_stages_on_time(engine):
     holder = case.unit or case.department
     case = engine.on_command(cmd(case, Action.ADVANCE_STAGE, holder, "department",
                                  reason="已立案"), case, NOW + timedelta(days=9)).case
-    units = [u.to_dict() for u in role_figures(case.history)]
+    units = [u.to_dict() for u in role_figures(engine.history(case))]
     head, _, row, _ = _units_table(units)
     assert head.rstrip().endswith("执法阶段按期 stages on time")
     assert row.rstrip().endswith("0/1")  # the investigation closed after its 5 days
