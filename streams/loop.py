@@ -247,14 +247,20 @@ class UnitLoop(ConsumerRebalanceListener):
             self.watch.reset()
             return
         paused = cons.paused()
-        for tp in cons.assignment():
-            unit = self.unit_of(tp)
-            lso = cons.last_stable_offset(tp)
-            fetched = self.fetched_to.get(tp, self.committed.get(tp, 0))
+        # read without an await between: a rebalance cannot change the assignment meanwhile
+        # (aiokafka asserts on a partition no longer assigned)
+        seen = [(tp, cons.last_stable_offset(tp),
+                 self.fetched_to.get(tp, self.committed.get(tp, 0)))
+                for tp in cons.assignment()]
+        for tp, lso, fetched in seen:
             unfetched = lso is not None and lso > fetched
             if unfetched:  # an aborted transaction or markers at the end are not records
                 with contextlib.suppress(Exception):
                     unfetched = lso > await asyncio.wait_for(cons.position(tp), 1.0)
+            if self._takeover is not None or tp not in cons.assignment():
+                self.watch.reset()  # a rebalance came during the await: look again later
+                return
+            unit = self.unit_of(tp)
             queued = unit in self._pending or unit in self._running
             waiting = tp in paused or unfetched or queued
             stalled = self.watch.observe(tp, waiting, (self.committed.get(tp), fetched), now)

@@ -253,3 +253,26 @@ def test_records_in_hand_that_commit_are_progress(loop):
         await loop._watch(cons)
 
     asyncio.run(scenario())
+
+
+def test_a_rebalance_while_the_watch_awaits_a_position_ends_the_look(loop):
+    """aiokafka asserts on a partition no longer assigned: the watch reads nothing of a
+    partition after an await that a rebalance may have taken it away in."""
+
+    class Rebalancing(WatchedConsumer):
+        def last_stable_offset(self, tp):
+            assert tp in self.tps, "Partition is not assigned"
+            return super().last_stable_offset(tp)
+
+        async def position(self, tp):
+            self.tps = [TopicPartition(TOPIC, 1)]  # partition 0 revoked meanwhile
+            return 0
+
+    loop.settings.stall_seconds = 0.0
+    cons = Rebalancing()
+    tp0 = TopicPartition(TOPIC, 0)
+    loop.fetched_to[tp0] = 0
+    cons.lso[tp0] = 90  # unfetched: the watch awaits its position
+    cons.tps = [tp0, TopicPartition(TOPIC, 1)]
+    asyncio.run(loop._watch(cons))  # would raise Stalled (stall_seconds 0) or assert
+    assert loop.watch.observe(tp0, True, (None, 0), now=5.0) == 0.0  # the look was reset
