@@ -14,7 +14,9 @@ dispose, a failed verify then (after rework) a passed one, close; a deadline war
 cases waiting in filed/triage/returned; in round 3 every applied command is sent a second
 time (a client's retry, ``duplicate_delivery``). Every case write is encoded
 (``encode_case``) and measured; the store's decoded-case cache is off, so every read decodes
-the stored bytes (``decode_case``): the CPU per input is decode + decide + encode.
+the stored bytes (``decode_case``): the CPU per input is decode + decide + encode. Last,
+what a restarted worker pays per case of its changelog: decoding every final case, and
+``CaseStore.rebuild`` (decode + the open-case index) over them.
 """
 
 from __future__ import annotations
@@ -105,6 +107,14 @@ def run(n: int) -> dict:
     opening = list(sizes)
 
     n_cmd, t_cmd = commands(engine, store, cases)
+    # what a restarted worker pays per case of its changelog: decode, and the index rebuild
+    t0 = time.process_time()
+    for v in cases.values():
+        decode_case(v)
+    t_decode = time.process_time() - t0
+    t0 = time.process_time()
+    CaseStore(dict(cases), dict(index)).rebuild()
+    t_rebuild = time.process_time() - t0
     states: dict[str, int] = {}
     for v in cases.values():
         s = json.loads(v)["state"]
@@ -117,6 +127,8 @@ def run(n: int) -> dict:
         "avg_bytes_final": round(sum(map(len, cases.values())) / len(cases)),
         "cpu_us_per_report": round(1e6 * t_rep / len(located), 1),
         "cpu_us_per_command": round(1e6 * t_cmd / n_cmd, 1),
+        "restore_us_per_case_decode": round(1e6 * t_decode / len(cases), 1),
+        "restore_us_per_case_rebuild": round(1e6 * t_rebuild / len(cases), 1),
         "states": states,
     }
 
