@@ -68,10 +68,18 @@ class Record:
 class Applied:
     """What a batch changed: new events (in log order) and alerts, for live subscribers."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)
+    records: list[bytes] = field(default_factory=list)  # of the new events, in log order
     alerts: list[dict[str, Any]] = field(default_factory=list)
     work_orders: int = 0
     skipped: int = 0  # malformed or already applied
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The new events' messages, parsed from their records when asked. A batch's
+        messages kept alive past :meth:`StoreWriter.apply` were the cyclic collector's
+        first work once it ran again (~40,000 containers a batch of 10,000: 2-5 % of the
+        projector's time, grid bench store); a projector without subscribers never asks."""
+        return [m for r in self.records if (m := _parse(r)) is not None]
 
 
 class Fenced(RuntimeError):
@@ -222,7 +230,7 @@ class StoreWriter:
             half = len(pending) // 2
             first = self._apply_or_halve(pending[:half])
             second = self._apply_or_halve(pending[half:])
-            return Applied(events=first.events + second.events,
+            return Applied(records=first.records + second.records,
                            alerts=first.alerts + second.alerts,
                            work_orders=first.work_orders + second.work_orders,
                            skipped=first.skipped + second.skipped)
@@ -235,7 +243,7 @@ class StoreWriter:
 
     def _apply(self, records: Sequence[Record]) -> Applied:
         out = Applied()
-        events: list[tuple[dict[str, Any], bytes]] = []
+        events: list[tuple[dict[str, Any], bytes]] = []  # (message, its record's bytes)
         orders: list[dict[str, Any]] = []
         alerts: list[dict[str, Any]] = []
         ends: dict[TP, int] = {}
@@ -256,7 +264,7 @@ class StoreWriter:
         if not ends:
             return out
         with self.engine.begin() as conn:
-            out.events = self._events(conn, events)
+            out.records = self._events(conn, events)
             out.work_orders = self._work_orders(conn, orders)
             out.alerts = self._alerts(conn, alerts)
             self._move_offsets(conn, ends)
@@ -266,9 +274,9 @@ class StoreWriter:
     # -- case events ---------------------------------------------------------------------
 
     def _events(self, conn: Connection, msgs: list[tuple[dict[str, Any], bytes]]
-                ) -> list[dict[str, Any]]:
+                ) -> list[bytes]:
         """Store the new events of ``msgs`` ((message, its record's bytes) in log order) and
-        fold the cases they touch; returns the new messages."""
+        fold the cases they touch; returns the new ones' records."""
         e_ = S.case_events.c
         good = [(m, raw, at) for m, raw in msgs if (at := _event_at(m)) is not None]
         seen: set[str] = set()
@@ -345,7 +353,7 @@ class StoreWriter:
                       for k in ("report_id", "case_id", "reporter_id", "merged")))
         elif reports:
             conn.execute(_insert(conn, S.report_cases).on_conflict_do_nothing(), reports)
-        return new
+        return [g[1] for g in fresh]
 
     def _fold(self, c: CaseSummary, e: CaseEvent, extra: dict[str, Any],
               reports: list[dict[str, Any]]) -> None:
