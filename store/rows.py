@@ -24,17 +24,36 @@ def no_names(kind: str, code: str | None) -> str | None:
     return None
 
 
+NAME_COLUMNS = ("type_name", "department_name", "district_name", "street_name",
+                "community_name")
+# the columns of :func:`case_values`, in its order: a summary's fields, then what is derived
+CASE_COLUMNS = (*SUMMARY_FIELDS, "is_open", "stage", "due_at", *NAME_COLUMNS)
+_DEADLINES, _REPORTERS, _LEGAL = (SUMMARY_FIELDS.index(k)
+                                  for k in ("deadlines", "reporters", "legal_stages"))
+
+
+def _same(v: Any) -> Any:
+    return v
+
+
+def case_values(c: CaseSummary, names: Names = no_names, dump: Any = _same) -> list[Any]:
+    """The ``cases`` values of a summary in :data:`CASE_COLUMNS` order (no report, decision
+    or waiting), its JSON columns (deadlines, reporters, legal stages) as ``dump`` makes
+    them: as they are for SQLAlchemy's JSON type, as JSON text for a ``COPY``."""
+    v = list(_summary_values(c))
+    v[_DEADLINES] = dump({k: t.isoformat() for k, t in c.deadlines.items()})
+    v[_REPORTERS] = dump(list(c.reporters))
+    if dump is not _same:
+        v[_LEGAL] = dump(v[_LEGAL])
+    v += (c.is_open, c.stage, c.due(), names("type", c.type_code),
+          names("department", c.department), names("district", c.district),
+          names("street", c.street), names("community", c.community))
+    return v
+
+
 def to_row(c: CaseSummary, names: Names = no_names, **extra: Any) -> dict[str, Any]:
     """The ``cases`` row of a summary (``extra``: report, decision, waiting)."""
-    row = dict(zip(SUMMARY_FIELDS, _summary_values(c), strict=True))
-    row["deadlines"] = {k: v.isoformat() for k, v in c.deadlines.items()}
-    row["reporters"] = list(c.reporters)
-    row.update(is_open=c.is_open, stage=c.stage, due_at=c.due(),
-               type_name=names("type", c.type_code),
-               department_name=names("department", c.department),
-               district_name=names("district", c.district),
-               street_name=names("street", c.street),
-               community_name=names("community", c.community))
+    row = dict(zip(CASE_COLUMNS, case_values(c, names), strict=True))
     row.update(extra)
     return row
 

@@ -22,13 +22,28 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import JSON, Connection, Engine, and_, any_, bindparam, func, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    String,
+    and_,
+    any_,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.types import UserDefinedType
 
 from grid.events import CaseEvent, parse_event
 from grid.projection import (
@@ -44,7 +59,7 @@ from grid.projection import (
 )
 from grid.topics import ALERTS, CASE_EVENTS, DISPATCH
 from store import schema as S
-from store.rows import SUMMARY_FIELDS, Names, from_row, no_names, to_row
+from store.rows import CASE_COLUMNS, SUMMARY_FIELDS, Names, case_values, from_row, no_names, to_row
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +83,18 @@ class Record:
 class Applied:
     """What a batch changed: new events (in log order) and alerts, for live subscribers."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)
+    records: list[bytes] = field(default_factory=list)  # of the new events, in log order
     alerts: list[dict[str, Any]] = field(default_factory=list)
     work_orders: int = 0
     skipped: int = 0  # malformed or already applied
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The new events' messages, parsed from their records when asked. A batch's
+        messages kept alive past :meth:`StoreWriter.apply` were the cyclic collector's
+        first work once it ran again (~40,000 containers a batch of 10,000: 2-5 % of the
+        projector's time, grid bench store); a projector without subscribers never asks."""
+        return [m for r in self.records if (m := _parse(r)) is not None]
 
 
 class Fenced(RuntimeError):
@@ -95,43 +118,72 @@ def _chunks(conn: Connection, items: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield items[i:i + n]
 
 
-def _in(conn: Connection, col: Any, ids: Sequence[Any]) -> Any:
-    """``col IN ids``; on PostgreSQL ``col = ANY(:array)``: one parameter, so the statement
-    is the same for any number of ids (no per-id rendering, parsing or binding)."""
+def _in(conn: Connection, col: Any, ids: Sequence[str]) -> Any:
+    """``col IN ids`` (ids are strings); on PostgreSQL ``col = ANY(:array)``: one parameter,
+    so the statement is the same for any number of ids (no per-id rendering, parsing or
+    binding), given as the array's text (:func:`_pg_array`)."""
     if _pg(conn):
-        return col == any_(bindparam(None, list(ids), type_=postgresql.ARRAY(col.type)))
+        return col == any_(bindparam(None, ids, type_=_Ids()))
     return col.in_(ids)
 
 
-def _copy(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-    """PostgreSQL: insert ``rows`` with one ``COPY … FROM STDIN`` in the connection's
-    transaction, values converted as the columns' types would (times as given — aware —,
-    JSON columns as JSON text: None as JSON null, as SQLAlchemy's JSON type writes it)."""
-    if not rows:
-        return
-    cols = list(rows[0])
-    json_at = [i for i, c in enumerate(cols) if isinstance(table.c[c].type, JSON)]
+class _Ids(UserDefinedType):
+    """Strings bound as one ``%s::VARCHAR[]`` parameter holding the array's text
+    (:func:`_pg_array`): the server reads it as a constant array, as it did psycopg's
+    list (a cast of a ``VARCHAR`` parameter is not, and a sequential scan then compares
+    each row with every id)."""
 
-    get = itemgetter(*cols)
+    cache_ok = True
+    render_bind_cast = True
 
-    def values(r: dict[str, Any]) -> list[Any]:
-        v = list(get(r))
-        for i in json_at:
-            v[i] = _json(v[i])
-        return v
+    def get_col_spec(self, **kw: Any) -> str:
+        return "VARCHAR[]"
 
-    _copy_rows(conn, table, cols, (values(r) for r in rows))
+    def bind_processor(self, dialect: Any) -> Any:
+        return _pg_array
+
+
+def _pg_array(ids: Iterable[Any]) -> str:
+    """A PostgreSQL array literal of strings (``{"a","b"}``: each quoted, backslash and
+    double quote escaped; None as NULL), for a ``%s::varchar[]`` parameter. psycopg's list
+    dumper checks and escapes every element in Python: ~5 % of the projector's time with
+    10,000 ids per statement, three statements a batch (grid bench store,
+    docs/BENCHMARKS.md)."""
+    return "{" + ",".join(['"' + str(i).replace("\\", "\\\\").replace('"', '\\"') + '"'
+                           if i is not None else "NULL" for i in ids]) + "}"
 
 
 def _copy_rows(conn: Connection, table: Any, cols: Sequence[str],
                rows: Iterable[Sequence[Any]]) -> None:
     """PostgreSQL: ``COPY table (cols) FROM STDIN`` of ``rows`` (values in ``cols`` order,
-    JSON columns already as JSON text)."""
+    JSON columns already as JSON text), in the binary format: psycopg's text format took
+    2.5 times the CPU per row (times, numbers and booleans written as text, every string
+    scanned for escapes; grid bench store). Binary values are the columns' exact types:
+    a naive time or a string where a number goes is a TypeError (the batch is halved down
+    to the record, as for a row the database refuses); an integer must fit the column (it
+    would be truncated, not refused: :func:`_event_at` checks ``seq``)."""
     names = ", ".join(f'"{c}"' for c in cols)
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as cp:
+    with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN (FORMAT BINARY)') as cp:
+        cp.set_types([_binary_type(table.c[c].type) for c in cols])
         for r in rows:
             cp.write_row(r)
+
+
+def _binary_type(t: Any) -> str:
+    """The type whose binary form psycopg writes for a column of SQLAlchemy type ``t``
+    (strings as ``text``: varchar and json take the same bytes)."""
+    if isinstance(t, S.UTCDateTime):
+        return "timestamptz"
+    if isinstance(t, Boolean):
+        return "bool"
+    if isinstance(t, Integer):
+        return "int8" if isinstance(t, BigInteger) else "int4"
+    if isinstance(t, Float):
+        return "float8"
+    if isinstance(t, String | JSON):
+        return "text"
+    raise TypeError(f"no binary COPY type for {t!r}")
 
 
 def _json(v: Any) -> str:
@@ -216,7 +268,7 @@ class StoreWriter:
             half = len(pending) // 2
             first = self._apply_or_halve(pending[:half])
             second = self._apply_or_halve(pending[half:])
-            return Applied(events=first.events + second.events,
+            return Applied(records=first.records + second.records,
                            alerts=first.alerts + second.alerts,
                            work_orders=first.work_orders + second.work_orders,
                            skipped=first.skipped + second.skipped)
@@ -229,7 +281,7 @@ class StoreWriter:
 
     def _apply(self, records: Sequence[Record]) -> Applied:
         out = Applied()
-        events: list[tuple[dict[str, Any], bytes]] = []
+        events: list[tuple[dict[str, Any], bytes]] = []  # (message, its record's bytes)
         orders: list[dict[str, Any]] = []
         alerts: list[dict[str, Any]] = []
         ends: dict[TP, int] = {}
@@ -250,7 +302,7 @@ class StoreWriter:
         if not ends:
             return out
         with self.engine.begin() as conn:
-            out.events = self._events(conn, events)
+            out.records = self._events(conn, events)
             out.work_orders = self._work_orders(conn, orders)
             out.alerts = self._alerts(conn, alerts)
             self._move_offsets(conn, ends)
@@ -260,26 +312,26 @@ class StoreWriter:
     # -- case events ---------------------------------------------------------------------
 
     def _events(self, conn: Connection, msgs: list[tuple[dict[str, Any], bytes]]
-                ) -> list[dict[str, Any]]:
+                ) -> list[bytes]:
         """Store the new events of ``msgs`` ((message, its record's bytes) in log order) and
-        fold the cases they touch; returns the new messages."""
+        fold the cases they touch; returns the new ones' records."""
         e_ = S.case_events.c
-        good = [(m, raw) for m, raw in msgs if _event_ok(m)]
+        good = [(m, raw, at) for m, raw in msgs if (at := _event_at(m)) is not None]
         seen: set[str] = set()
-        for ids in _chunks(conn, list({m["event_id"] for m, _ in good})):
+        for ids in _chunks(conn, list({m["event_id"] for m, _, _ in good})):
             seen.update(conn.scalars(select(e_.event_id).where(_in(conn, e_.event_id, ids))))
-        fresh: list[tuple[dict[str, Any], bytes]] = []
-        for m, raw in good:
-            if m["event_id"] not in seen:
-                seen.add(m["event_id"])
-                fresh.append((m, raw))
+        fresh: list[tuple[dict[str, Any], bytes, datetime]] = []
+        for g in good:
+            if (eid := g[0]["event_id"]) not in seen:
+                seen.add(eid)
+                fresh.append(g)
         if not fresh:
             return []
-        new = [m for m, _ in fresh]
+        new = [g[0] for g in fresh]
         if _pg(conn):  # the record's own JSON text as the body (not parsed and dumped again)
             _copy_rows(conn, S.case_events, EVENT_COLUMNS, (
-                _event_values(m, raw.decode() if b"\\u0000" not in raw else _json(m))
-                for m, raw in fresh))
+                _event_values(m, raw.decode() if b"\\u0000" not in raw else _json(m), at)
+                for m, raw, at in fresh))
         else:
             conn.execute(_insert(conn, S.case_events), [_event_row(m) for m in new])
 
@@ -335,11 +387,12 @@ class StoreWriter:
                 "INSERT INTO report_cases (report_id, case_id, reporter_id, merged) "
                 "SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[], "
                 "%s::boolean[]) ON CONFLICT DO NOTHING",
-                tuple([r[k] for r in reports]
-                      for k in ("report_id", "case_id", "reporter_id", "merged")))
+                (*(_pg_array([r[k] for r in reports])
+                   for k in ("report_id", "case_id", "reporter_id")),
+                 "{" + ",".join(["t" if r["merged"] else "f" for r in reports]) + "}"))
         elif reports:
             conn.execute(_insert(conn, S.report_cases).on_conflict_do_nothing(), reports)
-        return new
+        return [g[1] for g in fresh]
 
     def _fold(self, c: CaseSummary, e: CaseEvent, extra: dict[str, Any],
               reports: list[dict[str, Any]]) -> None:
@@ -358,7 +411,7 @@ class StoreWriter:
         extra: dict[str, dict[str, Any]] = {}
         if _pg(conn) and ids:  # the driver's rows, not SQLAlchemy's: ~half the CPU per row
             cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            cur.execute(_LOAD_SQL, (ids,))
+            cur.execute(_LOAD_SQL, (_pg_array(ids),))
             for t in cur:
                 m = dict(zip(_LOAD_COLUMNS, t, strict=True))
                 for k in _TIME_COLUMNS:
@@ -377,13 +430,16 @@ class StoreWriter:
 
     def _write_cases(self, conn: Connection, cases: dict[str, CaseSummary],
                      extra: dict[str, dict[str, Any]], created: set[str]) -> None:
-        rows = [to_row(c, self.names, **extra[cid]) for cid, c in cases.items()]
-        if _pg(conn) and rows:  # the changed rows out, all rows in: no per-row UPDATE
+        if _pg(conn) and cases:  # the changed rows out, all rows in: no per-row UPDATE
             old_ids = [cid for cid in cases if cid not in created]
             if old_ids:
                 conn.execute(S.cases.delete().where(_in(conn, S.cases.c.case_id, old_ids)))
-            _copy(conn, S.cases, rows)
+            names = self.names
+            _copy_rows(conn, S.cases, _ROW_COLUMNS, (
+                [*case_values(c, names, _json), _json((x := extra[cid])["report"]),
+                 _json(x["decision"]), x["waiting"]] for cid, c in cases.items()))
             return
+        rows = [to_row(c, self.names, **extra[cid]) for cid, c in cases.items()]
         new = [r for r in rows if r["case_id"] in created]
         old = [r for r in rows if r["case_id"] not in created]
         if new:
@@ -476,13 +532,23 @@ def _without_nul(v: Any) -> Any:
     return v
 
 
-def _event_ok(m: dict[str, Any]) -> bool:
+def _event_at(m: dict[str, Any]) -> datetime | None:
+    """The time of a case event whose envelope can be stored (ids, a seq that fits the
+    column, an aware time, type, text or null where the columns are text); None (logged)
+    for a malformed one."""
     try:
-        return bool(m["event_id"]) and bool(m["case_id"]) and int(m.get("seq", 0)) >= 0 \
-            and isinstance(_dt(m["at"]), datetime) and bool(m.get("type"))
+        if m["event_id"] and m["case_id"] and 0 <= int(m.get("seq", 0)) < 2**31 \
+                and m.get("type") and isinstance(at := _dt(m["at"]), datetime) \
+                and at.utcoffset() is not None \
+                and all(isinstance(m.get(k), str | None) for k in _TEXT_FIELDS):
+            return at
     except (KeyError, TypeError, ValueError):
-        log.warning("store skipped a malformed case event: %.200r", m)
-        return False
+        pass
+    log.warning("store skipped a malformed case event: %.200r", m)
+    return None
+
+
+_TEXT_FIELDS = ("state_from", "state_to", "actor", "role", "reason")  # stored as they are
 
 
 ORDER_TYPES = frozenset({*S.DISPATCH_TYPES, "part_reported", "part_closed_out"})
@@ -492,8 +558,9 @@ EVENT_COLUMNS = ("event_id", "case_id", "seq", "type", "state_from", "state_to",
 
 
 _LOAD_COLUMNS = (*SUMMARY_FIELDS, "report", "decision", "waiting")
+_ROW_COLUMNS = (*CASE_COLUMNS, "report", "decision", "waiting")  # a case row's COPY
 _LOAD_SQL = (f"SELECT {', '.join(_LOAD_COLUMNS)} FROM cases "
-             "WHERE case_id = ANY(%s::varchar[])")
+             "WHERE case_id = ANY(%s::varchar[])")  # the ids: _pg_array
 _TIME_COLUMNS = tuple(c for c in SUMMARY_FIELDS if isinstance(S.cases.c[c].type, S.UTCDateTime))
 
 
@@ -501,8 +568,10 @@ def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
 
-def _event_values(m: dict[str, Any], body: Any) -> tuple[Any, ...]:
-    """The ``case_events`` values of a message, in :data:`EVENT_COLUMNS` order."""
+def _event_values(m: dict[str, Any], body: Any, at: datetime | None = None
+                  ) -> tuple[Any, ...]:
+    """The ``case_events`` values of a message, in :data:`EVENT_COLUMNS` order (``at``: its
+    time when already parsed)."""
     t = str(m["type"])
     dept = unit = unit_name = parts = None
     if t in ORDER_TYPES:
@@ -514,7 +583,7 @@ def _event_values(m: dict[str, Any], body: Any) -> tuple[Any, ...]:
             unit_name, parts = _str(d.get("unit_name")), len(a) if isinstance(a, list) else 0
     return (str(m["event_id"]), str(m["case_id"]), int(m.get("seq", 0)), t,
             m.get("state_from"), m.get("state_to"), m.get("actor"), m.get("role"),
-            _dt(m["at"]), m.get("reason"), body, _str(m.get("district")), dept, unit,
+            at or _dt(m["at"]), m.get("reason"), body, _str(m.get("district")), dept, unit,
             unit_name, parts)
 
 

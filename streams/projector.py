@@ -129,9 +129,10 @@ class Projector(Subscribers):
                         log.warning("projector fenced (%s); seeking to the stored offsets", err)
                         await self._seek(cons, cons.assignment())
                         continue
-                    self.applied += len(applied.events)
-                    for e in applied.events:
-                        self._notify("event", e)
+                    self.applied += len(applied.records)
+                    if self.listeners or self.subscribers:  # parsed only for them
+                        for e in applied.events:
+                            self._notify("event", e)
                     for a in applied.alerts:
                         self._notify("alert", a)
                     self.health.committed({TopicPartition(*tp): o

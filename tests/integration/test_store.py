@@ -194,6 +194,23 @@ def test_malformed_records_are_skipped_and_counted(store_url, events):
         (T.CASE_EVENTS, 0): 3, (T.ALERTS, 0): 1}
 
 
+def test_case_events_the_columns_cannot_hold_are_skipped_before_the_batch(store_url, events):
+    """A naive time, a seq beyond the column, a non-text envelope field: skipped as malformed
+    (PostgreSQL's binary COPY would refuse the first and third and truncate the second)."""
+    w = StoreWriter(connect(store_url))
+    w.load_positions([])
+    first = next(e for e in events if e["type"] == "reported")
+    bad = [{**first, "at": first["at"][:19]}, {**first, "seq": 2**31},
+           {**first, "actor": {"name": "x"}}]
+    recs = [Record(T.CASE_EVENTS, 0, i, orjson.dumps(e)) for i, e in enumerate([*bad, first])]
+    out = w.apply(recs)
+    assert [e["event_id"] for e in out.events] == [first["event_id"]]
+    assert ReadStore(w.engine).get(first["case_id"]) is not None
+    with w.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(S.case_events)) == 1
+    assert w.positions[(T.CASE_EVENTS, 0)] == 4
+
+
 @pytest.mark.parametrize("first,last", [(date(2026, 3, 1), date(2026, 3, 31)),
                                         (date(2026, 2, 1), date(2026, 3, 5)),
                                         (date(2026, 3, 2), date(2026, 3, 2)),
