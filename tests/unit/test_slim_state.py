@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bench.mix import messages, simulator
 from grid import lifecycle
 from grid.events import parse_event
 from grid.lifecycle import apply, open_case, replay
@@ -306,3 +307,20 @@ def test_at_least_once_sink_sends_state_after_the_output_is_acknowledged():
     assert order == ["grid.case-events.v1+grid.dispatch.v1",
                      "grid-cases-changelog+grid-report-index-changelog", "offsets",
                      "grid.dlq.v1"]
+
+
+def test_each_merged_duplicate_is_an_input_of_its_own_so_recent_stays_small():
+    """A hot case merges many duplicates (the stream of 3 points): ``recent`` holds the
+    latest merge only, so the snapshot does not grow with them."""
+    engine = Engine.load()
+    raws = messages(simulator(engine.locator, seed=11, n_points=3), 60, NOW)
+    store = CaseStore({}, {})
+    located = engine.intake(raws, NOW)[0]
+    for msg in located:
+        store.on_located(engine, msg, NOW)
+    merged_cases = [c for raw in store.cases.values()
+                    if (c := decode_case(raw)) is not None and len(c.merged) >= 5]
+    assert merged_cases, "the stream of 3 points must merge duplicates"
+    for case in merged_cases:
+        assert [e.type for e in case.recent] == ["merged"]
+        assert case.recent[0].data.report_id == case.merged[-1].report_id
