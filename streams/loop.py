@@ -264,7 +264,7 @@ class UnitLoop(ConsumerRebalanceListener):
             queued = unit in self._pending or unit in self._running
             waiting = tp in paused or unfetched or queued
             stalled = self.watch.observe(tp, waiting, (self.committed.get(tp), fetched), now)
-            if stalled >= self.settings.stall_seconds:
+            if waiting and stalled >= self.settings.stall_seconds:
                 raise Stalled(
                     f"{self.name}: {tp.topic}[{tp.partition}] (unit {unit}) has waited "
                     f"{stalled:.0f} s without progress: paused {tp in paused}, fetched to "

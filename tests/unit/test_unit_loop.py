@@ -264,6 +264,9 @@ def test_a_rebalance_while_the_watch_awaits_a_position_ends_the_look(loop):
             assert tp in self.tps, "Partition is not assigned"
             return super().last_stable_offset(tp)
 
+        def assignment(self):  # partition 1 (nothing waits) looked at first
+            return sorted(self.tps, key=lambda tp: -tp.partition)
+
         async def position(self, tp):
             self.tps = [TopicPartition(TOPIC, 1)]  # partition 0 revoked meanwhile
             return 0
@@ -274,5 +277,6 @@ def test_a_rebalance_while_the_watch_awaits_a_position_ends_the_look(loop):
     loop.fetched_to[tp0] = 0
     cons.lso[tp0] = 90  # unfetched: the watch awaits its position
     cons.tps = [tp0, TopicPartition(TOPIC, 1)]
-    asyncio.run(loop._watch(cons))  # would raise Stalled (stall_seconds 0) or assert
+    asyncio.run(loop._watch(cons))  # would raise Stalled (stall_seconds 0) or assert;
+    # a partition where nothing waits is never stalled, not even at stall_seconds 0
     assert loop.watch.observe(tp0, True, (None, 0), now=5.0) == 0.0  # the look was reset
