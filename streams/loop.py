@@ -18,8 +18,9 @@ producer, a broker gone for longer than the client retries) ends :meth:`consume`
 task's failure at the loop's next turn); the
 caller (:func:`streams.kafka_io.run_forever`) starts it again with a new consumer and fresh
 state, from the committed offsets. So does a partition that stays assigned with input
-waiting and no progress for ``stall_seconds`` (:class:`PartitionWatch`): whatever holds it,
-the loop logs what it saw and starts again rather than leave the partition behind.
+waiting and no progress for ``stall_seconds`` (:class:`PartitionWatch`, checked by a task
+beside the polling, so a poll stuck in any await is caught too): whatever holds it, the
+loop logs what it saw and starts again rather than leave the partition behind.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import contextlib
 import heapq
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 
 Records = list[ConsumerRecord]
 Done = Callable[[], None]  # what to tell listeners once a unit's batch is committed
+
+
+FETCH_STALE_SECONDS = 5.0  # an unpaused partition with no fetch answer this long waits
+CLOSE_SECONDS = 10.0  # a stopping loop waits this long for commits cut short to abort
 
 
 class Stalled(RuntimeError):
@@ -74,6 +79,24 @@ class PartitionWatch:
         self._since.clear()
 
 
+def _ago(ms: int | None) -> str:
+    return "never" if ms is None else f"{time.time() - ms / 1000:.0f} s ago"
+
+
+async def first_failure(*coros: Coroutine[Any, Any, None]) -> None:
+    """Run ``coros`` (each runs until it fails) together; when one ends, cancel the
+    others and raise what ended it."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
+    for task in done:
+        task.result()
+
+
 class UnitLoop(ConsumerRebalanceListener):
     """The loop; subclasses define ``name``, ``topics``, :meth:`unit_of`, :meth:`handle`."""
 
@@ -99,7 +122,7 @@ class UnitLoop(ConsumerRebalanceListener):
         self._takeover: list[TopicPartition] | None = None  # assigned, not yet taken over
         self.fetched_to: dict[TopicPartition, int] = {}  # past the last record polled
         self.watch = PartitionWatch()
-        self._next_watch = 0.0
+        self._restoring = False  # a takeover restores state (not watched meanwhile)
         self.health = ConsumerHealth(self.name, stuck_after=s.stuck_seconds,
                                      lag=lambda: sum(self.lag().values()))
 
@@ -158,25 +181,16 @@ class UnitLoop(ConsumerRebalanceListener):
         try:
             await cons.start()
             self.health.started()
-            while True:
-                self.health.beat()
-                self._raise_failure()
-                if self._takeover is not None:
-                    assigned, self._takeover = self._takeover, None
-                    await self._take_over(cons, assigned)
-                await self._backpressure()
-                batch = await cons.getmany(timeout_ms=100, max_records=self.settings.batch_size)
-                if batch:
-                    self._queue(cons, batch)
-                await self.idle()
-                await self._watch(cons)
+            await first_failure(self._poll(cons), self._watch_forever(cons))
         finally:
             self._pending.clear()
             self.fetched_to.clear()
             self.watch.reset()
+            self._restoring = False
             for task in list(self._running.values()):
                 task.cancel()
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
+            if self._running:  # a commit cut short aborts its transaction (bounded)
+                await asyncio.wait(list(self._running.values()), timeout=CLOSE_SECONDS)
             self._failure = None
             self.consumer = None
             released = sorted(self.units)
@@ -185,6 +199,26 @@ class UnitLoop(ConsumerRebalanceListener):
             with contextlib.suppress(Exception):
                 await self.sink.close()
             await cons.stop()
+
+    async def _poll(self, cons: AIOKafkaConsumer) -> None:
+        while True:
+            self.health.beat()
+            self._raise_failure()
+            if self._takeover is not None:
+                assigned, self._takeover = self._takeover, None
+                await self._take_over(cons, assigned)
+            await self._backpressure()
+            batch = await cons.getmany(timeout_ms=100, max_records=self.settings.batch_size)
+            if batch:
+                self._queue(cons, batch)
+            await self.idle()
+
+    async def _watch_forever(self, cons: AIOKafkaConsumer) -> None:
+        """:meth:`_watch` every second, beside the polling (which it ends by raising): a
+        poll stuck in any await is seen too."""
+        while True:
+            await asyncio.sleep(1.0)
+            await self._watch(cons)
 
     def unit_lock(self, unit: str) -> asyncio.Lock:
         """Held from handling to commit of a batch (or a timer's output) of ``unit``."""
@@ -237,22 +271,21 @@ class UnitLoop(ConsumerRebalanceListener):
     async def _watch(self, cons: AIOKafkaConsumer) -> None:
         """Raise :class:`Stalled` when an assigned partition has been waiting
         ``stall_seconds`` without progress: paused outside a takeover, records past its
-        fetch position it does not fetch, or records polled that are not committed.
-        Checked every second; a pending takeover resets the watch."""
+        fetch position it does not fetch, no fetch answer for it in ``FETCH_STALE_SECONDS``
+        while it is not paused, or records polled that are not committed. A pending
+        takeover or a state restore resets the watch (fencing does not: it counts)."""
         now = time.monotonic()
-        if now < self._next_watch:
-            return
-        self._next_watch = now + 1.0
-        if self._takeover is not None:
+        if self._takeover is not None or self._restoring:
             self.watch.reset()
             return
         paused = cons.paused()
+        stale_before = time.time() * 1000 - FETCH_STALE_SECONDS * 1000
         # read without an await between: a rebalance cannot change the assignment meanwhile
         # (aiokafka asserts on a partition no longer assigned)
-        seen = [(tp, cons.last_stable_offset(tp),
+        seen = [(tp, cons.last_stable_offset(tp), cons.last_poll_timestamp(tp),
                  self.fetched_to.get(tp, self.committed.get(tp, 0)))
                 for tp in cons.assignment()]
-        for tp, lso, fetched in seen:
+        for tp, lso, answered_at, fetched in seen:
             unfetched = lso is not None and lso > fetched
             if unfetched:  # an aborted transaction or markers at the end are not records
                 with contextlib.suppress(Exception):
@@ -262,13 +295,15 @@ class UnitLoop(ConsumerRebalanceListener):
                 return
             unit = self.unit_of(tp)
             queued = unit in self._pending or unit in self._running
-            waiting = tp in paused or unfetched or queued
+            unanswered = tp not in paused and (answered_at or 0) < stale_before
+            waiting = tp in paused or unfetched or unanswered or queued
             stalled = self.watch.observe(tp, waiting, (self.committed.get(tp), fetched), now)
             if waiting and stalled >= self.settings.stall_seconds:
                 raise Stalled(
                     f"{self.name}: {tp.topic}[{tp.partition}] (unit {unit}) has waited "
                     f"{stalled:.0f} s without progress: paused {tp in paused}, fetched to "
-                    f"{fetched}, stable end {lso}, committed {self.committed.get(tp)}, "
+                    f"{fetched}, stable end {lso}, last fetch answer "
+                    f"{_ago(answered_at)}, committed {self.committed.get(tp)}, "
                     f"records queued {unit in self._pending}, batch in hand "
                     f"{unit in self._running}; starting the loop again")
 
@@ -331,7 +366,11 @@ class UnitLoop(ConsumerRebalanceListener):
         self.units -= set(gone)
         t0 = time.monotonic()
         await sink.assign(new)  # fences the units' earlier owners first
-        await self.assigned(new)
+        self._restoring = True  # as long as it takes: the watch does not count it
+        try:
+            await self.assigned(new)
+        finally:
+            self._restoring = False
         self.units |= set(new)
         for tp in assigned:  # read after the fence: a zombie's last commit is in
             with contextlib.suppress(KafkaError):

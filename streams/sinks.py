@@ -43,6 +43,7 @@ BATCH_BYTES = 1_000_000
 # aiokafka's default of 100 ms put 100-ms steps into the commit latency (engine p50 at 50
 # reports/s 270 -> 123 ms with 20 ms, docs/BENCHMARKS.md); the Java client retries after 20.
 TXN_RETRY_BACKOFF_MS = 20
+ABORT_SECONDS = 10.0  # a failed commit's abort waits this long at most
 
 
 class Out(NamedTuple):
@@ -154,8 +155,8 @@ class TransactionalSink:
         except BaseException:
             for fut in futures:  # their failure is this one: not logged again as unretrieved
                 fut.add_done_callback(_retrieved)
-            with contextlib.suppress(Exception):
-                await prod.abort_transaction()
+            with contextlib.suppress(Exception):  # bounded: the commit may have been cut short
+                await asyncio.wait_for(prod.abort_transaction(), ABORT_SECONDS)
             raise
 
     async def close(self) -> None:

@@ -70,8 +70,10 @@ def show_on_failure(path: Path, nodeid: str | None = None) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     outcome = yield
     report = outcome.get_result()
-    if report.failed:
-        for path in _LOGS.get(item.nodeid, []) + _LOGS.get("session", []):
+    if report.failed:  # the test's own workers last: a truncated report keeps its tail
+        paths = _LOGS.get("session", []) + _LOGS.get(item.nodeid, [])
+        for path in sorted(paths, key=lambda p: (p in _LOGS.get(item.nodeid, []),
+                                                 p.name.startswith("worker-"))):
             if path.exists():
                 tail = "\n".join(path.read_text(errors="replace").splitlines()[-80:])
                 report.sections.append((f"log {path.name} (last 80 lines)", tail))

@@ -5,13 +5,14 @@ reaches the loop. A fake consumer and sink stand in for aiokafka (pure unit test
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from types import SimpleNamespace
 
 import pytest
 from aiokafka import TopicPartition
 
-from streams.loop import PartitionWatch, Stalled, UnitLoop
+from streams.loop import PartitionWatch, Stalled, UnitLoop, first_failure
 from streams.settings import Settings
 
 TOPIC = "in"
@@ -174,6 +175,7 @@ class WatchedConsumer(FakeConsumer):
         self.paused_tps: set[TopicPartition] = set()
         self.lso: dict[TopicPartition, int] = {}
         self.pos: dict[TopicPartition, int] = {}
+        self.answered: dict[TopicPartition, int | None] = {}  # default: just now
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.tps)
@@ -184,15 +186,17 @@ class WatchedConsumer(FakeConsumer):
     def last_stable_offset(self, tp: TopicPartition) -> int | None:
         return self.lso.get(tp)
 
+    def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
+        return self.answered.get(tp, int(time.time() * 1000))
+
     async def position(self, tp: TopicPartition) -> int:
         return self.pos.get(tp, 0)
 
 
 async def watch_twice(loop: Loop, cons: WatchedConsumer) -> None:
-    """Two checks ``stall_seconds`` apart (the watch looks once a second at most)."""
+    """Two checks ``stall_seconds`` apart."""
     await loop._watch(cons)
     await asyncio.sleep(loop.settings.stall_seconds)
-    loop._next_watch = 0.0
     await loop._watch(cons)
 
 
@@ -249,7 +253,6 @@ def test_records_in_hand_that_commit_are_progress(loop):
         await loop._watch(cons)
         await asyncio.sleep(0.06)
         loop.committed[tp] = 2  # ... and its batch committed meanwhile
-        loop._next_watch = 0.0
         await loop._watch(cons)
 
     asyncio.run(scenario())
@@ -280,3 +283,41 @@ def test_a_rebalance_while_the_watch_awaits_a_position_ends_the_look(loop):
     asyncio.run(loop._watch(cons))  # would raise Stalled (stall_seconds 0) or assert;
     # a partition where nothing waits is never stalled, not even at stall_seconds 0
     assert loop.watch.observe(tp0, True, (None, 0), now=5.0) == 0.0  # the look was reset
+
+
+def test_a_partition_the_fetcher_never_answers_for_restarts_the_loop(loop):
+    loop.settings.stall_seconds = 0.05
+    cons = WatchedConsumer()
+    tp = TopicPartition(TOPIC, 1)
+    cons.answered[tp] = None  # resumed, and no fetch answer since
+    with pytest.raises(Stalled, match=r"in\[1\] .*paused False.*last fetch answer never"):
+        asyncio.run(watch_twice(loop, cons))
+    cons.answered[tp] = int(time.time() * 1000) - 6_000  # answered, but not for 6 s
+    with pytest.raises(Stalled, match=r"in\[1\] .*last fetch answer 6 s ago"):
+        asyncio.run(watch_twice(loop, cons))
+    cons.paused_tps = {TopicPartition(TOPIC, 0)}  # paused: not fetched, by design ...
+    cons.answered = {tp: None for tp in cons.tps}
+    loop._restoring = True  # ... while a takeover restores the state
+    asyncio.run(watch_twice(loop, cons))
+    assert loop.watch.observe(tp, True, (None, 0), now=0.0) == 0.0  # the restore reset it
+
+
+def test_the_first_of_two_coroutines_to_fail_ends_both():
+    cancelled = asyncio.Event()
+
+    async def stuck() -> None:  # a poll waiting on an await that never returns
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    async def watch() -> None:
+        await asyncio.sleep(0.01)
+        raise Stalled("in[0] has waited")
+
+    async def scenario() -> None:
+        with pytest.raises(Stalled, match=r"in\[0\] has waited"):
+            await first_failure(stuck(), watch())
+        assert cancelled.is_set()
+
+    asyncio.run(scenario())
