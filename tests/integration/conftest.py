@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import itertools
 import os
@@ -71,6 +72,12 @@ def make_report(type_code: str | None = "0101", lon: float | None = None,
 _worker_numbers = itertools.count()
 
 
+def _die_with_parent() -> None:
+    """In a started worker: SIGKILL when the test process dies, however it dies (a killed
+    pytest run left workers that went on consuming CPU and skewed the next run)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class WorkerProc:
     """A ``grid worker`` subprocess with its own app id, data dir and web port."""
 
@@ -90,7 +97,8 @@ class WorkerProc:
         show_on_failure(self.log_path)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen([sys.executable, "-m", "grid.cli", "worker"],
-                                     env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+                                     env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent)
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

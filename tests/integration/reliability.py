@@ -39,6 +39,8 @@ def start_worker(broker: Any, tmp_path: Path, app_id: str) -> WorkerProc:
     topics, on the system clock (no escalations: the runs are about delivery)."""
     w = WorkerProc(broker.url, tmp_path, app_id, GRID_REPLICATION=str(broker.replication))
     w.env["GRID_CLOCK"] = "system"
+    # a stalled partition is restarted well within the tests' 120 s wait (and logged)
+    w.env["GRID_STALL_SECONDS"] = "30"
     return w.start()
 
 
