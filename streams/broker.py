@@ -250,8 +250,11 @@ class EmbeddedBroker:
         terminate([proc] if proc is not None else [], timeout)
 
     def pause(self) -> None:
-        """Freeze the broker (SIGSTOP): clients see a stalled, not a closed, socket."""
+        """Freeze the broker (SIGSTOP): clients see a stalled, not a closed, socket.
+        Returns once every thread of it is stopped."""
         self._signal(signal.SIGSTOP)
+        assert self._proc is not None
+        wait_stopped(self._proc.pid)
 
     def resume(self) -> None:
         """Continue a paused broker (SIGCONT)."""
@@ -429,6 +432,24 @@ def terminate(procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait(10)
+
+
+def wait_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Wait until every thread of ``pid`` is stopped (a SIGSTOP sent is delivered to each
+    thread when it next runs: until then one may still answer a request). Linux /proc;
+    elsewhere returns at once."""
+    tasks = Path(f"/proc/{pid}/task")
+    deadline = time.monotonic() + timeout
+    while tasks.exists() and time.monotonic() < deadline:
+        states = []
+        for t in tasks.iterdir():
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                states.append((t / "stat").read_text().rsplit(")", 1)[1].split()[0])
+        if states and all(st in "Tt" for st in states):
+            return
+        time.sleep(0.01)
+    if tasks.exists():
+        raise BrokerError(f"process {pid} did not stop within {timeout} s")
 
 
 def die_with_parent() -> None:

@@ -39,6 +39,7 @@ from streams.broker import (
     ensure_topics,
     free_port,
     terminate,
+    wait_stopped,
 )
 
 log = logging.getLogger(__name__)
@@ -425,6 +426,9 @@ class EmbeddedKafka:
         """Freeze one node, or every node (SIGSTOP): clients see a stalled, not a closed,
         socket."""
         self._signal(node_id, signal.SIGSTOP)
+        for n in self.nodes if node_id is None else [self.node(node_id)]:
+            assert n.proc is not None
+            wait_stopped(n.proc.pid)
 
     def resume(self, node_id: int | None = None) -> None:
         """Continue one paused node, or every node (SIGCONT)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import functools
 import itertools
 import os
@@ -22,7 +21,7 @@ import numpy as np
 import pytest
 
 from streams import topics as T
-from streams.broker import free_port
+from streams.broker import die_with_parent, free_port
 from streams.kafka_io import collect, produce_json
 from tests.conftest import show_on_failure, start_broker
 
@@ -72,11 +71,6 @@ def make_report(type_code: str | None = "0101", lon: float | None = None,
 _worker_numbers = itertools.count()
 
 
-def _die_with_parent() -> None:
-    """In a started worker: SIGKILL when the test process dies, however it dies (a killed
-    pytest run left workers that went on consuming CPU and skewed the next run)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
 
 class WorkerProc:
     """A ``grid worker`` subprocess with its own app id, data dir and web port."""
@@ -98,7 +92,7 @@ class WorkerProc:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen([sys.executable, "-m", "grid.cli", "worker"],
                                      env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     preexec_fn=_die_with_parent)
+                                     preexec_fn=die_with_parent)  # a killed run leaves none
         return self
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

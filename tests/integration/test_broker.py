@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.broker import (
+    BrokerError,
     EmbeddedBroker,
     api_versions_ok,
     create_topics,
     ensure_topics,
     partition_counts,
+    wait_stopped,
 )
 from streams.kafka_io import collect, collect_records, consume, produce_json
 from streams.tansu import true_end_offsets
@@ -378,3 +381,26 @@ def test_cluster_of_three_replicates_and_survives_a_killed_node(tmp_path):
         k.start_node(2)
         k.wait_ready(60)
         assert k.registered_brokers() == 3
+
+
+def test_wait_stopped_returns_once_every_thread_is_stopped():
+    """A SIGSTOP is delivered to each thread when it next runs; pause() waits for that."""
+    import signal
+    import subprocess
+    import sys
+
+    code = "import threading, time\nfor _ in range(4): threading.Thread(target=time.sleep, " \
+           "args=(60,)).start()\ntime.sleep(60)"
+    p = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        with pytest.raises(BrokerError, match=f"process {p.pid} did not stop within 0.2 s"):
+            wait_stopped(p.pid, timeout=0.2)  # running
+        p.send_signal(signal.SIGSTOP)
+        wait_stopped(p.pid)
+        tasks = Path(f"/proc/{p.pid}/task")
+        states = {(t / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                  for t in tasks.iterdir()}
+        assert states == {"T"}, states
+    finally:
+        p.kill()
+        p.wait()
