@@ -130,7 +130,9 @@ cases = Table(
     Index("ix_cases_type_created", "type_code", "created_at", "case_id"),
     Index("ix_cases_open_district_created", "district", "created_at", "case_id",
           postgresql_where=text("is_open IS true"), sqlite_where=text("is_open IS 1")),
-    Index("ix_cases_open_department_due", "department", "due_at",
+    # migration 0005: a department's open cases newest first, the deadline for its filter
+    Index("ix_cases_open_department_created", "department", "created_at", "case_id",
+          postgresql_include=["due_at"],
           postgresql_where=text("is_open IS true"), sqlite_where=text("is_open IS 1")),
 )
 
