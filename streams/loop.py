@@ -186,7 +186,6 @@ class UnitLoop(ConsumerRebalanceListener):
             self._pending.clear()
             self.fetched_to.clear()
             self.watch.reset()
-            self._restoring = False
             for task in list(self._running.values()):
                 task.cancel()
             if self._running:  # a commit cut short aborts its transaction (bounded)

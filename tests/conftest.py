@@ -71,9 +71,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     outcome = yield
     report = outcome.get_result()
     if report.failed:  # the test's own workers last: a truncated report keeps its tail
-        paths = _LOGS.get("session", []) + _LOGS.get(item.nodeid, [])
-        for path in sorted(paths, key=lambda p: (p in _LOGS.get(item.nodeid, []),
-                                                 p.name.startswith("worker-"))):
+        def workers_last(paths: list[Path]) -> list[Path]:
+            return sorted(paths, key=lambda p: p.name.startswith("worker-"))
+        for path in (workers_last(_LOGS.get("session", []))
+                     + workers_last(_LOGS.get(item.nodeid, []))):
             if path.exists():
                 tail = "\n".join(path.read_text(errors="replace").splitlines()[-80:])
                 report.sections.append((f"log {path.name} (last 80 lines)", tail))

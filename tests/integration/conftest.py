@@ -71,7 +71,6 @@ def make_report(type_code: str | None = "0101", lon: float | None = None,
 _worker_numbers = itertools.count()
 
 
-
 class WorkerProc:
     """A ``grid worker`` subprocess with its own app id, data dir and web port."""
 
