@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -161,7 +162,7 @@ def _copy_rows(conn: Connection, table: Any, cols: Sequence[str],
     scanned for escapes; grid bench store). Binary values are the columns' exact types:
     a naive time or a string where a number goes is a TypeError (the batch is halved down
     to the record, as for a row the database refuses); an integer must fit the column (it
-    would be truncated, not refused: :func:`_event_at` checks ``seq``)."""
+    would be truncated, not refused: :func:`_case_event` checks ``seq``)."""
     names = ", ".join(f'"{c}"' for c in cols)
     cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN (FORMAT BINARY)') as cp:
@@ -281,7 +282,7 @@ class StoreWriter:
 
     def _apply(self, records: Sequence[Record]) -> Applied:
         out = Applied()
-        events: list[tuple[dict[str, Any], bytes]] = []  # (message, its record's bytes)
+        events: list[_Event] = []
         orders: list[dict[str, Any]] = []
         alerts: list[dict[str, Any]] = []
         ends: dict[TP, int] = {}
@@ -296,7 +297,11 @@ class StoreWriter:
                 out.skipped += 1
                 continue
             if r.topic == CASE_EVENTS:
-                events.append((msg, r.value))  # type: ignore[arg-type]
+                ev = _case_event(msg)
+                if ev is None:
+                    out.skipped += 1
+                    continue
+                events.append(_Event(msg, r.value, ev))  # type: ignore[arg-type]
             else:
                 (orders if r.topic == DISPATCH else alerts).append(msg)
         if not ends:
@@ -311,52 +316,48 @@ class StoreWriter:
 
     # -- case events ---------------------------------------------------------------------
 
-    def _events(self, conn: Connection, msgs: list[tuple[dict[str, Any], bytes]]
-                ) -> list[bytes]:
-        """Store the new events of ``msgs`` ((message, its record's bytes) in log order) and
-        fold the cases they touch; returns the new ones' records."""
+    def _events(self, conn: Connection, msgs: list[_Event]) -> list[bytes]:
+        """Store the new events of ``msgs`` (in log order) and fold the cases they touch;
+        returns the new ones' records."""
         e_ = S.case_events.c
-        good = [(m, raw, at) for m, raw in msgs if (at := _event_at(m)) is not None]
         seen: set[str] = set()
-        for ids in _chunks(conn, list({m["event_id"] for m, _, _ in good})):
+        for ids in _chunks(conn, list({g.event.event_id for g in msgs})):
             seen.update(conn.scalars(select(e_.event_id).where(_in(conn, e_.event_id, ids))))
-        fresh: list[tuple[dict[str, Any], bytes, datetime]] = []
-        for g in good:
-            if (eid := g[0]["event_id"]) not in seen:
+        fresh: list[_Event] = []
+        for g in msgs:
+            if (eid := g.event.event_id) not in seen:
                 seen.add(eid)
                 fresh.append(g)
         if not fresh:
             return []
-        new = [g[0] for g in fresh]
         if _pg(conn):  # the record's own JSON text as the body (not parsed and dumped again)
             _copy_rows(conn, S.case_events, EVENT_COLUMNS, (
-                _event_values(m, raw.decode() if b"\\u0000" not in raw else _json(m), at)
-                for m, raw, at in fresh))
+                _event_values(g.message, g.raw.decode() if b"\\u0000" not in g.raw
+                              else _json(g.message), g.event.at) for g in fresh))
         else:
-            conn.execute(_insert(conn, S.case_events), [_event_row(m) for m in new])
+            conn.execute(_insert(conn, S.case_events), [_event_row(g.message) for g in fresh])
 
-        by_case: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for m in new:
-            by_case[m["case_id"]].append(m)
+        by_case: dict[str, list[_Event]] = defaultdict(list)
+        for g in fresh:
+            by_case[g.event.case_id].append(g)
         cases, extra = self._load_cases(conn, list(by_case))
         created: set[str] = set()
         reports: list[dict[str, Any]] = []
         waiting: set[str] = {cid for cid, x in extra.items() if x["waiting"]}
         for cid, evs in by_case.items():
-            for e in sorted(evs, key=lambda m: int(m["seq"])):
+            for g in sorted(evs, key=lambda g: g.event.seq):
                 c = cases.get(cid)
-                seq = int(e["seq"])
-                if seq == 0 or (c is not None and seq <= c.seq):
+                ev = g.event
+                if ev.seq == 0 or (c is not None and ev.seq <= c.seq):
                     continue  # command_rejected (history only) or an older event again
-                if (c is None and e["type"] != "reported") or (c is not None
-                                                                and seq > c.seq + 1):
+                if (c is None and ev.type != "reported") or (c is not None
+                                                             and ev.seq > c.seq + 1):
                     waiting.add(cid)
                     continue
-                ev = parse_event(e)
                 if c is None:
                     c = cases[cid] = new_case(ev)
                     created.add(cid)
-                    r = (e.get("data") or {}).get("report") or {}  # the stored JSON
+                    r = g.message["data"].get("report") or {}  # the stored JSON
                     extra[cid] = {"report": report_facts(r), "decision": None,
                                   "waiting": False}
                     if r.get("report_id"):
@@ -392,7 +393,7 @@ class StoreWriter:
                  "{" + ",".join(["t" if r["merged"] else "f" for r in reports]) + "}"))
         elif reports:
             conn.execute(_insert(conn, S.report_cases).on_conflict_do_nothing(), reports)
-        return [g[1] for g in fresh]
+        return [g.raw for g in fresh]
 
     def _fold(self, c: CaseSummary, e: CaseEvent, extra: dict[str, Any],
               reports: list[dict[str, Any]]) -> None:
@@ -532,23 +533,35 @@ def _without_nul(v: Any) -> Any:
     return v
 
 
-def _event_at(m: dict[str, Any]) -> datetime | None:
-    """The time of a case event whose envelope can be stored (ids, a seq that fits the
-    column, an aware time, type, text or null where the columns are text); None (logged)
-    for a malformed one."""
+def _case_event(m: dict[str, Any]) -> CaseEvent | None:
+    """The typed event of a case-event message whose envelope the columns can hold (ids,
+    a seq that fits the column, an aware time); None (logged) for any other: a record is
+    parsed once, and a malformed one is skipped before the batch's transaction."""
     try:
-        if m["event_id"] and m["case_id"] and 0 <= int(m.get("seq", 0)) < 2**31 \
-                and m.get("type") and isinstance(at := _dt(m["at"]), datetime) \
-                and at.utcoffset() is not None \
-                and all(isinstance(m.get(k), str | None) for k in _TEXT_FIELDS):
-            return at
-    except (KeyError, TypeError, ValueError):
-        pass
-    log.warning("store skipped a malformed case event: %.200r", m)
+        ev = parse_event(m)
+    except ValidationError as err:
+        first = err.errors()[0]
+        why = f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    else:
+        if not (ev.event_id and ev.case_id and ev.type):
+            why = "an empty event id, case id or type"
+        elif not 0 <= ev.seq < 2**31:
+            why = f"seq {ev.seq} does not fit the column"
+        elif ev.at.utcoffset() is None:
+            why = "a time without a UTC offset"
+        else:
+            return ev
+    log.warning("store skipped a malformed case event (%s): %.200r", why, m)
     return None
 
 
-_TEXT_FIELDS = ("state_from", "state_to", "actor", "role", "reason")  # stored as they are
+@dataclass(frozen=True, slots=True)
+class _Event:
+    """A case-event record: its message, its bytes and its typed event (parsed once)."""
+
+    message: dict[str, Any]
+    raw: bytes
+    event: CaseEvent
 
 
 ORDER_TYPES = frozenset({*S.DISPATCH_TYPES, "part_reported", "part_closed_out"})

@@ -189,7 +189,9 @@ def test_malformed_records_are_skipped_and_counted(store_url, events):
            Record(T.CASE_EVENTS, 0, 2, b'{"event_id": "x"}'), Record(T.ALERTS, 0, 0, b"[]"),
            Record(T.DISPATCH, 0, 0, b'{"work_order_id": 1}')]
     out = w.apply(bad)
-    assert (out.skipped, out.events, out.alerts, out.work_orders) == (3, [], [], 0)
+    # the three case-event records and the alert that is not an object (the malformed
+    # work order is logged by its own table's check)
+    assert (out.skipped, out.events, out.alerts, out.work_orders) == (4, [], [], 0)
     assert StoreWriter(w.engine).load_positions([(T.CASE_EVENTS, 0), (T.ALERTS, 0)]) == {
         (T.CASE_EVENTS, 0): 3, (T.ALERTS, 0): 1}
 
@@ -209,6 +211,29 @@ def test_case_events_the_columns_cannot_hold_are_skipped_before_the_batch(store_
     with w.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(S.case_events)) == 1
     assert w.positions[(T.CASE_EVENTS, 0)] == 4
+
+
+def test_a_case_event_its_type_does_not_allow_is_skipped_before_the_batch(store_url, events,
+                                                                         caplog):
+    """The typed check runs once per record, before the transaction: an event whose data
+    its type does not allow is skipped and named in the log; the rest of the batch is
+    applied in one go (no halving: nothing else is skipped)."""
+    w = StoreWriter(connect(store_url))
+    w.load_positions([])
+    first = next(e for e in events if e["type"] == "reported")
+    bad = {**first, "event_id": "bad:1", "data": {**first["data"], "report": "a string"}}
+    recs = [Record(T.CASE_EVENTS, 0, i, orjson.dumps(e))
+            for i, e in enumerate([bad, *events])]
+    out = w.apply(recs)
+    assert out.skipped == 1  # (an event twice in one batch is stored once, not counted)
+    assert "bad:1" not in {e["event_id"] for e in out.events}
+    assert [m for m in caplog.messages if "malformed case event" in m] == [
+        m for m in caplog.messages if "bad:1" in m]
+    assert "data.report" in next(m for m in caplog.messages if "bad:1" in m)
+    with w.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(S.case_events)) == len(
+            {e["event_id"] for e in events})
+    assert w.positions[(T.CASE_EVENTS, 0)] == len(events) + 1
 
 
 @pytest.mark.parametrize("first,last", [(date(2026, 3, 1), date(2026, 3, 31)),
