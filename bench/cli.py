@@ -177,9 +177,13 @@ def spatial(ctx: click.Context) -> None:
                    "(migrated to the newest schema first)")
 @click.option("--small", metavar="URL",
               help="with --existing: an empty store for the worker-start comparison")
+@click.option("--projectors", default="1,2", show_default=True,
+              help="PostgreSQL: the throughput part's cases again, by this many projector "
+                   "processes over disjoint partitions, each count on an empty store "
+                   "(comma-separated; empty: skipped)")
 def store(as_json: bool, cases: int, throughput_cases: int, queries: int,
           databases: tuple[str, ...], geodata: str | None, keep: str | None,
-          existing: str | None, small: str | None) -> None:
+          existing: str | None, small: str | None, projectors: str) -> None:
     """The read store on a throwaway PostgreSQL and on SQLite: projector throughput beside a
     plain INSERT, list query p50/p99, a quarter's evaluation, worker start (bench/store.py)."""
     from bench.store import measure_existing, render, run
@@ -191,7 +195,8 @@ def store(as_json: bool, cases: int, throughput_cases: int, queries: int,
         click.echo(json.dumps(measure_existing(existing, queries, geodata, small, log)))
         return
     res = run(cases=cases, throughput_cases=throughput_cases, queries=queries,
-              geodata=geodata, databases=databases, keep=keep, log=log)
+              geodata=geodata, databases=databases, keep=keep,
+              projectors=tuple(int(n) for n in projectors.split(",") if n.strip()), log=log)
     click.echo(json.dumps(res, ensure_ascii=False) if as_json else render(res))
 
 

@@ -507,6 +507,59 @@ def run_target(tg: Target, cases: int, throughput_cases: int, where: Places,
     return out
 
 
+def _project(url: str, records: list[Any], names: Any, cat: Any, ready: Any, out: Any
+             ) -> None:
+    """One projector process of :func:`scaling`: its own writer over ``records`` (its
+    partitions, in log order), started when every process is ready."""
+    from store.db import connect
+    from store.writer import StoreWriter
+
+    engine = connect(url)
+    w = StoreWriter(engine, consumer=CONSUMER, names=names, category_of=cat)
+    w.load_positions([])
+    batches = [records[i:i + BATCH] for i in range(0, len(records), BATCH)]
+    ready.wait()
+    t0 = time.perf_counter()
+    inside = 0.0
+    for b in batches:
+        t = time.perf_counter()
+        w.apply(b)
+        inside += time.perf_counter() - t
+    out.put((t0, time.perf_counter(), len(records), inside))
+    engine.dispose()
+
+
+def scaling(urls: dict[int, str], records: list[Any], names: Any, cat: Any,
+            log: Callable[[str], None]) -> dict[str, Any]:
+    """``n`` projector processes for each ``n`` of ``urls`` (each count on its own empty
+    store), process ``i`` applying the partitions ``p % n == i`` of ``records`` in batches
+    of :data:`BATCH`, as a consumer group spreads partitions over ``grid projector``
+    instances. Records are made before the common start; events/s = all records / wall
+    seconds from the start to the last process's end."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")  # the children inherit the records, not a pickled copy
+    out: dict[str, Any] = {}
+    for n, url in urls.items():
+        ready, done = ctx.Barrier(n), ctx.Queue()
+        procs = [ctx.Process(target=_project, args=(
+            url, [r for r in records if r.partition % n == i], names, cat, ready, done))
+            for i in range(n)]
+        with LoadSampler() as ls:
+            for p in procs:
+                p.start()
+            res = [done.get(timeout=3600) for _ in procs]
+            for p in procs:
+                p.join()
+        wall = max(r[1] for r in res) - min(r[0] for r in res)
+        out[str(n)] = {"events": sum(r[2] for r in res), "wall_s": round(wall, 2),
+                       "events_per_s": round(sum(r[2] for r in res) / wall),
+                       "per_process_events_per_s": [round(r[2] / r[3]) for r in res],
+                       "load": ls.summary()}
+        log(f"  {n} projector(s): {orjson.dumps(out[str(n)]).decode()}")
+    return out
+
+
 def measure_existing(url: str, queries: int = 1000, geodata: str | None = None,
                      small_url: str | None = None,
                      log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -610,10 +663,13 @@ def _pg_databases(pg: Any, names: list[str]) -> None:
 
 def run(cases: int, throughput_cases: int, queries: int = 1000, geodata: str | None = None,
         databases: tuple[str, ...] = ("postgresql", "sqlite"), keep: str | None = None,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
+        projectors: tuple[int, ...] = (1, 2), log: Callable[[str], None] = print
+        ) -> dict[str, Any]:
     """Every measurement on every database in ``databases``; one dict (see module doc).
     ``keep``: a directory that keeps the stores afterwards (PostgreSQL's data directory in
-    ``keep/pg``, the SQLite files beside it) for EXPLAIN ANALYZE and the like."""
+    ``keep/pg``, the SQLite files beside it) for EXPLAIN ANALYZE and the like.
+    ``projectors``: on PostgreSQL, :func:`scaling` over the throughput part's cases with
+    these numbers of projector processes (empty: not measured)."""
     from bench.run import machine
     from grid.taxonomy import load_taxonomy
     from store.pg_server import PostgresServer
@@ -650,6 +706,16 @@ def run(cases: int, throughput_cases: int, queries: int = 1000, geodata: str | N
                     res[db] = run_target(Target(db, pg.url, base + "/baseline", base + "/small"),
                                          cases, throughput_cases, where, scen, names,
                                          category_of(tax), queries, log)
+                    if projectors:
+                        log(f"{db}: {throughput_cases:,} cases' events by "
+                            f"{', '.join(map(str, projectors))} projector processes")
+                        _pg_databases(pg, [f"scale{n}" for n in projectors])
+                        records = [r for b in Log().batches(events_in_time_order(
+                            clones(throughput_cases, where, scen))) for r in b]
+                        res[db]["scaling"] = scaling(
+                            {n: f"{base}/scale{n}" for n in projectors}, records, names,
+                            category_of(tax), log)
+                        del records
             else:
                 res[db] = run_target(Target(db, f"sqlite:///{tmp}/full.db",
                                             f"sqlite:///{tmp}/baseline.db",
@@ -693,6 +759,10 @@ def render(res: dict[str, Any]) -> str:
         row("  ratio projector/baseline", lambda r: f"{r['throughput']['ratio']:.2f}"),
         row("  load mean / max", lambda r: "{mean} / {max}".format(**r["throughput"]["load"])),
         row("rest: projector events/s", lambda r: f"{r['rest']['projector_events_per_s'] or 0:,}"),
+        *(row(f"{n} projector process(es) events/s",
+              lambda r, n=n: f"{r['scaling'][n]['events_per_s']:,}" if n in r.get(
+                  "scaling", {}) else "-")
+          for n in res.get("postgresql", {}).get("scaling", {})),
         row("list p50 / p99 ms (all)", lambda r: ms(r["list"]["all"])),
         *(row(f"  {k}", lambda r, k=k: ms(r["list"]["by_kind"][k]))
           for k in res[dbs[0]]["list"]["by_kind"]),

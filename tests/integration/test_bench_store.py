@@ -1,0 +1,70 @@
+"""``grid bench store``'s several-projector measurement (bench/store.py ``scaling``) on a real
+PostgreSQL: each process applies its own partitions, and together they store every event
+of the log once, as one projector does."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from bench.store import Log, Places, clones, events_in_time_order, scaling, scenarios
+from store import schema as S
+from store.db import connect
+from store.reader import ReadStore
+from tests.conftest import unique_name
+
+WHERE = Places(streets=[("310110001", ["310110001001", "310110001002"]),
+                        ("310110002", ["310110002001"])],
+               types=[("0101", "01", "component", "roads"),
+                      ("0601", "06", "event", "sanitation")])
+
+
+def _database(base: str) -> str:
+    name = unique_name("scale").replace("-", "_").lower()
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    url = base.rsplit("/", 1)[0] + "/" + name
+    connect(url).dispose()  # migrated before the processes start
+    return url
+
+
+def test_two_projector_processes_store_the_log_once_as_one_does(postgres):
+    records = [r for b in Log().batches(events_in_time_order(
+        clones(300, WHERE, scenarios(), seed=3))) for r in b]
+    urls = {1: _database(postgres), 2: _database(postgres)}
+    lines: list[str] = []
+    out = scaling(urls, records, lambda kind, code: None, None, lines.append)
+
+    n_events = len({r.value for r in records})  # the fixture repeats one event
+    for n in (1, 2):
+        assert out[str(n)]["events"] == len(records)
+        assert len(out[str(n)]["per_process_events_per_s"]) == n
+        assert out[str(n)]["events_per_s"] > 0
+    stores = {n: connect(url) for n, url in urls.items()}
+    try:
+        stored = {}
+        for n, eng in stores.items():
+            with eng.connect() as conn:
+                stored[n] = sorted(conn.execute(sa.select(
+                    S.case_events.c.event_id, S.case_events.c.state_to)).all())
+        assert len(stored[1]) == n_events == len(stored[2])
+        assert stored[1] == stored[2]
+        assert ReadStore(stores[1]).count() == ReadStore(stores[2]).count() == 300
+        cases = {}
+        for n, eng in stores.items():  # the same cases in the same states and counts
+            with eng.connect() as conn:
+                cases[n] = sorted(conn.execute(sa.select(
+                    S.cases.c.case_id, S.cases.c.state, S.cases.c.closed_at)).all())
+        assert cases[1] == cases[2]
+        assert {state for _, state, _ in cases[2]} >= {"closed", "dispatched"}
+        # every partition's offset was moved to its end by the process that applied it
+        with stores[2].connect() as conn:
+            pos = dict(conn.execute(sa.select(S.offsets.c.partition,
+                                              S.offsets.c.next_offset)).all())
+        assert pos == {p: sum(1 for r in records if r.partition == p)
+                       for p in {r.partition for r in records}}
+    finally:
+        for eng in stores.values():
+            eng.dispose()
+    assert [ln.split(":")[0].strip() for ln in lines] == ["1 projector(s)", "2 projector(s)"]
