@@ -178,7 +178,7 @@ def spatial(ctx: click.Context) -> None:
 @click.option("--small", metavar="URL",
               help="with --existing: an empty store for the worker-start comparison")
 @click.option("--projectors", default="1,2", show_default=True,
-              help="PostgreSQL: the throughput part's cases again, by this many projector "
+              help="PostgreSQL: a log of --throughput-cases cases by this many projector "
                    "processes over disjoint partitions, each count on an empty store "
                    "(comma-separated; empty: skipped)")
 def store(as_json: bool, cases: int, throughput_cases: int, queries: int,

@@ -27,6 +27,9 @@ file in a temporary directory):
 4. **Worker start**: ``connect(url)`` (migration check) + ``StoreWriter.load_positions`` +
    the first ``apply`` of one new batch, on a store with :data:`SMALL_CASES` cases and on the
    full store.
+5. **Several projectors** (PostgreSQL): :func:`scaling`, the same log by 1 and 2 projector
+   processes over disjoint partitions, as ``grid projector`` instances in one consumer
+   group share them.
 """
 
 from __future__ import annotations
@@ -668,8 +671,9 @@ def run(cases: int, throughput_cases: int, queries: int = 1000, geodata: str | N
     """Every measurement on every database in ``databases``; one dict (see module doc).
     ``keep``: a directory that keeps the stores afterwards (PostgreSQL's data directory in
     ``keep/pg``, the SQLite files beside it) for EXPLAIN ANALYZE and the like.
-    ``projectors``: on PostgreSQL, :func:`scaling` over the throughput part's cases with
-    these numbers of projector processes (empty: not measured)."""
+    ``projectors``: on PostgreSQL, :func:`scaling` over a log of ``throughput_cases`` cases
+    (over the quarter, as a run of that many cases loads them) with these numbers of
+    projector processes (empty: not measured)."""
     from bench.run import machine
     from grid.taxonomy import load_taxonomy
     from store.pg_server import PostgresServer

@@ -185,7 +185,7 @@ def test_worker_frozen_past_its_session_is_a_harmless_zombie(cluster, tmp_path):
     """
     app_id = f"zombie-{uuid.uuid4().hex[:6]}"
     intake = f"{app_id}-intake"  # the intake loop's group (the case loop: <app id>-cases)
-    raws, bad = sim_messages(10_000, seed=404)
+    raws, bad = sim_messages(10_000, seed=404, district=None)
     parts = chunks(raws, 10)
     a = start_worker(cluster, tmp_path, app_id)
     b = start_worker(cluster, tmp_path, app_id)

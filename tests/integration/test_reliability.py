@@ -112,7 +112,7 @@ def test_rebalance_as_workers_go_from_1_to_2_to_3_to_1(single_node, tmp_path):
     group, then both leave; each membership is reached (every worker sees the same split of
     all partitions among exactly those workers) and the last reports go to the one left."""
     app_id = f"rebal-{uuid.uuid4().hex[:6]}"
-    raws, bad = sim_messages(8_000, seed=202)
+    raws, bad = sim_messages(8_000, seed=202, district=None)
     a = start_worker(single_node, tmp_path, app_id)
     workers = [a]
     feeder = Feeder(single_node.bootstrap, chunks(raws, 40))
