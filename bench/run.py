@@ -57,6 +57,26 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version(), "load_avg": [round(x, 2) for x in os.getloadavg()]}
 
 
+class HostSteal:
+    """The share of this host's CPU time that the hypervisor gave to other guests (Linux
+    ``steal``) since it was made: on a contended host a run reads slower than its code is,
+    so results carry it (None where the kernel does not count it)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._t0 = psutil.cpu_times()
+
+    def pct(self) -> float | None:
+        import psutil
+
+        t1 = psutil.cpu_times()
+        total = sum(t1) - sum(self._t0)
+        if not hasattr(t1, "steal") or total <= 0:
+            return None
+        return round(100 * (t1.steal - self._t0.steal) / total, 1)
+
+
 def use_broker_kind(kind: str, tmp: Path) -> None:
     """Set this process's (and so its children's) broker kind before ``streams`` is used:
     ``GRID_BROKER_KIND=tansu`` switches the Tansu workarounds on (streams.tansu); on Kafka
@@ -194,6 +214,7 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
     from streams import topics as T
     from streams.broker import free_port
 
+    run_steal = HostSteal()
     result: dict[str, Any] = {"machine": machine(),
                               "broker": broker_info(broker, embedded, kafka_config),
                               "reports": reports,
@@ -234,13 +255,14 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
                 asyncio.run(_wait_ready(bootstrap, IN_TOPIC, topic_of("event"),
                                         topic_of("dlq"), probe_b, base))
                 if reports:
-                    cpu0 = base.cpu_s()
+                    cpu0, steal = base.cpu_s(), HostSteal()
                     out = asyncio.run(driver.throughput(bootstrap, IN_TOPIC, topic_of("event"),
                                                         topic_of("dlq"), raws, expect,
                                                         alive=base.alive))
                     _check_alive(base)
                     use = base.usage_since(cpu0)
-                    result[key] = _rates(out, reports, profile.per_input) | asdict(use)
+                    result[key] = _rates(out, reports, profile.per_input) | asdict(use) | {
+                        "host_steal_pct": steal.pct()}
                     log(f"{key}: {result[key]}")
                 result[f"{key}_latency"] = _latency(
                     bootstrap, IN_TOPIC, topic_of("work_order"), latency_raws, rate,
@@ -273,12 +295,13 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
             try:
                 asyncio.run(_wait_ready(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ, probe_e, w))
                 if reports:
-                    cpu0 = w.cpu_s()
+                    cpu0, steal = w.cpu_s(), HostSteal()
                     out = asyncio.run(driver.throughput(bootstrap, T.REPORTS, T.CASE_EVENTS,
                                                         T.DLQ, raws, expect, alive=w.alive))
                     _check_alive(w)
                     use = w.usage_since(cpu0)
-                    result[key] = _rates(out, reports, profile.per_input) | asdict(use)
+                    result[key] = _rates(out, reports, profile.per_input) | asdict(use) | {
+                        "host_steal_pct": steal.pct()}
                     log(f"{key}: {result[key]}")
                 cpu0, t0 = w.cpu_s(), time.perf_counter()
                 lat = _latency(bootstrap, T.REPORTS, T.DISPATCH, latency_raws, rate,
@@ -297,6 +320,7 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
         result["recovery"] = measure(recovery_events, geodata)
         log(f"recovery: {result['recovery']}")
     result.update(summary(result), offered_rate=rate)
+    result["machine"]["host_steal_pct"] = run_steal.pct()
     return result
 
 

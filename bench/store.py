@@ -674,12 +674,13 @@ def run(cases: int, throughput_cases: int, queries: int = 1000, geodata: str | N
     ``projectors``: on PostgreSQL, :func:`scaling` over a log of ``throughput_cases`` cases
     (over the quarter, as a run of that many cases loads them) with these numbers of
     projector processes (empty: not measured)."""
-    from bench.run import machine
+    from bench.run import HostSteal, machine
     from grid.taxonomy import load_taxonomy
     from store.pg_server import PostgresServer
     from streams.readmodel import category_of, names_of
 
     throughput_cases = min(throughput_cases, cases)
+    steal = HostSteal()
     where = places(geodata)
     scen = scenarios()
     tax = load_taxonomy()
@@ -728,6 +729,7 @@ def run(cases: int, throughput_cases: int, queries: int = 1000, geodata: str | N
                                      category_of(tax), queries, log)
             res[db]["wall_s"] = round(time.monotonic() - t, 1)
     res["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    res["machine"]["host_steal_pct"] = steal.pct()
     return res
 
 
@@ -745,7 +747,8 @@ def render(res: dict[str, Any]) -> str:
 
     lines = [
         f"machine: {m['nproc']} cores, {m['cpu']}, {m['ram_gb']} GB RAM, load at start "
-        f"{m['load_avg']}, at end {m.get('load_avg_end')}",
+        f"{m['load_avg']}, at end {m.get('load_avg_end')}; host CPU steal "
+        f"{m.get('host_steal_pct')} % (time the hypervisor gave other guests)",
         f"{res['cases']:,} cases ({res['scenarios']} fixture scenarios cloned over "
         f"{res['streets']} Yangpu streets, {res['types']} types, {res['quarter'][0]} .. "
         f"{res['quarter'][1]}); batches of {res['batch']:,} records, "
