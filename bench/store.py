@@ -513,23 +513,29 @@ def run_target(tg: Target, cases: int, throughput_cases: int, where: Places,
 def _project(url: str, records: list[Any], names: Any, cat: Any, ready: Any, out: Any
              ) -> None:
     """One projector process of :func:`scaling`: its own writer over ``records`` (its
-    partitions, in log order), started when every process is ready."""
+    partitions, in log order), started when every process is ready; puts (start, end,
+    records, seconds inside ``apply``) on ``out``, or the failure as text."""
     from store.db import connect
     from store.writer import StoreWriter
 
-    engine = connect(url)
-    w = StoreWriter(engine, consumer=CONSUMER, names=names, category_of=cat)
-    w.load_positions([])
-    batches = [records[i:i + BATCH] for i in range(0, len(records), BATCH)]
-    ready.wait()
-    t0 = time.perf_counter()
-    inside = 0.0
-    for b in batches:
-        t = time.perf_counter()
-        w.apply(b)
-        inside += time.perf_counter() - t
-    out.put((t0, time.perf_counter(), len(records), inside))
-    engine.dispose()
+    try:
+        engine = connect(url)
+        w = StoreWriter(engine, consumer=CONSUMER, names=names, category_of=cat)
+        w.load_positions([])
+        batches = [records[i:i + BATCH] for i in range(0, len(records), BATCH)]
+        ready.wait(timeout=600)
+        t0 = time.perf_counter()
+        inside = 0.0
+        for b in batches:
+            t = time.perf_counter()
+            w.apply(b)
+            inside += time.perf_counter() - t
+        out.put((t0, time.perf_counter(), len(records), inside))
+        engine.dispose()
+    except BaseException as err:
+        ready.abort()  # the others stop waiting for this one
+        out.put(f"{type(err).__name__}: {err}")
+        raise
 
 
 def scaling(urls: dict[int, str], records: list[Any], names: Any, cat: Any,
@@ -554,6 +560,8 @@ def scaling(urls: dict[int, str], records: list[Any], names: Any, cat: Any,
             res = [done.get(timeout=3600) for _ in procs]
             for p in procs:
                 p.join()
+        if failed := [r for r in res if isinstance(r, str)]:
+            raise RuntimeError(f"{len(failed)} of {n} projector processes failed: {failed[0]}")
         wall = max(r[1] for r in res) - min(r[0] for r in res)
         out[str(n)] = {"events": sum(r[2] for r in res), "wall_s": round(wall, 2),
                        "events_per_s": round(sum(r[2] for r in res) / wall),

@@ -4,6 +4,7 @@ of the log once, as one projector does."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from bench.store import Log, Places, clones, events_in_time_order, scaling, scenarios
@@ -68,3 +69,12 @@ def test_two_projector_processes_store_the_log_once_as_one_does(postgres):
         for eng in stores.values():
             eng.dispose()
     assert [ln.split(":")[0].strip() for ln in lines] == ["1 projector(s)", "2 projector(s)"]
+
+
+def test_a_projector_process_that_fails_fails_the_measurement_with_its_error(postgres):
+    records = [r for b in Log().batches(events_in_time_order(
+        clones(5, WHERE, scenarios(), seed=3))) for r in b]
+    missing = postgres.rsplit("/", 1)[0] + "/" + unique_name("absent").replace("-", "_")
+    with pytest.raises(RuntimeError, match=r"2 of 2 projector processes failed: "
+                                           r"OperationalError.*does not exist"):
+        scaling({2: missing}, records, lambda kind, code: None, None, lambda line: None)
