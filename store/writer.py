@@ -335,7 +335,8 @@ class StoreWriter:
                 _event_values(g.message, g.raw.decode() if b"\\u0000" not in g.raw
                               else _json(g.message), g.event.at) for g in fresh))
         else:
-            conn.execute(_insert(conn, S.case_events), [_event_row(g.message) for g in fresh])
+            conn.execute(_insert(conn, S.case_events),
+                         [_event_row(g.message, g.event.at) for g in fresh])
 
         by_case: dict[str, list[_Event]] = defaultdict(list)
         for g in fresh:
@@ -600,6 +601,6 @@ def _event_values(m: dict[str, Any], body: Any, at: datetime | None = None
             unit_name, parts)
 
 
-def _event_row(m: dict[str, Any]) -> dict[str, Any]:
-    return dict(zip(EVENT_COLUMNS, _event_values(m, m), strict=True))
+def _event_row(m: dict[str, Any], at: datetime | None = None) -> dict[str, Any]:
+    return dict(zip(EVENT_COLUMNS, _event_values(m, m, at), strict=True))
 

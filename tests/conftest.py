@@ -21,6 +21,7 @@ if TEST_BROKER not in ("kafka", "tansu"):
     raise SystemExit(f"GRID_TEST_BROKER={TEST_BROKER!r}: expected kafka or tansu")
 os.environ["GRID_BROKER_KIND"] = TEST_BROKER  # before anything imports streams
 
+import contextlib  # noqa: E402
 import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -210,14 +211,23 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
+    with pg_database(request.getfixturevalue("postgres")) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def pg_database(base: str, prefix: str = "s") -> Iterator[str]:
+    """A fresh database on the PostgreSQL server of URL ``base``, dropped afterwards; its
+    URL."""
     import sqlalchemy as sa
 
-    base = request.getfixturevalue("postgres")
-    name = unique_name("s").replace("-", "_").lower()
+    name = unique_name(prefix).replace("-", "_").lower()
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    yield base.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+    try:
+        yield base.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

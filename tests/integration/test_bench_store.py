@@ -7,36 +7,28 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from bench.store import Log, Places, clones, events_in_time_order, scaling, scenarios
+from bench.store import Log, clones, events_in_time_order, scaling, scenarios
 from store import schema as S
 from store.db import connect
 from store.reader import ReadStore
-from tests.conftest import unique_name
-
-WHERE = Places(streets=[("310110001", ["310110001001", "310110001002"]),
-                        ("310110002", ["310110002001"])],
-               types=[("0101", "01", "component", "roads"),
-                      ("0601", "06", "event", "sanitation")])
-
-
-def _database(base: str) -> str:
-    name = unique_name("scale").replace("-", "_").lower()
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    url = base.rsplit("/", 1)[0] + "/" + name
-    connect(url).dispose()  # migrated before the processes start
-    return url
+from tests.conftest import pg_database, unique_name
+from tests.unit.test_bench_store import WHERE
 
 
 def test_two_projector_processes_store_the_log_once_as_one_does(postgres):
     records = [r for b in Log().batches(events_in_time_order(
         clones(300, WHERE, scenarios(), seed=3))) for r in b]
-    urls = {1: _database(postgres), 2: _database(postgres)}
     lines: list[str] = []
-    out = scaling(urls, records, lambda kind, code: None, None, lines.append)
+    with pg_database(postgres, "scale") as one, pg_database(postgres, "scale") as two:
+        urls = {1: one, 2: two}
+        for url in urls.values():
+            connect(url).dispose()  # migrated before the processes start
+        out = scaling(urls, records, lambda kind, code: None, None, lines.append)
+        _check(out, records, urls, lines)
 
+
+def _check(out: dict, records: list, urls: dict[int, str], lines: list[str]) -> None:
+    """Both counts stored every event once, the same cases, and each partition's offset."""
     n_events = len({r.value for r in records})  # the fixture repeats one event
     for n in (1, 2):
         assert out[str(n)]["events"] == len(records)
