@@ -563,3 +563,45 @@ def test_workers_starting_together_migrate_one_store_once(store_url):
     head = ScriptDirectory.from_config(alembic_config(connect(store_url, migrate=False))) \
         .get_current_head()
     assert got == [head] * 6
+
+
+def test_the_writer_looks_events_up_by_index_however_many_ids_it_asks(postgres):
+    """A batch's lookups of stored events (by event id, the top seq and the later events of
+    its cases) probe the indexes once per id. Written as ``= ANY(:ids)``, the planner took a
+    batch's 10,000 ids for 10,000 hits and scanned the whole table instead, once the ids were
+    a few percent of it: a cost that grew with the history."""
+    import store.writer as W
+    from tests.conftest import pg_database
+
+    with pg_database(postgres) as url:
+        engine = connect(url)
+        with engine.begin() as conn:  # 200,000 stored events of 40,000 cases
+            conn.exec_driver_sql(
+                "INSERT INTO case_events (event_id, case_id, seq, type, at, body) "
+                "SELECT 'c' || (i / 5) || ':' || (i %% 5 + 1), 'c' || (i / 5), i %% 5 + 1, "
+                "'accepted', now(), '{}' FROM generate_series(0, 199999) AS i")
+            conn.exec_driver_sql("ANALYZE case_events")
+        events = [f"c{i}:{s}" for i in range(39000, 41000) for s in range(1, 6)]
+        cases = [f"c{i}" for i in range(30000, 41000)]
+
+        def plan(conn: Any, sql: str, ids: list[str]) -> str:
+            rows = conn.exec_driver_sql("EXPLAIN " + sql, (W._pg_array(ids),))
+            return "\n".join(r[0] for r in rows)
+
+        with engine.begin() as conn:
+            for sql, ids in ((W._STORED_SQL, events), (W._TOP_SQL, cases),
+                             (W._LATER_SQL, cases)):
+                p = plan(conn, sql, ids)
+                assert "Seq Scan on case_events" not in p, p
+                assert "Index" in p and "case_events" in p, p
+            assert "Seq Scan on case_events" in plan(  # the form it replaced
+                conn, "SELECT event_id FROM case_events WHERE event_id = ANY(%s::varchar[])",
+                events)
+            # and the answers: 5,000 of the 10,000 event ids are stored
+            assert len(W._stored(conn, events)) == 5000
+            top = W._top_seqs(conn, cases)
+            assert len(top) == 10000 and set(top.values()) == {5}
+            later = list(W._later_events(conn, ["c7", "c39999", "c40000"]))
+            assert [(c, s) for c, s, _ in later] == [(f"c{n}", s) for n in (39999, 7)
+                                                     for s in range(1, 6)]
+        engine.dispose()
