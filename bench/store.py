@@ -34,6 +34,8 @@ file in a temporary directory):
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import heapq
 import math
 import os
@@ -301,11 +303,31 @@ def baseline_apply(engine: Any, records: list[Any]) -> None:
         conn.execute(_insert(conn, S.case_events).on_conflict_do_nothing(), rows)
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and its live descendants: a PostgreSQL
+    server's postmaster, backends and background processes."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
 def load(writer: Any, base: Any | None, batches: Iterator[list[Any]], events_total: int,
-         log: Callable[[str], None], label: str) -> dict[str, Any]:
+         log: Callable[[str], None], label: str,
+         server_cpu: Callable[[], float] | None = None) -> dict[str, Any]:
     """Apply every batch with ``writer`` (and, while ``base`` is given, the baseline on the
-    same batch right before); seconds inside the calls."""
-    proj_s = base_s = 0.0
+    same batch right before); seconds inside the calls, and the CPU seconds of this process
+    and (``server_cpu``: a database server's CPU seconds so far) of the server in them."""
+    proj_s = base_s = proj_cpu = srv_cpu = 0.0
     n = 0
     last = time.monotonic()
     for batch in batches:
@@ -313,9 +335,13 @@ def load(writer: Any, base: Any | None, batches: Iterator[list[Any]], events_tot
             t = time.perf_counter()
             baseline_apply(base, batch)
             base_s += time.perf_counter() - t
+        c, s0 = time.process_time(), server_cpu() if server_cpu else 0.0
         t = time.perf_counter()
         writer.apply(batch)
         proj_s += time.perf_counter() - t
+        proj_cpu += time.process_time() - c
+        if server_cpu:
+            srv_cpu += server_cpu() - s0
         n += len(batch)
         if time.monotonic() - last > 30:
             last = time.monotonic()
@@ -323,7 +349,13 @@ def load(writer: Any, base: Any | None, batches: Iterator[list[Any]], events_tot
                 f"{n / proj_s:,.0f}/s" + (f", baseline {n / base_s:,.0f}/s" if base_s else "")
                 + f", load {os.getloadavg()[0]:.1f}")
     out: dict[str, Any] = {"events": n, "projector_s": round(proj_s, 2),
-                           "projector_events_per_s": round(n / proj_s) if proj_s else None}
+                           "projector_events_per_s": round(n / proj_s) if proj_s else None,
+                           "projector_cpu_s": round(proj_cpu, 2),
+                           "server_cpu_s": round(srv_cpu, 2) if server_cpu else None}
+    if n:  # where an event's time goes: the projector's CPU, the server's, and the rest
+        out["us_per_event"] = {  # (the projector waiting on the server, or on the host)
+            "wall": round(1e6 * proj_s / n, 1), "projector_cpu": round(1e6 * proj_cpu / n, 1),
+            "server_cpu": round(1e6 * srv_cpu / n, 1) if server_cpu else None}
     if base is not None:
         out.update(baseline_s=round(base_s, 2),
                    baseline_events_per_s=round(n / base_s) if base_s else None,
@@ -430,6 +462,7 @@ class Target:
     full: str
     baseline: str
     small: str
+    server_cpu: Callable[[], float] | None = None  # the server's CPU seconds so far
 
 
 def run_target(tg: Target, cases: int, throughput_cases: int, where: Places,
@@ -463,7 +496,8 @@ def run_target(tg: Target, cases: int, throughput_cases: int, where: Places,
                 return
 
     with LoadSampler() as ls:
-        out["throughput"] = load(w, base, first_part(), n_tp, log, f"{tg.name} throughput")
+        out["throughput"] = load(w, base, first_part(), n_tp, log, f"{tg.name} throughput",
+                                 tg.server_cpu)
     out["throughput"]["load"] = ls.summary()
     log(f"{tg.name} throughput: {orjson.dumps(out['throughput']).decode()}")
     t = time.perf_counter()
@@ -716,7 +750,8 @@ def run(cases: int, throughput_cases: int, queries: int = 1000, geodata: str | N
                 with PostgresServer(data_dir=Path(keep, "pg") if keep else None) as pg:
                     _pg_databases(pg, ["baseline", "small"])
                     base = pg.url.rsplit("/", 1)[0]
-                    res[db] = run_target(Target(db, pg.url, base + "/baseline", base + "/small"),
+                    res[db] = run_target(Target(db, pg.url, base + "/baseline", base + "/small",
+                                                functools.partial(tree_cpu_s, pg.proc.pid)),
                                          cases, throughput_cases, where, scen, names,
                                          category_of(tax), queries, log)
                     if projectors:
@@ -772,6 +807,10 @@ def render(res: dict[str, Any]) -> str:
             lambda r: f"{r['throughput']['baseline_events_per_s']:,}"),
         row("  projector events/s", lambda r: f"{r['throughput']['projector_events_per_s']:,}"),
         row("  ratio projector/baseline", lambda r: f"{r['throughput']['ratio']:.2f}"),
+        row("  µs an event: wall", lambda r: f"{r['throughput']['us_per_event']['wall']}"),
+        row("    projector CPU", lambda r: f"{r['throughput']['us_per_event']['projector_cpu']}"),
+        row("    database server CPU",
+            lambda r: f"{r['throughput']['us_per_event']['server_cpu'] or '-'}"),
         row("  load mean / max", lambda r: "{mean} / {max}".format(**r["throughput"]["load"])),
         row("rest: projector events/s", lambda r: f"{r['rest']['projector_events_per_s'] or 0:,}"),
         *(row(f"{n} projector process(es) events/s",

@@ -70,3 +70,41 @@ def test_a_projector_process_that_fails_fails_the_measurement_with_its_error(pos
     with pytest.raises(RuntimeError, match=r"2 of 2 projector processes failed: "
                                            r"OperationalError.*does not exist"):
         scaling({2: missing}, records, lambda kind, code: None, None, lambda line: None)
+
+
+def test_load_tells_the_projector_s_cpu_and_the_database_server_s_apart(postgres):
+    """The throughput part counts, besides the seconds inside the projector's calls, the CPU
+    seconds of the projector and of the PostgreSQL server in them (its postmaster's process
+    tree), and the baseline stores the same events."""
+    import functools
+
+    import psutil
+
+    from bench.store import load, tree_cpu_s
+    from store.writer import StoreWriter
+
+    batches = list(Log().batches(events_in_time_order(
+        clones(300, WHERE, scenarios(), seed=5)), size=400))
+    n = sum(map(len, batches))
+    with pg_database(postgres, "load") as url, pg_database(postgres, "base") as base_url:
+        engine, base = connect(url), connect(base_url)
+        with engine.connect() as conn:
+            backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        server = functools.partial(tree_cpu_s, psutil.Process(backend).parent().pid)
+        assert server() > 0
+        w = StoreWriter(engine, consumer="bench-test")
+        w.load_positions([])
+        res = load(w, base, iter(batches), n, lambda line: None, "test", server)
+        assert res["events"] == n
+        assert 0 < res["projector_cpu_s"] <= res["projector_s"] + 0.05
+        assert res["server_cpu_s"] > 0
+        per, tol = res["us_per_event"], 1e6 * 0.005 / n + 0.1  # seconds are rounded to 0.01
+        assert per["wall"] == pytest.approx(1e6 * res["projector_s"] / n, abs=tol)
+        assert per["projector_cpu"] == pytest.approx(1e6 * res["projector_cpu_s"] / n, abs=tol)
+        assert per["server_cpu"] == pytest.approx(1e6 * res["server_cpu_s"] / n, abs=tol)
+        with base.connect() as conn:  # the baseline stored each event of the log once
+            assert conn.scalar(sa.select(sa.func.count()).select_from(S.case_events)) == len(
+                {r.value for b in batches for r in b})
+        assert ReadStore(engine).count() == 300
+        engine.dispose()
+        base.dispose()
