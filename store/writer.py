@@ -404,9 +404,7 @@ class StoreWriter:
         cases: dict[str, CaseSummary] = {}
         extra: dict[str, dict[str, Any]] = {}
         if _pg(conn) and ids:  # the driver's rows, not SQLAlchemy's: ~half the CPU per row
-            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            cur.execute(_LOAD_SQL, (_pg_array(ids),))
-            for t in cur:
+            for t in _probe(conn, _LOAD_SQL, ids):
                 m = dict(zip(_LOAD_COLUMNS, t, strict=True))
                 for k in _TIME_COLUMNS:
                     if m[k] is not None:
