@@ -29,17 +29,35 @@ async def run_forever(consume: Callable[[], Any], what: str, pause: float = 2.0,
                       health: Any = None) -> None:
     """Await ``consume()`` again and again until cancelled; a failure is logged, told to
     ``health`` (a :class:`streams.health.ConsumerHealth`) and the consumer replaced after
-    ``pause`` seconds (the engine's background consumers)."""
+    ``pause`` seconds (the engine's background consumers). Once cancelled it ends, even when
+    ``consume`` swallowed the cancellation or its clean-up raised something else instead."""
     while True:
         try:
             await consume()
         except asyncio.CancelledError:
             raise
         except Exception as err:
+            if _cancelling():
+                raise asyncio.CancelledError(f"{what} stopping") from err
             log.exception("%s failed; restarting in %g s", what, pause)
             if health is not None:
                 health.failed(err)
             await asyncio.sleep(pause)
+        if _cancelling():  # the consumer returned (or swallowed the cancel): do not restart
+            raise asyncio.CancelledError(f"{what} stopping")
+
+
+async def position(cons: AIOKafkaConsumer, tp: TopicPartition, timeout: float = 1.0) -> int:
+    """``cons.position(tp)``, waiting ``timeout`` seconds at most (TimeoutError). Uses
+    ``asyncio.timeout``: Python 3.11's ``wait_for`` loses a cancellation that arrives as the
+    awaited call completes, and a loop stopping would then go on."""
+    async with asyncio.timeout(timeout):
+        return await cons.position(tp)
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 @dataclass(frozen=True)

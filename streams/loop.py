@@ -39,7 +39,7 @@ from aiokafka.structs import ConsumerRecord
 
 from streams.broker import bootstrap_of, client_security, on_tansu
 from streams.health import ConsumerHealth
-from streams.kafka_io import run_forever
+from streams.kafka_io import position, run_forever
 from streams.settings import Settings
 from streams.sinks import AtLeastOnceSink, Out, Sink, TransactionalSink
 
@@ -248,7 +248,7 @@ class UnitLoop(ConsumerRebalanceListener):
                 if unit not in self._pending:  # past the records, and past the transaction
                     for tp in {tp for tp, _rs in parts}:  # markers the same fetch brought
                         with contextlib.suppress(Exception):
-                            self.read_to[tp] = await asyncio.wait_for(cons.position(tp), 1.0)
+                            self.read_to[tp] = await position(cons, tp)
         except Exception as e:
             self._failure = self._failure or e
         finally:
@@ -288,7 +288,7 @@ class UnitLoop(ConsumerRebalanceListener):
             unfetched = lso is not None and lso > fetched
             if unfetched:  # an aborted transaction or markers at the end are not records
                 with contextlib.suppress(Exception):
-                    unfetched = lso > await asyncio.wait_for(cons.position(tp), 1.0)
+                    unfetched = lso > await position(cons, tp)
             if self._takeover is not None or tp not in cons.assignment():
                 self.watch.reset()  # a rebalance came during the await: look again later
                 return

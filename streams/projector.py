@@ -34,7 +34,7 @@ from store.writer import TOPICS, Fenced, Record, StoreWriter
 from streams import topics as T
 from streams.broker import bootstrap_of, client_security
 from streams.health import ConsumerHealth
-from streams.kafka_io import run_forever
+from streams.kafka_io import position, run_forever
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class Projector(Subscribers):
         for tp in cons.assignment():
             pos = self.writer.positions.get((tp.topic, tp.partition), 0)
             with contextlib.suppress(Exception):  # no position yet (just assigned)
-                pos = max(pos, await asyncio.wait_for(cons.position(tp), 1.0))
+                pos = max(pos, await position(cons, tp))
             out[tp] = pos
         return out
 

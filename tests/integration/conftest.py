@@ -99,14 +99,24 @@ class WorkerProc:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=30)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 45.0) -> bool:
+        """SIGTERM, and wait ``timeout`` s for the process to exit by itself (its loops'
+        clean-up is bounded: a commit cut short aborts, producers and consumers close, each
+        within 10 s). True if it did; else its asyncio tasks' stacks go to its log
+        (SIGUSR1: mode's ``cry``) and it is killed."""
+        clean = True
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                clean = False
+                self.proc.send_signal(signal.SIGUSR1)
+                time.sleep(3)
                 self.proc.kill()
+                self.proc.wait(timeout=30)
         self._log.close()
+        return clean
 
     def log_tail(self, n: int = 80) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])

@@ -5,6 +5,7 @@ reaches the loop. A fake consumer and sink stand in for aiokafka (pure unit test
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from types import SimpleNamespace
@@ -12,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 
+from streams.kafka_io import run_forever
 from streams.loop import PartitionWatch, Stalled, UnitLoop, first_failure
 from streams.settings import Settings
 
@@ -321,3 +323,71 @@ def test_the_first_of_two_coroutines_to_fail_ends_both():
         assert cancelled.is_set()
 
     asyncio.run(scenario())
+
+
+def _runs_of_a_consumer_cancelled(consume_body) -> tuple[int, bool]:
+    """Start ``run_forever`` on a consumer whose body is ``consume_body(started)``, cancel
+    it once started, and return (times the consumer started, whether the task ended
+    cancelled rather than with an error)."""
+    starts = 0
+    abandon = False  # set when the loop went on: the consumer then ends it, so the test fails
+
+    async def scenario() -> tuple[int, bool]:
+        nonlocal starts, abandon
+        started = asyncio.Event()
+
+        async def consume() -> None:
+            nonlocal starts
+            if abandon:
+                raise asyncio.CancelledError
+            starts += 1
+            await consume_body(started)
+
+        task = asyncio.create_task(run_forever(consume, "test loop", pause=0.01))
+        await started.wait()
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=2.0)
+        if not done:
+            abandon = True
+            await asyncio.wait([task], timeout=2.0)
+        assert done, f"run_forever went on after it was cancelled ({starts} starts)"
+        return starts, task.cancelled()
+
+    return asyncio.run(scenario())
+
+
+def test_a_cancelled_loop_whose_clean_up_fails_stops_instead_of_restarting():
+    async def body(started: asyncio.Event) -> None:
+        try:
+            started.set()
+            await asyncio.Event().wait()
+        finally:
+            raise ConnectionError("leaving the group failed")  # replaces the CancelledError
+
+    starts, cancelled = _runs_of_a_consumer_cancelled(body)
+    assert starts == 1
+    assert cancelled is True
+
+
+def test_a_cancelled_loop_whose_consumer_swallowed_the_cancel_stops():
+    async def body(started: asyncio.Event) -> None:
+        started.set()
+        with contextlib.suppress(asyncio.CancelledError):  # as some client code does
+            await asyncio.Event().wait()
+
+    starts, cancelled = _runs_of_a_consumer_cancelled(body)
+    assert starts == 1
+    assert cancelled is True
+
+
+def test_a_failed_consumer_not_cancelled_is_started_again():
+    async def body(started: asyncio.Event) -> None:
+        if starts_seen.append(1) or len(starts_seen) == 3:
+            started.set()
+            await asyncio.Event().wait()
+        raise ConnectionError("broker gone")
+
+    starts_seen: list[int] = []
+    starts, cancelled = _runs_of_a_consumer_cancelled(body)
+    assert starts == 3
+    assert cancelled is True
