@@ -21,8 +21,12 @@ Two modes, each hop its own consumer group ``<group>-intake`` / ``<group>-cases`
   transactions, but polling does not wait for them: each input partition has its own task
   that commits everything that arrived for it while its previous transaction ran, and the
   poll loop keeps the fetcher busy meanwhile.
+* ``one_txn`` (one transactional hop): *intake* at-least-once with an idempotent producer
+  (a report read again after a crash is located again; the case hop, which keys its state
+  by report id, drops the second copy), *cases* pipelined and transactional. What a
+  design with a single transaction per report would cost, measured before it is built.
 
-    python -m bench.baseline BOOTSTRAP PROFILE_JSON GROUP [plain|transactional|pipelined]
+    python -m bench.baseline BOOTSTRAP PROFILE_JSON GROUP [plain|transactional|pipelined|one_txn]
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from streams.sinks import TXN_RETRY_BACKOFF_MS
 
 IN_TOPIC = "bench.reports.v1"
 KINDS = ("located", "event", "work_order", "alert", "changelog_case", "changelog_index", "dlq")
-MODES = ("plain", "transactional", "pipelined")
+MODES = ("plain", "transactional", "pipelined", "one_txn")
 # the transactional producers' retry backoff: the engine's (streams.sinks), or another value
 # to compare (aiokafka's default is 100 ms)
 RETRY_BACKOFF_MS = int(os.environ.get("BENCH_TXN_RETRY_BACKOFF_MS", TXN_RETRY_BACKOFF_MS))
@@ -129,14 +133,16 @@ class Plan:
 
 
 async def plain_hop(bootstrap: str, group: str, topic: str,
-                    work: Callable[[bytes], list[Msg]]) -> None:
-    """At-least-once: consume → produce → wait for acks; offsets auto-committed."""
+                    work: Callable[[bytes], list[Msg]], idempotent: bool = False) -> None:
+    """At-least-once: consume → produce → wait for acks; offsets auto-committed.
+    ``idempotent``: the producer's retries write no duplicates (redelivery still may)."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
                                 auto_offset_reset="earliest", enable_auto_commit=True,
                                 auto_commit_interval_ms=1000, max_poll_records=500)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                                enable_idempotence=idempotent)
     await consumer.start()
     await producer.start()
     try:
@@ -271,6 +277,10 @@ async def run(bootstrap: str, profile: dict, group: str, mode: str = "plain") ->
                                for g, t, w in hops))
     elif mode == "plain":
         await asyncio.gather(*(plain_hop(bootstrap, g, t, w) for g, t, w in hops))
+    elif mode == "one_txn":
+        (g1, t1, w1), (g2, t2, w2) = hops
+        await asyncio.gather(plain_hop(bootstrap, g1, t1, w1, idempotent=True),
+                             TxnHop(bootstrap, g2, t2, w2).run(pipelined=True))
     else:
         raise ValueError(f"mode {mode!r}: one of {MODES}")
 

@@ -30,7 +30,8 @@ import click
 @click.option("--phases", default="baseline,baseline_txn,passthrough,engine",
               show_default=True, help="which processes to measure (comma-separated; also "
               "baseline_pipelined: the transactional baseline with polling not waiting for "
-              "the commits; engine_projector: the worker with the read store's projector "
+              "the commits; baseline_one_txn: its intake hop at-least-once, only the case hop "
+              "transactional; engine_projector: the worker with the read store's projector "
               "inside, as grid up runs it — 'engine' runs it without, as compose does)")
 @click.pass_context
 def bench(ctx: click.Context, as_json: bool, reports: int, rate: float, duration: float,
@@ -62,11 +63,13 @@ def _x(v: float | None, fmt: str = ".2f") -> str:
 THROUGHPUT_ROWS = (("baseline", "baseline (plain, at-least-once)"),
                    ("baseline_txn", "baseline (transactional)"),
                    ("baseline_pipelined", "baseline (transactional, pipelined)"),
+                   ("baseline_one_txn", "baseline (one transactional hop)"),
                    ("engine", "engine"),
                    ("engine_projector", "engine + in-worker projector"))
 LATENCY_ROWS = (("passthrough_latency", "passthrough"), ("baseline_latency", "baseline"),
                 ("baseline_txn_latency", "baseline txn"),
-                ("baseline_pipelined_latency", "pipelined"), ("latency", "engine"),
+                ("baseline_pipelined_latency", "pipelined"),
+                ("baseline_one_txn_latency", "one txn hop"), ("latency", "engine"),
                 ("engine_projector_latency", "engine + projector"))
 
 

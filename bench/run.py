@@ -36,9 +36,10 @@ from bench.baseline import IN_TOPIC, LOCATED_TOPIC, bench_topics, topic_of
 from grid.intake import report_id_of
 
 PHASES = ("baseline", "baseline_txn", "passthrough", "engine")
-# on demand: the transactional baseline with pipelined polling; the engine with the read
+# on demand: the transactional baseline with pipelined polling, or with its intake hop
+# at-least-once (one transaction a report); the engine with the read
 # store's projector inside the worker (grid up's embedded default)
-EXTRA_PHASES = ("baseline_pipelined", "engine_projector")
+EXTRA_PHASES = ("baseline_pipelined", "baseline_one_txn", "engine_projector")
 
 
 def machine() -> dict[str, Any]:
@@ -245,7 +246,7 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
     phase_broker = functools.partial(_broker, broker, embedded, kafka_config, topics)
     # -- baselines: plain (at-least-once) and transactional (exactly-once) -----------------
     for mode, key in (("plain", "baseline"), ("transactional", "baseline_txn"),
-                      ("pipelined", "baseline_pipelined")):
+                      ("pipelined", "baseline_pipelined"), ("one_txn", "baseline_one_txn")):
         if key not in phases:
             continue
         with phase_broker() as (url, bootstrap):
