@@ -55,6 +55,18 @@ async def position(cons: AIOKafkaConsumer, tp: TopicPartition, timeout: float = 
         return await cons.position(tp)
 
 
+async def stop_consumer(cons: AIOKafkaConsumer, timeout: float = 10.0) -> None:
+    """``cons.stop()`` (leave the group, close the fetcher), waiting ``timeout`` seconds at
+    most: with its broker gone it would wait out a 40 s request timeout, and a worker asked
+    to stop must stop. Past the bound the consumer is dropped (logged); the group's session
+    timeout then frees its partitions."""
+    try:
+        async with asyncio.timeout(timeout):
+            await cons.stop()
+    except TimeoutError:
+        log.warning("a consumer did not stop within %g s; dropped", timeout)
+
+
 def _cancelling() -> bool:
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0

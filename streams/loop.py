@@ -39,7 +39,7 @@ from aiokafka.structs import ConsumerRecord
 
 from streams.broker import bootstrap_of, client_security, on_tansu
 from streams.health import ConsumerHealth
-from streams.kafka_io import position, run_forever
+from streams.kafka_io import position, run_forever, stop_consumer
 from streams.settings import Settings
 from streams.sinks import AtLeastOnceSink, Out, Sink, TransactionalSink
 
@@ -197,7 +197,7 @@ class UnitLoop(ConsumerRebalanceListener):
             self.released(released)
             with contextlib.suppress(Exception):
                 await self.sink.close()
-            await cons.stop()
+            await stop_consumer(cons)
 
     async def _poll(self, cons: AIOKafkaConsumer) -> None:
         while True:

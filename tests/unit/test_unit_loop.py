@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 
-from streams.kafka_io import run_forever
+from streams.kafka_io import run_forever, stop_consumer
 from streams.loop import PartitionWatch, Stalled, UnitLoop, first_failure
 from streams.settings import Settings
 
@@ -391,3 +391,34 @@ def test_a_failed_consumer_not_cancelled_is_started_again():
     starts, cancelled = _runs_of_a_consumer_cancelled(body)
     assert starts == 3
     assert cancelled is True
+
+
+class _Stopping:
+    """A consumer whose ``stop`` hangs (its broker gone) or returns at once."""
+
+    def __init__(self, hangs: bool) -> None:
+        self.hangs, self.started, self.finished, self.cancelled = hangs, False, False, False
+
+    async def stop(self) -> None:
+        self.started = True
+        try:
+            if self.hangs:
+                await asyncio.Event().wait()
+            self.finished = True
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
+def test_a_consumer_that_does_not_stop_is_dropped_after_the_bound(caplog):
+    hung, quick = _Stopping(hangs=True), _Stopping(hangs=False)
+
+    async def scenario() -> None:
+        await stop_consumer(hung, timeout=0.05)  # type: ignore[arg-type]
+        await stop_consumer(quick, timeout=0.05)  # type: ignore[arg-type]
+
+    asyncio.run(scenario())
+    assert (hung.started, hung.finished, hung.cancelled) == (True, False, True)
+    assert (quick.started, quick.finished, quick.cancelled) == (True, True, False)
+    assert [r.getMessage() for r in caplog.records] == [
+        "a consumer did not stop within 0.05 s; dropped"]
