@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -40,25 +40,42 @@ def connect(url: str | None = None, migrate: bool = True) -> Engine:
     SQLite runs in WAL mode so that readers never wait for the projector's transactions.
     """
     url = url or default_url()
-    json = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               **json)
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
+        engine = _sqlite_engine(url)
     else:
         # JIT off: the store's queries are short or index-bound, and PostgreSQL's JIT
         # compiled the evaluation's aggregates for ~0.3 s of its ~1.3 s of server CPU at
         # 1,000,000 cases (grid bench store; up to 1.3 s per query on a loaded machine)
         engine = create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4,
-                               connect_args={"options": "-c jit=off"}, **json)
+                               connect_args={"options": "-c jit=off"}, **_JSON)
     if migrate:
         upgrade(engine)
+    return engine
+
+
+def _sqlite_engine(url: str, transactional_ddl: bool = False) -> Engine:
+    """A SQLite engine in WAL mode. ``transactional_ddl``: every transaction starts with
+    ``BEGIN IMMEDIATE``, issued by SQLAlchemy rather than by the driver (which begins only
+    before DML and so runs DDL outside any transaction): a migration killed half-way leaves
+    nothing behind (SQLAlchemy's pysqlite notes, "Serializable isolation / Savepoints /
+    Transactional DDL")."""
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                           **_JSON)
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        if transactional_ddl:
+            dbapi_conn.isolation_level = None  # the driver begins nothing by itself
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    if transactional_ddl:
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
     return engine
 
 
@@ -66,6 +83,9 @@ def _json_dumps(value: object) -> str:
     """JSON columns are written with orjson (the stdlib encoder was ~10 % of the projector's
     time, docs/BENCHMARKS.md "Read store"); non-string keys become strings, as there."""
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_JSON = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -76,12 +96,20 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply the migrations up to ``revision`` (idempotent, and safe when several processes
-    start on one store at once: PostgreSQL serialises them with an advisory lock in
-    ``migrations/env.py``, SQLite, whose DDL runs outside transactions, with a lock file)."""
-    path = sqlite_path(engine.url.render_as_string(hide_password=False))
-    with _file_lock(path.with_name(path.name + ".migrate.lock")) if path else nullcontext():
+    """Apply the migrations up to ``revision`` in one transaction: idempotent, all or
+    nothing (a process killed while it migrates leaves the store as it was), and safe when
+    several processes start on one store at once (PostgreSQL serialises them with an
+    advisory lock in ``migrations/env.py``, SQLite with a lock file)."""
+    url = engine.url.render_as_string(hide_password=False)
+    if (path := sqlite_path(url)) is None or path.name in ("", ":memory:"):
         command.upgrade(alembic_config(engine), revision)
+        return
+    migrating = _sqlite_engine(url, transactional_ddl=True)
+    try:
+        with _file_lock(path.with_name(path.name + ".migrate.lock")):
+            command.upgrade(alembic_config(migrating), revision)
+    finally:
+        migrating.dispose()
 
 
 @contextmanager
