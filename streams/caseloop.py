@@ -41,7 +41,7 @@ from grid.models import Command, partition_key_of
 from grid.service import Effects, Engine, Located, dead_letter, dumps
 from streams import topics as T
 from streams.broker import client_security
-from streams.kafka_io import stop_consumer
+from streams.kafka_io import stop_client
 from streams.loop import Done, Records, UnitLoop
 from streams.settings import Settings
 from streams.sinks import Out, partition_of
@@ -140,7 +140,7 @@ class CaseLoop(UnitLoop):
                     if await cons.position(tp) >= end[tp]:
                         waiting.discard(tp)
         finally:
-            await stop_consumer(cons)
+            await stop_client(cons)
         for s in stores.values():  # decoding every case: off the event loop (heartbeats)
             await asyncio.to_thread(s.rebuild)
         log.info("cases: restored %d changelog records of partitions %s in %.2f s", n,

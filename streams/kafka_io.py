@@ -55,16 +55,24 @@ async def position(cons: AIOKafkaConsumer, tp: TopicPartition, timeout: float = 
         return await cons.position(tp)
 
 
-async def stop_consumer(cons: AIOKafkaConsumer, timeout: float = 10.0) -> None:
-    """``cons.stop()`` (leave the group, close the fetcher), waiting ``timeout`` seconds at
-    most: with its broker gone it would wait out a 40 s request timeout, and a worker asked
-    to stop must stop. Past the bound the consumer is dropped (logged); the group's session
-    timeout then frees its partitions."""
+STOP_SECONDS = 10.0  # a stopping client (producer or consumer) waits this long at most
+
+
+async def stop_client(client: AIOKafkaConsumer | AIOKafkaProducer,
+                      timeout: float = STOP_SECONDS) -> None:
+    """``client.stop()`` (a consumer leaves its group, a producer flushes), waiting
+    ``timeout`` seconds at most: with its broker gone it would wait out a 40 s request
+    timeout, and a worker asked to stop must stop. Past the bound the client is dropped
+    (logged; a consumer group's session timeout then frees its partitions); a stop that
+    fails (a fenced producer, a broken connection) is logged and ends it too."""
+    kind = "producer" if isinstance(client, AIOKafkaProducer) else "consumer"
     try:
         async with asyncio.timeout(timeout):
-            await cons.stop()
+            await client.stop()
     except TimeoutError:
-        log.warning("a consumer did not stop within %g s; dropped", timeout)
+        log.warning("a %s did not stop within %g s; dropped", kind, timeout)
+    except Exception as err:
+        log.info("a %s stopped with an error: %r", kind, err)
 
 
 def _cancelling() -> bool:

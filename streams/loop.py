@@ -39,7 +39,7 @@ from aiokafka.structs import ConsumerRecord
 
 from streams.broker import bootstrap_of, client_security, on_tansu
 from streams.health import ConsumerHealth
-from streams.kafka_io import position, run_forever, stop_consumer
+from streams.kafka_io import STOP_SECONDS, position, run_forever, stop_client
 from streams.settings import Settings
 from streams.sinks import AtLeastOnceSink, Out, Sink, TransactionalSink
 
@@ -50,7 +50,7 @@ Done = Callable[[], None]  # what to tell listeners once a unit's batch is commi
 
 
 FETCH_STALE_SECONDS = 5.0  # an unpaused partition with no fetch answer this long waits
-CLOSE_SECONDS = 10.0  # a stopping loop waits this long for commits cut short to abort
+CLOSE_SECONDS = STOP_SECONDS  # a stopping loop waits this long for commits cut short to abort
 
 
 class Stalled(RuntimeError):
@@ -197,7 +197,7 @@ class UnitLoop(ConsumerRebalanceListener):
             self.released(released)
             with contextlib.suppress(Exception):
                 await self.sink.close()
-            await stop_consumer(cons)
+            await stop_client(cons)
 
     async def _poll(self, cons: AIOKafkaConsumer) -> None:
         while True:

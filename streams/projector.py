@@ -34,7 +34,7 @@ from store.writer import TOPICS, Fenced, Record, StoreWriter
 from streams import topics as T
 from streams.broker import bootstrap_of, client_security
 from streams.health import ConsumerHealth
-from streams.kafka_io import position, run_forever, stop_consumer
+from streams.kafka_io import position, run_forever, stop_client
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class Projector(Subscribers):
                         self._lag[tp] = max((cons.highwater(tp) or pos) - pos, 0)
                 self._check_caught_up(cons, read)
         finally:
-            await stop_consumer(cons)
+            await stop_client(cons)
 
     async def _read_to(self, cons: AIOKafkaConsumer) -> dict[TopicPartition, int]:
         """Per assigned partition, how far the log is stored: the stored position, or the
@@ -260,5 +260,5 @@ class LiveFeed(Subscribers):
                             self._notify("alert" if tp.topic == T.ALERTS else "event", msg)
                 waiting = later[-QUEUE_SIZE:]  # never more than a screenful behind
         finally:
-            await stop_consumer(cons)
+            await stop_client(cons)
 

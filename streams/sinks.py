@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
 from streams.broker import client_security, on_tansu
+from streams.kafka_io import STOP_SECONDS, stop_client
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ BATCH_BYTES = 1_000_000
 # aiokafka's default of 100 ms put 100-ms steps into the commit latency (engine p50 at 50
 # reports/s 270 -> 123 ms with 20 ms, docs/BENCHMARKS.md); the Java client retries after 20.
 TXN_RETRY_BACKOFF_MS = 20
-ABORT_SECONDS = 10.0  # a failed commit's abort waits this long at most
+ABORT_SECONDS = STOP_SECONDS  # a failed commit's abort waits this long at most
 
 
 class Out(NamedTuple):
@@ -140,7 +141,7 @@ class TransactionalSink:
 
     async def release(self, units: Iterable[str]) -> None:
         prods = [self.producers.pop(u) for u in list(units) if u in self.producers]
-        await asyncio.gather(*(_stop(p) for p in prods))
+        await asyncio.gather(*(stop_client(p) for p in prods))
 
     async def commit(self, unit: str, records: list[Out],
                      offsets: dict[TopicPartition, int]) -> None:
@@ -156,7 +157,8 @@ class TransactionalSink:
             for fut in futures:  # their failure is this one: not logged again as unretrieved
                 fut.add_done_callback(_retrieved)
             with contextlib.suppress(Exception):  # bounded: the commit may have been cut short
-                await asyncio.wait_for(prod.abort_transaction(), ABORT_SECONDS)
+                async with asyncio.timeout(ABORT_SECONDS):
+                    await prod.abort_transaction()
             raise
 
     async def close(self) -> None:
@@ -205,7 +207,7 @@ class AtLeastOnceSink:
     async def close(self) -> None:
         if self.producer is not None:
             prod, self.producer = self.producer, None
-            await _stop(prod)
+            await stop_client(prod)
 
 
 class Publisher:
@@ -229,16 +231,9 @@ class Publisher:
     async def close(self) -> None:
         if self.producer is not None:
             prod, self.producer = self.producer, None
-            await _stop(prod)
+            await stop_client(prod)
 
 
 def _retrieved(fut: asyncio.Future) -> None:
     if not fut.cancelled():
         fut.exception()
-
-
-async def _stop(prod: AIOKafkaProducer) -> None:
-    try:
-        await asyncio.wait_for(prod.stop(), 10)
-    except Exception as err:  # a fenced or broken producer: nothing left to flush
-        log.debug("producer stop: %s", err)

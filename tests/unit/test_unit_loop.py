@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from types import SimpleNamespace
@@ -13,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 
-from streams.kafka_io import run_forever, stop_consumer
+from streams.kafka_io import run_forever, stop_client
 from streams.loop import PartitionWatch, Stalled, UnitLoop, first_failure
 from streams.settings import Settings
 
@@ -394,14 +395,17 @@ def test_a_failed_consumer_not_cancelled_is_started_again():
 
 
 class _Stopping:
-    """A consumer whose ``stop`` hangs (its broker gone) or returns at once."""
+    """A consumer whose ``stop`` hangs (its broker gone), fails or returns at once."""
 
-    def __init__(self, hangs: bool) -> None:
+    def __init__(self, hangs: bool, fails: bool = False) -> None:
         self.hangs, self.started, self.finished, self.cancelled = hangs, False, False, False
+        self.fails = fails
 
     async def stop(self) -> None:
         self.started = True
         try:
+            if self.fails:
+                raise ConnectionError("broker gone")
             if self.hangs:
                 await asyncio.Event().wait()
             self.finished = True
@@ -410,15 +414,20 @@ class _Stopping:
             raise
 
 
-def test_a_consumer_that_does_not_stop_is_dropped_after_the_bound(caplog):
+def test_a_client_that_does_not_stop_or_fails_to_is_dropped_and_logged(caplog):
     hung, quick = _Stopping(hangs=True), _Stopping(hangs=False)
+    failing = _Stopping(hangs=False, fails=True)
+    caplog.set_level(logging.INFO, logger="streams.kafka_io")
 
     async def scenario() -> None:
-        await stop_consumer(hung, timeout=0.05)  # type: ignore[arg-type]
-        await stop_consumer(quick, timeout=0.05)  # type: ignore[arg-type]
+        await stop_client(hung, timeout=0.05)  # type: ignore[arg-type]
+        await stop_client(failing, timeout=0.05)  # type: ignore[arg-type]
+        await stop_client(quick, timeout=0.05)  # type: ignore[arg-type]
 
     asyncio.run(scenario())
     assert (hung.started, hung.finished, hung.cancelled) == (True, False, True)
+    assert (failing.started, failing.finished, failing.cancelled) == (True, False, False)
     assert (quick.started, quick.finished, quick.cancelled) == (True, True, False)
     assert [r.getMessage() for r in caplog.records] == [
-        "a consumer did not stop within 0.05 s; dropped"]
+        "a consumer did not stop within 0.05 s; dropped",
+        "a consumer stopped with an error: ConnectionError('broker gone')"]
