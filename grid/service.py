@@ -147,52 +147,61 @@ class Engine:
     def intake(self, raws: Sequence[bytes | None], now: datetime,
                channels: Sequence[Channel | None] | None = None,
                ) -> tuple[list[Located], list[DeadLetter]]:
-        """Parse, locate (one vectorised call), classify and decide a batch of raw reports
-        (``None``: a record without a value, dead-lettered as ``null_value``). ``channels``
-        (one per raw report): where each came in; a source its channel's principal may not
-        send is dead-lettered as ``source_not_allowed``, and the rest record the principal."""
-        reports: list[Report] = []
-        raw_of: list[bytes] = []
-        via: list[str | None] = []
+        """:meth:`intake_each`'s results split into the located reports and the dead letters
+        (each list in input order)."""
+        located: list[Located] = []
         dead: list[DeadLetter] = []
+        for r in self.intake_each(raws, now, channels):
+            (dead if isinstance(r, DeadLetter) else located).append(r)  # type: ignore[arg-type]
+        return located, dead
+
+    def intake_each(self, raws: Sequence[bytes | None], now: datetime,
+                    channels: Sequence[Channel | None] | None = None,
+                    ) -> list[Located | DeadLetter]:
+        """Parse, locate (one vectorised call), classify and decide a batch of raw reports:
+        one result per raw report, in order (``None``: a record without a value,
+        dead-lettered as ``null_value``). ``channels`` (one per raw report): where each came
+        in; a source its channel's principal may not send is dead-lettered as
+        ``source_not_allowed``, and the rest record the principal."""
+        out: list[Located | DeadLetter | None] = [None] * len(raws)
+        reports: list[Report] = []
+        at: list[int] = []  # the input index of each parsed report
+        via: list[str | None] = []
         for i, raw in enumerate(raws):
             channel = channels[i] if channels else None
             if raw is None:
-                dead.append(dead_letter(None, "null_value", "the record has no value (a "
-                                        "tombstone): a report is a JSON object", now))
+                out[i] = dead_letter(None, "null_value", "the record has no value (a "
+                                     "tombstone): a report is a JSON object", now)
                 continue
             r = parse_report(raw, taxonomy=self.taxonomy, now=now)
             if isinstance(r, Rejection):
-                dead.append(dead_letter(raw, r.reason, r.message, now,
-                                        [e if isinstance(e, dict) else e.model_dump()
-                                         for e in r.errors], r.report_id))
+                out[i] = dead_letter(raw, r.reason, r.message, now,
+                                     [e if isinstance(e, dict) else e.model_dump()
+                                      for e in r.errors], r.report_id)
             elif channel is not None and (why := channel.refuses(r.source)):
-                dead.append(dead_letter(raw, "source_not_allowed", why, now,
-                                        [{"field": "source", "message": why}], r.rid))
+                out[i] = dead_letter(raw, "source_not_allowed", why, now,
+                                     [{"field": "source", "message": why}], r.rid)
             else:
                 reports.append(r)
-                raw_of.append(raw)
+                at.append(i)
                 via.append(channel.principal if channel else None)
-        if not reports:
-            return [], dead
-        placements, errors = self._locate(reports)
-        located: list[Located] = []
-        for raw, report, place, err, who in zip(raw_of, reports, placements, errors, via,
-                                                strict=True):
+        placements, errors = self._locate(reports) if reports else ([], [])
+        for i, report, place, err, who in zip(at, reports, placements, errors, via,
+                                              strict=True):
+            raw = raws[i] or b""
             if err is not None:
-                dead.append(dead_letter(raw, "invalid_coordinates", f"location: {err}", now,
-                                        [{"field": "location", "message": err}], report.rid))
-                continue
-            if place is None:
-                dead.append(dead_letter(
+                out[i] = dead_letter(raw, "invalid_coordinates", f"location: {err}", now,
+                                     [{"field": "location", "message": err}], report.rid)
+            elif place is None:
+                out[i] = dead_letter(
                     raw, "outside_coverage",
                     f"location ({report.location.lon}, {report.location.lat}, "
                     f"{report.location.crs}) is outside every district this engine covers",
-                    now, report_id=report.rid))
-                continue
-            msg = self.decide(report, place, now)
-            located.append(msg.model_copy(update={"via": who}) if who else msg)
-        return located, dead
+                    now, report_id=report.rid)
+            else:
+                msg = self.decide(report, place, now)
+                out[i] = msg.model_copy(update={"via": who}) if who else msg
+        return out  # type: ignore[return-value]  # every index was filled above
 
     def _locate(self, reports: Sequence[Report]
                 ) -> tuple[list[Placement | None], list[str | None]]:

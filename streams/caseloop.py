@@ -14,6 +14,16 @@ time has come get the engine's escalation commands applied at once, in the parti
 transaction (no round trip through the commands topic), at most ``ESCALATIONS_PER_TICK`` per
 partition and tick (the event loop also sends the group's heartbeats).
 
+The intake is at-least-once (:mod:`streams.intake`): after a crash it sends some located
+records again. Each carries its report's ``origin`` (report partition and offset); the store
+keeps the highest origin handled per report partition (:meth:`CaseStore.handled_to`,
+written in the batch's transaction), and a located record at or below it is dropped. The
+intake writes each report partition's records to a located partition in order (an
+idempotent producer), and a report goes to the same partition each time, so what is at or
+below the mark was handled, even with two intake workers writing at once (one a zombie).
+Rejected reports come the same way (header ``dead-letter``) and go to ``grid.reports.dlq.v1``
+in the transaction: every DLQ entry exactly once.
+
 A report or command already in the state (a second copy from its source) produces nothing
 new on Apache Kafka: its first output was committed with the state. On the Tansu fallback
 (at-least-once) the state is sent only after the rest of a batch's output is acknowledged
@@ -46,6 +56,7 @@ from streams.loop import Done, Records, UnitLoop
 from streams.settings import Settings
 from streams.sinks import Out, partition_of
 from streams.state import CaseStore
+from streams.topics import origin_of
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +67,13 @@ ESCALATIONS_PER_TICK = 200  # per partition: a backlog of due cases is worked of
 def changelog_topics(app_id: str) -> tuple[str, str]:
     """(cases, report index) changelog topic names of an app."""
     return f"{app_id}-cases-changelog", f"{app_id}-report-index-changelog"
+
+
+def _reason_of(dead_letter: bytes) -> str:
+    try:
+        return str(orjson.loads(dead_letter)["reason"])
+    except Exception:
+        return "unknown"
 
 
 def _report_id_in(raw: bytes) -> str | None:
@@ -159,7 +177,21 @@ class CaseLoop(UnitLoop):
         self._out = out
         now = self.clock.now()
         effects: list[Effects] = []
+        rejected: list[bytes] = []
+        handled: dict[str, int] = {}  # report partition -> highest origin handled (batch)
         for r in records:
+            if r.topic == T.LOCATED:
+                origin = origin_of(r.headers)
+                if origin is not None:
+                    src, off = origin
+                    last = handled[src] if src in handled else store.handled_to(src)
+                    if last is not None and off <= last:
+                        continue  # the intake sent it again (at-least-once): handled before
+                    handled[src] = off
+                if T.DEAD_LETTER in r.headers:
+                    out.append(Out(T.DLQ, r.key, r.value))
+                    rejected.append(r.value)
+                    continue
             try:
                 fx = self._handle(store, r.topic, r.value, now)
             except Exception as err:
@@ -168,14 +200,20 @@ class CaseLoop(UnitLoop):
                 continue
             self._publish(fx, now)
             effects.append(fx)
+        for src, off in handled.items():
+            store.mark_handled(src, off)
         self._out = []
-        return out, self._done(effects)
+        return out, self._done(effects, rejected)
 
-    def _done(self, effects: list[Effects]) -> Done | None:
-        if not effects or not self.listeners:
+    def _done(self, effects: list[Effects], rejected: list[bytes] = ()) -> Done | None:
+        if not (effects or rejected) or not self.listeners:
             return None
 
         def tell() -> None:
+            if rejected:
+                reasons = [_reason_of(v) for v in rejected]
+                for cb in self.listeners:
+                    cb("rejected", reasons=reasons)
             for fx in effects:
                 for cb in self.listeners:
                     cb("effects", fx=fx)

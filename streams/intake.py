@@ -2,11 +2,20 @@
 
 Reads the intake topics (:data:`streams.topics.INTAKE_CHANNELS`) in group
 ``<app id>-intake``; each report partition is a unit of :class:`streams.loop.UnitLoop`.
-A batch goes through :meth:`grid.service.Engine.intake` at once (vectorised location), and
-its output — ``grid.located.v1`` keyed and partitioned by street, or ``grid.reports.dlq.v1``
-with a reason — is committed with the input offsets in one transaction (on Apache Kafka).
-No record stops the loop: a batch the engine fails on is retried report by report and only
-the report it keeps failing on is dead-lettered (``internal_error``).
+A batch goes through :meth:`grid.service.Engine.intake_each` at once (vectorised location).
+Everything goes to ``grid.located.v1``, the case loop's input, with an ``origin`` header
+(``topic:partition:offset`` of the report's record): a located report keyed and
+partitioned by street; a rejected one with a ``dead-letter`` header, keyed by its report id
+in the partition of its report partition's number, which the case loop forwards to
+``grid.reports.dlq.v1`` with a reason. No record stops the loop: a batch the engine fails on
+is retried report by report and only the report it keeps failing on is dead-lettered
+(``internal_error``).
+
+The loop is at-least-once on purpose (an idempotent producer, offsets committed once the
+output is acknowledged): a crash repeats a batch's output, and the case loop, which commits
+everything it outputs in one transaction, drops each record it handled before by its
+origin (:mod:`streams.caseloop`). So each report costs one Kafka transaction, and every
+report, case event, work order and DLQ entry still comes out exactly once.
 
 Intake never touches case state: every located report goes through the located topic to
 the worker holding its street (:mod:`streams.caseloop`), so no worker acts on a street it
@@ -29,6 +38,7 @@ from streams import topics as T
 from streams.loop import Done, Records, UnitLoop
 from streams.settings import Settings
 from streams.sinks import Out, partition_of
+from streams.topics import DEAD_LETTER, ORIGIN
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,7 @@ class IntakeLoop(UnitLoop):
 
     name = "intake"
     topics = tuple(T.INTAKE_CHANNELS)
+    transactional = False  # the case loop drops repeats by origin (see the module doc)
 
     def __init__(self, settings: Settings, engine: Engine, clock: Clock,
                  listeners: list[Callable[..., None]]) -> None:
@@ -52,55 +63,68 @@ class IntakeLoop(UnitLoop):
         return f"{tp.topic}-{tp.partition}"
 
     def handle(self, unit: str, records: Records) -> tuple[list[Out], Done | None]:
-        out, located, dead = self.intake([r.value for r in records],
-                                         [r.topic for r in records])
+        out, located, _dead = self.intake(
+            [r.value for r in records], [r.topic for r in records],
+            [(r.topic, r.partition, r.offset) for r in records])
         if not self.listeners:
             return out, None
 
         def tell() -> None:
             for cb in self.listeners:
-                cb("intake", located=located, dead=dead)
+                cb("intake", located=located)
         return out, tell
 
-    def intake(self, batch: list[bytes | None], topics: list[str] | None = None
+    def intake(self, batch: list[bytes | None], topics: list[str] | None = None,
+               origins: list[tuple[str, int, int]] | None = None,
                ) -> tuple[list[Out], list[Located], list[DeadLetter]]:
-        """Output records for a batch of raw reports (from ``topics``, one per report)."""
+        """Output records for a batch of raw reports (from ``topics``, one per report; read
+        at ``origins``: topic, partition, offset)."""
         now = self.clock.now()
         channels = [T.INTAKE_CHANNELS.get(t) for t in topics] if topics else None
         try:
-            located, dead = self.engine.intake(batch, now, channels)
+            results = self.engine.intake_each(batch, now, channels)
         except Exception:  # never stop on one bad record: find it, handle the others
             log.exception("intake batch of %d failed; handling its reports one by one",
                           len(batch))
-            located, dead = self._one_by_one(batch, now, channels)
+            results = self._one_by_one(batch, now, channels)
         n = self.settings.partitions
-        out = [Out(T.DLQ, (d.report_id or "").encode() or None, dumps(d)) for d in dead]
-        for msg in located:
-            street = msg.placement.partition_key
-            out.append(Out(T.LOCATED, street.encode(), dumps(msg), partition_of(street, n)))
+        out: list[Out] = []
+        located: list[Located] = []
+        dead: list[DeadLetter] = []
+        for i, res in enumerate(results):
+            headers: tuple[tuple[str, bytes], ...] = ()
+            src = origins[i] if origins else None
+            if src is not None:
+                headers = ((ORIGIN, f"{src[0]}:{src[1]}:{src[2]}".encode()),)
+            if isinstance(res, DeadLetter):
+                dead.append(res)
+                out.append(Out(T.LOCATED, (res.report_id or "").encode() or None, dumps(res),
+                               (src[1] if src else 0) % n, (*headers, DEAD_LETTER)))
+            else:
+                located.append(res)
+                street = res.placement.partition_key
+                out.append(Out(T.LOCATED, street.encode(), dumps(res), partition_of(street, n),
+                               headers))
         return out, located, dead
 
     def _one_by_one(self, batch: list[bytes | None], now: datetime,
-                    channels: list[Any] | None) -> tuple[list[Located], list[DeadLetter]]:
+                    channels: list[Any] | None) -> list[Located | DeadLetter]:
         """Each report of a failed batch alone, up to ``POISON_TRIES`` times; a report the
-        engine still fails on goes to the DLQ (``internal_error``), the others go on."""
-        located: list[Located] = []
-        dead: list[DeadLetter] = []
+        engine still fails on is dead-lettered (``internal_error``), the others go on."""
+        results: list[Located | DeadLetter] = []
         for i, raw in enumerate(batch):
             for attempt in range(1, POISON_TRIES + 1):
                 try:
-                    ok, bad = self.engine.intake([raw], now,
-                                                 [channels[i]] if channels else None)
+                    (res,) = self.engine.intake_each([raw], now,
+                                                     [channels[i]] if channels else None)
                 except Exception as err:
                     if attempt < POISON_TRIES:
                         continue
                     log.error("report %s failed %d times: %s", report_id_of(raw) or "?",
                               attempt, err)
-                    dead.append(dead_letter(
+                    res = dead_letter(
                         raw, "internal_error", f"the engine failed on this report {attempt} "
-                        f"times: {type(err).__name__}: {err}", now, report_id=report_id_of(raw)))
-                else:
-                    located += ok
-                    dead += bad
+                        f"times: {type(err).__name__}: {err}", now, report_id=report_id_of(raw))
+                results.append(res)
                 break
-        return located, dead
+        return results

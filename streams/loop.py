@@ -5,7 +5,8 @@ sink. Input partitions are grouped into *units* (a subclass says how: intake, on
 report partition; the case loop, one per street partition of located + commands). Polled records
 are queued per unit; each unit has at most one task that takes everything queued for it,
 handles it (:meth:`UnitLoop.handle`, synchronous, no I/O) and commits its output and input
-offsets together (:meth:`Sink.commit`: one Kafka transaction on Apache Kafka), and again
+offsets together (:meth:`Sink.commit`: one Kafka transaction on Apache Kafka, unless the
+loop is not ``transactional``), and again
 while records keep coming. Polling does not wait for the commits (a unit's next transaction
 takes whatever arrived meanwhile); it waits only when ``batch_size`` records are queued.
 A unit's lock (:meth:`UnitLoop.unit_lock`) is held from handling to commit, so timers that
@@ -103,6 +104,8 @@ class UnitLoop(ConsumerRebalanceListener):
     name = "loop"
     topics: tuple[str, ...] = ()
     assignors: tuple[Any, ...] | None = None  # None: aiokafka's default
+    # False: at-least-once even on Apache Kafka (the intake: its one reader drops repeats)
+    transactional = True
 
     def __init__(self, settings: Settings, group_suffix: str) -> None:
         self.settings = s = settings
@@ -169,11 +172,15 @@ class UnitLoop(ConsumerRebalanceListener):
     async def consume(self) -> None:
         cons = self.consumer = self._new_consumer()
         self._takeover = None
+        txn = self.exactly_once and self.transactional
         self.sink = (TransactionalSink(self.bootstrap, self.group_id, self.group_id)
-                     if self.exactly_once else AtLeastOnceSink(self.bootstrap, cons.commit))
-        if self.exactly_once:
+                     if txn else AtLeastOnceSink(self.bootstrap, cons.commit))
+        if txn:
             log.info("%s: exactly-once (Kafka transactions, id prefix %s)", self.name,
                      self.group_id)
+        elif self.exactly_once:
+            log.info("%s: at-least-once (an idempotent producer; its reader drops repeats)",
+                     self.name)
         else:
             log.warning("%s: at-least-once (Tansu has no transactions; consumers drop "
                         "repeats by id)", self.name)

@@ -68,18 +68,19 @@ class GridMetrics:
 
     def listener(self, kind: str, **kw: Any) -> None:
         if kind == "intake":
-            self.on_intake(kw.get("located", ()), kw.get("dead", ()))
+            self.on_intake(kw.get("located", ()))
+        elif kind == "rejected":
+            for reason in kw.get("reasons", ()):
+                self.rejected.labels(reason).inc()
         elif kind == "effects":
             self.on_effects(kw["fx"])
 
-    def on_intake(self, located: Any, dead: Any) -> None:
+    def on_intake(self, located: Any) -> None:
         now = time.monotonic()
         for msg in located:
             self._received[msg.report.rid] = now
         while len(self._received) > PENDING_MAX:
             self._received.popitem(last=False)
-        for d in dead:
-            self.rejected.labels(d.reason).inc()
 
     def on_effects(self, fx: Any) -> None:
         """Count what handling one input produced; output re-emitted for a redelivered

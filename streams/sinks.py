@@ -11,8 +11,11 @@ partition of ``grid.located.v1`` + ``grid.commands.v1``), collects its output as
   unit is assigned) fences every earlier producer with the same id, so a worker that lost
   the unit without knowing it yet (paused past its session: a zombie) fails its next commit
   with ``ProducerFenced`` and none of its late output becomes visible.
-* :class:`AtLeastOnceSink` — **Tansu fallback only** (Tansu has no transactions): output
-  first, offsets after; a crash in between repeats output, which consumers drop by id.
+* :class:`AtLeastOnceSink`: output first (an idempotent producer), offsets after; a crash in
+  between repeats output. The intake loop uses it on Apache Kafka too: its output goes only
+  to the case loop, which drops what it handled before by the records' ``origin`` headers
+  (:mod:`streams.caseloop`), so every report costs one transaction, not two. On the Tansu
+  fallback (no transactions) both loops use it, and consumers drop repeats by id.
 
 A commit that fails raises: the loop then drops its state and starts again from the
 committed offsets (nothing half-done is kept).
@@ -54,6 +57,7 @@ class Out(NamedTuple):
     key: bytes | None
     value: bytes | None
     partition: int | None = None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -98,10 +102,12 @@ class _Batcher:
         for (topic, p), recs in groups.items():
             batch = prod.create_batch()
             for r in recs:
-                if batch.append(key=r.key, value=r.value, timestamp=None) is None:
+                if batch.append(key=r.key, value=r.value, timestamp=None,
+                                headers=list(r.headers)) is None:
                     futures.append(await prod.send_batch(batch, topic, partition=p))
                     batch = prod.create_batch()
-                    if batch.append(key=r.key, value=r.value, timestamp=None) is None:
+                    if batch.append(key=r.key, value=r.value, timestamp=None,
+                                    headers=list(r.headers)) is None:
                         raise ValueError(f"a record of {len(r.value or b'')} bytes to {topic} "
                                          "exceeds the batch size")
             if batch.record_count():
@@ -166,8 +172,9 @@ class TransactionalSink:
 
 
 class AtLeastOnceSink:
-    """**Tansu fallback only** (no transactions there): one producer; output is acknowledged
-    before the input offsets are committed with ``commit_offsets``, and the state (records
+    """The intake loop's sink, and every loop's on the Tansu fallback (no transactions
+    there): one producer; output is acknowledged before the input offsets are committed with
+    ``commit_offsets``, and the state (records
     to ``-changelog`` topics) is sent only once the rest of the output is acknowledged. So a
     case state that survives a crash had its output delivered: an input handled again after
     a crash finds either no state of it (and is handled anew) or its output out already

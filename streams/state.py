@@ -1,10 +1,12 @@
 """Case state over Faust tables, plus an in-memory index of open cases per street.
 
 The tables are the durable truth (changelog-backed): ``cases`` (case_id → case JSON) and
-``report_index`` (report_id → case_id, for idempotent ingest). The open-case index is derived
-from ``cases`` and rebuilt after every rebalance; it serves duplicate search and the
-escalation timer without scanning the table on each event. Decoded cases are kept in a
-bounded LRU cache (cases are immutable), so duplicate search does not re-validate JSON.
+``report_index`` (report_id → case_id, for idempotent ingest; and ``origin:<topic:partition>``
+→ the highest offset of that report partition handled: :meth:`CaseStore.handled_to`).
+The open-case index is derived from ``cases`` and rebuilt after every rebalance; it
+serves duplicate search and the escalation timer without scanning the table on each event.
+Decoded cases are kept in a bounded LRU cache (cases are immutable), so duplicate search
+does not re-validate JSON.
 
 Writes go through ``writer(table, key, value)`` when given (the stream app uses it to update
 the local store and produce the changelog entry itself), else into the mappings directly.
@@ -34,6 +36,7 @@ class OpenEntry:
     next_check: datetime | None  # when the earliest deadline's warning becomes due
 
 
+ORIGIN_KEY = b"origin:"  # report_index keys that are no report id (those are UUIDs)
 BUCKET_DEG = 0.001  # duplicate-search buckets: ~95 m (lon) × 111 m (lat) at Shanghai
 BUCKET_MIN_M = 90.0  # the smallest side of a bucket, in metres, at Shanghai's latitudes
 
@@ -158,6 +161,15 @@ class CaseStore:
     def case_for_report(self, report_id: str) -> Case | None:
         cid = self.report_index.get(report_id.encode())
         return self.get(cid.decode()) if cid is not None else None
+
+    def handled_to(self, source: str) -> int | None:
+        """The highest offset of report partition ``source`` (``topic:partition``) whose
+        located record this store has handled; None if none."""
+        v = self.report_index.get(ORIGIN_KEY + source.encode())
+        return int(v) if v is not None else None
+
+    def mark_handled(self, source: str, offset: int) -> None:
+        self._write("report_index", ORIGIN_KEY + source.encode(), str(offset).encode())
 
     def put(self, case: Case, report_ids: list[str] = ()) -> None:
         self._ensure()

@@ -7,6 +7,7 @@ version (``.v2``), never an in-place change.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from grid.service import Channel
@@ -108,12 +109,29 @@ SPECS: dict[str, TopicSpec] = {
         TopicSpec(
             LOCATED,
             DEFAULT_PARTITIONS,
-            "grid.located/1",
-            "street code (co-partitioned with commands and case state)",
-            "internal: validated, located, classified and decided reports",
+            "grid.located/1; grid.dlq/1 with a dead-letter header",
+            "street code (co-partitioned with commands and case state); a dead letter's "
+            "report_id",
+            "internal: validated, located, classified and decided reports, and the rejected "
+            "ones on their way to the DLQ; header origin = the report's topic:partition:offset",
         ),
     )
 }
+
+# Headers of grid.located.v1 records (written by streams.intake, read by streams.caseloop)
+ORIGIN = "origin"  # b"topic:partition:offset" of the report record the record came from
+DEAD_LETTER = ("dead-letter", b"1")  # a rejected report: the case loop sends it to the DLQ
+
+
+def origin_of(headers: Iterable[tuple[str, bytes]]) -> tuple[str, int] | None:
+    """(``topic:partition``, offset) of a located record's ``origin`` header; None without
+    one (or an unreadable one)."""
+    for k, v in headers:
+        if k == ORIGIN:
+            src, _, off = v.decode("ascii", "replace").rpartition(":")
+            return (src, int(off)) if src and off.isdigit() else None
+    return None
+
 
 ALL_TOPICS: dict[str, int] = {name: spec.partitions for name, spec in SPECS.items()}
 

@@ -36,9 +36,17 @@ def sent(out: list[Out], topic: str) -> list[dict]:
     return [orjson.loads(r.value) for r in out if r.topic == topic]
 
 
+def forwarded(out: list[Out]) -> tuple[list[dict], list[dict]]:
+    """The intake's output: (located reports, dead letters), both on the located topic."""
+    assert {r.topic for r in out} <= {T.LOCATED}
+    return ([orjson.loads(r.value) for r in out if T.DEAD_LETTER not in r.headers],
+            [orjson.loads(r.value) for r in out if T.DEAD_LETTER in r.headers])
+
+
 def record(topic: str, value: bytes) -> SimpleNamespace:
     """What the case loop reads of a consumed record."""
-    return SimpleNamespace(topic=topic, value=value, partition=0, offset=0, timestamp=0)
+    return SimpleNamespace(topic=topic, value=value, partition=0, offset=0, timestamp=0,
+                           headers=())
 
 
 def test_a_located_report_the_engine_fails_on_goes_to_the_dlq(grid_app, monkeypatch):
@@ -69,33 +77,32 @@ def test_intake_sends_each_report_to_the_dlq_when_the_engine_fails(grid_app, mon
         calls.append(len(raws))
         raise ValueError("locator gone")
 
-    monkeypatch.setattr(grid_app.engine, "intake", boom)
+    monkeypatch.setattr(grid_app.engine, "intake_each", boom)
     rids = [str(uuid.uuid4()) for _ in range(3)]
     out, _located, _dead = grid_app.intake.intake([report(r) for r in rids])
-    dead = sent(out, T.DLQ)
+    located, dead = forwarded(out)
     assert [(d["reason"], d["report_id"]) for d in dead] == [("internal_error", r) for r in rids]
     assert "failed on this report 3 times: ValueError: locator gone" in dead[0]["message"]
     assert calls == [3] + [1] * 3 * POISON_TRIES  # the batch, then each report 3 times
-    assert not sent(out, T.LOCATED)
+    assert located == []
 
 
 def test_a_poison_report_does_not_take_its_batch_with_it(grid_app, monkeypatch):
     """The engine raises on one report (every time): that one is dead-lettered after
     POISON_TRIES attempts, the reports before and after it are handled as usual."""
     poison = str(uuid.uuid4())
-    real = grid_app.engine.intake
+    real = grid_app.engine.intake_each
 
     def poisoned(raws, now, channels=None):
         if any(poison.encode() in (r or b"") for r in raws):
             raise RecursionError("the classifier recursed on this text")
         return real(raws, now, channels)
 
-    monkeypatch.setattr(grid_app.engine, "intake", poisoned)
+    monkeypatch.setattr(grid_app.engine, "intake_each", poisoned)
     before, after = str(uuid.uuid4()), str(uuid.uuid4())
     out, _located, _dead = grid_app.intake.intake(
         [report(before), report(poison), None, report(after)])
-    dead = sent(out, T.DLQ)
+    located, dead = forwarded(out)
     assert [(d["reason"], d["report_id"]) for d in dead] == [
         ("internal_error", poison), ("null_value", None)]
-    forwarded = [m["report"]["report_id"] for m in sent(out, T.LOCATED)]
-    assert forwarded == [before, after]
+    assert [m["report"]["report_id"] for m in located] == [before, after]

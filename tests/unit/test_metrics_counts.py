@@ -38,11 +38,11 @@ def value(m: GridMetrics, name: str, **labels: str) -> float:
 def test_a_redelivered_report_is_counted_once(engine):
     m = GridMetrics()
     msg = located(engine)
-    m.listener("intake", located=[msg], dead=[])
+    m.listener("intake", located=[msg])
     first = engine.on_located(msg, None, (), NOW)
     m.listener("effects", fx=first)
     # the same report read again after a crash: its output is re-emitted, same ids
-    m.listener("intake", located=[msg], dead=[])
+    m.listener("intake", located=[msg])
     again = engine.on_located(msg, first.case, (), NOW)
     assert again.duplicate_delivery and again.work_orders == first.work_orders
     m.listener("effects", fx=again)
