@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -215,7 +217,9 @@ class _Seek(ConsumerRebalanceListener):
 class LiveFeed(Subscribers):
     """Live events for a worker without a projector: tails case events and alerts from their
     end (no group) and publishes each once projector group ``group`` has stored it in the
-    store that ``stored_offsets(group)`` reads (``ReadStore.stored_offsets``)."""
+    store that ``stored_offsets(group)`` reads (``ReadStore.stored_offsets``, asked every
+    ``poll`` seconds at most while something waits). With no subscriber and no listener it
+    holds nothing: the routing worker pays for the feed only while someone watches."""
 
     def __init__(self, bootstrap: str, stored_offsets: Callable[[str], dict], group: str,
                  poll: float = 0.2) -> None:
@@ -240,25 +244,30 @@ class LiveFeed(Subscribers):
         await cons.start()
         try:
             self.health.started()
-            waiting: list[tuple[TopicPartition, int, bytes]] = []
+            # per partition, in offset order: what the store has not yet stored
+            waiting: dict[TopicPartition, deque[tuple[int, bytes]]] = {}
+            next_look = 0.0
             while True:
                 self.health.beat()
                 batch = await cons.getmany(timeout_ms=int(self.poll * 1000))
-                waiting += [(tp, r.offset, r.value) for tp, rs in batch.items() for r in rs
-                            if r.value is not None]
-                if not waiting:
+                if not (self.subscribers or self.listeners):
+                    waiting.clear()  # nobody watches: nothing to hold
                     continue
+                for tp, rs in batch.items():
+                    q = waiting.setdefault(tp, deque(maxlen=QUEUE_SIZE))  # a screenful behind
+                    q.extend((r.offset, r.value) for r in rs if r.value is not None)
+                if not any(waiting.values()) or time.monotonic() < next_look:
+                    continue
+                next_look = time.monotonic() + self.poll  # the store is asked this often
                 stored = await asyncio.to_thread(self.stored_offsets, self.group)
-                later = []
-                for tp, offset, raw in waiting:
-                    if offset >= stored.get((tp.topic, tp.partition), 0):
-                        later.append((tp, offset, raw))
-                        continue
-                    with contextlib.suppress(orjson.JSONDecodeError):
-                        msg = orjson.loads(raw)
-                        if isinstance(msg, dict):
-                            self._notify("alert" if tp.topic == T.ALERTS else "event", msg)
-                waiting = later[-QUEUE_SIZE:]  # never more than a screenful behind
+                for tp, q in waiting.items():
+                    end = stored.get((tp.topic, tp.partition), 0)
+                    while q and q[0][0] < end:
+                        _offset, raw = q.popleft()
+                        with contextlib.suppress(orjson.JSONDecodeError):
+                            msg = orjson.loads(raw)
+                            if isinstance(msg, dict):
+                                self._notify("alert" if tp.topic == T.ALERTS else "event", msg)
         finally:
             await stop_client(cons)
 
