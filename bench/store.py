@@ -29,7 +29,8 @@ file in a temporary directory):
    full store.
 5. **Several projectors** (PostgreSQL): :func:`scaling`, the same log by 1 and 2 projector
    processes over disjoint partitions, as ``grid projector`` instances in one consumer
-   group share them.
+   group share them: each count on an empty store, then each with new cases into the
+   loaded store (``scaling_loaded``: a young store is cheaper per event).
 """
 
 from __future__ import annotations
@@ -544,8 +545,8 @@ def run_target(tg: Target, cases: int, throughput_cases: int, where: Places,
     return out
 
 
-def _project(url: str, records: list[Any], names: Any, cat: Any, ready: Any, out: Any
-             ) -> None:
+def _project(url: str, records: list[Any], names: Any, cat: Any, ready: Any, out: Any,
+             consumer: str = CONSUMER) -> None:
     """One projector process of :func:`scaling`: its own writer over ``records`` (its
     partitions, in log order), started when every process is ready; puts (start, end,
     records, seconds inside ``apply``) on ``out``, or the failure as text."""
@@ -554,7 +555,7 @@ def _project(url: str, records: list[Any], names: Any, cat: Any, ready: Any, out
 
     try:
         engine = connect(url)
-        w = StoreWriter(engine, consumer=CONSUMER, names=names, category_of=cat)
+        w = StoreWriter(engine, consumer=consumer, names=names, category_of=cat)
         w.load_positions([])
         batches = [records[i:i + BATCH] for i in range(0, len(records), BATCH)]
         ready.wait(timeout=600)
@@ -573,12 +574,12 @@ def _project(url: str, records: list[Any], names: Any, cat: Any, ready: Any, out
 
 
 def scaling(urls: dict[int, str], records: list[Any], names: Any, cat: Any,
-            log: Callable[[str], None]) -> dict[str, Any]:
-    """``n`` projector processes for each ``n`` of ``urls`` (each count on its own empty
-    store), process ``i`` applying the partitions ``p % n == i`` of ``records`` in batches
-    of :data:`BATCH`, as a consumer group spreads partitions over ``grid projector``
-    instances. Records are made before the common start; events/s = all records / wall
-    seconds from the start to the last process's end."""
+            log: Callable[[str], None], consumer: str = CONSUMER) -> dict[str, Any]:
+    """``n`` projector processes for each ``n`` of ``urls`` (each count on its own store,
+    as projector group ``consumer``), process ``i`` applying the partitions ``p % n == i``
+    of ``records`` in batches of :data:`BATCH`, as a consumer group spreads partitions over
+    ``grid projector`` instances. Records are made before the common start; events/s = all
+    records / wall seconds from the start to the last process's end."""
     import multiprocessing as mp
 
     ctx = mp.get_context("fork")  # the children inherit the records, not a pickled copy
@@ -586,8 +587,8 @@ def scaling(urls: dict[int, str], records: list[Any], names: Any, cat: Any,
     for n, url in urls.items():
         ready, done = ctx.Barrier(n), ctx.Queue()
         procs = [ctx.Process(target=_project, args=(
-            url, [r for r in records if r.partition % n == i], names, cat, ready, done))
-            for i in range(n)]
+            url, [r for r in records if r.partition % n == i], names, cat, ready, done,
+            consumer)) for i in range(n)]
         with LoadSampler() as ls:
             for p in procs:
                 p.start()
@@ -715,7 +716,8 @@ def run(cases: int, throughput_cases: int, queries: int = 1000, geodata: str | N
     ``keep/pg``, the SQLite files beside it) for EXPLAIN ANALYZE and the like.
     ``projectors``: on PostgreSQL, :func:`scaling` over a log of ``throughput_cases`` cases
     (over the quarter, as a run of that many cases loads them) with these numbers of
-    projector processes (empty: not measured)."""
+    projector processes (empty: not measured), into empty stores and then (new cases each
+    time) into the loaded one."""
     from bench.run import HostSteal, machine
     from grid.taxonomy import load_taxonomy
     from store.pg_server import PostgresServer
@@ -764,6 +766,16 @@ def run(cases: int, throughput_cases: int, queries: int = 1000, geodata: str | N
                             {n: f"{base}/scale{n}" for n in projectors}, records, names,
                             category_of(tax), log)
                         del records
+                        log(f"{db}: {throughput_cases:,} new cases' events by the same "
+                            "projector processes into the loaded store")
+                        res[db]["scaling_loaded"] = {}
+                        for n in projectors:  # new case ids each time, a group of their own
+                            records = [r for b in Log().batches(events_in_time_order(clones(
+                                throughput_cases, where, scen, prefix=f"s{n}-"))) for r in b]
+                            res[db]["scaling_loaded"].update(scaling(
+                                {n: pg.url}, records, names, category_of(tax), log,
+                                consumer=f"{CONSUMER}-more-{n}"))
+                            del records
             else:
                 res[db] = run_target(Target(db, f"sqlite:///{tmp}/full.db",
                                             f"sqlite:///{tmp}/baseline.db",
@@ -817,6 +829,10 @@ def render(res: dict[str, Any]) -> str:
               lambda r, n=n: f"{r['scaling'][n]['events_per_s']:,}" if n in r.get(
                   "scaling", {}) else "-")
           for n in res.get("postgresql", {}).get("scaling", {})),
+        *(row(f"  … into the loaded store ({n})",
+              lambda r, n=n: f"{r['scaling_loaded'][n]['events_per_s']:,}" if n in r.get(
+                  "scaling_loaded", {}) else "-")
+          for n in res.get("postgresql", {}).get("scaling_loaded", {})),
         row("list p50 / p99 ms (all)", lambda r: ms(r["list"]["all"])),
         *(row(f"  {k}", lambda r, k=k: ms(r["list"]["by_kind"][k]))
           for k in res[dbs[0]]["list"]["by_kind"]),

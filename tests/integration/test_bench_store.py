@@ -63,6 +63,33 @@ def _check(out: dict, records: list, urls: dict[int, str], lines: list[str]) -> 
     assert [ln.split(":")[0].strip() for ln in lines] == ["1 projector(s)", "2 projector(s)"]
 
 
+def test_projectors_of_a_group_of_their_own_add_new_cases_to_a_loaded_store(postgres):
+    """The loaded-store count: new cases by two processes in projector group ``other`` go
+    into a store another group filled; both logs' events are stored once, each group's
+    offsets are its own."""
+    first = [r for b in Log().batches(events_in_time_order(
+        clones(100, WHERE, scenarios(), seed=3))) for r in b]
+    more = [r for b in Log().batches(events_in_time_order(
+        clones(100, WHERE, scenarios(), seed=3, prefix="s2-"))) for r in b]
+    with pg_database(postgres, "loaded") as url:
+        connect(url).dispose()
+        scaling({1: url}, first, lambda kind, code: None, None, lambda line: None)
+        out = scaling({2: url}, more, lambda kind, code: None, None, lambda line: None,
+                      consumer="other")
+        assert out["2"]["events"] == len(more)
+        eng = connect(url)
+        try:
+            assert ReadStore(eng).count() == 200
+            with eng.connect() as conn:
+                n = conn.scalar(sa.select(sa.func.count()).select_from(S.case_events))
+                ends = dict(conn.execute(sa.select(S.offsets.c.consumer, sa.func.sum(
+                    S.offsets.c.next_offset)).group_by(S.offsets.c.consumer)).all())
+        finally:
+            eng.dispose()
+    assert n == len({r.value for r in first}) + len({r.value for r in more})
+    assert ends == {"bench-projector": len(first), "other": len(more)}
+
+
 def test_a_projector_process_that_fails_fails_the_measurement_with_its_error(postgres):
     records = [r for b in Log().batches(events_in_time_order(
         clones(5, WHERE, scenarios(), seed=3))) for r in b]
