@@ -430,8 +430,9 @@ def test_open311_request_followed_to_closed(api):
                         ("cc-yangpu", {"action": "close"})):
         assert api.act(cid, token, **body).status_code == 200
 
-    for client in api.clients:
-        [req] = client.get(f"/open311/v2/requests/{rid}.json").json()
+    for client in api.clients:  # the other worker's store follows the log a moment later
+        [req] = eventually(lambda c=client: c.get(f"/open311/v2/requests/{rid}.json").json(),
+                           lambda got: got[0]["status"] == "closed")
         assert req["status"] == "closed" and req["expected_datetime"] is None
         assert req["updated_datetime"] >= req["requested_datetime"]
     listed = api.a.get("/open311/v2/requests.json",
