@@ -219,7 +219,7 @@ class LiveFeed(Subscribers):
     end (no group) and publishes each once projector group ``group`` has stored it in the
     store that ``stored_offsets(group)`` reads (``ReadStore.stored_offsets``, asked every
     ``poll`` seconds at most while something waits). With no subscriber and no listener it
-    holds nothing: the routing worker pays for the feed only while someone watches."""
+    holds nothing (a worker serving the API always has one: its command results)."""
 
     def __init__(self, bootstrap: str, stored_offsets: Callable[[str], dict], group: str,
                  poll: float = 0.2) -> None:
