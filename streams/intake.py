@@ -38,7 +38,7 @@ from streams import topics as T
 from streams.loop import Done, Records, UnitLoop
 from streams.settings import Settings
 from streams.sinks import Out, partition_of
-from streams.topics import DEAD_LETTER, ORIGIN
+from streams.topics import DEAD_LETTER, origin_header
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +92,8 @@ class IntakeLoop(UnitLoop):
         located: list[Located] = []
         dead: list[DeadLetter] = []
         for i, res in enumerate(results):
-            headers: tuple[tuple[str, bytes], ...] = ()
             src = origins[i] if origins else None
-            if src is not None:
-                headers = ((ORIGIN, f"{src[0]}:{src[1]}:{src[2]}".encode()),)
+            headers = (origin_header(*src),) if src is not None else ()
             if isinstance(res, DeadLetter):
                 dead.append(res)
                 out.append(Out(T.LOCATED, (res.report_id or "").encode() or None, dumps(res),

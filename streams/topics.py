@@ -123,6 +123,11 @@ ORIGIN = "origin"  # b"topic:partition:offset" of the report record the record c
 DEAD_LETTER = ("dead-letter", b"1")  # a rejected report: the case loop sends it to the DLQ
 
 
+def origin_header(topic: str, partition: int, offset: int) -> tuple[str, bytes]:
+    """The ``origin`` header of a located record read from ``topic[partition]@offset``."""
+    return ORIGIN, f"{topic}:{partition}:{offset}".encode()
+
+
 def origin_of(headers: Iterable[tuple[str, bytes]]) -> tuple[str, int] | None:
     """(``topic:partition``, offset) of a located record's ``origin`` header; None without
     one (or an unreadable one)."""
