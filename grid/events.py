@@ -30,6 +30,7 @@ The wire format is the one writers have always produced:
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from types import UnionType
 from typing import (
     TYPE_CHECKING,
@@ -82,10 +83,15 @@ class _AsWritten(BaseModel):
     def of(cls, **fields: Any) -> Self:
         """The payload of the given fields that are not ``None`` (absent on the wire, as
         writers have always done); a name the model does not define is a TypeError."""
-        unknown = set(fields) - set(cls.model_fields)
+        unknown = fields.keys() - _field_names(cls)
         if unknown:
             raise TypeError(f"{cls.__name__} has no field(s) {', '.join(sorted(unknown))}")
         return cls(**{k: v for k, v in fields.items() if v is not None})
+
+
+@cache
+def _field_names(cls: type[BaseModel]) -> frozenset[str]:
+    return frozenset(cls.model_fields)
 
 
 class EventData(_AsWritten):
@@ -482,6 +488,7 @@ def make_event(kind: str, **envelope: Any) -> CaseEvent:
     return cls(type=kind, **envelope)
 
 
+@cache
 def payload_model(kind: str) -> type[EventData]:
     """The payload model of event type ``kind``."""
     ann = EVENT_TYPES[kind].model_fields["data"].annotation

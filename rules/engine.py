@@ -42,7 +42,8 @@ from grid.models import (
 )
 from rules.ruleset import RuleSet
 from rules.schema import OWNER_REF, PRIORITIES, STAGES, TYPE_REF, WEEKDAYS, Match, in_window
-from rules.timing import due_at, duration, scaled
+from rules.timing import calendar as _calendar
+from rules.timing import due_at, scaled_limit
 
 ROUTE_FIELDS = ("department", "tier", "priority", "alert", "closing_standard", "assisting")
 ROUTE_DEFAULTS: dict[str, Any] = {"department": None, "tier": "street", "priority": "normal",
@@ -417,9 +418,14 @@ class Limits:
         text = self.stages[stage]
         if self.scale == 1:
             return text
-        cal = stage_calendar(stage, self.calendar)
-        span = scaled(duration(text.lstrip("+")), self.scale, cal)
-        return ("+" if text.startswith("+") else "") + format_span(span, cal)
+        return _scaled_text(text, self.scale, stage_calendar(stage, self.calendar))
+
+
+@cache
+def _scaled_text(text: str, scale: float, cal: str) -> str:
+    """The limit written ``text`` (maybe '+…') × ``scale`` in calendar ``cal``, as written."""
+    span = scaled_limit(text.lstrip("+"), scale, cal)
+    return ("+" if text.startswith("+") else "") + format_span(span, cal)
 
 
 @dataclass(frozen=True)
@@ -533,10 +539,8 @@ def _describe(x: Limits) -> str:
 def format_span(span: Any, calendar: str) -> str:
     """A limit as text: whole working days in the working calendar ('15d', '1.5d' stays
     '12h'), else the shortest of d/h/m."""
-    from rules.timing import calendar as get_calendar
-
-    minutes = round(get_calendar(calendar).working_amount(span).total_seconds() / 60)
-    day = round(get_calendar(calendar).day_length.total_seconds() / 60)
+    minutes = round(_calendar(calendar).working_amount(span).total_seconds() / 60)
+    day = round(_calendar(calendar).day_length.total_seconds() / 60)
     for unit, size in (("d", day), ("h", 60), ("m", 1)):
         if minutes % size == 0:
             return f"{minutes // size}{unit}"
@@ -557,8 +561,7 @@ def stage_deadlines(now: datetime, limits: dict[str, str], calendar: str,
             continue
         cal = stage_calendar(s, calendar)
         start = prev if text.startswith("+") else now
-        span = scaled(duration(text.lstrip("+")), scale, cal)
-        prev = out[s] = due_at(start, span, cal)
+        prev = out[s] = due_at(start, scaled_limit(text.lstrip("+"), scale, cal), cal)
     return out
 
 

@@ -155,22 +155,27 @@ class Match(Strict):
 
     @model_validator(mode="after")
     def _no_empty_lists(self) -> Match:
-        for name, value in self:
+        for name, value in self._given():
             if isinstance(value, list) and len(value) == 0:
                 raise ValueError(f"{name}: an empty list matches nothing; leave the field out")
         return self
+
+    def _given(self) -> list[tuple[str, Any]]:
+        """(field, value) of the conditions given. Not ``iter(self)``: a model's iteration
+        also yields the cached properties below once they are computed."""
+        return [(k, v) for k in type(self).model_fields if (v := getattr(self, k)) is not None]
 
     @cached_property
     def compiled(self) -> tuple[tuple[str, frozenset[Any]], ...]:
         """The given conditions as (field, allowed values), for fast matching."""
         return tuple((k, frozenset(v if isinstance(v, list) else [v]))
-                     for k, v in self if v is not None)
+                     for k, v in self._given())
 
     def fields(self) -> dict[str, list[Any]]:
         """The conditions given, as field -> allowed values."""
-        return {k: list(v) if isinstance(v, list) else [v] for k, v in self if v is not None}
+        return {k: list(v) if isinstance(v, list) else [v] for k, v in self._given()}
 
-    @property
+    @cached_property
     def is_modifier(self) -> bool:
         """Whether the conditions name a zone, area, period (time of day, weekday),
         priority or tier."""
@@ -178,7 +183,7 @@ class Match(Strict):
 
     @property
     def specificity(self) -> int:
-        return sum(1 for _, v in self if v is not None)
+        return len(self._given())
 
 
 class Rule(Strict):
