@@ -157,3 +157,17 @@ def test_unknown_type_code_from_a_classifier_is_triaged_not_raised(rs):
 def test_decision_is_deterministic_and_pure(rs):
     r, p = report("corridor_clutter.json"), place("residential_compound", "hospital")
     assert decide(r, p, NOW, rs) == decide(r, p, NOW, rs)
+
+
+def test_match_conditions_are_its_fields_whatever_was_computed_before():
+    """A model's iteration also yields cached properties once computed; a match's
+    strength and conditions must not count them."""
+    from rules.schema import Match
+
+    m = Match(type_code=["0701"], zones=["scenic_area"])
+    assert (m.specificity, m.is_modifier) == (2, True)
+    assert m.compiled == (("type_code", frozenset({"0701"})),
+                          ("zones", frozenset({"scenic_area"})))
+    assert m.specificity == 2
+    assert m.fields() == {"type_code": ["0701"], "zones": ["scenic_area"]}
+    assert m == Match(type_code=["0701"], zones=["scenic_area"])
