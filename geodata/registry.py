@@ -77,6 +77,10 @@ class Registry:
         self._district = {(u.department, u.district): u for u in self.units.values()
                           if not u.street and u.department != "property_management"}
         self.owners.sort(key=lambda o: -len(o[1]))
+        # district -> (prefix, unit id), the longest prefix first
+        self._owners: dict[str, list[tuple[str, str]]] = {}
+        for district, prefix, unit_id in self.owners:
+            self._owners.setdefault(district, []).append((prefix, unit_id))
 
     @classmethod
     def load(cls, directory: str | Path | None) -> Registry:
@@ -116,10 +120,11 @@ class Registry:
     def owner_of(self, district: str | None, *codes: str | None) -> tuple[Unit, str] | None:
         """The unit owning a component named by any of ``codes`` (object code, component id)
         in ``district``, and the matching prefix."""
-        for district_, prefix, unit_id in self.owners:
-            if district_ != district:
-                continue
-            if any(c and c.upper().startswith(prefix) for c in codes):
+        given = [c.upper() for c in codes if c]
+        if not given:
+            return None
+        for prefix, unit_id in self._owners.get(district or "", ()):
+            if any(c.startswith(prefix) for c in given):
                 return self.units[unit_id], prefix
         return None
 

@@ -410,8 +410,15 @@ def _fingerprint_in(case: Case, report_id: str) -> str | None:
     return next((m.fingerprint for m in case.merged if m.report_id == report_id), None)
 
 
+# the event types that may raise an alert (:func:`_alert_for`)
+_ALERTING = frozenset({"transferred", "filed", "classified", "follow_up_opened", "warned",
+                       "supervised", "arbitration"})
+
+
 def _alert_for(case: Case, e: CaseEvent, names: Names | None = None) -> Alert | None:
     """The alert an event raises, worded with names beside codes (``names``: else codes)."""
+    if e.type not in _ALERTING:
+        return None
     p = case.placement
     common: dict[str, Any] = dict(case_id=case.case_id, priority=case.priority, at=e.at,
                                   district=p.district,

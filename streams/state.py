@@ -72,9 +72,9 @@ class CaseStore:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, Case] = OrderedDict()
         self._open: dict[str, dict[str, OpenEntry]] = {}
-        # (street, type_code, bucket x, bucket y) -> open case ids: duplicate search looks
+        # (street, type_code) -> (bucket x, bucket y) -> open case ids: duplicate search looks
         # only at the buckets around a report instead of every open case of the street
-        self._near: dict[tuple[str, str | None, int, int], set[str]] = {}
+        self._near: dict[tuple[str, str | None], dict[tuple[int, int], set[str]]] = {}
         # the escalation timer's view: open cases by warning time (a heap, stale entries
         # skipped when popped) and those whose time has come — a tick costs O(due + log n)
         self._entries: dict[str, OpenEntry] = {}
@@ -126,9 +126,9 @@ class CaseStore:
     def _index(self, case: Case) -> None:
         street = case.placement.partition_key
         bucket = self._open.setdefault(street, {})
-        near = (street, case.type_code, *_bucket(case.placement.lon, case.placement.lat))
+        kind, at = (street, case.type_code), _bucket(case.placement.lon, case.placement.lat)
         if case.is_open:
-            self._near.setdefault(near, set()).add(case.case_id)
+            self._near.setdefault(kind, {}).setdefault(at, set()).add(case.case_id)
             nxt = None
             if case.deadlines:
                 due = min(case.deadlines.values())
@@ -144,7 +144,11 @@ class CaseStore:
                     heapq.heapify(self._by_time)
         else:
             bucket.pop(case.case_id, None)
-            self._near.get(near, set()).discard(case.case_id)
+            cell = self._near.get(kind, {}).get(at)
+            if cell is not None:
+                cell.discard(case.case_id)
+                if not cell:
+                    del self._near[kind][at]
             self._entries.pop(case.case_id, None)
             self._due.pop(case.case_id, None)
 
@@ -185,14 +189,20 @@ class CaseStore:
         """Open cases of one type in a street whose location may lie within ``radius_m``
         (a superset: the caller measures the exact distance)."""
         self._ensure()
+        cells = self._near.get((street, type_code))
+        if not cells:
+            return
         n = max(1, math.ceil(radius_m / BUCKET_MIN_M))
         bx, by = _bucket(lon, lat)
-        for x in range(bx - n, bx + n + 1):
-            for y in range(by - n, by + n + 1):
-                for cid in list(self._near.get((street, type_code, x, y), ())):
-                    case = self.get(cid)
-                    if case is not None and case.is_open:
-                        yield case
+        if len(cells) < (2 * n + 1) ** 2:  # fewer occupied buckets than the window has
+            near = [ids for (x, y), ids in cells.items() if abs(x - bx) <= n and abs(y - by) <= n]
+        else:
+            near = [ids for x in range(bx - n, bx + n + 1) for y in range(by - n, by + n + 1)
+                    if (ids := cells.get((x, y)))]
+        for cid in [c for ids in near for c in ids]:
+            case = self.get(cid)
+            if case is not None and case.is_open:
+                yield case
 
     def on_located(self, engine: Any, msg: Any, now: datetime) -> Any:
         """Run ``engine.on_located`` against this store and keep its result: the one path
