@@ -121,9 +121,9 @@ class Registry:
         """The unit owning a component named by any of ``codes`` (object code, component id)
         in ``district``, and the matching prefix."""
         given = [c.upper() for c in codes if c]
-        if not given:
+        if not given or district is None:
             return None
-        for prefix, unit_id in self._owners.get(district or "", ()):
+        for prefix, unit_id in self._owners.get(district, ()):
             if any(c.startswith(prefix) for c in given):
                 return self.units[unit_id], prefix
         return None
