@@ -20,7 +20,11 @@ class Clock:
         self._start = datetime.fromtimestamp(self._t0, UTC)
 
     def now(self) -> datetime:
-        elapsed = (time.time() - self._t0) * self.speed
+        return self.at(time.time())
+
+    def at(self, unix_seconds: float) -> datetime:
+        """The engine time at real instant ``unix_seconds`` (e.g. a record's timestamp)."""
+        elapsed = (unix_seconds - self._t0) * self.speed
         return self._start + timedelta(seconds=elapsed) + self.offset
 
     def advance(self, delta: timedelta) -> None:
@@ -55,7 +59,11 @@ class FixedClock(Clock):
 
     def __init__(self, at: datetime) -> None:
         super().__init__()
-        self.at = at
+        self.fixed = at
 
     def now(self) -> datetime:
-        return self.at + self.offset
+        return self.fixed + self.offset
+
+    def at(self, unix_seconds: float) -> datetime:
+        """Whenever it was: this clock's time (it moves only when told to)."""
+        return self.now()

@@ -157,12 +157,16 @@ class Engine:
 
     def intake_each(self, raws: Sequence[bytes | None], now: datetime,
                     channels: Sequence[Channel | None] | None = None,
+                    sent: Sequence[datetime | None] | None = None,
                     ) -> list[Located | DeadLetter]:
         """Parse, locate (one vectorised call), classify and decide a batch of raw reports:
         one result per raw report, in order (``None``: a record without a value,
         dead-lettered as ``null_value``). ``channels`` (one per raw report): where each came
         in; a source its channel's principal may not send is dead-lettered as
-        ``source_not_allowed``, and the rest record the principal."""
+        ``source_not_allowed``, and the rest record the principal. ``sent`` (one per raw
+        report, None: unknown): when each was written to its topic. A report is too far in
+        the future measured from the earlier of that and ``now``, so one read again later
+        (after a crash) is accepted or rejected as it was the first time."""
         out: list[Located | DeadLetter | None] = [None] * len(raws)
         reports: list[Report] = []
         at: list[int] = []  # the input index of each parsed report
@@ -173,7 +177,9 @@ class Engine:
                 out[i] = dead_letter(None, "null_value", "the record has no value (a "
                                      "tombstone): a report is a JSON object", now)
                 continue
-            r = parse_report(raw, taxonomy=self.taxonomy, now=now)
+            written = sent[i] if sent else None
+            r = parse_report(raw, taxonomy=self.taxonomy,
+                             now=now if written is None or written > now else written)
             if isinstance(r, Rejection):
                 out[i] = dead_letter(raw, r.reason, r.message, now,
                                      [e if isinstance(e, dict) else e.model_dump()

@@ -65,7 +65,8 @@ class IntakeLoop(UnitLoop):
     def handle(self, unit: str, records: Records) -> tuple[list[Out], Done | None]:
         out, located, _dead = self.intake(
             [r.value for r in records], [r.topic for r in records],
-            [(r.topic, r.partition, r.offset) for r in records])
+            [(r.topic, r.partition, r.offset) for r in records],
+            [r.timestamp for r in records])
         if not self.listeners:
             return out, None
 
@@ -76,17 +77,24 @@ class IntakeLoop(UnitLoop):
 
     def intake(self, batch: list[bytes | None], topics: list[str] | None = None,
                origins: list[tuple[str, int, int]] | None = None,
+               timestamps: list[int] | None = None,
                ) -> tuple[list[Out], list[Located], list[DeadLetter]]:
         """Output records for a batch of raw reports (from ``topics``, one per report; read
-        at ``origins``: topic, partition, offset)."""
+        at ``origins``: topic, partition, offset; ``timestamps``: the records' times, ms;
+        not positive: unknown). Validation measures time from a record's own time, in the
+        engine's clock (when not later than now): a
+        report read again after a crash gets the verdict it got the first time, so it
+        reaches the case loop as a case or as a dead letter, never once as each."""
         now = self.clock.now()
         channels = [T.INTAKE_CHANNELS.get(t) for t in topics] if topics else None
+        sent = ([self.clock.at(ms / 1000) if ms > 0 else None for ms in timestamps]
+                if timestamps else None)
         try:
-            results = self.engine.intake_each(batch, now, channels)
+            results = self.engine.intake_each(batch, now, channels, sent)
         except Exception:  # never stop on one bad record: find it, handle the others
             log.exception("intake batch of %d failed; handling its reports one by one",
                           len(batch))
-            results = self._one_by_one(batch, now, channels)
+            results = self._one_by_one(batch, now, channels, sent)
         n = self.settings.partitions
         out: list[Out] = []
         located: list[Located] = []
@@ -106,7 +114,8 @@ class IntakeLoop(UnitLoop):
         return out, located, dead
 
     def _one_by_one(self, batch: list[bytes | None], now: datetime,
-                    channels: list[Any] | None) -> list[Located | DeadLetter]:
+                    channels: list[Any] | None, sent: list[datetime | None] | None,
+                    ) -> list[Located | DeadLetter]:
         """Each report of a failed batch alone, up to ``POISON_TRIES`` times; a report the
         engine still fails on is dead-lettered (``internal_error``), the others go on."""
         results: list[Located | DeadLetter] = []
@@ -114,7 +123,8 @@ class IntakeLoop(UnitLoop):
             for attempt in range(1, POISON_TRIES + 1):
                 try:
                     (res,) = self.engine.intake_each([raw], now,
-                                                     [channels[i]] if channels else None)
+                                                     [channels[i]] if channels else None,
+                                                     [sent[i]] if sent else None)
                 except Exception as err:
                     if attempt < POISON_TRIES:
                         continue

@@ -73,7 +73,7 @@ def test_a_located_report_the_engine_fails_on_goes_to_the_dlq(grid_app, monkeypa
 def test_intake_sends_each_report_to_the_dlq_when_the_engine_fails(grid_app, monkeypatch):
     calls = []
 
-    def boom(raws, now, channels=None):
+    def boom(raws, now, channels=None, sent=None):
         calls.append(len(raws))
         raise ValueError("locator gone")
 
@@ -93,10 +93,10 @@ def test_a_poison_report_does_not_take_its_batch_with_it(grid_app, monkeypatch):
     poison = str(uuid.uuid4())
     real = grid_app.engine.intake_each
 
-    def poisoned(raws, now, channels=None):
+    def poisoned(raws, now, channels=None, sent=None):
         if any(poison.encode() in (r or b"") for r in raws):
             raise RecursionError("the classifier recursed on this text")
-        return real(raws, now, channels)
+        return real(raws, now, channels, sent)
 
     monkeypatch.setattr(grid_app.engine, "intake_each", poisoned)
     before, after = str(uuid.uuid4()), str(uuid.uuid4())

@@ -202,3 +202,27 @@ def test_two_intake_writers_interleaved_lose_and_double_nothing(grid_app, reject
         assert [d["original_excerpt"][1:] for d in dlq] == rids
     else:
         assert reports_in(got) == rids
+
+
+def test_a_report_read_again_later_gets_the_verdict_of_its_first_reading(grid_app):
+    """Too far in the future is measured from the record's own time: a report read again
+    after a crash, hours later, is rejected as it was the first time (the case loop would
+    otherwise get it once as a dead letter and once as a case, in two partitions)."""
+    from datetime import UTC, datetime
+
+    def at(h: int, m: int) -> datetime:
+        return datetime(2026, 11, 21, h, m, tzinfo=UTC)  # report()'s reported_at: 01:30
+
+    rid = str(uuid.uuid4())
+    verdicts = []
+    # written (and first read) 15 min before the problem was observed; 1 min before
+    for sent, first in ((at(1, 15), at(1, 16)), (at(1, 29), at(1, 29))):
+        for now in (first, at(4, 30)):  # read, then read again after a crash
+            grid_app.intake.clock = SimpleNamespace(  # engine time = real time, read at now
+                now=lambda now=now: now, at=lambda s: datetime.fromtimestamp(s, UTC))
+            _out, ok, dead = grid_app.intake.intake(
+                [report(rid)], [T.REPORTS], [(T.REPORTS, 0, 7)], [int(sent.timestamp() * 1000)])
+            verdicts.append(([m.report.rid for m in ok],
+                             [(d.reason, "in the future" in d.message) for d in dead]))
+    rejected = ([], [("validation", True)])
+    assert verdicts == [rejected, rejected, ([rid], []), ([rid], [])]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -35,3 +35,12 @@ def test_shared_spec_pins_the_origin_once():
 def test_bad_specs_say_what_is_accepted(bad):
     with pytest.raises(ValueError, match="x<speed>@<unix time>"):
         Clock.from_spec(bad)
+
+
+def test_a_sped_up_clock_maps_a_real_instant_to_engine_time():
+    clock = Clock(speed=60, origin=1_763_780_000)
+    start = datetime.fromtimestamp(1_763_780_000, UTC)
+    assert clock.at(1_763_780_010) == start + timedelta(minutes=10)
+    clock.advance(timedelta(hours=1))
+    assert clock.at(1_763_780_010) == start + timedelta(minutes=70)
+    assert Clock().at(1_763_780_000) == start  # real time
