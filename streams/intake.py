@@ -82,9 +82,9 @@ class IntakeLoop(UnitLoop):
         """Output records for a batch of raw reports (from ``topics``, one per report; read
         at ``origins``: topic, partition, offset; ``timestamps``: the records' times, ms;
         not positive: unknown). Validation measures time from a record's own time, in the
-        engine's clock (when not later than now): a
-        report read again after a crash gets the verdict it got the first time, so it
-        reaches the case loop as a case or as a dead letter, never once as each."""
+        engine's clock (when not later than now): a report read again after a crash gets the
+        verdict it got the first time, so it reaches the case loop as a case or as a dead
+        letter, never once as each."""
         now = self.clock.now()
         channels = [T.INTAKE_CHANNELS.get(t) for t in topics] if topics else None
         sent = ([self.clock.at(ms / 1000) if ms > 0 else None for ms in timestamps]
