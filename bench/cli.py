@@ -32,7 +32,8 @@ import click
               "baseline_pipelined: the transactional baseline with polling not waiting for "
               "the commits; baseline_one_txn: its intake hop at-least-once, only the case hop "
               "transactional; engine_projector: the worker with the read store's projector "
-              "inside, as grid up runs it — 'engine' runs it without, as compose does)")
+              "inside, as grid up runs it — 'engine' runs it without, as compose does; "
+              "engine_2: two such workers sharing the partitions)")
 @click.pass_context
 def bench(ctx: click.Context, as_json: bool, reports: int, rate: float, duration: float,
           geodata: str | None, embedded: str, kafka_config: tuple[str, ...],
@@ -65,12 +66,14 @@ THROUGHPUT_ROWS = (("baseline", "baseline (plain, at-least-once)"),
                    ("baseline_pipelined", "baseline (transactional, pipelined)"),
                    ("baseline_one_txn", "baseline (one transactional hop)"),
                    ("engine", "engine"),
-                   ("engine_projector", "engine + in-worker projector"))
+                   ("engine_projector", "engine + in-worker projector"),
+                   ("engine_2", "engine, two workers"))
 LATENCY_ROWS = (("passthrough_latency", "passthrough"), ("baseline_latency", "baseline"),
                 ("baseline_txn_latency", "baseline txn"),
                 ("baseline_pipelined_latency", "pipelined"),
                 ("baseline_one_txn_latency", "one txn hop"), ("latency", "engine"),
-                ("engine_projector_latency", "engine + projector"))
+                ("engine_projector_latency", "engine + projector"),
+                ("engine_2_latency", "engine, two workers"))
 
 
 def render(res: dict) -> str:
@@ -87,7 +90,9 @@ def render(res: dict) -> str:
           f"{r['cpu_s']:>7.1f} {r['peak_rss_mb']:>12,.0f} {r['complete']}"
           for key, name in THROUGHPUT_ROWS if (r := res.get(key))),
         f"ratio engine / transactional baseline: {_x(res.get('ratio'))} (target ≥ 0.8); "
-        f"engine / plain baseline: {_x(res.get('ratio_plain'))}",
+        f"engine / plain baseline: {_x(res.get('ratio_plain'))}"
+        + (f"; two workers / transactional baseline: {_x(res['ratio_two_workers'])}"
+           if res.get("ratio_two_workers") is not None else ""),
         f"cost of exactly-once: transactional / plain baseline throughput "
         f"{_x(res.get('exactly_once_cost'))}",
     ]

@@ -63,13 +63,44 @@ class Proc:
 
 
 def worker(broker_url: str, app_id: str, tmp: Path, geodata: str | None, partitions: int,
-           web_port: int, **extra: str) -> Proc:
+           web_port: int, name: str | None = None, **extra: str) -> Proc:
+    """A ``grid worker`` of ``app_id``; ``name`` (default: the app id) names its data
+    directory and log, so several workers of one app can run side by side."""
+    name = name or app_id
     env = {"GRID_BROKER": broker_url, "GRID_APP_ID": app_id, "GRID_WEB_PORT": str(web_port),
-           "GRID_DATA_DIR": str(tmp / f"data-{app_id}"), "GRID_PARTITIONS": str(partitions),
+           "GRID_DATA_DIR": str(tmp / f"data-{name}"), "GRID_PARTITIONS": str(partitions),
            "GRID_CLOCK": "system", **extra}
     if geodata:
         env["GRID_GEODATA"] = geodata
-    return Proc(["-m", "grid.cli", "worker"], env, tmp / f"worker-{app_id}.log")
+    return Proc(["-m", "grid.cli", "worker"], env, tmp / f"worker-{name}.log")
+
+
+class Group:
+    """Several processes measured as one: CPU summed, peak RSS the largest, alive while
+    all are."""
+
+    def __init__(self, procs: list[Proc]) -> None:
+        self.procs = procs
+        self.log = procs[0].log
+
+    def alive(self) -> bool:
+        return all(p.alive() for p in self.procs)
+
+    def cpu_s(self) -> float:
+        return sum(p.cpu_s() for p in self.procs)
+
+    def peak_rss_mb(self) -> float:
+        return max(p.peak_rss_mb() for p in self.procs)
+
+    def usage_since(self, cpu0: float) -> Usage:
+        return Usage(round(self.cpu_s() - cpu0, 2), round(self.peak_rss_mb(), 1))
+
+    def tail(self, n: int = 40) -> str:
+        return "\n\n".join(f"{p.log}:\n{p.tail(n)}" for p in self.procs)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for p in self.procs:
+            p.stop(timeout)
 
 
 def baseline(bootstrap: str, profile_path: Path, group: str, tmp: Path,

@@ -38,8 +38,9 @@ from grid.intake import report_id_of
 PHASES = ("baseline", "baseline_txn", "passthrough", "engine")
 # on demand: the transactional baseline with pipelined polling, or with its intake hop
 # at-least-once (one transaction a report); the engine with the read
-# store's projector inside the worker (grid up's embedded default)
-EXTRA_PHASES = ("baseline_pipelined", "baseline_one_txn", "engine_projector")
+# store's projector inside the worker (grid up's embedded default); two routing workers of one
+# app sharing the partitions (the engine scaled out, as compose's --scale worker=2)
+EXTRA_PHASES = ("baseline_pipelined", "baseline_one_txn", "engine_projector", "engine_2")
 
 
 def machine() -> dict[str, Any]:
@@ -144,7 +145,7 @@ def _broker(broker: str | None, kind: str, kafka_config: dict[str, str],
 
 
 async def _wait_ready(bootstrap: str, in_topic: str, events: str, dlq: str, probe: bytes,
-                      proc: procs.Proc, timeout: float = 120.0) -> None:
+                      proc: procs.Proc | procs.Group, timeout: float = 120.0) -> None:
     exp = driver.Expectation({report_id_of(probe)}, 0)
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -156,7 +157,29 @@ async def _wait_ready(bootstrap: str, in_topic: str, events: str, dlq: str, prob
     raise RuntimeError(f"no output for a probe within {timeout}s:\n{proc.tail()}")
 
 
-def _check_alive(proc: procs.Proc) -> None:
+async def _wait_members(bootstrap: str, app_id: str, n: int, proc: procs.Group,
+                        timeout: float = 120.0) -> None:
+    """Until the intake and case groups of ``app_id`` are stable with ``n`` members each."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    groups = [f"{app_id}-intake", f"{app_id}-cases"]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            _check_alive(proc)
+            seen = {g[1]: (g[2], len(g[5])) for resp in
+                    await admin.describe_consumer_groups(groups) for g in resp.groups}
+            if all(seen.get(g) == ("Stable", n) for g in groups):
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+    raise RuntimeError(f"the groups {groups} did not reach {n} members in {timeout:.0f} s")
+
+
+def _check_alive(proc: procs.Proc | procs.Group) -> None:
     if not proc.alive():
         raise RuntimeError(f"process under test exited ({proc.log}):\n{proc.tail()}")
 
@@ -284,17 +307,24 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
                 fwd.stop()
     # -- engine ------------------------------------------------------------------------
     # "engine": the routing worker as compose deploys it (the read store's projector is its
-    # own service); "engine_projector": grid up's embedded worker, projector inside
-    for key, extra in (("engine", {"GRID_PROJECTOR": "0"}),
-                       ("engine_projector", {"GRID_PROJECTOR": "1"})):
+    # own service); "engine_projector": grid up's embedded worker, projector inside;
+    # "engine_2": two routing workers sharing the partitions (CPU summed)
+    for key, extra, n in (("engine", {"GRID_PROJECTOR": "0"}, 1),
+                          ("engine_projector", {"GRID_PROJECTOR": "1"}, 1),
+                          ("engine_2", {"GRID_PROJECTOR": "0"}, 2)):
         if key not in phases:
             continue
         latency_key = "latency" if key == "engine" else f"{key}_latency"
         with phase_broker() as (url, bootstrap):
             app_id = f"bench-{uuid.uuid4().hex[:6]}"
-            w = procs.worker(url, app_id, tmp, geodata, partitions, free_port(), **extra)
+            w = procs.Group([procs.worker(url, app_id, tmp, geodata, partitions, free_port(),
+                                          f"{app_id}-{i}", **extra) for i in range(n)])
             try:
                 asyncio.run(_wait_ready(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ, probe_e, w))
+                if n > 1:  # every worker in both groups, then flowing again
+                    asyncio.run(_wait_members(bootstrap, app_id, n, w))
+                    asyncio.run(_wait_ready(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ, probe_e,
+                                            w))
                 if reports:
                     cpu0, steal = w.cpu_s(), HostSteal()
                     out = asyncio.run(driver.throughput(bootstrap, T.REPORTS, T.CASE_EVENTS,
@@ -328,7 +358,8 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of a run's phases (a phase not run gives None): ``ratio`` =
     engine / transactional baseline (both exactly-once), ``ratio_plain`` = engine / plain
-    baseline, ``exactly_once_cost`` = transactional / plain baseline throughput."""
+    baseline, ``exactly_once_cost`` = transactional / plain baseline throughput,
+    ``ratio_two_workers`` = two engine workers / transactional baseline."""
 
     def rate(key: str) -> float | None:
         return (result.get(key) or {}).get("reports_per_s")
@@ -343,6 +374,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     ran = [result[k]["complete"] for k in ("baseline", "baseline_txn", "engine") if k in result]
     return {"baseline_rate": b, "baseline_txn_rate": bt, "engine_rate": e,
             "ratio": div(e, bt), "ratio_plain": div(e, b), "exactly_once_cost": div(bt, b),
+            "ratio_two_workers": div(rate("engine_2"), bt),
             "p50_ms": p("latency", "p50_ms"), "p95_ms": p("latency", "p95_ms"),
             "p99_ms": p("latency", "p99_ms"),
             "baseline_p99_ms": p("baseline_latency", "p99_ms"),

@@ -104,9 +104,25 @@ def test_summary_gives_the_ratio_against_the_transactional_baseline_and_the_eos_
     assert (s["ratio"], s["ratio_plain"], s["exactly_once_cost"]) == (0.875, 0.7, 0.8)
     assert (s["p50_ms"], s["p99_ms"], s["baseline_txn_p99_ms"], s["passthrough_p99_ms"]) == (
         12.0, 45.0, 30.0, 15.0)
-    assert s["complete"] is True
+    assert s["complete"] is True and s["ratio_two_workers"] is None
     res["baseline_txn"]["complete"] = False
     assert summary(res)["complete"] is False
+
+
+def test_two_engine_workers_get_their_own_ratio_and_rows():
+    res = {"baseline_txn": rates(1600.0), "engine": rates(1000.0), "engine_2": rates(1400.0),
+           "latency": lat(12.0, 45.0) | {"worker_cpu_share": 0.5},
+           "engine_2_latency": lat(11.0, 40.0) | {"worker_cpu_share": 0.9},
+           "worker_peak_rss_mb": 900.0,
+           "machine": {"nproc": 2, "cpu": "Xeon", "ram_gb": 23.5, "load_avg": [1.0] * 3},
+           "broker": {"name": "Apache Kafka 4.1.1"}, "geodata": "city", "cells": 930_372,
+           "reports": 20_000, "profile": {"per_input": 6.1}}
+    s = summary(res)
+    assert (s["ratio"], s["ratio_two_workers"]) == (0.625, 0.875)
+    text = render(res | s)
+    assert "two workers / transactional baseline: 0.88" in text
+    assert [ln.split(",")[0] for ln in text.splitlines()
+            if ln.startswith("engine, two workers")] == ["engine", "engine"]
 
 
 def test_summary_and_table_of_a_run_with_some_phases_only():
