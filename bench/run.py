@@ -157,26 +157,27 @@ async def _wait_ready(bootstrap: str, in_topic: str, events: str, dlq: str, prob
     raise RuntimeError(f"no output for a probe within {timeout}s:\n{proc.tail()}")
 
 
-async def _wait_members(bootstrap: str, app_id: str, n: int, proc: procs.Group,
-                        timeout: float = 120.0) -> None:
-    """Until the intake and case groups of ``app_id`` are stable with ``n`` members each."""
-    from aiokafka.admin import AIOKafkaAdminClient
+def _wait_shared(ports: list[int], partitions: int, proc: procs.Group,
+                 timeout: float = 120.0) -> None:
+    """Until the workers on ``ports`` hold every case partition between them, each some
+    (their ``/api/v1/health``), so a measurement does not start inside a rebalance."""
+    import urllib.request
 
-    groups = [f"{app_id}-intake", f"{app_id}-cases"]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < timeout:
-            _check_alive(proc)
-            seen = {g[1]: (g[2], len(g[5])) for resp in
-                    await admin.describe_consumer_groups(groups) for g in resp.groups}
-            if all(seen.get(g) == ("Stable", n) for g in groups):
-                return
-            await asyncio.sleep(0.5)
-    finally:
-        await admin.close()
-    raise RuntimeError(f"the groups {groups} did not reach {n} members in {timeout:.0f} s")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        _check_alive(proc)
+        held = []
+        for port in ports:
+            with contextlib.suppress(OSError, ValueError):
+                url = f"http://127.0.0.1:{port}/api/v1/health"
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    held.append(json.loads(r.read())["partitions"])
+        if (len(held) == len(ports) and all(held)
+                and sorted(p for ps in held for p in ps) == list(range(partitions))):
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the workers did not share the {partitions} partitions in "
+                       f"{timeout:.0f} s:\n{proc.tail()}")
 
 
 def _check_alive(proc: procs.Proc | procs.Group) -> None:
@@ -256,8 +257,8 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
     profile_path.write_text(json.dumps(profile.as_dict()))
     raws = raws[:reports]
     expect = driver.Expectation.of(raws, set(BAD_INPUTS))
-    probe_b, probe_e, *_ = (json.dumps(r).encode() for r in
-                            (sim.report(_now()), sim.report(_now())))
+    probe_b, probe_e, probe_shared = (json.dumps(r).encode() for r in
+                                      (sim.report(_now()) for _ in range(3)))
     latency_raws = mix.messages(sim, int(rate * duration))
     log(f"profile: {profile.per_input:.2f} messages per input ({time.perf_counter() - t:.1f} s)")
     del engine
@@ -317,14 +318,16 @@ def run(reports: int = 20_000, rate: float = 1000.0, duration: float = 10.0,
         latency_key = "latency" if key == "engine" else f"{key}_latency"
         with phase_broker() as (url, bootstrap):
             app_id = f"bench-{uuid.uuid4().hex[:6]}"
-            w = procs.Group([procs.worker(url, app_id, tmp, geodata, partitions, free_port(),
-                                          f"{app_id}-{i}", **extra) for i in range(n)])
+            ports = [free_port() for _ in range(n)]
+            w = procs.Group([procs.worker(url, app_id, tmp, geodata, partitions, port,
+                                          f"{app_id}-{i}", **extra)
+                             for i, port in enumerate(ports)])
             try:
                 asyncio.run(_wait_ready(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ, probe_e, w))
-                if n > 1:  # every worker in both groups, then flowing again
-                    asyncio.run(_wait_members(bootstrap, app_id, n, w))
-                    asyncio.run(_wait_ready(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ, probe_e,
-                                            w))
+                if n > 1:  # the partitions spread over every worker, then a new report flows
+                    _wait_shared(ports, partitions, w)
+                    asyncio.run(_wait_ready(bootstrap, T.REPORTS, T.CASE_EVENTS, T.DLQ,
+                                            probe_shared, w))
                 if reports:
                     cpu0, steal = w.cpu_s(), HostSteal()
                     out = asyncio.run(driver.throughput(bootstrap, T.REPORTS, T.CASE_EVENTS,
