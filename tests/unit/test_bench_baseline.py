@@ -166,7 +166,7 @@ def test_transactional_hop_tells_what_its_transactions_took(capsys):
     hop.timings = [(2, 0.005, 0.110, 0.020), (4, 0.007, 0.120, 0.030)]
     hop.tell()
     assert capsys.readouterr().err.strip() == (
-        "bench-x-intake: 2 transactions; records p50 4 p99 4, send ms p50 7.0 p99 7.0, "
+        "bench-x-intake: 2 transactions; records p50 4 p99 4, send+ack ms p50 7.0 p99 7.0, "
         "offsets ms p50 120.0 p99 120.0, commit ms p50 30.0 p99 30.0")
     assert hop.timings == []
     hop.tell()  # nothing since: says nothing
