@@ -15,10 +15,15 @@ delivered is not progress. A backlog that is being worked off is not stuck.
 
 from __future__ import annotations
 
+import math
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+# upper bounds (seconds) of the commit-time histogram (grid_commit_seconds)
+COMMIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 @dataclass
@@ -40,6 +45,8 @@ class ConsumerHealth:
     _failed_at: float = field(default=0.0)
     _committed: dict[Any, int] = field(default_factory=dict)
     _pending: dict[Any, list[tuple[int, float]]] = field(default_factory=dict)
+    _commit_counts: list[int] = field(default_factory=lambda: [0] * (len(COMMIT_BUCKETS) + 1))
+    _commit_sum: float = 0.0
 
     def __post_init__(self) -> None:
         self._beat = self._progress = self.clock()
@@ -76,6 +83,21 @@ class ConsumerHealth:
                     del self._pending[tp]
         if moved:
             self._progress = self.clock()
+
+    def commit_took(self, seconds: float) -> None:
+        """One commit (output and offsets: a Kafka transaction on Apache Kafka) took this
+        long, from its first request to its acknowledgement."""
+        self._commit_counts[bisect_left(COMMIT_BUCKETS, seconds)] += 1
+        self._commit_sum += seconds
+
+    def commit_histogram(self) -> tuple[list[tuple[float, int]], float]:
+        """The commit times so far as cumulative histogram buckets (upper bound in seconds,
+        commits that took at most that long; ``inf`` last: all of them) and their sum."""
+        buckets, n = [], 0
+        for bound, count in zip((*COMMIT_BUCKETS, math.inf), self._commit_counts, strict=True):
+            n += count
+            buckets.append((bound, n))
+        return buckets, self._commit_sum
 
     def revoked(self, tps: Any) -> None:
         for tp in tps:

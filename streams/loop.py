@@ -337,7 +337,9 @@ class UnitLoop(ConsumerRebalanceListener):
     async def commit(self, unit: str, out: list[Out],
                      offsets: dict[TopicPartition, int]) -> None:
         assert self.sink is not None
+        t0 = time.perf_counter()
         await self.sink.commit(unit, out, offsets)
+        self.health.commit_took(time.perf_counter() - t0)
         self.committed.update(offsets)
         self.health.committed(offsets)
 

@@ -21,7 +21,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -164,7 +169,8 @@ class LagCollector(Collector):
 
 class ConsumerHealthCollector(Collector):
     """Per consumer (intake, cases, projector): ``grid_consumer_restarts_total``,
-    ``grid_oldest_unprocessed_seconds``, ``grid_consumer_stuck`` (streams/health.py)."""
+    ``grid_oldest_unprocessed_seconds``, ``grid_consumer_stuck`` (streams/health.py), and
+    per loop that commits output with its offsets (intake, cases) ``grid_commit_seconds``."""
 
     def __init__(self, grid_app: Any) -> None:
         self.grid_app = grid_app
@@ -179,11 +185,19 @@ class ConsumerHealthCollector(Collector):
         stuck = GaugeMetricFamily("grid_consumer_stuck",
                                   "1 while a consumer makes no progress with input waiting",
                                   labels=["consumer"])
+        commits = HistogramMetricFamily(
+            "grid_commit_seconds", "Time a loop's commit took: its output and input offsets "
+            "(one Kafka transaction on Apache Kafka), first request to acknowledgement",
+            labels=["consumer"])
         for name, st in self.grid_app.consumers().items():
             restarts.add_metric([name], st["restarts"])
             oldest.add_metric([name], st["oldest_unprocessed_seconds"])
             stuck.add_metric([name], 1 if st["stuck"] else 0)
-        yield from (restarts, oldest, stuck)
+        for loop in (self.grid_app.intake, self.grid_app.cases):
+            buckets, total = loop.health.commit_histogram()
+            commits.add_metric([loop.name], [(floatToGoString(b), n) for b, n in buckets],
+                               total)
+        yield from (restarts, oldest, stuck, commits)
 
 
 class FetchGapCollector(Collector):

@@ -7,6 +7,8 @@ broker and worker: the worker's counters then cover exactly the reports sent her
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import time
@@ -24,6 +26,7 @@ from tests.integration.test_pipeline import command
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(PROMETHEUS is None or PROMTOOL is None,
                                 reason="Debian prometheus not installed (apt-get install "
@@ -126,6 +129,13 @@ def test_prometheus_scrapes_report_counts(own_engine, prometheus):
     assert query(prometheus, 'count(grid_consumer_lag{topic="grid.reports.v1"})') == 8
     assert query(prometheus, 'count(grid_consumer_lag{topic="grid.commands.v1"})') == 8
     assert eventually(lambda: query(prometheus, "sum(grid_consumer_lag)"), 0.0) == 0.0
+    # commit times per loop: the case loop committed the reports and then the command
+    # (at least two commits), each counted once in the histogram (+Inf bucket = count)
+    cases_commits = 'grid_commit_seconds_count{consumer="cases"}'
+    assert eventually(lambda: (query(prometheus, cases_commits) or 0) >= 2, True) is True
+    commits = query(prometheus, cases_commits)
+    assert query(prometheus, 'grid_commit_seconds_bucket{consumer="cases",le="+Inf"}') == commits
+    assert query(prometheus, 'grid_commit_seconds_count{consumer="intake"}') >= 1
 
 
 def test_exposition_passes_promtool(own_engine):
@@ -139,3 +149,12 @@ def test_exposition_passes_promtool(own_engine):
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
     assert "case_id" not in body.text  # bounded labels
     Path(worker.tmp / "metrics.txt").write_bytes(body.content)
+    # every metric the Grafana dashboard and the alert rules query is one this worker exports
+    # (a family is declared by its HELP line even before its first sample)
+    exported = set(re.findall(r"^# HELP (\w+)", body.text, re.M))
+    dashboard = json.loads((REPO / "deploy/grafana/dashboards/grid.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", ())]
+    exprs.append((REPO / "deploy/prometheus/alerts.yml").read_text())
+    queried = {re.sub(r"_(bucket|count|sum)$", "", name)
+               for e in exprs for name in re.findall(r"\b((?:grid|faust)_\w+)", e)}
+    assert sorted(queried - exported) == []

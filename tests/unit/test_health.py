@@ -92,3 +92,36 @@ def test_revoked_partitions_no_longer_count_as_waiting():
     assert h.oldest_unprocessed_seconds() == 10.0
     h.revoked(["p0"])
     assert h.oldest_unprocessed_seconds() == 5.0
+
+
+def test_commit_times_are_counted_in_cumulative_buckets_with_their_sum():
+    h = health([0], Clock())
+    for seconds in (0.004, 0.005, 0.007, 0.03, 12.0):
+        h.commit_took(seconds)
+    buckets, total = h.commit_histogram()
+    assert buckets[:4] == [(0.005, 2), (0.01, 3), (0.025, 3), (0.05, 4)]  # le: at most
+    assert buckets[-2:] == [(10.0, 4), (float("inf"), 5)]
+    assert round(total, 3) == 12.046
+
+
+def test_the_collector_exports_each_loops_commit_histogram():
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from streams.metrics import ConsumerHealthCollector
+
+    intake, cases = ConsumerHealth("intake"), ConsumerHealth("cases")
+    cases.commit_took(0.02)
+    cases.commit_took(0.3)
+    app = SimpleNamespace(intake=SimpleNamespace(name="intake", health=intake),
+                          cases=SimpleNamespace(name="cases", health=cases),
+                          consumers=lambda: {"intake": intake.status(), "cases": cases.status()})
+    reg = CollectorRegistry()
+    reg.register(ConsumerHealthCollector(app))
+    text = generate_latest(reg).decode()
+    assert 'grid_commit_seconds_bucket{consumer="cases",le="0.025"} 1.0' in text
+    assert 'grid_commit_seconds_bucket{consumer="cases",le="0.5"} 2.0' in text
+    assert 'grid_commit_seconds_count{consumer="cases"} 2.0' in text
+    assert 'grid_commit_seconds_sum{consumer="cases"} 0.32' in text
+    assert 'grid_commit_seconds_count{consumer="intake"} 0.0' in text
