@@ -43,8 +43,8 @@ PHASES = ("baseline", "baseline_txn", "passthrough", "engine")
 EXTRA_PHASES = ("baseline_pipelined", "baseline_one_txn", "engine_projector", "engine_2")
 # Every latency run first offers this many seconds of other reports at its rate, unmeasured:
 # in the first ~1.5 s after a throughput run the case loop's transactions took 50-100 ms
-# (its event loop free, the broker still working off the burst; docs/BENCHMARKS.md): the
-# wake of the burst, not the dispatch latency at the offered rate.
+# while its event loop was free (held up outside the worker; docs/BENCHMARKS.md): the wake
+# of the burst, not the dispatch latency at the offered rate.
 WARM_SECONDS = 5.0
 
 
